@@ -1,0 +1,5 @@
+import sys
+
+from bootmenu.cli import main
+
+sys.exit(main())

@@ -1,0 +1,50 @@
+"""The `bootmenu` command: one console script, one module per subcommand.
+
+Each subcommand module defines `add_parser(subparsers)` and `run(args) -> int`, and keeps its heavy imports inside
+`run`, so that `bootmenu ui` in the payload does not pay for the initramfs builder's imports.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+# Subcommand name -> module. Order is the order of `bootmenu --help`.
+COMMANDS: dict[str, str] = {
+    "scan": "bootmenu.cmd_scan",
+}
+
+EXIT_OK = 0
+EXIT_FAILURE = 1
+EXIT_USAGE = 2
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="bootmenu",
+        description="A boot menu for LinuxBoot: finds boot entries on disks and kexecs the chosen kernel.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for module_name in COMMANDS.values():
+        importlib.import_module(module_name).add_parser(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        code: int = args.run(args)
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        # `bootmenu scan | head`: not an error worth a traceback.
+        sys.stderr.close()
+        return EXIT_OK
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,5 @@
+"""setuptools shim: only for the out-of-line cffi module, which pyproject.toml cannot declare."""
+
+from setuptools import setup
+
+setup()
