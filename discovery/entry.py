@@ -169,4 +169,3 @@ class LoadResult:
             unresolved=self.unresolved + other.unresolved,
             consumed=self.consumed + other.consumed,
         )
-

@@ -36,7 +36,7 @@ class Filesystem:
 
         Returns None when a component is missing or a symlink loops; `..` never leaves the filesystem.
         """
-        parts = [p for p in PurePosixPath("/", path).parts[1:]]
+        parts = list(PurePosixPath("/", path).parts[1:])
         resolved: list[str] = []
         hops = 0
         while parts:

@@ -43,11 +43,7 @@ def load_filesystem(fs: Filesystem, ctx: LoadContext | None = None) -> LoadResul
             result = fn(fs, ctx)
         except Exception as exc:  # a loader bug must not hide the other formats' entries
             log.exception("%s loader failed on %s", name, fs.name)
-            result = LoadResult(
-                diagnostics=(
-                    Diagnostic(fs.name, 0, f"{name} loader failed: {exc!r}", Severity.ERROR),
-                )
-            )
+            result = LoadResult(diagnostics=(Diagnostic(fs.name, 0, f"{name} loader failed: {exc!r}", Severity.ERROR),))
         if name == "bls" and total.consumed:
             consumed = set(total.consumed)
             result = LoadResult(
