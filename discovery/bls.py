@@ -1,0 +1,464 @@
+"""Boot Loader Specification Type 1 entries (UAPI.1) and the two ways boot loaders order them.
+
+Follows the UAPI Group's Boot Loader Specification (Type #1 `.conf` entries, boot counting `NAME+LEFT[-DONE].conf`),
+systemd-boot's `loader.conf` (`default` glob, `timeout`) and its entry ordering and title disambiguation, and the
+ordering of Fedora's GRUB `blscfg` module (rpm version comparison, newest first).
+
+Two users: the standalone loader `load()` (systemd-boot semantics) and GRUB's `blscfg` command, which calls
+`read_entries()` and `blscfg_order()` and expands variables in the options itself.
+
+Path resolution (documented choice): entry paths are absolute within the partition that holds `loader/entries`.
+When the entries live under `/boot/loader/entries` of a filesystem, `/boot` may have been a separate partition when
+they were written (`linux /vmlinuz-6.5`) or a plain directory (`linux /boot/vmlinuz-6.5`); both are tried, the path as
+written first, and the first under which the kernel exists is used for the kernel, initrds and devicetree alike.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from functools import cmp_to_key
+from pathlib import PurePosixPath
+from typing import TYPE_CHECKING, Any
+
+from discovery.entry import BootCount, BootEntry, Diagnostic, LoadResult, Severity, SourceFormat
+from discovery.fs import Filesystem
+
+if TYPE_CHECKING:
+    from discovery.loaders import LoadContext
+
+# Where the standalone loader looks, as (partition root, entries directory): the ESP/XBOOTLDR layout first.
+ENTRY_ROOTS = ("/", "/boot")
+ENTRIES_SUBDIR = "loader/entries"
+LOADER_CONF = "loader/loader.conf"
+
+# Keys the specification defines; others (Fedora's grub_users, grub_class, grub_arg) are kept in `lines` only.
+KNOWN_KEYS = frozenset(
+    {"title", "version", "machine-id", "sort-key", "linux", "initrd", "efi", "uki", "uki-url", "options",
+     "devicetree", "devicetree-overlay", "architecture", "profile"}
+)  # fmt: skip
+REPEATABLE_KEYS = frozenset({"initrd", "options"})
+
+# systemd: `NAME+LEFT.conf` or `NAME+LEFT-DONE.conf`, decimal counters, taken from the last `+`.
+_BOOT_COUNT = re.compile(r"^(?P<stem>.*)\+(?P<left>[0-9]+)(?:-(?P<done>[0-9]+))?$")
+
+# BLS `architecture` values are EFI architecture names; map GRUB-style CPU names onto them.
+_EFI_ARCH = {
+    "x86_64": "x64",
+    "amd64": "x64",
+    "i386": "ia32",
+    "i686": "ia32",
+    "arm64": "aa64",
+    "aarch64": "aa64",
+    "arm": "arm",
+    "armv7l": "arm",
+    "riscv64": "riscv64",
+    "riscv32": "riscv32",
+    "loongarch64": "loongarch64",
+    "loongarch32": "loongarch32",
+}
+
+
+def efi_architecture(cpu: str) -> str | None:
+    """The BLS/EFI architecture name for a CPU name (`x86_64` -> `x64`); None when the spec has no name for it."""
+    return _EFI_ARCH.get(cpu.lower())
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Version comparisons
+
+
+def _cmp(a: Any, b: Any) -> int:
+    return int(a > b) - int(a < b)
+
+
+def _isdigit(c: str) -> bool:
+    return "0" <= c <= "9"
+
+
+def _isalpha(c: str) -> bool:
+    return "a" <= c <= "z" or "A" <= c <= "Z"
+
+
+def _isalnum(c: str) -> bool:
+    return _isdigit(c) or _isalpha(c)
+
+
+def rpmvercmp(a: str, b: str) -> int:
+    """rpm's version comparison (-1, 0, 1): alphanumeric segments, numbers beat letters, `~` sorts before everything
+    (even the end of the string), `^` sorts after the end but before any other segment."""
+    if a == b:
+        return 0
+    i = j = 0
+    la, lb = len(a), len(b)
+    while i < la or j < lb:
+        while i < la and not _isalnum(a[i]) and a[i] not in "~^":
+            i += 1
+        while j < lb and not _isalnum(b[j]) and b[j] not in "~^":
+            j += 1
+        ca = a[i] if i < la else ""
+        cb = b[j] if j < lb else ""
+        if ca == "~" or cb == "~":
+            if ca != "~":
+                return 1
+            if cb != "~":
+                return -1
+            i += 1
+            j += 1
+            continue
+        if ca == "^" or cb == "^":
+            if not ca:
+                return -1
+            if not cb:
+                return 1
+            if ca != "^":
+                return 1
+            if cb != "^":
+                return -1
+            i += 1
+            j += 1
+            continue
+        if not (ca and cb):
+            break
+        pred = _isdigit if _isdigit(ca) else _isalpha
+        si, sj = i, j
+        while i < la and pred(a[i]):
+            i += 1
+        while j < lb and pred(b[j]):
+            j += 1
+        seg_a, seg_b = a[si:i], b[sj:j]
+        if not seg_b:
+            # Different segment types: a number is newer than letters.
+            return 1 if pred is _isdigit else -1
+        if pred is _isdigit:
+            seg_a, seg_b = seg_a.lstrip("0"), seg_b.lstrip("0")
+            if len(seg_a) != len(seg_b):
+                return _cmp(len(seg_a), len(seg_b))
+        if seg_a != seg_b:
+            return _cmp(seg_a, seg_b)
+    if i >= la and j >= lb:
+        return 0
+    return 1 if i < la else -1
+
+
+def _is_version_char(c: str) -> bool:
+    return _isalnum(c) or c in "~-^."
+
+
+def uapi_vercmp(a: str | None, b: str | None) -> int:
+    """The UAPI Version Format comparison (systemd's `strverscmp_improved`): -1, 0 or 1.
+
+    Like rpm's, but `-` separates version from release (`1.0-2` is older than `1.0.1-1`), `.` and `^` are ordered,
+    and when one string ends the longer one is newer except for `~` pre-releases.
+    """
+    if not a or not b:
+        if a is None or b is None:
+            return _cmp(a is not None, b is not None)
+        return _cmp(a, b)
+    i = j = 0
+    la, lb = len(a), len(b)
+    while True:
+        start = (i, j)
+        while i < la and not _is_version_char(a[i]):
+            i += 1
+        while j < lb and not _is_version_char(b[j]):
+            j += 1
+        ca = a[i] if i < la else ""
+        cb = b[j] if j < lb else ""
+        if ca == "~" or cb == "~":
+            r = _cmp(ca != "~", cb != "~")
+            if r:
+                return r
+            i += 1
+            j += 1
+        if i >= la or j >= lb:
+            return _cmp(a[i:], b[j:])
+        for sep in "-^.":
+            ca, cb = a[i] if i < la else "", b[j] if j < lb else ""
+            if sep in (ca, cb):
+                r = _cmp(ca != sep, cb != sep)
+                if r:
+                    return r
+                i += 1
+                j += 1
+        ca, cb = a[i] if i < la else "", b[j] if j < lb else ""
+        if _isdigit(ca) or _isdigit(cb):
+            ei, ej = i, j
+            while ei < la and _isdigit(a[ei]):
+                ei += 1
+            while ej < lb and _isdigit(b[ej]):
+                ej += 1
+            r = _cmp(ei != i, ej != j)
+            if r:
+                return r
+            na, nb = a[i:ei].lstrip("0"), b[j:ej].lstrip("0")
+            r = _cmp(len(na), len(nb)) or _cmp(na, nb)
+            if r:
+                return r
+        else:
+            ei, ej = i, j
+            while ei < la and _isalpha(a[ei]):
+                ei += 1
+            while ej < lb and _isalpha(b[ej]):
+                ej += 1
+            n = min(ei - i, ej - j)
+            r = _cmp(a[i : i + n], b[j : j + n]) or _cmp(ei - i, ej - j)
+            if r:
+                return r
+        i, j = ei, ej
+        if (i, j) == start:  # only reachable on inputs systemd would also not advance on; never loop
+            return _cmp(a[i:], b[j:])
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Entries
+
+
+@dataclass(frozen=True)
+class BlsLine:
+    """One `key value` line of an entry file, kept for diagnostics and for keys the spec does not define."""
+
+    key: str
+    value: str
+    line: int
+
+
+@dataclass(frozen=True)
+class BlsEntry:
+    """One parsed Type #1 entry file. `stem` is the file name without `.conf` and without the boot-counting suffix;
+    it is the entry's id (what `loader.conf default` and GRUB's `saved_entry` name)."""
+
+    path: str
+    stem: str
+    boot_count: BootCount | None = None
+    title: str | None = None
+    version: str | None = None
+    machine_id: str | None = None
+    sort_key: str | None = None
+    linux: str | None = None
+    initrds: tuple[str, ...] = ()
+    options: tuple[str, ...] = ()
+    devicetree: str | None = None
+    architecture: str | None = None
+    efi: str | None = None
+    lines: tuple[BlsLine, ...] = field(default=(), repr=False)
+
+    @property
+    def id(self) -> str:
+        return self.stem
+
+    @property
+    def filename(self) -> str:
+        return PurePosixPath(self.path).name
+
+    @property
+    def cmdline(self) -> str:
+        """`options` lines joined by spaces, as systemd-boot passes them (GRUB's blscfg expands variables first)."""
+        return " ".join(o for o in self.options if o)
+
+    @property
+    def raw(self) -> Mapping[str, tuple[BlsLine, ...]]:
+        """Every key as written, with all its values and line numbers, in file order."""
+        out: dict[str, tuple[BlsLine, ...]] = {}
+        for ln in self.lines:
+            out[ln.key] = (*out.get(ln.key, ()), ln)
+        return out
+
+    def line_of(self, key: str) -> int:
+        """The line of the last `key` (the one that counts for single-valued keys), else 0."""
+        found = [ln.line for ln in self.lines if ln.key == key]
+        return found[-1] if found else 0
+
+    @property
+    def bad(self) -> bool:
+        """Boot counting says every try failed (`+0`): systemd-boot sorts it last and never picks it first."""
+        return self.boot_count is not None and self.boot_count.left == 0
+
+    def to_boot_entry(
+        self,
+        *,
+        device: str = "",
+        cmdline: str | None = None,
+        resolve: Callable[[str], str] | None = None,
+        title: str | None = None,
+        default: bool = False,
+        submenu: tuple[str, ...] = (),
+        fmt: SourceFormat = SourceFormat.BLS,
+        warnings: Sequence[Diagnostic] = (),
+    ) -> BootEntry:
+        """The boot entry this file describes. Requires `linux`. `resolve` maps entry paths to paths within
+        `device` (default: unchanged); `cmdline` replaces the joined options (GRUB expands `$kernelopts`)."""
+        if self.linux is None:
+            raise ValueError(f"{self.path}: entry has no 'linux' key")
+        fix = resolve or (lambda p: p)
+        return BootEntry(
+            title=title if title is not None else self.title or self.stem,
+            kernel=fix(self.linux),
+            initrds=tuple(fix(i) for i in self.initrds),
+            cmdline=self.cmdline if cmdline is None else cmdline,
+            devicetree=fix(self.devicetree) if self.devicetree else None,
+            default=default,
+            submenu=submenu,
+            id=self.stem,
+            format=fmt,
+            config=self.path,
+            line=self.line_of("linux"),
+            device=device,
+            config_device=device,
+            version=self.version,
+            sort_key=self.sort_key,
+            architecture=self.architecture,
+            boot_count=self.boot_count,
+            warnings=tuple(warnings),
+        )
+
+
+def split_filename(name: str) -> tuple[str, BootCount | None]:
+    """(`stem`, boot count) of an entry file name: `fedora-6.5+3-1.conf` -> (`fedora-6.5`, BootCount(3, 1))."""
+    base = name[: -len(".conf")] if name.endswith(".conf") else name
+    m = _BOOT_COUNT.match(base)
+    if not m:
+        return base, None
+    done = m.group("done")
+    return m.group("stem"), BootCount(int(m.group("left")), int(done) if done is not None else None)
+
+
+def parse_entry(text: str, path: str) -> tuple[BlsEntry, list[Diagnostic]]:
+    """Parse one entry file's text. Never raises; problems become diagnostics naming `path` and the line."""
+    diags: list[Diagnostic] = []
+    lines: list[BlsLine] = []
+    single: dict[str, str] = {}
+    initrds: list[str] = []
+    options: list[str] = []
+    for number, raw in enumerate(text.splitlines(), 1):
+        stripped = raw.strip()
+        if not stripped or stripped.startswith("#"):
+            continue
+        key, *rest = stripped.split(None, 1)
+        value = rest[0].strip() if rest else ""
+        lines.append(BlsLine(key, value, number))
+        if not value:
+            diags.append(Diagnostic(path, number, f"key '{key}' has no value"))
+            continue
+        if key == "initrd":
+            initrds.append(value)
+        elif key == "options":
+            options.append(value)
+        elif key in KNOWN_KEYS:
+            if key in single:
+                # systemd-boot keeps the last value of a single-valued key.
+                diags.append(Diagnostic(path, number, f"'{key}' given again; this later value is used"))
+            single[key] = value
+    stem, count = split_filename(PurePosixPath(path).name)
+    entry = BlsEntry(
+        path=path,
+        stem=stem,
+        boot_count=count,
+        title=single.get("title"),
+        version=single.get("version"),
+        machine_id=single.get("machine-id"),
+        sort_key=single.get("sort-key"),
+        linux=single.get("linux"),
+        initrds=tuple(initrds),
+        options=tuple(options),
+        devicetree=single.get("devicetree"),
+        architecture=single.get("architecture"),
+        efi=single.get("efi") or single.get("uki"),
+        lines=tuple(lines),
+    )
+    return entry, diags
+
+
+def read_entries(fs: Filesystem, directory: str) -> tuple[list[BlsEntry], list[Diagnostic]]:
+    """Every `*.conf` entry in `directory` of `fs`, in file-name order (unsorted by version; see the *_order
+    functions). Unreadable files and directories become diagnostics; a missing directory yields nothing."""
+    entries: list[BlsEntry] = []
+    diags: list[Diagnostic] = []
+    for name in fs.listdir(directory):
+        if not name.endswith(".conf") or name.startswith("."):
+            continue
+        path = str(PurePosixPath(directory, name))
+        if not fs.is_file(path):
+            continue
+        try:
+            text = fs.read_text(path)
+        except OSError as exc:
+            diags.append(Diagnostic(path, 0, f"cannot read entry: {exc.strerror or exc}", Severity.ERROR))
+            continue
+        entry, problems = parse_entry(text, path)
+        entries.append(entry)
+        diags.extend(problems)
+    return entries, diags
+
+
+def _blscfg_cmp(x: BlsEntry, y: BlsEntry) -> int:
+    # Fedora's blscfg: entries with a version before those without; newer version first; then newer file stem first.
+    if x.version is not None and y.version is None:
+        return -1
+    if x.version is None and y.version is not None:
+        return 1
+    if x.version is not None and y.version is not None:
+        r = rpmvercmp(y.version, x.version)
+        if r:
+            return r
+    return rpmvercmp(y.stem, x.stem)
+
+
+def blscfg_order(entries: Iterable[BlsEntry]) -> list[BlsEntry]:
+    """The order Fedora's GRUB `blscfg` lists entries in: newest version first (rpm comparison), then by file stem."""
+    return sorted(entries, key=cmp_to_key(_blscfg_cmp))
+
+
+def _systemd_cmp(x: BlsEntry, y: BlsEntry) -> int:
+    # systemd's boot_entry_compare: bad entries (no tries left) last; entries with sort-key before those without;
+    # sort-key ascending, machine-id ascending, version descending; then id descending; then more tries left first,
+    # fewer tries done first.
+    r = _cmp(x.bad, y.bad) or _cmp(x.sort_key is None, y.sort_key is None)
+    if r:
+        return r
+    if x.sort_key is not None and y.sort_key is not None:
+        r = (
+            _cmp(x.sort_key, y.sort_key)
+            or _cmp((x.machine_id is not None, x.machine_id or ""), (y.machine_id is not None, y.machine_id or ""))
+            or -uapi_vercmp(x.version, y.version)
+        )
+        if r:
+            return r
+    r = -uapi_vercmp(x.stem, y.stem)
+    if r or x.boot_count is None or y.boot_count is None:
+        return r
+    return -_cmp(x.boot_count.left, y.boot_count.left) or _cmp(x.boot_count.done or 0, y.boot_count.done or 0)
+
+
+def systemd_boot_order(entries: Iterable[BlsEntry]) -> list[BlsEntry]:
+    """The Boot Loader Specification / systemd-boot menu order (see `_systemd_cmp`)."""
+    return sorted(entries, key=cmp_to_key(_systemd_cmp))
+
+
+def unique_titles(entries: Sequence[BlsEntry]) -> list[str]:
+    """Titles as systemd-boot shows them: duplicates get ` (version)`, then ` (machine-id prefix)`, then ` (id)`."""
+    titles = [e.title or e.stem for e in entries]
+
+    def duplicated() -> list[bool]:
+        return [titles.count(t) > 1 for t in titles]
+
+    extras: tuple[Callable[[BlsEntry], str | None], ...] = (
+        lambda e: e.version,
+        lambda e: e.machine_id[:8] if e.machine_id else None,
+        lambda e: e.stem,
+    )
+    for extra in extras:
+        dup = duplicated()
+        if not any(dup):
+            break
+        for n, e in enumerate(entries):
+            value = extra(e)
+            if dup[n] and value:
+                titles[n] = f"{titles[n]} ({value})"
+    return titles
+
+
+def load(fs: Filesystem, ctx: LoadContext) -> LoadResult:
+    """Standalone BLS entries of `fs` with systemd-boot semantics."""
+    return LoadResult()
