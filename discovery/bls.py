@@ -15,6 +15,8 @@ written first, and the first under which the kernel exists is used for the kerne
 
 from __future__ import annotations
 
+import fnmatch
+import functools
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -253,6 +255,11 @@ class BlsEntry:
         return PurePosixPath(self.path).name
 
     @property
+    def systemd_id(self) -> str:
+        """systemd-boot's id: the file name without the boot-counting suffix but with `.conf` (it orders by it)."""
+        return f"{self.stem}.conf" if self.filename.endswith(".conf") else self.stem
+
+    @property
     def cmdline(self) -> str:
         """`options` lines joined by spaces, as systemd-boot passes them (GRUB's blscfg expands variables first)."""
         return " ".join(o for o in self.options if o)
@@ -425,7 +432,7 @@ def _systemd_cmp(x: BlsEntry, y: BlsEntry) -> int:
         )
         if r:
             return r
-    r = -uapi_vercmp(x.stem, y.stem)
+    r = -uapi_vercmp(x.systemd_id, y.systemd_id)
     if r or x.boot_count is None or y.boot_count is None:
         return r
     return -_cmp(x.boot_count.left, y.boot_count.left) or _cmp(x.boot_count.done or 0, y.boot_count.done or 0)
@@ -459,6 +466,137 @@ def unique_titles(entries: Sequence[BlsEntry]) -> list[str]:
     return titles
 
 
+# ---------------------------------------------------------------------------------------------------------------------
+# The standalone loader (systemd-boot)
+
+
+@dataclass(frozen=True)
+class LoaderConf:
+    """The parts of `loader/loader.conf` that shape the menu. `timeout` None: wait for the user (or not given)."""
+
+    path: str = ""
+    default: str | None = None
+    default_line: int = 0
+    timeout: float | None = None
+
+
+def parse_loader_conf(text: str, path: str) -> tuple[LoaderConf, list[Diagnostic]]:
+    """`default` and `timeout` of a loader.conf; other keys (editor, beep, console-mode, ...) are boot-loader UI."""
+    diags: list[Diagnostic] = []
+    default: str | None = None
+    default_line = 0
+    timeout: float | None = None
+    for number, raw in enumerate(text.splitlines(), 1):
+        stripped = raw.strip()
+        if not stripped or stripped.startswith("#"):
+            continue
+        key, *rest = stripped.split(None, 1)
+        value = rest[0].strip() if rest else ""
+        if key == "default":
+            if value.startswith("@"):
+                # @saved needs the LoaderEntryLastBooted EFI variable of the machine that wrote it; we cannot know it.
+                diags.append(Diagnostic(path, number, f"default '{value}' is not supported; using the first entry"))
+                default, default_line = None, number
+            else:
+                default, default_line = value or None, number
+        elif key == "timeout":
+            if value == "menu-force":
+                timeout = None  # show the menu until the user picks
+            elif value in ("menu-hidden", "menu-disabled"):
+                timeout = 0.0  # boot the default at once unless a key is pressed
+            elif value.isdigit():
+                timeout = float(int(value))
+            else:
+                diags.append(Diagnostic(path, number, f"timeout '{value}' is not a number of seconds; ignored"))
+    return LoaderConf(path=path, default=default, default_line=default_line, timeout=timeout), diags
+
+
+def _matches(pattern: str, entry: BlsEntry) -> bool:
+    # Case-insensitive: the ESP is vfat, and systemd-boot lowercases ids. Match with and without `.conf`.
+    pat = pattern.lower()
+    return fnmatch.fnmatchcase(entry.systemd_id.lower(), pat) or fnmatch.fnmatchcase(entry.stem.lower(), pat)
+
+
+def _prefix(fs: Filesystem, root: str, kernel: str) -> str | None:
+    """Where this entry's paths live within `fs` (see the module docstring); None when the kernel is nowhere."""
+    for prefix in ("",) if root == "/" else ("", root.rstrip("/")):
+        if fs.is_file(_under(prefix, kernel)):
+            return prefix
+    return None
+
+
+def _under(prefix: str, path: str) -> str:
+    return prefix + "/" + path.lstrip("/")
+
+
+def _load_root(fs: Filesystem, ctx: LoadContext, root: str) -> LoadResult:
+    directory = str(PurePosixPath(root, ENTRIES_SUBDIR))
+    entries, diags = read_entries(fs, directory)
+    configs = [e.path for e in entries]
+    conf = LoaderConf()
+    conf_path = str(PurePosixPath(root, LOADER_CONF))
+    if fs.is_file(conf_path):
+        try:
+            conf, problems = parse_loader_conf(fs.read_text(conf_path), conf_path)
+            diags.extend(problems)
+            configs.insert(0, conf_path)
+        except OSError as exc:
+            diags.append(Diagnostic(conf_path, 0, f"cannot read: {exc.strerror or exc}", Severity.ERROR))
+    arch = efi_architecture(ctx.platform.cpu)
+    usable: list[BlsEntry] = []
+    for entry in entries:
+        if entry.linux is None:
+            what = f"boots the EFI binary {entry.efi}" if entry.efi else "has no 'linux' key"
+            diags.append(Diagnostic(entry.path, 0, f"entry {what}; not a Linux boot entry, not listed"))
+        elif entry.architecture and arch and entry.architecture.lower() != arch:
+            diags.append(
+                Diagnostic(
+                    entry.path,
+                    entry.line_of("architecture"),
+                    f"entry is for architecture '{entry.architecture}', this machine is '{arch}'; not listed",
+                )
+            )
+        else:
+            usable.append(entry)
+    ordered = systemd_boot_order(usable)
+    titles = unique_titles(ordered)
+    chosen = 0
+    if conf.default is not None:
+        found = [n for n, e in enumerate(ordered) if _matches(conf.default, e)]
+        if found:
+            chosen = found[0]
+        elif ordered:
+            diags.append(
+                Diagnostic(conf.path, conf.default_line, f"default '{conf.default}' matches no entry; using the first")
+            )
+    boot_entries: list[BootEntry] = []
+    for n, entry in enumerate(ordered):
+        warnings = [d for d in diags if d.file == entry.path]
+        assert entry.linux is not None
+        prefix = _prefix(fs, root, entry.linux)
+        found_kernel = prefix is not None
+        resolve = functools.partial(_under, prefix or "")
+        if not found_kernel:
+            warnings.append(Diagnostic(entry.path, entry.line_of("linux"), f"kernel {entry.linux} not found"))
+        for key, value in [("initrd", i) for i in entry.initrds] + [("devicetree", entry.devicetree or "")]:
+            if value and found_kernel and not fs.is_file(resolve(value)):
+                warnings.append(Diagnostic(entry.path, entry.line_of(key), f"{key} {value} not found"))
+        diags.extend(w for w in warnings if w not in diags)
+        boot_entries.append(
+            entry.to_boot_entry(
+                device=fs.name, resolve=resolve, title=titles[n], default=n == chosen, warnings=warnings
+            )
+        )
+    return LoadResult(
+        entries=tuple(boot_entries), diagnostics=tuple(diags), timeout=conf.timeout, configs=tuple(configs)
+    )
+
+
 def load(fs: Filesystem, ctx: LoadContext) -> LoadResult:
-    """Standalone BLS entries of `fs` with systemd-boot semantics."""
-    return LoadResult()
+    """Standalone BLS entries of `fs` in systemd-boot's order, under `/loader/entries` (an ESP or XBOOTLDR
+    partition) and `/boot/loader/entries` (a root filesystem); each directory with its own `loader.conf`."""
+    total = LoadResult()
+    for root in ENTRY_ROOTS:
+        if fs.is_dir(str(PurePosixPath(root, ENTRIES_SUBDIR))):
+            total = total + _load_root(fs, ctx, root)
+    return total
