@@ -2,4 +2,4 @@
 
 from setuptools import setup
 
-setup()
+setup(cffi_modules=["kexec_core/_build.py:ffibuilder"])

@@ -1,0 +1,43 @@
+/* cffi cdef for kexec_core._kexec: the declarations Python sees.
+ *
+ * Parsed by cffi (not by a C compiler): `...` asks the compiler for the real value, so every constant comes from the
+ * kernel's UAPI headers (linux/kexec.h, linux/reboot.h, linux/magic.h, sys/mount.h) at build time.
+ * Every bm_* call returns 0 (or a non-negative result) on success and -errno on failure: errno is read once, in C,
+ * right after the syscall, so nothing in Python can clobber it.
+ */
+
+/* linux/kexec.h: kexec_file_load flags */
+#define KEXEC_FILE_UNLOAD ...
+#define KEXEC_FILE_ON_CRASH ...
+#define KEXEC_FILE_NO_INITRAMFS ...
+/* linux/kexec.h: kexec_load flags and limits */
+#define KEXEC_ON_CRASH ...
+#define KEXEC_PRESERVE_CONTEXT ...
+#define KEXEC_ARCH_DEFAULT ...
+#define KEXEC_SEGMENT_MAX ...
+/* linux/reboot.h */
+#define LINUX_REBOOT_CMD_KEXEC ...
+/* linux/magic.h: statfs f_type of an initramfs root */
+#define RAMFS_MAGIC ...
+#define TMPFS_MAGIC ...
+/* sys/mount.h */
+#define MNT_DETACH ...
+#define MNT_FORCE ...
+#define MS_RDONLY ...
+
+struct kexec_segment {
+    const void *buf;
+    size_t bufsz;
+    const void *mem;
+    size_t memsz;
+};
+
+int bm_kexec_file_load(int kernel_fd, int initrd_fd, unsigned long cmdline_len, const char *cmdline,
+                       unsigned long flags);
+int bm_kexec_load(unsigned long entry, unsigned long nr_segments, struct kexec_segment *segments, unsigned long flags);
+int bm_reboot_kexec(void);
+int bm_mount(const char *source, const char *target, const char *fstype, unsigned long flags, const char *data);
+int bm_umount2(const char *target, int flags);
+int bm_finit_module(int fd, const char *params, int flags);
+void bm_sync(void);
+long long bm_statfs_type(const char *path);

@@ -1,0 +1,230 @@
+"""The boot path other components use: prepare (inspect + preflight) -> load -> execute; plus unload and loaded.
+
+`prepare` never touches a syscall. `load` uses kexec_file_load(2) with the kernel fd, one initrd fd and the command
+line; several initrds (microcode + initramfs) are concatenated, each padded to 4 bytes as the kernel's cpio unpacker
+expects (init/initramfs.c), into an unlinked temporary file on tmpfs, since the syscall takes one. `execute` syncs,
+unmounts what the caller mounted and calls reboot(LINUX_REBOOT_CMD_KEXEC). Load, unload and execute pass the safety
+guard (guard.py) first, so that nothing happens to a development machine by accident.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import enum
+import errno
+import logging
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from kexec_core import guard, preflight, syscalls
+from kexec_core.arch import Arch
+from kexec_core.errors import ExecRefused, ImageError, KexecCoreError, KexecError, PreflightError
+from kexec_core.image import KernelInfo, inspect_kernel
+from kexec_core.initrd import InitrdInfo, inspect_initrd
+
+__all__ = [
+    "BootPlan",
+    "ExecRefused",
+    "KexecCoreError",
+    "KexecError",
+    "LoadMethod",
+    "PreflightError",
+    "execute",
+    "execute_steps",
+    "load",
+    "loaded",
+    "prepare",
+    "unload",
+]
+
+log = logging.getLogger(__name__)
+
+KEXEC_LOADED = Path("/sys/kernel/kexec_loaded")
+# Where concatenated initrds go: tmpfs, so nothing is written to a disk the new kernel may fsck.
+TMPFS_DIRS = (Path("/run"), Path("/dev/shm"))
+INITRD_ALIGN = 4
+
+
+class LoadMethod(enum.StrEnum):
+    """How the kernel gets into memory. kexec_load (user-space segments) will sit beside kexec_file_load."""
+
+    KEXEC_FILE_LOAD = "kexec_file_load"
+
+    def describe(self, plan: BootPlan) -> str:
+        if not plan.initrds:
+            return f"{self}(kernel_fd, -1, cmdline, KEXEC_FILE_NO_INITRAMFS)"
+        what = "initrd_fd" if len(plan.initrds) == 1 else f"initrd_fd (the {len(plan.initrds)} initrds concatenated)"
+        return f"{self}(kernel_fd, {what}, cmdline, 0)"
+
+
+@dataclass(frozen=True)
+class BootPlan:
+    """A checked kernel + initrds + command line, ready for `load`."""
+
+    kernel: KernelInfo
+    initrds: tuple[InitrdInfo, ...]
+    cmdline: str
+    method: LoadMethod = LoadMethod.KEXEC_FILE_LOAD
+    devicetree: Path | None = None
+    warnings: tuple[str, ...] = ()
+
+    @property
+    def initrd_size(self) -> int:
+        return sum(i.size for i in self.initrds)
+
+    def describe(self) -> list[str]:
+        """Human lines: kernel (kind, version, arch), each initrd with its size, the command line, the syscall."""
+        lines = [f"kernel:  {self.kernel.path} ({self.kernel.summary()}, {self.kernel.size} bytes)"]
+        lines += [f"initrd:  {i.path} ({i.summary()})" for i in self.initrds] or ["initrd:  none"]
+        lines.append(f"cmdline: {self.cmdline!r}")
+        lines.append(f"load:    {self.method.describe(self)}")
+        lines += [f"warning: {w}" for w in self.warnings]
+        return lines
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "kernel": self.kernel.to_json(),
+            "initrds": [i.to_json() for i in self.initrds],
+            "cmdline": self.cmdline,
+            "method": str(self.method),
+            "warnings": list(self.warnings),
+        }
+
+
+def prepare(
+    kernel: Path,
+    initrds: Sequence[Path],
+    cmdline: str,
+    *,
+    devicetree: Path | None = None,
+    machine: Arch | None = None,
+    meminfo: Path = preflight.MEMINFO,
+) -> BootPlan:
+    """Inspect the files and run the preflight checks. Raises PreflightError (ImageError for unreadable/bad files)."""
+    info = inspect_kernel(Path(kernel))
+    rds = tuple(inspect_initrd(Path(p)) for p in initrds)
+    if devicetree is not None:
+        # kexec_file_load has no devicetree argument: arm64 and riscv pass the running kernel's tree on.
+        raise PreflightError(
+            devicetree, "kexec_file_load cannot pass a devicetree (the running one is reused); needs kexec_load"
+        )
+    preflight.run(info, rds, cmdline, machine=machine or Arch.running(), meminfo=meminfo)
+    warnings = tuple(w for w in (i.warning for i in rds) if w)
+    return BootPlan(kernel=info, initrds=rds, cmdline=cmdline, warnings=warnings)
+
+
+def _open(path: Path) -> BinaryIO:
+    try:
+        return path.open("rb")
+    except OSError as err:
+        raise ImageError(path, f"cannot open: {err.strerror}") from None
+
+
+def tmpfs_dir() -> Path:
+    for d in TMPFS_DIRS:
+        if d.is_dir() and os.access(d, os.W_OK):
+            return d
+    return Path(tempfile.gettempdir())
+
+
+@contextlib.contextmanager
+def _initrd_file(initrds: Sequence[InitrdInfo], tmpdir: Path | None = None) -> Iterator[BinaryIO | None]:
+    """The one file to pass as initrd_fd: none, the initrd itself, or the initrds concatenated on tmpfs."""
+    if not initrds:
+        yield None
+        return
+    if len(initrds) == 1:
+        with _open(initrds[0].path) as f:
+            yield f
+        return
+    directory = tmpdir or tmpfs_dir()
+    try:
+        # Unlinked at once: nothing is left behind, whatever happens to this process.
+        out = tempfile.TemporaryFile(dir=directory, prefix="bootmenu-initrd-")  # noqa: SIM115 - closed by `with` below
+    except OSError as err:
+        raise ImageError(directory, f"cannot create the combined initrd: {err.strerror}") from None
+    with out:
+        for rd in initrds:
+            with _open(rd.path) as f:
+                try:
+                    shutil.copyfileobj(f, out, 1024 * 1024)
+                except OSError as err:
+                    raise ImageError(
+                        rd.path, f"cannot copy into the combined initrd in {directory}: {err.strerror}"
+                    ) from None
+            pad = -out.tell() % INITRD_ALIGN
+            out.write(b"\0" * pad)
+        out.flush()
+        out.seek(0)
+        yield out
+
+
+def load(plan: BootPlan, *, dry_run: bool = False, force: bool = False, tmpdir: Path | None = None) -> None:
+    """kexec_file_load the plan. Raises KexecError (syscall failure), ExecRefused (guard), ImageError (files).
+
+    dry_run loads nothing (and does not consult the guard). `force` bypasses the guard: never on a development machine.
+    """
+    if dry_run:
+        return
+    guard.require_boot_environment("load a kernel", force=force)
+    with _open(plan.kernel.path) as kernel, _initrd_file(plan.initrds, tmpdir) as initrd:
+        flags = 0 if initrd is not None else syscalls.flags().KEXEC_FILE_NO_INITRAMFS
+        syscalls.kexec_file_load(kernel.fileno(), initrd.fileno() if initrd else -1, plan.cmdline, flags)
+
+
+def unload(*, force: bool = False) -> None:
+    """Unload a loaded (not crash) kernel: kexec_file_load with KEXEC_FILE_UNLOAD."""
+    guard.require_boot_environment("unload the kexec kernel", force=force)
+    syscalls.kexec_file_load(-1, -1, "", syscalls.flags().KEXEC_FILE_UNLOAD)
+
+
+def loaded(path: Path = KEXEC_LOADED) -> bool:
+    """Whether a kernel is loaded for kexec (/sys/kernel/kexec_loaded); False when the kernel lacks kexec."""
+    try:
+        return path.read_text().strip() == "1"
+    except OSError:
+        return False
+
+
+def execute_steps(mounts: Sequence[str] = ()) -> list[str]:
+    """What execute would do, in order, for --dry-run and logs."""
+    steps = ["sync()"]
+    steps += [f"umount2({m!r}) (lazily if busy)" for m in reversed(mounts)]
+    steps.append("reboot(LINUX_REBOOT_CMD_KEXEC)")
+    return steps
+
+
+def execute(*, mounts: Sequence[str] = (), force: bool = False, dry_run: bool = False) -> None:
+    """Boot the loaded kernel. Returns only in dry run; otherwise raises ExecRefused or KexecError.
+
+    After a KexecError the mounts may be unmounted: the caller remounts what it needs and keeps running.
+    """
+    if dry_run:
+        return
+    guard.require_boot_environment("execute the loaded kernel", force=force)
+    if KEXEC_LOADED.exists() and not loaded():
+        raise ExecRefused("no kernel is loaded for kexec (/sys/kernel/kexec_loaded is 0): load one first")
+    syscalls.sync()
+    for mount in reversed(mounts):  # innermost last-mounted first
+        _unmount(mount)
+    syscalls.reboot_kexec()
+    # reboot() returns only on failure, which reboot_kexec raised; anything else is a kernel that ignored us.
+    raise KexecError("reboot(LINUX_REBOOT_CMD_KEXEC)", 0, "the call returned although it should not have")
+
+
+def _unmount(mount: str) -> None:
+    """Unmount, lazily if busy; a failure is logged, not raised: the data is synced and the boot should go on."""
+    try:
+        syscalls.umount2(mount)
+    except KexecError as err:
+        if err.errno == errno.EINVAL:  # not mounted (any more)
+            return
+        try:
+            syscalls.umount2(mount, syscalls.flags().MNT_DETACH)
+        except KexecError as lazy:
+            log.warning("%s", lazy)

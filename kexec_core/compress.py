@@ -1,0 +1,80 @@
+"""Compression formats the kernel's decompressors know (lib/decompress.c), by magic number, and a bounded peek inside.
+
+Used for compressed kernels (Image.gz, vmlinux.xz), for a bzImage's payload, and for compressed initrds.
+"""
+
+from __future__ import annotations
+
+import bz2
+import enum
+import lzma
+import shutil
+import subprocess
+import zlib
+from pathlib import Path
+
+from kexec_core.errors import ImageError
+
+PEEK = 4096  # how much decompressed data identification needs
+
+
+class Compression(enum.StrEnum):
+    GZIP = "gzip"
+    XZ = "xz"
+    LZMA = "lzma"
+    BZIP2 = "bzip2"
+    ZSTD = "zstd"
+    LZ4 = "lz4"
+    LZO = "lzo"
+
+    @classmethod
+    def identify(cls, head: bytes) -> Compression | None:
+        for magic, kind in _MAGICS:
+            if head.startswith(magic):
+                return kind
+        return None
+
+    def peek(self, path: Path, data: bytes) -> bytes:
+        """The first PEEK decompressed bytes of `data` (the start of `path`); ImageError if it is not valid."""
+        try:
+            out = self._peek(data)
+        except (OSError, EOFError, ValueError, zlib.error, lzma.LZMAError) as err:
+            raise ImageError(path, f"corrupt {self} data: {err}") from None
+        if not out:
+            raise ImageError(path, f"corrupt {self} data: nothing decompresses from its start")
+        return out
+
+    def _peek(self, data: bytes) -> bytes:
+        if self is Compression.GZIP:
+            return zlib.decompressobj(wbits=16 + zlib.MAX_WBITS).decompress(data, PEEK)
+        if self in (Compression.XZ, Compression.LZMA):
+            fmt = lzma.FORMAT_XZ if self is Compression.XZ else lzma.FORMAT_ALONE
+            return lzma.LZMADecompressor(format=fmt).decompress(data, PEEK)
+        if self is Compression.BZIP2:
+            return bz2.BZ2Decompressor().decompress(data, PEEK)
+        # zstd, lz4 and lzo have no module in the standard library: use their command-line tools when present.
+        tool = {Compression.ZSTD: "zstd", Compression.LZ4: "lz4", Compression.LZO: "lzop"}[self]
+        if shutil.which(tool) is None:
+            return b""
+        proc = subprocess.run([tool, "-dc"], input=data, capture_output=True, check=False, timeout=30)
+        if not proc.stdout and proc.returncode != 0:
+            raise ValueError(proc.stderr.decode(errors="replace").strip().splitlines()[-1:] or "decompression failed")
+        return proc.stdout[:PEEK]
+
+    @property
+    def peekable(self) -> bool:
+        tool = {Compression.ZSTD: "zstd", Compression.LZ4: "lz4", Compression.LZO: "lzop"}.get(self)
+        return tool is None or shutil.which(tool) is not None
+
+
+_MAGICS: list[tuple[bytes, Compression]] = [
+    (b"\x1f\x8b", Compression.GZIP),
+    (b"\x1f\x9e", Compression.GZIP),  # old gzip, as lib/decompress.c accepts
+    (b"\xfd7zXZ\x00", Compression.XZ),
+    (b"\x5d\x00\x00", Compression.LZMA),
+    (b"BZh", Compression.BZIP2),
+    (b"\x28\xb5\x2f\xfd", Compression.ZSTD),
+    (b"\x02\x21\x4c\x18", Compression.LZ4),  # legacy frame, what the kernel's lz4 uses
+    (b"\x04\x22\x4d\x18", Compression.LZ4),  # lz4 frame format
+    (b"\x89LZO\x00\r\n\x1a\n", Compression.LZO),
+]

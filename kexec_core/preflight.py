@@ -1,0 +1,114 @@
+"""Preflight: everything that can be checked before a kernel is loaded, so a bad plan fails with a message, not a jump.
+
+Checks: the kernel's architecture is the running machine's; kexec_file_load can load this kind of image here (the
+per-architecture file loaders: x86_64 arch/x86/kernel/kexec-bzimage64.c, arm64 arch/arm64/kernel/kexec_image.c, riscv
+arch/riscv/kernel/kexec_image.c and elf_kexec.c); the command line fits the kernel's limit; the kernel and initrds fit
+in available memory (/proc/meminfo MemAvailable).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from kexec_core.arch import Arch
+from kexec_core.errors import PreflightError
+from kexec_core.image import ImageKind, KernelInfo
+from kexec_core.initrd import InitrdInfo
+
+MEMINFO = Path("/proc/meminfo")
+# COMMAND_LINE_SIZE of architectures whose image header does not say (arm64, riscv: 2048 in asm/setup.h / uapi).
+DEFAULT_CMDLINE_SIZE = 2048
+
+# What each architecture's kexec_file_load accepts.
+FILE_LOAD_KINDS: dict[Arch, frozenset[ImageKind]] = {
+    Arch.X86_64: frozenset({ImageKind.BZIMAGE}),
+    Arch.ARM64: frozenset({ImageKind.IMAGE}),
+    Arch.RISCV64: frozenset({ImageKind.IMAGE, ImageKind.ELF}),
+}
+
+
+def check_arch(kernel: KernelInfo, machine: Arch) -> None:
+    if kernel.arch is Arch.UNKNOWN:
+        raise PreflightError(kernel.path, f"cannot tell which CPU this {kernel.kind} is for; refusing to load it")
+    if kernel.arch is not machine:
+        raise PreflightError(
+            kernel.path, f"a kernel for {kernel.arch}, but this machine is {machine}: it cannot boot here"
+        )
+
+
+def check_loadable(kernel: KernelInfo, machine: Arch) -> None:
+    """Refuse kinds that kexec_file_load cannot load on `machine`, saying what would work instead."""
+    kinds = FILE_LOAD_KINDS.get(machine)
+    if kinds is None:
+        raise PreflightError(kernel.path, f"kexec_file_load is not supported on {machine} by bootmenu")
+    if kernel.kind in kinds:
+        if kernel.bzimage is not None:
+            problems = kernel.bzimage.kexec_file_problems()
+            if problems:
+                raise PreflightError(kernel.path, "kexec_file_load cannot load this bzImage: " + "; ".join(problems))
+        if kernel.image is not None and kernel.image.big_endian:
+            raise PreflightError(kernel.path, "a big-endian arm64 Image; kexec_file_load loads little-endian only")
+        return
+    advice = {
+        ImageKind.ELF: "an ELF vmlinux needs kexec_load (segments built in user space), which bootmenu does not do "
+        "yet; boot the bzImage/Image built with it instead",
+        ImageKind.COMPRESSED: "a compressed kernel must be decompressed before kexec_file_load can take it "
+        f"(e.g. `{kernel.compression}` -d)",
+        ImageKind.EFI_ZBOOT: "an EFI zboot image (a compressed kernel in an EFI application) is not loadable by "
+        "kexec_file_load on this kernel; use the plain Image",
+        ImageKind.UKI: "a unified kernel image; kexec_file_load takes the kernel inside it (its .linux section), "
+        "which bootmenu does not extract yet",
+        ImageKind.PE: "an EFI application without a Linux boot header, not a kernel kexec can load",
+    }.get(kernel.kind, f"kexec_file_load on {machine} loads {', '.join(sorted(kinds))} images only")
+    raise PreflightError(kernel.path, f"{kernel.kind} image: {advice}")
+
+
+def check_cmdline(kernel: KernelInfo, cmdline: str) -> None:
+    if "\0" in cmdline:
+        raise PreflightError(kernel.path, "the command line contains a NUL byte")
+    limit = kernel.cmdline_size or DEFAULT_CMDLINE_SIZE
+    length = len(cmdline.encode())
+    # The length the kernel checks includes the terminating NUL.
+    if length + 1 > limit:
+        raise PreflightError(
+            kernel.path, f"command line is {length} bytes, this kernel takes at most {limit - 1} (cmdline_size {limit})"
+        )
+
+
+def mem_available(meminfo: Path = MEMINFO) -> int | None:
+    """MemAvailable in bytes, or None when /proc/meminfo does not say."""
+    try:
+        for line in meminfo.read_text().splitlines():
+            key, _, value = line.partition(":")
+            if key == "MemAvailable":
+                return int(value.split()[0]) * 1024
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
+def check_memory(kernel: KernelInfo, initrds: Sequence[InitrdInfo], meminfo: Path = MEMINFO) -> None:
+    available = mem_available(meminfo)
+    if available is None:
+        return
+    # kexec_file_load copies both files into kernel memory, and the new kernel then needs its init_size.
+    needed = kernel.size + kernel.memory_needed + 2 * sum(i.size for i in initrds)
+    if needed > available:
+        mib = 1024 * 1024
+        raise PreflightError(
+            kernel.path,
+            f"needs about {needed // mib} MiB (kernel {kernel.size // mib} MiB, {kernel.memory_needed // mib} MiB "
+            f"once running, initrds {sum(i.size for i in initrds) // mib} MiB, twice) but only "
+            f"{available // mib} MiB is available (MemAvailable in {meminfo})",
+        )
+
+
+def run(
+    kernel: KernelInfo, initrds: Sequence[InitrdInfo], cmdline: str, *, machine: Arch, meminfo: Path = MEMINFO
+) -> None:
+    """All checks in the order a user would fix them; the first failure raises PreflightError."""
+    check_arch(kernel, machine)
+    check_loadable(kernel, machine)
+    check_cmdline(kernel, cmdline)
+    check_memory(kernel, initrds, meminfo)
