@@ -14,6 +14,7 @@ from collections.abc import Sequence
 # Subcommand name -> module. Order is the order of `bootmenu --help`.
 COMMANDS: dict[str, str] = {
     "scan": "bootmenu.cmd_scan",
+    "kexec": "bootmenu.cmd_kexec",
 }
 
 EXIT_OK = 0

@@ -90,17 +90,20 @@ class KernelInfo:
         return self.size
 
     def summary(self) -> str:
-        what = f"{self.compression}-compressed {self.inner.kind}" if self.compression and self.inner else str(self.kind)
-        if self.compression and not self.inner:
-            what = f"{self.compression}-compressed file"
-        if self.zboot:
-            what += f" ({self.zboot.compression} payload)"
-        if self.pe and self.pe.is_uki:
-            what += f" with sections {', '.join(s.name for s in self.pe.sections)}"
-        if self.bzimage:
-            what += f", boot protocol {self.bzimage.protocol_str}"
+        """`bzImage 6.1.0-56-amd64 for x86_64 (boot protocol 2.15)`, `gzip-compressed Image for aarch64`, ..."""
+        what = str(self.kind)
+        if self.compression:
+            what = f"{self.compression}-compressed {self.inner.kind if self.inner else 'file'}"
         version = f" {self.version}" if self.version else ""
-        return f"{what}{version} for {self.arch}"
+        extra = []
+        if self.bzimage:
+            extra.append(f"boot protocol {self.bzimage.protocol_str}")
+        if self.zboot:
+            extra.append(f"{self.zboot.compression} payload")
+        if self.pe and self.pe.is_uki:
+            extra.append(f"sections {' '.join(s.name for s in self.pe.sections)}")
+        tail = f" ({', '.join(extra)})" if extra else ""
+        return f"{what}{version} for {self.arch}{tail}"
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {

@@ -1,0 +1,171 @@
+"""`bootmenu kexec`: inspect, load, execute and unload kernels, modelled on kexec-tools (`kexec -l`, `-e`, `-u`)."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+EXIT_OK = 0
+EXIT_FAILED = 1  # a syscall failed (the message quotes it with its errno)
+EXIT_USAGE = 2  # bad usage
+EXIT_REJECTED = 3  # the file or plan failed inspection or preflight; nothing was loaded
+EXIT_REFUSED = 4  # the safety guard refused (not in the payload's boot environment and no --force)
+
+EPILOG = """exit status:
+  0  success (for status: a kernel is loaded)
+  1  a syscall failed (the message quotes the call, errno and a hint); for status: nothing loaded
+  2  bad usage
+  3  the kernel/initrd or the plan was rejected by inspection or preflight; nothing was loaded
+  4  refused by the safety guard: not in the bootmenu payload (no /etc/bootmenu-payload on an initramfs root)
+     and no --force
+"""
+
+
+def add_parser(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "kexec",
+        help="inspect, load and boot kernels (like kexec-tools)",
+        description="Inspect kernel images, load one with kexec_file_load and boot it.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sub = parser.add_subparsers(dest="kexec_command", metavar="ACTION", required=True)
+
+    p = sub.add_parser(
+        "inspect",
+        help="describe a kernel or initrd image",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("file", metavar="FILE")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(run=run, action="inspect")
+
+    p = sub.add_parser(
+        "load",
+        help="check and load a kernel (kexec -l)",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("kernel", metavar="KERNEL")
+    p.add_argument("--initrd", action="append", default=[], metavar="FILE", help="an initrd (repeat to concatenate)")
+    cmd = p.add_mutually_exclusive_group()
+    cmd.add_argument("--append", "--command-line", dest="cmdline", metavar="S", help="the kernel command line")
+    cmd.add_argument("--reuse-cmdline", action="store_true", help="use the running kernel's /proc/cmdline")
+    p.add_argument("--dry-run", action="store_true", help="check and show the plan, load nothing")
+    p.add_argument("--force", action="store_true", help="load even outside the bootmenu payload")
+    p.set_defaults(run=run, action="load")
+
+    p = sub.add_parser(
+        "exec",
+        help="boot the loaded kernel (kexec -e)",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--force", action="store_true", help="boot even outside the bootmenu payload (reboots this machine)")
+    p.add_argument("--dry-run", action="store_true", help="show what would happen")
+    p.set_defaults(run=run, action="exec")
+
+    p = sub.add_parser(
+        "unload",
+        help="unload the loaded kernel (kexec -u)",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--force", action="store_true", help="unload even outside the bootmenu payload")
+    p.set_defaults(run=run, action="unload")
+
+    p = sub.add_parser(
+        "status",
+        help="whether a kernel is loaded (exit 0 if so)",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.set_defaults(run=run, action="status")
+
+
+def run(args: argparse.Namespace) -> int:
+    import sys
+
+    from kexec_core.errors import ExecRefused, KexecCoreError, KexecError, PreflightError
+
+    try:
+        return _run(args)
+    except PreflightError as err:
+        print(f"bootmenu kexec: {err}", file=sys.stderr)
+        return EXIT_REJECTED
+    except ExecRefused as err:
+        print(f"bootmenu kexec: {err}", file=sys.stderr)
+        return EXIT_REFUSED
+    except (KexecError, KexecCoreError) as err:
+        print(f"bootmenu kexec: {err}", file=sys.stderr)
+        return EXIT_FAILED
+
+
+def _run(args: argparse.Namespace) -> int:
+    import json
+    from pathlib import Path
+
+    from kexec_core import boot
+
+    action: str = args.action
+    if action == "inspect":
+        path = Path(args.file)
+        info = _inspect(path)
+        if args.json:
+            print(json.dumps(info.to_json(), indent=2))
+        else:
+            print(f"{path}: {info.summary()}")
+            for key, value in info.to_json().items():
+                if key not in ("path",) and not isinstance(value, dict | list):
+                    print(f"  {key}: {value}")
+                elif isinstance(value, dict):
+                    for k, v in value.items():
+                        print(f"  {key}.{k}: {v}")
+        return EXIT_OK
+    if action == "load":
+        cmdline = args.cmdline or ""
+        if args.reuse_cmdline:
+            cmdline = Path("/proc/cmdline").read_text().strip()
+        plan = boot.prepare(Path(args.kernel), [Path(p) for p in args.initrd], cmdline)
+        for line in plan.describe():
+            print(line)
+        boot.load(plan, dry_run=args.dry_run, force=args.force)
+        print("dry run: nothing loaded" if args.dry_run else "loaded")
+        return EXIT_OK
+    if action == "exec":
+        if args.dry_run:
+            for step in boot.execute_steps():
+                print(f"would call {step}")
+        boot.execute(force=args.force, dry_run=args.dry_run)
+        return EXIT_OK
+    if action == "unload":
+        boot.unload(force=args.force)
+        print("unloaded")
+        return EXIT_OK
+    is_loaded = boot.loaded()
+    print("a kernel is loaded" if is_loaded else "no kernel is loaded")
+    return EXIT_OK if is_loaded else EXIT_FAILED
+
+
+def _inspect(path: Any) -> Any:
+    """A kernel, or else an initrd (a cpio archive, maybe compressed); the kernel's error if it is neither."""
+    from kexec_core.errors import ImageError
+    from kexec_core.image import ImageKind, inspect_kernel
+    from kexec_core.initrd import InitrdFormat, inspect_initrd
+
+    try:
+        kernel = inspect_kernel(path)
+    except ImageError as err:
+        try:
+            rd = inspect_initrd(path)
+        except ImageError:
+            raise err from None
+        if rd.format is InitrdFormat.UNKNOWN:
+            raise
+        return rd
+    if kernel.kind is ImageKind.COMPRESSED and (kernel.inner is None or kernel.inner.kind is ImageKind.UNKNOWN):
+        rd = inspect_initrd(path)
+        if rd.inner not in (None, InitrdFormat.UNKNOWN):
+            return rd
+    return kernel
