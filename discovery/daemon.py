@@ -1,0 +1,665 @@
+"""The discovery daemon: block devices in, boot entries out, one asyncio loop, blocking work in threads.
+
+Issue 5's rules live here: every probe, mount and config load runs in its own thread with a timeout, so a hung
+device (a dead USB stick, a CD drive spinning up) never stalls the others; the loop only moves state and talks to
+clients. Devices that hold the kernel of an entry named elsewhere (`search --fs-uuid` on an ESP) are found by
+re-running the loaders whose results had unresolved references whenever a filesystem appears.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextlib
+import functools
+import hashlib
+import logging
+import threading
+import time
+from collections.abc import Callable, Coroutine, Iterator, Sequence
+from contextlib import AbstractContextManager, ExitStack
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Protocol
+
+from discovery.autoboot import Autoboot
+from discovery.devices import BlockDevice, UdevSource, UEvent
+from discovery.entry import BootEntry, LoadResult
+from discovery.fs import Filesystem, Platform
+from discovery.protocol import (
+    Countdown,
+    CountdownUpdate,
+    DeviceInfo,
+    DeviceRemoved,
+    DeviceState,
+    DeviceUpdated,
+    EntryAdded,
+    EntryInfo,
+    EntryRemoved,
+    Hello,
+    Level,
+    Message,
+    Status,
+    StatusLine,
+)
+from discovery.resolver import LiveResolver
+from discovery.settings import Settings
+from discovery.superblock import ProbeError, probe
+
+log = logging.getLogger(__name__)
+
+# A probe+mount+load taking longer than this marks the device failed; its thread is left to finish on its own.
+JOB_TIMEOUT = 30.0
+# Status lines kept for the hello snapshot.
+STATUS_HISTORY = 200
+ENOMEDIUM = 123
+
+
+class Mounts(Protocol):
+    """The mount boundary: discovery.mount.Mounter on a real system, a directory map in tests."""
+
+    def mount(self, node: str, name: str, fstype: str) -> AbstractContextManager[Path]: ...
+
+
+class BootApi(Protocol):
+    """kexec_core.boot's contract (issue 4)."""
+
+    def prepare(
+        self, kernel: Path, initrds: Sequence[Path], cmdline: str, *, devicetree: Path | None = None
+    ) -> Any: ...
+
+    def load(self, plan: Any, *, dry_run: bool = False) -> None: ...
+
+    def execute(self, *, mounts: Sequence[str] = (), force: bool = False, dry_run: bool = False) -> None: ...
+
+    def unload(self) -> None: ...
+
+
+Loader = Callable[[Filesystem, Any], LoadResult]
+
+
+def _default_loader(fs: Filesystem, resolver: Any) -> LoadResult:
+    import importlib
+
+    from discovery.loaders import LoadContext, load_filesystem
+
+    ctx = LoadContext(resolver=resolver, platform=Platform.detect())
+    try:
+        return load_filesystem(fs, ctx)
+    except ImportError:
+        # While some loaders are still being written: run the ones that exist, in the same menu order.
+        total = LoadResult()
+        for name in ("discovery.grub.loader", "discovery.bls", "discovery.syslinux"):
+            try:
+                module = importlib.import_module(name)
+            except ImportError:
+                continue
+            total = total + module.load(fs, ctx)
+        return total
+
+
+def entry_id(entry: BootEntry) -> str:
+    """A short id, stable across rescans as long as device, config, line and title are."""
+    return hashlib.sha1(entry.key.encode(), usedforsecurity=False).hexdigest()[:12]
+
+
+@dataclass
+class Record:
+    """One device or `--root` directory and what the daemon did with it."""
+
+    info: DeviceInfo
+    seq: int
+    device: BlockDevice | None = None
+    fs: Filesystem | None = None
+    result: LoadResult = field(default_factory=LoadResult)
+    entries: list[EntryInfo] = field(default_factory=list)
+    stack: ExitStack | None = None
+    generation: int = 0
+    rank: int = 0
+
+    @property
+    def needs_resolving(self) -> bool:
+        return bool(self.result.unresolved) or any(e.entry.unresolved for e in self.entries)
+
+
+@dataclass(frozen=True)
+class JobResult:
+    device: BlockDevice | None
+    fs: Filesystem | None
+    result: LoadResult
+    stack: ExitStack | None
+    state: DeviceState
+    message: str = ""
+
+
+class Daemon:
+    """State and event handling. `broadcast` receives every update for the clients (the server fans it out)."""
+
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        mounts: Mounts | None,
+        source: UdevSource | None = None,
+        roots: Sequence[Filesystem] = (),
+        dry_run: bool = False,
+        loader: Loader = _default_loader,
+        boot_api: BootApi | None = None,
+        log_lines: Callable[[], Sequence[str]] = tuple,
+        clock: Callable[[], float] = time.monotonic,
+        job_timeout: float = JOB_TIMEOUT,
+    ) -> None:
+        self.settings = settings
+        self.mounts = mounts
+        self.source = source
+        self.roots = tuple(roots)
+        self.dry_run = dry_run
+        self.loader = loader
+        self._boot_api = boot_api
+        self.log_lines = log_lines
+        self.clock = clock
+        self.job_timeout = job_timeout
+        self.records: dict[str, Record] = {}
+        self.status: list[StatusLine] = []
+        self.autoboot = Autoboot()
+        self.listeners: list[Callable[[Message], None]] = []
+        self.resolver = LiveResolver(self._filesystems)
+        self._seq = 0
+        self._booting = False
+        self._tick: asyncio.Task[None] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._last_sent: Countdown = Countdown()
+        self._tasks: set[asyncio.Future[Any]] = set()
+
+    # --- lifecycle ---
+
+    async def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        for fs in self.roots:
+            self._add_root(fs)
+        if self.source is not None:
+            for event in self.source.existing():
+                self.handle(event)
+            self._loop.add_reader(self.source.fileno(), self._on_source)
+        self._tick = asyncio.create_task(self._countdown_loop())
+
+    async def stop(self) -> None:
+        """Stop listening and unmount everything (at exit)."""
+        if self._tick:
+            self._tick.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._tick
+        if self.source is not None and self._loop is not None:
+            self._loop.remove_reader(self.source.fileno())
+            self.source.close()
+        for record in list(self.records.values()):
+            await self._release(record)
+
+    def background(self, coro: Coroutine[Any, Any, Any]) -> None:
+        """Run `coro` as a task the daemon keeps a reference to (so it is not garbage-collected mid-way)."""
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _on_source(self) -> None:
+        assert self.source is not None
+        for event in self.source.receive():
+            self.handle(event)
+
+    # --- outgoing ---
+
+    def emit(self, message: Message) -> None:
+        for listener in list(self.listeners):
+            listener(message)
+
+    def say(self, level: Level, message: str) -> None:
+        line = StatusLine(level, message, time.time())
+        self.status.append(line)
+        del self.status[:-STATUS_HISTORY]
+        {Level.INFO: log.info, Level.WARNING: log.warning, Level.ERROR: log.error}[level]("%s", message)
+        self.emit(Status(line))
+
+    def hello(self) -> Hello:
+        return Hello(
+            devices=tuple(r.info for r in self._ordered()),
+            entries=tuple(self.entries()),
+            status=tuple(self.status),
+            countdown=self.countdown(),
+            settings=self.settings.to_json(),
+            dry_run=self.dry_run,
+        )
+
+    def entries(self) -> Iterator[EntryInfo]:
+        for record in self._ordered():
+            yield from record.entries
+
+    def countdown(self) -> Countdown:
+        left = self.autoboot.remaining(self.clock())
+        if left is None:
+            return Countdown()
+        return Countdown(self.autoboot.entry_id, left)
+
+    def _ordered(self) -> list[Record]:
+        return sorted(self.records.values(), key=lambda r: (r.rank, r.seq))
+
+    def _filesystems(self) -> list[Filesystem]:
+        return [r.fs for r in self._ordered() if r.fs is not None]
+
+    def _set_info(self, record: Record, **changes: Any) -> None:
+        record.info = replace(record.info, **changes)
+        self.emit(DeviceUpdated(record.info))
+
+    # --- devices ---
+
+    def _new_record(self, info: DeviceInfo) -> Record:
+        self._seq += 1
+        record = Record(info=info, seq=self._seq)
+        record.rank = self.settings.rank(uuid=info.uuid, label=info.label, kind=info.kind)
+        self.records[info.name] = record
+        self.emit(DeviceUpdated(info))
+        return record
+
+    def _add_root(self, fs: Filesystem) -> None:
+        info = DeviceInfo(
+            name=fs.name,
+            node=str(fs.root),
+            kind="directory",
+            fstype=fs.fstype,
+            uuid=fs.uuid,
+            label=fs.label,
+            state=DeviceState.MOUNTED,
+            mountpoint=str(fs.root),
+        )
+        record = self._new_record(info)
+        record.fs = fs
+        self._spawn(record, lambda: self._load_job(fs))
+
+    def handle(self, event: UEvent) -> None:
+        """One udev event: add, change or remove (others, such as bind, are ignored)."""
+        device = BlockDevice.from_event(event)
+        if not device.name:
+            return
+        if event.action == "remove":
+            record = self.records.get(device.name)
+            if record is not None:
+                self.background(self._remove(record))
+            return
+        if event.action not in ("add", "change"):
+            return
+        if device.noise:
+            return
+        record = self.records.get(device.name)
+        if record is not None:
+            if event.action == "add" or not self._changed(record, device):
+                return
+            # A new medium, or a reformatted partition: start over with this device.
+            log.info("%s changed, probing again", device.name)
+            self.background(self._reprobe(record, device))
+            return
+        info = DeviceInfo(
+            name=device.name,
+            node=device.node,
+            kind=device.kind,
+            fstype=device.fstype,
+            uuid=device.uuid,
+            label=device.label,
+        )
+        record = self._new_record(info)
+        self._probe(record, device)
+
+    @staticmethod
+    def _changed(record: Record, device: BlockDevice) -> bool:
+        old = record.device
+        if old is None:
+            return True
+        if not device.probed:
+            # Kernel uevents carry no identity; a change event there is the medium changing (CD tray, card reader).
+            return True
+        return (old.fstype, old.uuid, old.has_media, old.size) != (
+            device.fstype,
+            device.uuid,
+            device.has_media,
+            device.size,
+        )
+
+    async def _reprobe(self, record: Record, device: BlockDevice) -> None:
+        await self._release(record)
+        record.generation += 1
+        record.fs = None
+        self._set_info(record, state=DeviceState.PROBING, message="", mountpoint="")
+        self._probe(record, device)
+
+    def _probe(self, record: Record, device: BlockDevice) -> None:
+        skip = device.skip()
+        if skip is not None:
+            record.device = device
+            self._set_info(record, state=skip[0], message=skip[1])
+            return
+        self._spawn(record, lambda: self._mount_job(record.info.name, device))
+
+    async def _remove(self, record: Record) -> None:
+        record.generation += 1
+        self.records.pop(record.info.name, None)
+        self._drop_entries(record)
+        await self._release(record)
+        self.emit(DeviceRemoved(record.info.name))
+        self.say(Level.INFO, f"{record.info.name} removed")
+        self._update_autoboot()
+
+    async def _release(self, record: Record) -> None:
+        stack, record.stack = record.stack, None
+        if stack is not None:
+            # Unmounting a dead device can block too.
+            await asyncio.get_running_loop().run_in_executor(None, stack.close)
+
+    # --- jobs (worker threads) ---
+
+    def _mount_job(self, name: str, device: BlockDevice) -> JobResult:
+        if not device.probed:
+            try:
+                device = device.with_superblock(probe(Path(device.node)))
+            except ProbeError as exc:
+                if exc.errno == ENOMEDIUM:
+                    return JobResult(device, None, LoadResult(), None, DeviceState.IGNORED, "no medium")
+                return JobResult(device, None, LoadResult(), None, DeviceState.FAILED, f"cannot read: {exc}")
+            skip = device.skip()
+            if skip is not None:
+                return JobResult(device, None, LoadResult(), None, skip[0], skip[1])
+        if self.mounts is None:
+            return JobResult(device, None, LoadResult(), None, DeviceState.IGNORED, "block devices not served")
+        stack = ExitStack()
+        try:
+            root = stack.enter_context(self.mounts.mount(device.node, name, device.fstype))
+        except OSError as exc:
+            stack.close()
+            return JobResult(device, None, LoadResult(), None, DeviceState.FAILED, f"cannot mount: {exc}")
+        fs = Filesystem(
+            root=root,
+            name=name,
+            uuid=device.uuid,
+            label=device.label,
+            fstype=device.fstype,
+            partuuid=device.partuuid,
+            partlabel=device.partlabel,
+        )
+        try:
+            result = self.loader(fs, self.resolver)
+        except Exception as exc:  # a loader bug must not leak the mount
+            log.exception("loading configs of %s failed", name)
+            result = LoadResult()
+            return JobResult(device, fs, result, stack, DeviceState.FAILED, f"cannot read configs: {exc!r}")
+        return JobResult(device, fs, result, stack, DeviceState.MOUNTED)
+
+    def _load_job(self, fs: Filesystem) -> JobResult:
+        try:
+            result = self.loader(fs, self.resolver)
+        except Exception as exc:
+            log.exception("loading configs of %s failed", fs.name)
+            return JobResult(None, fs, LoadResult(), None, DeviceState.FAILED, f"cannot read configs: {exc!r}")
+        return JobResult(None, fs, result, None, DeviceState.MOUNTED)
+
+    def _spawn(self, record: Record, job: Callable[[], JobResult]) -> None:
+        """Run `job` in its own thread; its result is applied on the loop unless the record moved on meanwhile."""
+        assert self._loop is not None
+        loop = self._loop
+        generation = record.generation
+        future: concurrent.futures.Future[JobResult] = concurrent.futures.Future()
+
+        def work() -> None:
+            try:
+                future.set_result(job())
+            except BaseException as exc:
+                future.set_exception(exc)
+
+        threading.Thread(target=work, name=f"probe-{record.info.name}", daemon=True).start()
+
+        async def wait() -> None:
+            try:
+                result = await asyncio.wait_for(
+                    asyncio.shield(asyncio.wrap_future(future, loop=loop)), self.job_timeout
+                )
+            except TimeoutError:
+                self._set_info(record, state=DeviceState.FAILED, message=f"no answer after {self.job_timeout:g} s")
+                self.say(Level.WARNING, f"{record.info.name}: gave up after {self.job_timeout:g} s")
+                # When the hung call returns at last, undo its mount.
+                future.add_done_callback(_close_late)
+                return
+            except Exception as exc:
+                log.exception("job for %s failed", record.info.name)
+                self._set_info(record, state=DeviceState.FAILED, message=str(exc))
+                return
+            if record.generation != generation or self.records.get(record.info.name) is not record:
+                if result.stack is not None:
+                    await loop.run_in_executor(None, result.stack.close)
+                return
+            self._apply(record, result)
+
+        self.background(wait())
+
+    def _apply(self, record: Record, job: JobResult) -> None:
+        if job.stack is not None:
+            old, record.stack = record.stack, job.stack
+            if old is not None:
+                old.close()
+        if job.device is not None:
+            record.device = job.device
+        new_fs = job.fs is not None and record.fs is None
+        record.fs = job.fs
+        record.result = job.result
+        changes: dict[str, Any] = {"state": job.state, "message": job.message}
+        if job.device is not None:
+            changes.update(fstype=job.device.fstype, uuid=job.device.uuid, label=job.device.label)
+        if job.fs is not None:
+            changes["mountpoint"] = str(job.fs.root)
+        self._set_info(record, **changes)
+        record.rank = self.settings.rank(uuid=record.info.uuid, label=record.info.label, kind=record.info.kind)
+        for diag in job.result.diagnostics:
+            log.warning("%s: %s", record.info.name, diag)
+        self._replace_entries(record, job.result.entries)
+        if job.state is DeviceState.MOUNTED:
+            count = len(job.result.entries)
+            self.say(Level.INFO, f"{record.info.name}: {count} boot entr{'y' if count == 1 else 'ies'}")
+        if new_fs:
+            # A filesystem appeared: configs elsewhere that named a missing one may resolve now.
+            for other in self.records.values():
+                if other is not record and other.fs is not None and other.needs_resolving:
+                    fs = other.fs
+                    log.info("%s appeared: reading %s again", record.info.name, other.info.name)
+                    self._spawn(other, functools.partial(self._reload_job, fs, other))
+        self._update_autoboot()
+
+    def _reload_job(self, fs: Filesystem, record: Record) -> JobResult:
+        result = self._load_job(fs)
+        return replace(result, device=record.device, stack=None)
+
+    # --- entries ---
+
+    def _drop_entries(self, record: Record) -> None:
+        for info in record.entries:
+            self.emit(EntryRemoved(info.id))
+        record.entries = []
+
+    def _replace_entries(self, record: Record, entries: Sequence[BootEntry]) -> None:
+        self._drop_entries(record)
+        seen: set[str] = set()
+        infos = []
+        for entry in entries:
+            eid = entry_id(entry)
+            while eid in seen:
+                eid = hashlib.sha1(eid.encode(), usedforsecurity=False).hexdigest()[:12]
+            seen.add(eid)
+            infos.append(EntryInfo(eid, entry))
+        ordered = self._ordered()
+        before: str | None = None
+        for other in ordered:
+            if other is record:
+                break
+            if other.entries:
+                before = other.entries[-1].id
+        record.entries = infos
+        for info in infos:
+            self.emit(EntryAdded(info, before))
+            before = info.id
+
+    def find_entry(self, eid: str) -> tuple[Record, EntryInfo] | None:
+        for record in self.records.values():
+            for info in record.entries:
+                if info.id == eid:
+                    return record, info
+        return None
+
+    # --- autoboot ---
+
+    def _default(self) -> tuple[str | None, float | None]:
+        for record in self._ordered():
+            for info in record.entries:
+                if info.entry.default and not info.entry.unresolved:
+                    return info.id, self.settings.effective_timeout(record.result.timeout)
+        return None, None
+
+    def _update_autoboot(self) -> None:
+        eid, timeout = self._default()
+        before = self.autoboot
+        self.autoboot = self.autoboot.offer(eid, timeout, self.clock())
+        if before.started is None and self.autoboot.active:
+            self.say(Level.INFO, f"autoboot in {timeout:g} s unless a key is pressed")
+        self._send_countdown()
+        self._check_due()
+
+    def cancel_autoboot(self) -> None:
+        if self.autoboot.cancelled:
+            return
+        was_active = self.autoboot.active
+        self.autoboot = self.autoboot.cancel()
+        if was_active:
+            self.say(Level.INFO, "autoboot cancelled")
+        self._send_countdown()
+
+    def _send_countdown(self) -> None:
+        countdown = self.countdown()
+        # Whole seconds are what a UI shows; do not flood clients with sub-second changes.
+        key = Countdown(countdown.entry_id, None if countdown.remaining is None else round(countdown.remaining))
+        if key != self._last_sent:
+            self._last_sent = key
+            self.emit(CountdownUpdate(countdown))
+
+    def _check_due(self) -> None:
+        due = self.autoboot.due(self.clock())
+        if due is not None and not self._booting:
+            self.autoboot = self.autoboot.fire()
+            self._send_countdown()
+            self.say(Level.INFO, "autoboot: booting the default entry")
+            self.background(self.boot(due))
+
+    async def _countdown_loop(self) -> None:
+        while True:
+            await asyncio.sleep(0.2)
+            if self.autoboot.active:
+                self._send_countdown()
+                self._check_due()
+
+    # --- requests from clients ---
+
+    async def rescan(self) -> None:
+        self.say(Level.INFO, "rescanning devices")
+        for record in list(self.records.values()):
+            if record.fs is not None:
+                fs = record.fs
+                self._spawn(record, functools.partial(self._reload_job, fs, record))
+        if self.source is not None:
+            present = set()
+            for event in self.source.existing():
+                device = BlockDevice.from_event(event)
+                present.add(device.name)
+                if device.name not in self.records:
+                    self.handle(event)
+            for record in list(self.records.values()):
+                if record.device is not None and record.info.name not in present:
+                    await self._remove(record)
+
+    def boot_api(self) -> BootApi:
+        if self._boot_api is None:
+            from kexec_core import boot
+
+            self._boot_api = boot
+        assert self._boot_api is not None
+        return self._boot_api
+
+    async def boot(self, eid: str, cmdline: str | None = None) -> bool:
+        """Boot entry `eid`; every step and any failure go to every client. Returns True when the kernel started
+        (only ever reached in tests with a fake kexec) or, in dry run, when the plan was reported."""
+        if self._booting:
+            self.say(Level.WARNING, "a boot is already in progress")
+            return False
+        found = self.find_entry(eid)
+        if found is None:
+            self.say(Level.ERROR, f"no boot entry {eid!r} (it may have gone with its device)")
+            return False
+        self.cancel_autoboot()
+        _, info = found
+        entry = info.entry if cmdline is None else info.entry.replace(cmdline=cmdline)
+        self._booting = True
+        try:
+            return await self._boot(entry)
+        finally:
+            self._booting = False
+
+    async def _boot(self, entry: BootEntry) -> bool:
+        from kexec_core.errors import KexecCoreError
+
+        loop = asyncio.get_running_loop()
+        title = " > ".join((*entry.submenu, entry.title))
+        if entry.unresolved:
+            self.say(Level.ERROR, f"cannot boot {title}: {entry.unresolved} is not present")
+            return False
+        record = self.records.get(entry.device)
+        if record is None or record.fs is None:
+            self.say(Level.ERROR, f"cannot boot {title}: device {entry.device or '?'} is not mounted")
+            return False
+        fs = record.fs
+        paths: list[Path] = []
+        for path in (entry.kernel, *entry.initrds, *([entry.devicetree] if entry.devicetree else [])):
+            host = fs.host_path(path)
+            if host is None or not host.is_file():
+                self.say(Level.ERROR, f"cannot boot {title}: {fs.name}:{path} does not exist")
+                return False
+            paths.append(host)
+        kernel, rest = paths[0], paths[1:]
+        initrds = rest[: len(entry.initrds)]
+        devicetree = rest[len(entry.initrds)] if entry.devicetree else None
+        api = self.boot_api()
+        self.say(Level.INFO, f"checking {title}: {fs.name}:{entry.kernel}")
+        try:
+            plan = await loop.run_in_executor(
+                None, lambda: api.prepare(kernel, initrds, entry.cmdline, devicetree=devicetree)
+            )
+            if self.dry_run:
+                for line in plan.describe():
+                    self.say(Level.INFO, str(line))
+                self.say(Level.INFO, f"dry run: {title} would be loaded and booted now; back to the menu")
+                return True
+            self.say(Level.INFO, f"loading {title}")
+            await loop.run_in_executor(None, lambda: api.load(plan))
+            self.say(Level.INFO, f"loaded {title}; starting it")
+            mounts = [str(r.fs.root) for r in self.records.values() if r.fs is not None and r.stack is not None]
+            await loop.run_in_executor(None, lambda: api.execute(mounts=mounts))
+            return True
+        except (KexecCoreError, OSError) as exc:
+            self.say(Level.ERROR, f"cannot boot {title}: {exc}")
+            if not self.dry_run:
+                try:
+                    await loop.run_in_executor(None, api.unload)
+                except (KexecCoreError, OSError) as unload_exc:
+                    log.warning("unloading after a failed boot: %s", unload_exc)
+            return False
+
+    def get_log(self) -> tuple[str, ...]:
+        return tuple(self.log_lines())
+
+
+def _close_late(future: concurrent.futures.Future[JobResult]) -> None:
+    if future.cancelled() or future.exception() is not None:
+        return
+    stack = future.result().stack
+    if stack is not None:
+        stack.close()

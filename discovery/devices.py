@@ -1,0 +1,189 @@
+"""Block devices from udev: enumeration at start, then add/change/remove events, through pyudev.
+
+Two worlds (issue 5): with systemd-udevd running, events carry blkid's properties (ID_FS_TYPE, ID_FS_UUID,
+ID_FS_LABEL, ID_FS_USAGE, ID_PART_ENTRY_UUID/NAME, ID_BUS, ID_CDROM_MEDIA); in a minimal initramfs only the kernel's
+uevents exist (DEVNAME, DEVTYPE, MAJOR, MINOR) and the daemon reads the superblock itself (discovery.superblock).
+`UdevSource` is the boundary tests replace: it yields `UEvent`s, plain property maps.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, Protocol
+
+from discovery.protocol import DeviceState
+from discovery.superblock import Superblock, Usage
+
+log = logging.getLogger(__name__)
+
+# Kernel names that never hold boot configs worth listing.
+NOISE_PREFIXES = ("ram", "zram", "loop", "dm-", "md", "nbd")
+
+
+@dataclass(frozen=True)
+class UEvent:
+    """One udev or kernel uevent for a block device: `action` and the event's properties; size in bytes if known."""
+
+    action: str
+    properties: Mapping[str, str]
+    size: int | None = None
+    removable: bool = False
+
+
+class UdevSource(Protocol):
+    """Where block-device events come from: pyudev on a real system, a fake in tests."""
+
+    def existing(self) -> list[UEvent]: ...
+
+    def fileno(self) -> int: ...
+
+    def receive(self) -> list[UEvent]: ...
+
+    def close(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class BlockDevice:
+    """What the daemon knows about one block device before mounting it."""
+
+    name: str
+    node: str
+    devtype: str = "partition"
+    kind: str = "disk"
+    fstype: str = ""
+    usage: str = ""
+    uuid: str = ""
+    label: str = ""
+    partuuid: str = ""
+    partlabel: str = ""
+    size: int | None = None
+    removable: bool = False
+    has_media: bool = True
+    has_partitions: bool = False
+    probed: bool = False  # udev (blkid) already identified the content
+
+    @classmethod
+    def from_event(cls, event: UEvent) -> BlockDevice:
+        p = event.properties
+        devname = p.get("DEVNAME", "")
+        node = devname if devname.startswith("/") else f"/dev/{devname}" if devname else ""
+        name = os.path.basename(node) or p.get("DEVPATH", "").rsplit("/", 1)[-1]
+        return cls(
+            name=name,
+            node=node,
+            devtype=p.get("DEVTYPE", "partition"),
+            kind=_kind(name, p),
+            fstype=p.get("ID_FS_TYPE", ""),
+            usage=p.get("ID_FS_USAGE", ""),
+            uuid=p.get("ID_FS_UUID", ""),
+            label=p.get("ID_FS_LABEL", ""),
+            partuuid=p.get("ID_PART_ENTRY_UUID", ""),
+            partlabel=p.get("ID_PART_ENTRY_NAME", ""),
+            size=event.size,
+            removable=event.removable,
+            has_media=p.get("ID_CDROM_MEDIA", "1") == "1" if p.get("ID_CDROM") == "1" else True,
+            has_partitions=bool(p.get("ID_PART_TABLE_TYPE")) and not p.get("ID_FS_TYPE"),
+            probed="ID_FS_TYPE" in p,
+        )
+
+    def with_superblock(self, sb: Superblock | None) -> BlockDevice:
+        if sb is None:
+            return replace(self, probed=True)
+        return replace(self, fstype=sb.fstype, uuid=sb.uuid, label=sb.label, probed=True, usage=str(sb.usage))
+
+    @property
+    def noise(self) -> bool:
+        """Devices not worth listing at all: RAM disks, unused loops, whole disks that carry a partition table."""
+        if self.name.startswith(NOISE_PREFIXES) and not self.size:
+            return True
+        return self.name.startswith(("ram", "zram")) or self.has_partitions
+
+    def skip(self) -> tuple[DeviceState, str] | None:
+        """Why this device is not mounted (state and message), or None when it is a candidate."""
+        if not self.has_media or (self.size == 0 and (self.removable or self.kind == "cdrom")):
+            return DeviceState.IGNORED, "no medium"
+        if self.size == 0:
+            return DeviceState.IGNORED, "zero size"
+        if not self.probed:
+            return None
+        usage = Usage.of(self.fstype, self.usage)
+        if usage is Usage.CRYPTO:
+            return DeviceState.LOCKED, f"encrypted ({self.fstype})"
+        if usage is Usage.SWAP:
+            return DeviceState.IGNORED, "swap"
+        if usage is Usage.RAID:
+            return DeviceState.IGNORED, f"RAID/LVM member ({self.fstype})"
+        if not self.fstype:
+            return DeviceState.IGNORED, "no filesystem"
+        if usage is not Usage.FILESYSTEM:
+            return DeviceState.IGNORED, f"unsupported filesystem {self.fstype}"
+        return None
+
+
+def _kind(name: str, p: Mapping[str, str]) -> str:
+    if p.get("ID_CDROM") == "1" or name.startswith("sr"):
+        return "cdrom"
+    if p.get("ID_BUS") == "usb" or "/usb" in p.get("DEVPATH", ""):
+        return "usb"
+    if name.startswith("nvme"):
+        return "nvme"
+    if name.startswith("mmcblk"):
+        return "mmc"
+    return "disk"
+
+
+def udevd_running() -> bool:
+    """systemd-udevd (or eudev) is up: its control socket exists. Else only kernel uevents are there."""
+    return Path("/run/udev/control").exists()
+
+
+class PyudevSource:
+    """Block devices through pyudev; `source` is "udev" (processed events) or "kernel" (raw uevents, no udevd)."""
+
+    def __init__(self, source: str | None = None) -> None:
+        import pyudev
+
+        self._context = pyudev.Context()
+        self.source = source or ("udev" if udevd_running() else "kernel")
+        self._monitor = pyudev.Monitor.from_netlink(self._context, source=self.source)
+        self._monitor.filter_by("block")
+        self._monitor.start()
+        log.info("listening to %s uevents", self.source)
+
+    @staticmethod
+    def _event(action: str, device: Any) -> UEvent:
+        props = {str(k): str(v) for k, v in device.properties.items()}
+        size: int | None = None
+        removable = False
+        try:
+            size = int(device.attributes.asint("size")) * 512
+        except (KeyError, ValueError, OSError):
+            size = None
+        try:
+            parent = device if device.device_type == "disk" else device.find_parent("block", "disk")
+            removable = parent is not None and parent.attributes.asint("removable") == 1
+        except (KeyError, ValueError, OSError):
+            removable = False
+        return UEvent(action, props, size, removable)
+
+    def existing(self) -> list[UEvent]:
+        return [self._event("add", d) for d in self._context.list_devices(subsystem="block")]
+
+    def fileno(self) -> int:
+        return int(self._monitor.fileno())
+
+    def receive(self) -> list[UEvent]:
+        out: list[UEvent] = []
+        while True:
+            device = self._monitor.poll(timeout=0)
+            if device is None:
+                return out
+            out.append(self._event(str(device.action or "change"), device))
+
+    def close(self) -> None:
+        # pyudev's Monitor has no close(); dropping it closes the netlink socket.
+        del self._monitor

@@ -1,0 +1,102 @@
+"""Read-only mounts of candidate filesystems under a run directory; context-managed, never writing to a disk.
+
+Every mount is MS_RDONLY; ext3/ext4 add `noload` so a dirty journal is not replayed (replaying writes), and
+xfs `norecovery` for the same reason. btrfs: the default subvolume, unless it holds no boot files and one of the
+common layouts (`@`, `@rootfs`, `root`) does, then that subvolume.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import subprocess
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+MS_RDONLY = 1  # <linux/mount.h>
+MNT_DETACH = 2  # <linux/fs.h>: umount2 flag, lazy unmount of a busy mount
+BTRFS_LAYOUTS = ("@", "@rootfs", "root")
+# What makes a tree worth reading: boot configs or kernels live under these.
+BOOT_DIRS = ("boot", "grub", "grub2", "loader", "EFI", "efi", "syslinux", "extlinux", "isolinux")
+# Options that stop a read-only mount from writing (journal replay / log recovery).
+NO_WRITE_OPTIONS = {"ext3": "noload", "ext4": "noload", "xfs": "norecovery"}
+
+
+class MountError(OSError):
+    """A mount or umount failed: carries the device, target and the errno or tool message."""
+
+
+def _mount(source: str, target: Path, fstype: str, options: str) -> None:
+    """The one gateway to mount(2): kexec_core.syscalls, or mount(8) with `-o ro` when the bindings are not built."""
+    from kexec_core import syscalls
+    from kexec_core.errors import BindingsMissing, KexecCoreError
+
+    try:
+        syscalls.mount(source, str(target), fstype, MS_RDONLY, options or None)
+        return
+    except BindingsMissing:
+        pass
+    except KexecCoreError as exc:
+        raise MountError(0, str(exc), source) from None
+    opts = ",".join(filter(None, ["ro", options]))
+    proc = subprocess.run(
+        ["mount", "-t", fstype, "-o", opts, source, str(target)], capture_output=True, text=True, check=False
+    )
+    if proc.returncode != 0:
+        raise MountError(0, proc.stderr.strip() or f"mount exited {proc.returncode}", source)
+
+
+def _umount(target: Path) -> None:
+    from kexec_core import syscalls
+    from kexec_core.errors import BindingsMissing, KexecCoreError
+
+    try:
+        syscalls.umount2(str(target), MNT_DETACH)
+        return
+    except BindingsMissing:
+        pass
+    except KexecCoreError as exc:
+        raise MountError(0, str(exc), str(target)) from None
+    proc = subprocess.run(["umount", "-l", str(target)], capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        raise MountError(0, proc.stderr.strip() or f"umount exited {proc.returncode}", str(target))
+
+
+def _has_boot_files(root: Path) -> bool:
+    return any((root / d).is_dir() for d in BOOT_DIRS) or any(root.glob("vmlinuz*"))
+
+
+@dataclass(frozen=True)
+class Mounter:
+    """Mounts devices read-only under `run_dir`; `mount()` is a context manager yielding the tree's root."""
+
+    run_dir: Path
+
+    @contextlib.contextmanager
+    def mount(self, node: str, name: str, fstype: str) -> Iterator[Path]:
+        target = self.run_dir / name
+        target.mkdir(parents=True, exist_ok=True)
+        options = NO_WRITE_OPTIONS.get(fstype, "")
+        _mount(node, target, fstype, options)
+        log.info("mounted %s (%s) read-only on %s", node, fstype, target)
+        try:
+            if fstype == "btrfs" and not _has_boot_files(target):
+                for sub in BTRFS_LAYOUTS:
+                    if _has_boot_files(target / sub):
+                        _umount(target)
+                        _mount(node, target, fstype, f"subvol={sub}")
+                        log.info("using btrfs subvolume %s of %s", sub, node)
+                        break
+            yield target
+        finally:
+            try:
+                _umount(target)
+                log.info("unmounted %s", target)
+            except OSError as exc:
+                log.warning("cannot unmount %s: %s", target, exc)
+            with contextlib.suppress(OSError):
+                os.rmdir(target)
