@@ -7,7 +7,7 @@ CACHE ?= .cache
 APT_PACKAGES := qemu-system-x86 busybox-static dosfstools mtools fdisk e2fsprogs kmod cpio xz-utils zstd gcc libudev1 btrfs-progs xfsprogs squashfs-tools genisoimage
 APT_COMMANDS := qemu-system-x86_64 busybox mkfs.vfat mcopy sfdisk mkfs.ext4 depmod cpio xz zstd gcc mkfs.btrfs mkfs.xfs mksquashfs genisoimage
 
-.PHONY: all setup system-deps kernel test test-fast lint fmt typecheck bench demo qemu clean
+.PHONY: all setup system-deps kernel test test-fast lint fmt typecheck bench bench-parse demo qemu clean
 
 all: test
 
@@ -51,6 +51,10 @@ test-fast: setup lint typecheck
 
 bench: setup kernel
 	$(BIN)/python -m tools.bench
+
+# Time per config to parse the shared corpus (../shared/corpus, when present) and the distribution fixtures.
+bench-parse: setup
+	$(BIN)/python -m tools.bench_parse
 
 demo: setup
 	$(BIN)/bootmenu demo
