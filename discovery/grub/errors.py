@@ -23,3 +23,7 @@ class GrubSyntaxError(GrubError):
 
 class GrubLimitError(GrubError):
     """An evaluation bound (steps, loop iterations, call or source depth) was hit; evaluation of the file stops."""
+
+
+class GrubCommandError(GrubError):
+    """A command failed (bad arguments, missing file): GRUB prints it, sets a non-zero status and goes on."""

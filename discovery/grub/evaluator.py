@@ -1,0 +1,576 @@
+"""Evaluates a parsed GRUB script: variables and word expansion, control flow, functions, menus and boot actions.
+
+Follows grub-core/script/execute.c and grub-core/normal/menu.c of GRUB 2.06:
+- Unquoted variable expansions are split on blanks; quoted ones are not; `$?`, `$#`, `$@`, `$*`, `$1`...
+- Commands are looked up among the builtins first, then the config's functions (as GRUB does).
+- `menuentry`/`submenu` record their body without running it. When the menu is shown (end of the config), each body
+  runs at "boot time" in a copy of the environment of that moment, so functions defined anywhere in the config and
+  variables they set (Ubuntu's `gfxmode` setting `$vt_handoff`) are seen as GRUB would see them.
+- `configfile` replaces the menu being shown by the new file's menu when that one has entries.
+Everything is bounded (steps, loop iterations, nesting, source depth, submenu depth): hitting a bound stops the
+evaluation of that file or entry with a diagnostic, never the whole scan.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from discovery.entry import Diagnostic, Severity
+from discovery.fs import Filesystem
+from discovery.grub.errors import GrubCommandError, GrubError, GrubLimitError
+from discovery.grub.lexer import PartKind, Word
+from discovery.grub.parser import Block, Command, For, FunctionDef, If, Loop, MenuDef, Node, Script, parse
+
+_ASSIGNMENT = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)=")
+_DEVICE_PREFIX = re.compile(r"^\(([^)]*)\)(.*)$", re.DOTALL)
+
+# GRUB 2.06 sets these in normal mode (grub-core/normal/main.c `features`).
+FEATURES = (
+    "feature_chainloader_bpb",
+    "feature_ntldr",
+    "feature_platform_search_hint",
+    "feature_default_font_path",
+    "feature_all_video_module",
+    "feature_menuentry_id",
+    "feature_menuentry_options",
+    "feature_200_final",
+    "feature_nativedisk_cmd",
+    "feature_timeout_style",
+)
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Bounds that keep evaluation finite on any input."""
+
+    steps: int = 50_000  # simple commands per config evaluation
+    entry_steps: int = 5_000  # simple commands per menu entry body
+    iterations: int = 1_000  # iterations of one loop
+    nesting: int = 64  # nested compound commands and function calls
+    source_depth: int = 8  # nested source/configfile
+    submenu_depth: int = 16
+    menu_size: int = 1_000
+
+
+@dataclass
+class Env:
+    """Variables, functions and which variables a failed `search` should have set (their search spec)."""
+
+    variables: dict[str, str] = field(default_factory=dict)
+    functions: dict[str, FunctionDef] = field(default_factory=dict)
+    unresolved: dict[str, str] = field(default_factory=dict)
+    exported: set[str] = field(default_factory=set)
+
+    def copy(self) -> Env:
+        return Env(dict(self.variables), dict(self.functions), dict(self.unresolved), set(self.exported))
+
+    def get(self, name: str) -> str:
+        return self.variables.get(name, "")
+
+    def set(self, name: str, value: str) -> None:
+        self.variables[name] = value
+        self.unresolved.pop(name, None)
+
+    def unset(self, name: str) -> None:
+        self.variables.pop(name, None)
+        self.unresolved.pop(name, None)
+
+
+@dataclass(frozen=True)
+class FileRef:
+    """A file named by a config: the filesystem holding it (after device resolution) and its absolute path there."""
+
+    fs: Filesystem
+    path: str
+    unresolved: str | None = None
+
+
+@dataclass
+class BootCapture:
+    """What an entry body loaded: the Linux kernel and its arguments, initrds, devicetree."""
+
+    kernel: FileRef | None = None
+    args: list[str] = field(default_factory=list)
+    initrds: list[FileRef] = field(default_factory=list)
+    devicetree: FileRef | None = None
+    other_loader: str | None = None
+
+
+@dataclass
+class MenuItem:
+    title: str
+    args: tuple[str, ...]
+    body: Block
+    file: str
+    fs: Filesystem
+    line: int
+    id: str | None = None
+    hidden: bool = False
+    submenu: bool = False
+
+
+@dataclass
+class Scope:
+    """One execution context: environment, the menu being filled, positional parameters, the current file."""
+
+    env: Env
+    menu: list[MenuItem]
+    file: str
+    fs: Filesystem
+    positional: list[str] = field(default_factory=list)
+    capture: BootCapture | None = None
+
+
+class _Break(Exception):
+    def __init__(self, levels: int) -> None:
+        self.levels = levels
+
+
+class _Continue(_Break):
+    pass
+
+
+class _Return(Exception):
+    def __init__(self, status: int) -> None:
+        self.status = status
+
+
+class _Exit(Exception):
+    pass
+
+
+class _MenuShown(Exception):
+    """`configfile` produced a menu: GRUB shows it right away, so it is the menu of this config."""
+
+    def __init__(self, scope: Scope) -> None:
+        self.scope = scope
+
+
+Builtin = Callable[["Interpreter", list[str]], int]
+
+
+class Interpreter:
+    """Runs GRUB scripts read from `home` (the filesystem holding the config) and resolves devices through
+    `find`, which maps a search (kind, value) to a filesystem or None."""
+
+    def __init__(
+        self,
+        home: Filesystem,
+        find: Callable[[str, str], Filesystem | None],
+        *,
+        firmware: str = "pc",
+        cpu: str = "x86_64",
+        limits: Limits | None = None,
+    ) -> None:
+        from discovery.grub.builtins import BUILTINS, IGNORED
+
+        self.home = home
+        self.find = find
+        self.firmware = firmware
+        self.cpu = cpu
+        self.limits = limits or Limits()
+        self.builtins: dict[str, Builtin] = BUILTINS
+        self.ignored = IGNORED
+        self.devices: dict[str, Filesystem] = {home.name: home}
+        self.diagnostics: list[Diagnostic] = []
+        self.sink: list[Diagnostic] = self.diagnostics
+        self.read: list[tuple[str, str]] = []  # (filesystem name, path) of every script read
+        self.unresolved: list[str] = []
+        self.consumed: list[str] = []
+        self.status = 0
+        self.steps = 0
+        self.step_limit = self.limits.steps
+        self.nesting = 0
+        self.source_depth = 0
+        self.line = 0
+        self.scope = Scope(Env(), [], "", home)
+
+    # Diagnostics
+
+    def warn(self, message: str, line: int | None = None, severity: Severity = Severity.WARNING) -> None:
+        self.sink.append(Diagnostic(self.scope.file, self.line if line is None else line, message, severity))
+
+    # Running files
+
+    def initial_env(self, fs: Filesystem, path: str) -> Env:
+        directory = path.rsplit("/", 1)[0] or "/"
+        env = Env()
+        for name in FEATURES:
+            env.set(name, "y")
+        env.set("root", fs.name)
+        env.set("prefix", f"({fs.name}){directory}")
+        env.set("config_directory", f"({fs.name}){directory}")
+        env.set("config_file", f"({fs.name}){path}")
+        env.set("cmdpath", f"({fs.name}){directory}")
+        env.set("grub_platform", self.firmware)
+        env.set("grub_cpu", self.cpu)
+        env.set("menuentry_id_option", "--id")
+        env.set("pager", "")
+        return env
+
+    def run_config(self, fs: Filesystem, path: str) -> Scope:
+        """Evaluate the config `path` of `fs` as GRUB does at start-up; returns the scope whose menu is shown."""
+        self.scope = Scope(self.initial_env(fs, path), [], path, fs)
+        self.steps = 0
+        self.step_limit = self.limits.steps
+        try:
+            self.run_file(fs, path)
+        except _MenuShown as shown:
+            return shown.scope
+        except GrubLimitError as exc:
+            self.warn(f"evaluation stopped: {exc.message}", exc.line or None, Severity.ERROR)
+        return self.scope
+
+    def read_script(self, fs: Filesystem, path: str) -> Script:
+        try:
+            text = fs.read_text(path)
+        except OSError as exc:
+            raise GrubCommandError(f"cannot read {fs.name}:{path}: {exc.strerror or exc}") from exc
+        self.read.append((fs.name, path))
+        script = parse(text, path)
+        self.sink.extend(script.diagnostics)
+        return script
+
+    def run_file(self, fs: Filesystem, path: str) -> None:
+        """Run a script in the current scope (GRUB `source`); the caller handles control-flow exceptions."""
+        script = self.read_script(fs, path)
+        saved = (self.scope.file, self.scope.fs, self.line)
+        self.scope.file, self.scope.fs = path, fs
+        try:
+            self.run_block(script.body)
+        except (_Exit, _Return):
+            pass
+        except _Break:
+            self.warn("'break' or 'continue' outside a loop")
+        finally:
+            self.scope.file, self.scope.fs, self.line = saved
+
+    def source(self, fs: Filesystem, path: str) -> None:
+        if self.source_depth >= self.limits.source_depth:
+            raise GrubCommandError(f"source/configfile nested deeper than {self.limits.source_depth}; {path} not read")
+        self.source_depth += 1
+        try:
+            self.run_file(fs, path)
+        finally:
+            self.source_depth -= 1
+
+    def configfile(self, fs: Filesystem, path: str) -> None:
+        if self.scope.capture is not None:
+            # Inside an entry body this would open another menu; such an entry does not boot Linux by itself.
+            self.scope.capture.other_loader = "configfile"
+            return
+        outer = self.scope
+        self.scope = Scope(outer.env.copy(), [], path, fs)
+        try:
+            self.source(fs, path)
+            if self.scope.menu:
+                raise _MenuShown(self.scope)
+        finally:
+            self.scope = outer
+
+    # Evaluation
+
+    def enter(self) -> None:
+        self.nesting += 1
+        if self.nesting > self.limits.nesting:
+            self.nesting -= 1
+            raise GrubLimitError(f"nesting deeper than {self.limits.nesting}", self.scope.file, self.line)
+
+    def run_block(self, block: Block) -> None:
+        for node in block:
+            self.run_node(node)
+
+    def run_node(self, node: Node) -> None:
+        if isinstance(node, Command):
+            self.run_command(node)
+            return
+        self.line = node.line
+        if isinstance(node, FunctionDef):
+            self.scope.env.functions[node.name] = node
+            self.status = 0
+            return
+        if isinstance(node, MenuDef):
+            self.count_step()
+            self.run_menudef(node)
+            return
+        self.enter()
+        try:
+            if isinstance(node, If):
+                self.run_if(node)
+            elif isinstance(node, Loop):
+                self.run_loop(node)
+            else:
+                self.run_for(node)
+        finally:
+            self.nesting -= 1
+
+    def run_if(self, node: If) -> None:
+        for cond, body in node.branches:
+            self.run_block(cond)
+            if self.status == 0:
+                self.run_block(body)
+                return
+        if node.orelse is not None:
+            self.run_block(node.orelse)
+        else:
+            self.status = 0
+
+    def loop_guard(self, iterations: int, line: int) -> bool:
+        if iterations > self.limits.iterations:
+            self.warn(f"loop stopped after {self.limits.iterations} iterations", line)
+            return False
+        return True
+
+    def run_loop(self, node: Loop) -> None:
+        iterations = 0
+        status = 0
+        while True:
+            self.run_block(node.condition)
+            if (self.status == 0) == node.until:
+                break
+            iterations += 1
+            if not self.loop_guard(iterations, node.line):
+                break
+            try:
+                self.run_block(node.body)
+            except _Continue as c:
+                if c.levels > 1:
+                    raise _Continue(c.levels - 1) from None
+            except _Break as b:
+                if b.levels > 1:
+                    raise _Break(b.levels - 1) from None
+                status = self.status
+                break
+            status = self.status
+        self.status = status
+
+    def run_for(self, node: For) -> None:
+        items = [v for w in node.items for v in self.expand(w)]
+        self.status = 0
+        for iterations, value in enumerate(items, 1):
+            if not self.loop_guard(iterations, node.line):
+                break
+            self.scope.env.set(node.variable, value)
+            try:
+                self.run_block(node.body)
+            except _Continue as c:
+                if c.levels > 1:
+                    raise _Continue(c.levels - 1) from None
+            except _Break as b:
+                if b.levels > 1:
+                    raise _Break(b.levels - 1) from None
+                break
+
+    def count_step(self) -> None:
+        self.steps += 1
+        if self.steps > self.step_limit:
+            raise GrubLimitError(f"more than {self.step_limit} commands run", self.scope.file, self.line)
+
+    def run_command(self, node: Command) -> None:
+        self.line = node.line
+        self.count_step()
+        if not node.words:
+            return
+        first = node.words[0]
+        lead = first.parts[0] if first.parts else None
+        if lead is not None and lead.kind is PartKind.LITERAL and not lead.quoted:
+            m = _ASSIGNMENT.match(lead.text)
+            if m:
+                rest = Word((lead.__class__(PartKind.LITERAL, lead.text[m.end() :], True), *first.parts[1:]), 0)
+                self.scope.env.set(m.group(1), "".join(self.expand(rest, split=False)))
+                self.status = 0
+                return
+        argv = [v for w in node.words for v in self.expand(w)]
+        if not argv:
+            self.status = 0
+            return
+        self.status = self.call(argv[0], argv[1:])
+
+    def call(self, name: str, args: list[str]) -> int:
+        builtin = self.builtins.get(name)
+        if builtin is not None:
+            try:
+                return builtin(self, args)
+            except GrubCommandError as exc:
+                self.warn(f"{name}: {exc.message}")
+                return 1
+        fn = self.scope.env.functions.get(name)
+        if fn is not None:
+            return self.call_function(fn, args)
+        if name in self.ignored:
+            return 0
+        self.warn(f"unknown command '{name}' (ignored)")
+        return 1
+
+    def call_function(self, fn: FunctionDef, args: list[str]) -> int:
+        self.enter()
+        saved = self.scope.positional
+        self.scope.positional = list(args)
+        try:
+            self.run_block(fn.body)
+        except _Return as r:
+            self.status = r.status
+        finally:
+            self.scope.positional = saved
+            self.nesting -= 1
+        return self.status
+
+    def run_snippet(self, text: str, what: str) -> None:
+        """Run script text in the current scope (`eval`); syntax errors are reported against the current line."""
+        script = parse(text, self.scope.file)
+        for d in script.diagnostics:
+            self.warn(f"{what}: {d.message}")
+        self.enter()
+        try:
+            self.run_block(script.body)
+        finally:
+            self.nesting -= 1
+
+    # Words
+
+    def variable(self, name: str) -> list[str] | str:
+        positional = self.scope.positional
+        if name == "?":
+            return str(self.status)
+        if name == "#":
+            return str(len(positional))
+        if name in ("@", "*"):
+            return list(positional)
+        if name.isdigit():
+            index = int(name)
+            return positional[index - 1] if 0 < index <= len(positional) else ""
+        if name == "RANDOM":
+            return "4"  # deterministic: the scan must give the same answer every time
+        return self.scope.env.get(name)
+
+    def expand(self, word: Word, *, split: bool = True) -> list[str]:
+        """The fields a word expands to: unquoted variables split on blanks, quoted text kept whole."""
+        fields: list[str] = []
+        current: str | None = None
+        for part in word.parts:
+            if part.kind is PartKind.LITERAL:
+                current = (current or "") + part.text
+                continue
+            value = self.variable(part.text)
+            if isinstance(value, list):
+                if part.quoted or not split:
+                    current = (current or "") + " ".join(value)
+                    continue
+                value = " ".join(value)
+            if part.quoted or not split:
+                current = (current or "") + value
+                continue
+            if not value:
+                continue
+            if value[0].isspace() and current is not None:
+                fields.append(current)
+                current = None
+            for k, piece in enumerate(value.split()):
+                if k == 0:
+                    current = (current or "") + piece
+                else:
+                    if current is not None:
+                        fields.append(current)
+                    current = piece
+            if value[-1].isspace() and current is not None:
+                fields.append(current)
+                current = None
+        if current is not None:
+            fields.append(current)
+        return fields
+
+    # Menus
+
+    def run_menudef(self, node: MenuDef) -> None:
+        args = [v for w in node.words for v in self.expand(w)]
+        entry_id: str | None = None
+        positional: list[str] = []
+        i = 0
+        while i < len(args):
+            arg = args[i]
+            i += 1
+            if arg == "--":
+                positional.extend(args[i:])
+                break
+            name, eq, value = arg.partition("=")
+            if name in ("--class", "--users", "--hotkey", "--id", "--source"):
+                if not eq:
+                    if i >= len(args):
+                        self.warn(f"{node.kind}: option {name} needs a value", node.line)
+                        break
+                    value = args[i]
+                    i += 1
+                if name == "--id":
+                    entry_id = value
+            elif arg == "--unrestricted":
+                pass
+            elif arg.startswith("--") and len(arg) > 2:
+                self.warn(f"{node.kind}: unknown option {arg} ignored", node.line)
+            else:
+                positional.append(arg)
+        if not positional:
+            self.warn(f"{node.kind} without a title; skipped", node.line)
+            self.status = 1
+            return
+        if len(self.scope.menu) >= self.limits.menu_size:
+            raise GrubLimitError(f"more than {self.limits.menu_size} menu entries", self.scope.file, node.line)
+        self.scope.menu.append(
+            MenuItem(
+                title=positional[0],
+                args=tuple(positional),
+                body=node.body,
+                file=self.scope.file,
+                fs=self.scope.fs,
+                line=node.line,
+                id=entry_id,
+                hidden=node.kind == "hiddenentry",
+                submenu=node.kind == "submenu",
+            )
+        )
+        self.status = 0
+
+    def run_item(self, item: MenuItem, env: Env, capture: BootCapture | None) -> Scope:
+        """Run an entry or submenu body as GRUB does when it is chosen: a copy of `env`, the entry's arguments as
+        positional parameters, `chosen` set. Diagnostics go to the current sink."""
+        scope = Scope(env.copy(), [], item.file, item.fs, list(item.args), capture)
+        scope.env.set("chosen", item.title)
+        outer = self.scope
+        self.scope = scope
+        self.steps = 0
+        self.step_limit = self.limits.entry_steps
+        self.nesting = 0
+        self.source_depth = 0
+        try:
+            self.run_block(item.body)
+        except (_Exit, _Return):
+            pass
+        except _Break:
+            self.warn("'break' or 'continue' outside a loop")
+        except _MenuShown:
+            pass
+        except GrubLimitError as exc:
+            self.warn(f"evaluation stopped: {exc.message}", exc.line or None, Severity.ERROR)
+        except GrubError as exc:
+            self.warn(exc.message, exc.line or None, Severity.ERROR)
+        finally:
+            self.scope = outer
+        return scope
+
+    # Devices and files
+
+    def resolve(self, text: str) -> FileRef:
+        """The filesystem and path a GRUB file name refers to: `(dev)/path`, `($root)/path` (already expanded)
+        or `/path` on `$root`. A device we cannot identify is taken to be the config's own filesystem."""
+        env = self.scope.env
+        m = _DEVICE_PREFIX.match(text)
+        if m:
+            device, path = m.group(1), m.group(2)
+        else:
+            device, path = env.get("root"), text
+        device = device.strip("()")
+        path = "/" + path.lstrip("/")
+        fs = self.devices.get(device, self.scope.fs)
+        unresolved = env.unresolved.get("root") if device == env.get("root") else None
+        return FileRef(fs, path, unresolved)
