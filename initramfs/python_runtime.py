@@ -1,0 +1,339 @@
+"""The Python runtime of the payload: the interpreter, the standard library trimmed to what is used, our packages and
+their dependencies, all as bytecode.
+
+Layout in the image (what CPython's getpath finds from /usr/bin/python3 with no environment, PEP 3147 "legacy" .pyc
+placement so sourceless imports work):
+
+    /usr/bin/python3                      the interpreter (its real binary, not a venv shim)
+    /usr/lib/python3.X/NAME.pyc           stdlib, our packages and their dependencies, side by side
+    /usr/lib/python3.X/lib-dynload/*.so   the extension modules that are used
+
+Everything lives in the stdlib directory so `python3 -I -S` (isolated, no site: the fastest start-up) sees it all
+without PYTHONPATH. Bytecode is compiled by this interpreter (the one that will run it) with unchecked-hash
+invalidation (PEP 552): no timestamps, so builds are reproducible and start-up never stats or compiles a source.
+
+Which stdlib modules are "used": modulefinder over every module of our packages and their dependencies, plus the
+modules imported dynamically at run time (RUNTIME_MODULES), minus what can never be needed in the payload.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import importlib.util
+import modulefinder
+import py_compile
+import re
+import sys
+import sysconfig
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+# Our top-level packages shipped into the payload.
+OUR_PACKAGES = ("bootmenu", "discovery", "kexec_core", "initramfs")
+# The distribution whose requirements (recursively) are shipped whole.
+OUR_DISTRIBUTION = "bootmenu"
+
+# Imported by name at run time (codecs lookup, importlib.import_module, lazy imports modulefinder cannot see).
+RUNTIME_MODULES = (
+    "encodings.aliases",
+    "encodings.ascii",
+    "encodings.latin_1",
+    "encodings.utf_8",
+    "encodings.utf_8_sig",
+    "encodings.utf_16",
+    "encodings.utf_16_le",
+    "encodings.utf_16_be",
+    "encodings.utf_32",
+    "encodings.cp437",
+    "encodings.idna",
+    "encodings.raw_unicode_escape",
+    "encodings.unicode_escape",
+    "encodings.punycode",
+    "encodings.charmap",
+    "json",
+    "asyncio",
+    "selectors",
+    "tomllib",
+    "ctypes.util",
+    "subprocess",
+    "signal",
+    "socket",
+    "logging.handlers",
+    "argparse",
+    "shlex",
+    "zlib",
+    "_posixsubprocess",
+    "termios",
+    "fcntl",
+    "tty",
+    "curses",
+    "traceback",
+    "linecache",
+    "tokenize",
+    "struct",
+    "hashlib",
+    "uuid",
+)
+
+# Never in the payload even if something mentions them (GUI, tests, packaging, docs, network servers).
+EXCLUDED_PREFIXES = (
+    "tkinter",
+    "turtle",
+    "idlelib",
+    "test",
+    "unittest",
+    "lib2to3",
+    "ensurepip",
+    "distutils",
+    "pydoc",
+    "pydoc_data",
+    "sqlite3",
+    "_sqlite3",
+    "_tkinter",
+    "xmlrpc",
+    "http.server",
+    "venv",
+    "doctest",
+    "pdb",
+    "_testcapi",
+    "_testinternalcapi",
+    "_ctypes_test",
+    "setuptools",
+    "pip",
+    "_distutils_hack",
+    "pkg_resources",
+    "ssl",
+    "_ssl",
+    "_hashlib",
+    "multiprocessing",
+    "concurrent.futures.process",
+    "dbm",
+    "mailbox",
+    "imaplib",
+    "smtplib",
+    "ftplib",
+    "nntplib",
+    "poplib",
+    "telnetlib",
+    "lzma",
+    "_lzma",
+    "bz2",
+    "_bz2",
+    "readline",
+    "_curses_panel",
+    "nis",
+    "_crypt",
+    "crypt",
+)
+
+# Inside shipped third-party packages: tests and build-time parts.
+_PACKAGE_FILE_EXCLUDE = re.compile(r"(^|/)(tests?|testing|__pycache__)(/|$)|\.dist-info/|\.egg-info/")
+
+
+class PythonRuntimeError(Exception):
+    """The runtime cannot be assembled (a module or distribution is missing, a file does not compile)."""
+
+
+@dataclass(frozen=True)
+class StagedFile:
+    """A file of the runtime: where it goes in the image, and either bytecode compiled from `source` or a copy."""
+
+    dest: str
+    source: Path
+    compile: bool
+
+
+@dataclass
+class PythonRuntime:
+    """The files of the payload's Python, computed from the running interpreter."""
+
+    interpreter: Path
+    version: str
+    files: list[StagedFile] = field(default_factory=list)
+
+    @property
+    def libdir(self) -> str:
+        return f"usr/lib/python{self.version}"
+
+    @property
+    def extension_modules(self) -> list[Path]:
+        """The ELF files whose shared libraries the payload needs too."""
+        return [self.interpreter, *(f.source for f in self.files if f.source.suffix == ".so")]
+
+    def stage(self, root: Path) -> None:
+        """Writes the runtime under `root` (a staging directory)."""
+        binary = root / "usr/bin" / f"python{self.version}"
+        binary.parent.mkdir(parents=True, exist_ok=True)
+        binary.write_bytes(self.interpreter.read_bytes())
+        binary.chmod(0o755)
+        (root / "usr/bin/python3").symlink_to(f"python{self.version}")
+        for f in self.files:
+            dest = root / f.dest
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            if f.compile:
+                try:
+                    py_compile.compile(
+                        str(f.source),
+                        cfile=str(dest),
+                        dfile="/" + f.dest.removesuffix("c"),
+                        doraise=True,
+                        invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH,
+                    )
+                except py_compile.PyCompileError as e:
+                    raise PythonRuntimeError(f"{f.source}: does not compile: {e.msg}") from None
+            else:
+                dest.write_bytes(f.source.read_bytes())
+                dest.chmod(0o755 if f.source.suffix == ".so" else 0o644)
+
+
+def real_interpreter() -> Path:
+    """The interpreter binary behind sys.executable (a venv's python is a symlink to it)."""
+    path = Path(sys.executable).resolve()
+    if not path.is_file():
+        raise PythonRuntimeError(f"cannot find the Python interpreter behind {sys.executable}")
+    return path
+
+
+def _excluded(module: str) -> bool:
+    return any(module == p or module.startswith(p + ".") for p in EXCLUDED_PREFIXES)
+
+
+def _requirement_names(dist_name: str) -> set[str]:
+    """The distribution and everything it requires (recursively, without extras), as normalized names."""
+    seen: set[str] = set()
+    queue = [dist_name]
+    while queue:
+        name = re.sub(r"[-_.]+", "-", queue.pop()).lower()
+        if name in seen:
+            continue
+        seen.add(name)
+        try:
+            requires = importlib.metadata.requires(name) or []
+        except importlib.metadata.PackageNotFoundError:
+            raise PythonRuntimeError(f"the Python package {name!r} is not installed (needed by the payload)") from None
+        for req in requires:
+            marker = req.split(";", 1)[1] if ";" in req else ""
+            if "extra" in marker:
+                continue
+            match = re.match(r"[A-Za-z0-9][A-Za-z0-9._-]*", req.strip())
+            if match is None:
+                continue
+            dep = match.group(0)
+            # A requirement under an environment marker (python_version...) may not apply here; when it is not
+            # installed it did not apply. Unconditional requirements must be installed.
+            if marker and not _installed(dep):
+                continue
+            queue.append(dep)
+    return seen
+
+
+def _installed(dist_name: str) -> bool:
+    try:
+        importlib.metadata.distribution(dist_name)
+    except importlib.metadata.PackageNotFoundError:
+        return False
+    return True
+
+
+def _distribution_files(dist_name: str) -> list[tuple[str, Path]]:
+    """(relative path, absolute path) of every module file a distribution installed."""
+    dist = importlib.metadata.distribution(dist_name)
+    out: list[tuple[str, Path]] = []
+    for f in dist.files or []:
+        rel = str(f)
+        if rel.startswith("..") or _PACKAGE_FILE_EXCLUDE.search(rel):
+            continue
+        if rel.endswith((".py", ".so")):
+            out.append((rel, Path(str(f.locate())).resolve()))
+    return out
+
+
+def _module_source(name: str) -> Path | None:
+    spec = importlib.util.find_spec(name)
+    if spec is None or not spec.origin or spec.origin in ("built-in", "frozen"):
+        return None
+    return Path(spec.origin)
+
+
+def _module_name(rel: str) -> str:
+    name = rel.removesuffix(".py").replace("/", ".")
+    return name.removesuffix(".__init__")
+
+
+def _package_root(pkg: str) -> Path:
+    source = _module_source(pkg)
+    if source is None:
+        raise PythonRuntimeError(f"cannot find our package {pkg!r}")
+    return source.parent
+
+
+def collect(extra_entry_modules: Iterable[str] = ()) -> PythonRuntime:
+    """Computes the runtime's files from the running interpreter and installed packages."""
+    version = f"{sys.version_info.major}.{sys.version_info.minor}"
+    runtime = PythonRuntime(real_interpreter(), version)
+    stdlib = Path(sysconfig.get_paths()["stdlib"]).resolve()
+    dynload = stdlib / "lib-dynload"
+    libdir = runtime.libdir
+
+    modules: list[str] = []
+    seen_dest: set[str] = set()
+
+    def add(dest: str, source: Path) -> None:
+        if dest in seen_dest:
+            return
+        seen_dest.add(dest)
+        is_py = source.suffix == ".py"
+        runtime.files.append(StagedFile(dest + ("c" if is_py else ""), source, is_py))
+
+    # Our packages, whole (minus caches), from the source tree.
+    for pkg in OUR_PACKAGES:
+        root = _package_root(pkg)
+        for path in sorted(root.rglob("*")):
+            rel = path.relative_to(root.parent).as_posix()
+            if "__pycache__" in rel or not path.is_file():
+                continue
+            if path.suffix == ".py":
+                add(f"{libdir}/{rel}", path)
+                modules.append(_module_name(rel))
+            elif path.suffix == ".so" or "/data/" in f"/{rel}" or "/samples/" in f"/{rel}":
+                add(f"{libdir}/{rel}", path)
+
+    # Third-party dependencies, whole: their optional imports are decided at run time.
+    for dist_name in sorted(_requirement_names(OUR_DISTRIBUTION) - {OUR_DISTRIBUTION}):
+        for rel, path in _distribution_files(dist_name):
+            add(f"{libdir}/{rel}", path)
+            if path.suffix == ".py":
+                modules.append(_module_name(rel))
+
+    # The standard library modules reachable from all of the above.
+    finder = modulefinder.ModuleFinder(excludes=list(EXCLUDED_PREFIXES))
+    for name in modules:
+        # Optional parts of a package may fail to import here (a backend for another platform): not our concern.
+        try:
+            finder.import_hook(name)
+        except (ImportError, SyntaxError):
+            continue
+    for name in [*RUNTIME_MODULES, *extra_entry_modules]:
+        try:
+            finder.import_hook(name)
+        except ImportError as e:
+            raise PythonRuntimeError(f"runtime module {name}: {e}") from None
+    for name, module in sorted(finder.modules.items()):
+        file = getattr(module, "__file__", None)
+        if _excluded(name) or not file:
+            continue
+        path = Path(file).resolve()
+        if path.is_relative_to(dynload):
+            add(f"{libdir}/lib-dynload/{path.name}", path)
+        elif path.is_relative_to(stdlib) and "site-packages" not in path.parts:
+            add(f"{libdir}/{path.relative_to(stdlib).as_posix()}", path)
+    # Packages need their __init__ even when only a submodule was found.
+    for f in list(runtime.files):
+        parts = Path(f.dest).relative_to(libdir).parts[:-1]
+        for i in range(1, len(parts) + 1):
+            init = stdlib.joinpath(*parts[:i], "__init__.py")
+            if init.is_file():
+                add(f"{libdir}/{'/'.join(parts[:i])}/__init__.py", init)
+    runtime.files.sort(key=lambda f: f.dest)
+    return runtime
