@@ -183,10 +183,10 @@ def unload(*, force: bool = False) -> None:
     syscalls.kexec_file_load(-1, -1, "", syscalls.flags().KEXEC_FILE_UNLOAD)
 
 
-def loaded(path: Path = KEXEC_LOADED) -> bool:
+def loaded(path: Path | None = None) -> bool:
     """Whether a kernel is loaded for kexec (/sys/kernel/kexec_loaded); False when the kernel lacks kexec."""
     try:
-        return path.read_text().strip() == "1"
+        return (path or KEXEC_LOADED).read_text().strip() == "1"
     except OSError:
         return False
 
