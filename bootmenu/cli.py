@@ -15,6 +15,7 @@ from collections.abc import Sequence
 COMMANDS: dict[str, str] = {
     "scan": "bootmenu.cmd_scan",
     "kexec": "bootmenu.cmd_kexec",
+    "initramfs": "bootmenu.cmd_initramfs",
 }
 
 EXIT_OK = 0
