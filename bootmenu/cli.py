@@ -15,6 +15,8 @@ from collections.abc import Sequence
 COMMANDS: dict[str, str] = {
     "scan": "bootmenu.cmd_scan",
     "kexec": "bootmenu.cmd_kexec",
+    "ui": "bootmenu.cmd_ui",
+    "demo": "bootmenu.cmd_demo",
     "initramfs": "bootmenu.cmd_initramfs",
 }
 

@@ -1,0 +1,344 @@
+"""The menu controller: owns the urwid MainLoop, the popups and key dispatch; talks to the daemon via the client.
+
+Messages from the daemon go to the model (bootmenu/model.py), which says what changed; only that part is redrawn.
+Any key cancels the autoboot countdown (GRUB and Petitboot do the same) and still does what it is bound to.
+
+`q` at the top level quits the menu on a workstation and in the demo, but not in the payload: there the menu is the
+console's only program, so quitting would leave a dead screen; `x` (exit to a shell) is the way out there.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+import time
+from collections.abc import Callable
+
+import urwid
+
+from bootmenu import keys, palette, widgets
+from bootmenu.client import Client, ClientError, Disconnected
+from bootmenu.console import ConsoleError, ConsoleLogLevel, ConsoleSettings
+from bootmenu.model import Change, EntryRow, MenuModel, MenuPath, SubmenuRow
+from discovery import protocol as p
+
+log = logging.getLogger(__name__)
+
+RECONNECT_INTERVAL = 1.0
+TICK = 1.0
+
+
+class Mode(enum.StrEnum):
+    """Where the menu runs: decides what `q` and `x` do."""
+
+    HOST = "host"
+    PAYLOAD = "payload"
+    DEMO = "demo"
+
+
+class ExitAction(enum.StrEnum):
+    QUIT = "quit"
+    SHELL = "shell"
+
+
+class Controller:
+    def __init__(
+        self,
+        client: Client,
+        console: ConsoleSettings,
+        mode: Mode = Mode.HOST,
+        *,
+        loglevel: ConsoleLogLevel | None = None,
+        screen: urwid.BaseScreen | None = None,
+        title: str = "bootmenu",
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.client = client
+        self.console = console
+        self.mode = mode
+        self.loglevel = loglevel
+        self.glyphs = console.glyphs
+        self.model = MenuModel(clock=clock)
+        self.path: list[MenuPath] = [MenuPath()]
+        self.view = widgets.MenuView(self.glyphs, self._title(title))
+        self.root: urwid.WidgetPlaceholder[urwid.Widget] = urwid.WidgetPlaceholder(self.view)
+        self.popup: urwid.Widget | None = None
+        self.log_window: widgets.TextWindow | None = None
+        self.boot_window: widgets.TextWindow | None = None
+        self.exit_action = ExitAction.QUIT
+        self.base_title = title
+        chosen = palette.MONO if console.mono else palette.COLOUR
+        self.loop = urwid.MainLoop(
+            self.root,
+            palette.check(chosen),
+            screen=screen,
+            handle_mouse=False,
+            input_filter=self._input_filter,
+            unhandled_input=self._unhandled,
+        )
+        if console.mono and isinstance(self.loop.screen, urwid.raw_display.Screen):
+            self.loop.screen.set_terminal_properties(colors=1)
+        self._watching: int | None = None
+        self._tick_handle: object | None = None
+
+    def _title(self, title: str) -> str:
+        return title
+
+    # --- running ---
+
+    def run(self) -> ExitAction:
+        self._attach()
+        self._set_alarm()
+        self._quiet_console()
+        try:
+            self.loop.run()
+        finally:
+            self._restore_console()
+            self.client.close()
+        return self.exit_action
+
+    def _attach(self) -> None:
+        try:
+            fd = self.client.fileno()
+        except ClientError:
+            return
+        self._watching = fd
+        self.loop.watch_file(fd, self._readable)
+
+    def _detach(self) -> None:
+        if self._watching is not None:
+            self.loop.remove_watch_file(self._watching)
+            self._watching = None
+
+    def _readable(self) -> None:
+        try:
+            messages = self.client.read()
+        except (Disconnected, p.ProtocolError) as exc:
+            self._lost(str(exc))
+            return
+        change = Change.NONE
+        for message in messages:
+            change |= self.model.apply(message)
+        self._refresh(change)
+
+    def _lost(self, why: str) -> None:
+        self._detach()
+        self.client.close()
+        self.model.connected = False
+        self.model.apply(
+            p.Status(p.StatusLine(p.Level.ERROR, f"lost the boot daemon ({why}); reconnecting", time.time()))
+        )
+        self._refresh(Change.STATUS | Change.COUNTDOWN)
+        self.loop.set_alarm_in(RECONNECT_INTERVAL, self._reconnect)
+
+    def _reconnect(self, _loop: object = None, _data: object = None) -> None:
+        try:
+            self.client.connect()
+        except ClientError:
+            self.loop.set_alarm_in(RECONNECT_INTERVAL, self._reconnect)
+            return
+        self._attach()
+
+    def _set_alarm(self) -> None:
+        self.loop.set_alarm_in(TICK, self._tick)
+
+    def _tick(self, _loop: object = None, _data: object = None) -> None:
+        # The daemon sends countdown updates; between them the seconds are counted here.
+        if self.model.countdown.remaining is not None:
+            self.view.show_countdown(self.model)
+        self._set_alarm()
+
+    # --- drawing ---
+
+    @property
+    def current(self) -> MenuPath:
+        return self.path[-1]
+
+    def _refresh(self, change: Change) -> None:
+        if Change.MENU in change:
+            while not self.model.menu_exists(self.current):
+                self.path.pop()
+            self.view.show(self.model, self.model.rows(self.current))
+            self._update_title()
+        if Change.STATUS in change:
+            self.view.show_status(self.model)
+        if Change.COUNTDOWN in change or Change.MENU in change:
+            self.view.show_countdown(self.model)
+        if Change.STATUS in change and self.boot_window is not None:
+            self.boot_window.set_lines(self._boot_lines())
+        if Change.LOG in change and self.log_window is not None:
+            self.log_window.set_lines(self._log_lines())
+
+    def _update_title(self) -> None:
+        title = self.base_title
+        if self.model.dry_run:
+            title += " (dry run: nothing is booted)"
+        if not self.current.is_top:
+            title += " > " + " > ".join(self.current.titles)
+        self.view.title.set_text((palette.Attr.TITLE.value, title))
+
+    # --- keys ---
+
+    def _input_filter(
+        self, key_list: list[str | tuple[str, int, int, int]], _raw: list[int]
+    ) -> list[str | tuple[str, int, int, int]]:
+        if key_list and self.model.cancel_countdown():
+            self._send(p.CancelAutoboot())
+            self.view.show_countdown(self.model)
+        if key_list:
+            self._quiet_console()
+        return key_list
+
+    def _unhandled(self, key: str | tuple[str, int, int, int]) -> bool:
+        if not isinstance(key, str) or self.popup is not None:
+            return False
+        command = keys.command_for(key)
+        selected = self.view.menu.selected()
+        row = selected.row if selected else None
+        if command is keys.Command.BOOT:
+            if isinstance(row, SubmenuRow):
+                self.path.append(row.path)
+                self.view.show(self.model, self.model.rows(self.current))
+                self._update_title()
+            elif isinstance(row, EntryRow):
+                self.boot(row.info.id)
+        elif command is keys.Command.EDIT and isinstance(row, EntryRow):
+            self.open_editor(row.info)
+        elif command is keys.Command.INFO and isinstance(row, EntryRow):
+            device = self.model.devices.get(row.info.entry.device)
+            self._open_popup(
+                widgets.TextWindow("Details", widgets.info_lines(row.info, device), self.glyphs, self.close_popup)
+            )
+        elif command is keys.Command.RESCAN:
+            self._send(p.Rescan())
+        elif command is keys.Command.LOG:
+            self.log_window = widgets.TextWindow("Status log", self._log_lines(), self.glyphs, self.close_popup)
+            self._open_popup(self.log_window)
+            self._send(p.GetLog())
+        elif command is keys.Command.HELP:
+            self._open_popup(
+                widgets.TextWindow("Help", widgets.help_lines(self._leave_help()), self.glyphs, self.close_popup)
+            )
+        elif command is keys.Command.BACK:
+            self.back()
+        elif command is keys.Command.SHELL:
+            self.exit_action = ExitAction.SHELL
+            raise urwid.ExitMainLoop()
+        else:
+            return False
+        return True
+
+    def _leave_help(self) -> str:
+        if self.mode is Mode.PAYLOAD:
+            return "q does not quit here: the menu is this console's program. x opens a shell."
+        if self.mode is Mode.DEMO:
+            return "This is the demo: booting only shows what would be kexec'd. q or x leaves it."
+        return "q at the top level quits the menu; x exits to a shell."
+
+    def back(self) -> None:
+        if len(self.path) > 1:
+            left = self.path.pop()
+            self.view.show(
+                self.model, self.model.rows(self.current), select=f"submenu:{left.device}:{'>'.join(left.titles)}"
+            )
+            self._update_title()
+            return
+        if self.mode is Mode.PAYLOAD:
+            self.model.apply(p.Status(p.StatusLine(p.Level.INFO, "x opens a shell; the menu stays on this console")))
+            self.view.show_status(self.model)
+            return
+        self.exit_action = ExitAction.QUIT
+        raise urwid.ExitMainLoop()
+
+    # --- actions ---
+
+    def boot(self, entry_id: str, cmdline: str | None = None) -> None:
+        # Kernel messages are wanted again from here on: the next kernel's early output, or a load error.
+        self._restore_console()
+        self.model.mark_boot()
+        info = self.model.entry(entry_id)
+        title = " > ".join((*info.entry.submenu, info.entry.title)) if info else entry_id
+        self.boot_window = widgets.TextWindow(f"Boot: {title}", self._boot_lines(), self.glyphs, self.close_popup)
+        self._open_popup(self.boot_window)
+        self._send(p.Boot(entry_id, cmdline))
+
+    def _boot_lines(self) -> list[str]:
+        """What the daemon said since the boot request: in dry run, exactly what would be kexec'd."""
+        lines = [
+            s.message if s.level is p.Level.INFO else f"{s.level.upper()}: {s.message}"
+            for s in self.model.boot_status()
+        ]
+        hint = "Esc, q or Enter: back to the menu"
+        return [*lines, "", hint] if lines else ["Asking the boot daemon...", "", hint]
+
+    def open_editor(self, info: p.EntryInfo) -> None:
+        def boot(cmdline: str) -> None:
+            self.close_popup()
+            self.boot(info.id, cmdline)
+
+        self._open_popup(widgets.Editor(info, self.glyphs, boot, self.close_popup), height_percent=70)
+
+    def _open_popup(self, widget: urwid.Widget, height_percent: int = 80) -> None:
+        self.popup = widget
+        self.root.original_widget = widgets.popup(widget, self.view, height_percent=height_percent)
+
+    def close_popup(self) -> None:
+        self.popup = None
+        self.log_window = None
+        self.boot_window = None
+        self.root.original_widget = self.view
+
+    def _log_lines(self) -> list[str]:
+        lines = [
+            f"{time.strftime('%H:%M:%S', time.localtime(s.time))} {s.level:<7} {s.message}" for s in self.model.status
+        ]
+        if self.model.log is not None:
+            lines += ["", "Daemon log:", *self.model.log]
+        return lines
+
+    def _send(self, message: p.Message) -> None:
+        try:
+            self.client.send(message)
+        except ClientError as exc:
+            self._lost(str(exc))
+
+    def _quiet_console(self) -> None:
+        if self.loglevel is None:
+            return
+        try:
+            self.loglevel.lower()
+        except ConsoleError as exc:
+            log.warning("%s", exc)
+            self.loglevel = None
+
+    def _restore_console(self) -> None:
+        if self.loglevel is None:
+            return
+        try:
+            self.loglevel.restore()
+        except ConsoleError as exc:
+            log.warning("%s", exc)
+
+
+class FixedSizeScreen(urwid.raw_display.Screen):  # type: ignore[misc]
+    """A terminal that cannot report its size (a serial line) or whose size the kernel command line imposes."""
+
+    def __init__(self, size: tuple[int, int]) -> None:
+        super().__init__()
+        self.fixed_size = size
+
+    def get_cols_rows(self) -> tuple[int, int]:
+        return self.fixed_size
+
+
+def run_menu(client: Client, mode: Mode, *, ascii: bool | None = None, mono: bool | None = None) -> ExitAction:
+    """Runs the menu on this process's terminal (stdin/stdout) until the user leaves it."""
+    import sys
+
+    from bootmenu import console
+
+    settings = console.detect(sys.stdin.fileno(), ascii=ascii, mono=mono)
+    screen = FixedSizeScreen(settings.size) if settings.size else urwid.raw_display.Screen()
+    loglevel = console.ConsoleLogLevel() if mode is Mode.PAYLOAD else None
+    title = "bootmenu demo" if mode is Mode.DEMO else "bootmenu"
+    return Controller(client, settings, mode, loglevel=loglevel, screen=screen, title=title).run()

@@ -1,0 +1,120 @@
+"""The menu's key table, as data: every binding with its keys, help text and category.
+
+Widgets never compare key names themselves; they ask `is_command_key(Command.BOOT, key)`, and the help screen is
+generated from this table, so the two cannot disagree. Keys follow GRUB's menu and editor (Enter, `e`, Ctrl-X, Esc)
+and Petitboot's (`i`, `x`, `h`/`?`). Key names are urwid's ("enter", "page down", "ctrl x").
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+
+class Category(enum.StrEnum):
+    MOVE = "Moving"
+    BOOT = "Booting"
+    VIEW = "Information"
+    LEAVE = "Leaving"
+    EDIT = "Editor"
+
+
+class Command(enum.StrEnum):
+    UP = "up"
+    DOWN = "down"
+    PAGE_UP = "page-up"
+    PAGE_DOWN = "page-down"
+    HOME = "home"
+    END = "end"
+    BOOT = "boot"
+    EDIT = "edit"
+    INFO = "info"
+    RESCAN = "rescan"
+    LOG = "log"
+    SHELL = "shell"
+    HELP = "help"
+    BACK = "back"
+    EDIT_BOOT = "edit-boot"
+    EDIT_CANCEL = "edit-cancel"
+
+
+@dataclass(frozen=True)
+class KeyBinding:
+    command: Command
+    keys: tuple[str, ...]
+    help: str
+    category: Category
+
+    def label(self) -> str:
+        """The keys as a user types them: `Enter`, `Ctrl-X`, `PgUp`."""
+        return ", ".join(_LABELS.get(k, k) for k in self.keys)
+
+
+_LABELS = {
+    "enter": "Enter",
+    "esc": "Esc",
+    "up": "Up",
+    "down": "Down",
+    "page up": "PgUp",
+    "page down": "PgDn",
+    "home": "Home",
+    "end": "End",
+    "ctrl x": "Ctrl-X",
+    "ctrl c": "Ctrl-C",
+    "right": "Right",
+    "left": "Left",
+}
+
+KEY_BINDINGS: tuple[KeyBinding, ...] = (
+    KeyBinding(Command.UP, ("up", "k"), "Select the previous entry", Category.MOVE),
+    KeyBinding(Command.DOWN, ("down", "j"), "Select the next entry", Category.MOVE),
+    KeyBinding(Command.PAGE_UP, ("page up",), "Up one screen", Category.MOVE),
+    KeyBinding(Command.PAGE_DOWN, ("page down",), "Down one screen", Category.MOVE),
+    KeyBinding(Command.HOME, ("home",), "First entry", Category.MOVE),
+    KeyBinding(Command.END, ("end",), "Last entry", Category.MOVE),
+    KeyBinding(Command.BOOT, ("enter", "right"), "Boot the selected entry (or open the submenu)", Category.BOOT),
+    KeyBinding(Command.EDIT, ("e",), "Edit the command line for one boot", Category.BOOT),
+    KeyBinding(Command.INFO, ("i",), "Details: kernel, initrds, command line, source, warnings", Category.VIEW),
+    KeyBinding(Command.RESCAN, ("r",), "Rescan devices and configs", Category.VIEW),
+    KeyBinding(Command.LOG, ("l",), "Status log", Category.VIEW),
+    KeyBinding(Command.HELP, ("h", "?"), "This help", Category.VIEW),
+    KeyBinding(Command.BACK, ("q", "esc", "left"), "Leave a submenu or window (top level: quit)", Category.LEAVE),
+    KeyBinding(Command.SHELL, ("x",), "Exit to a shell", Category.LEAVE),
+    KeyBinding(Command.EDIT_BOOT, ("ctrl x",), "Editor: boot the edited entry", Category.EDIT),
+    KeyBinding(Command.EDIT_CANCEL, ("esc",), "Editor: discard the edit and return", Category.EDIT),
+)
+
+_BY_COMMAND = {b.command: b for b in KEY_BINDINGS}
+
+
+def binding(command: Command) -> KeyBinding:
+    return _BY_COMMAND[command]
+
+
+def is_command_key(command: Command, key: str) -> bool:
+    return key in _BY_COMMAND[command].keys
+
+
+def command_for(key: str, *, editor: bool = False) -> Command | None:
+    """The menu (or, with `editor`, the editor) command bound to `key`, if any."""
+    for b in KEY_BINDINGS:
+        if (b.category is Category.EDIT) == editor and key in b.keys:
+            return b.command
+    return None
+
+
+def help_lines() -> Iterator[tuple[str, str]]:
+    """(left, right) rows of the help screen: a category title with an empty right side, then its bindings."""
+    for category in Category:
+        rows = [b for b in KEY_BINDINGS if b.category is category]
+        if not rows:
+            continue
+        yield category.value, ""
+        for b in rows:
+            yield b.label(), b.help
+
+
+def hint(*commands: Command) -> str:
+    """A one-line reminder such as `Enter=boot e=edit`, from the first key of each command."""
+    return " ".join(f"{_LABELS.get(binding(c).keys[0], binding(c).keys[0])}={c.value}" for c in commands)

@@ -1,0 +1,340 @@
+"""The menu's urwid widgets: the entry list under device headers, the status area, the editor and text windows.
+
+Widgets only draw and map keys to commands (bootmenu/keys.py); the controller decides what a command does. Nothing
+depends on colour: the selected row starts with `>`, the default entry with `*`, submenus end with an arrow glyph.
+"""
+
+from __future__ import annotations
+
+import textwrap
+from collections.abc import Callable, Iterable, Sequence
+
+import urwid
+
+from bootmenu import keys
+from bootmenu.console import Glyphs
+from bootmenu.model import EntryRow, HeaderRow, MenuModel, NoteRow, Row, SubmenuRow
+from bootmenu.palette import Attr
+from discovery import protocol as p
+
+# urwid's size argument: () for fixed, (cols,) for flow, (cols, rows) for box widgets.
+Size = tuple[()] | tuple[int] | tuple[int, int]
+
+_LISTBOX_KEYS = {
+    keys.Command.UP: "up",
+    keys.Command.DOWN: "down",
+    keys.Command.PAGE_UP: "page up",
+    keys.Command.PAGE_DOWN: "page down",
+}
+
+
+class MenuItem(urwid.Widget):
+    """One selectable row: an entry or a submenu. Drawn as `> * Title` (selection, default)."""
+
+    _selectable = True
+    _sizing = frozenset([urwid.FLOW])
+
+    def __init__(self, row: EntryRow | SubmenuRow, glyphs: Glyphs) -> None:
+        super().__init__()
+        self.row = row
+        self.glyphs = glyphs
+
+    def rows(self, size: tuple[int], focus: bool = False) -> int:
+        return 1
+
+    def text(self, focus: bool) -> str:
+        mark = "*" if self.row.is_default else " "
+        title = self.row.text()
+        if isinstance(self.row, SubmenuRow):
+            title += " " + self.glyphs.submenu
+        return f"{'>' if focus else ' '} {mark} {title}"
+
+    def render(self, size: Size, focus: bool = False) -> urwid.Canvas:
+        cols = size[0] if size else 80
+        text = self.text(focus)
+        if len(text) > cols:
+            text = text[: max(0, cols - len(self.glyphs.ellipsis))] + self.glyphs.ellipsis
+        attr = Attr.FOCUS if focus else (Attr.DEFAULT if self.row.is_default else Attr.ENTRY)
+        return urwid.Text((attr.value, text), wrap="clip").render((cols,))
+
+    def keypress(self, size: Size, key: str) -> str | None:
+        return key
+
+
+def row_widget(row: Row, glyphs: Glyphs) -> urwid.Widget:
+    if isinstance(row, HeaderRow):
+        return urwid.Text((Attr.HEADER.value, row.text()), wrap="clip")
+    if isinstance(row, NoteRow):
+        return urwid.Text((Attr.HINT.value, "     " + row.text()), wrap="clip")
+    return MenuItem(row, glyphs)
+
+
+class MenuList(urwid.ListBox):  # type: ignore[type-arg]
+    """The rows of one menu level; keeps the selection on the same entry across updates."""
+
+    def __init__(self, glyphs: Glyphs) -> None:
+        self.glyphs = glyphs
+        self.keys_: list[str] = []
+        self.walker: urwid.SimpleFocusListWalker[urwid.Widget] = urwid.SimpleFocusListWalker([])
+        super().__init__(self.walker)  # type: ignore[arg-type]
+
+    def set_rows(self, rows: Sequence[Row], select: str | None = None) -> None:
+        """Shows `rows`; selects the row keyed `select`, else the one selected before, else the nearest one."""
+        previous = self.selected_key()
+        old_index = self.focus_position if self.keys_ else 0
+        self.keys_ = [r.key for r in rows]
+        walker = self.walker
+        walker[:] = [row_widget(r, self.glyphs) for r in rows]
+        for wanted in (select, previous):
+            if wanted is not None and wanted in self.keys_ and walker[self.keys_.index(wanted)].selectable():
+                self.set_focus(self.keys_.index(wanted))
+                return
+        self._focus_near(min(old_index, len(rows) - 1))
+
+    def _focus_near(self, index: int) -> None:
+        walker = self.walker
+        if not len(walker):
+            return
+        candidates = sorted(range(len(walker)), key=lambda i: (abs(i - index), i))
+        for i in candidates:
+            if walker[i].selectable():
+                self.set_focus(i)
+                return
+        self.set_focus(max(0, index))
+
+    def selected(self) -> MenuItem | None:
+        if not self.keys_:
+            return None
+        widget = self.focus
+        return widget if isinstance(widget, MenuItem) and widget.selectable() else None
+
+    def selected_key(self) -> str | None:
+        item = self.selected()
+        return item.row.key if item else None
+
+    def keypress(self, size: tuple[int] | tuple[int, int], key: str) -> str | None:  # type: ignore[override]
+        command = keys.command_for(key)
+        if command in _LISTBOX_KEYS:
+            key = _LISTBOX_KEYS[command]
+        elif command is keys.Command.HOME:
+            self._focus_near(0)
+            return None
+        elif command is keys.Command.END:
+            self._focus_near(len(self.walker) - 1)
+            return None
+        else:
+            return key
+        result: str | None = super().keypress(size, key)
+        # Do not let a scroll leave the selection on a header.
+        if result is None and self.selected() is None:
+            self._focus_near(self.focus_position)
+        return result
+
+
+def wrap_lines(messages: Iterable[str], cols: int) -> list[str]:
+    out: list[str] = []
+    for message in messages:
+        out.extend(textwrap.wrap(message, max(10, cols), subsequent_indent="  ", break_on_hyphens=False) or [""])
+    return out
+
+
+class StatusArea(urwid.Widget):
+    """The last status messages, newest at the bottom, wrapped and clipped to `max_rows` lines."""
+
+    _sizing = frozenset([urwid.FLOW])
+
+    def __init__(self, max_rows: int = 3) -> None:
+        super().__init__()
+        self.max_rows = max_rows
+        self.lines: list[p.StatusLine] = []
+
+    def set_status(self, lines: Sequence[p.StatusLine]) -> None:
+        self.lines = list(lines)
+        self._invalidate()
+
+    def _text(self, cols: int) -> list[str]:
+        messages = [("! " if s.level is not p.Level.INFO else "") + s.message for s in self.lines]
+        return wrap_lines(messages, cols)[-self.max_rows :]
+
+    def rows(self, size: tuple[int], focus: bool = False) -> int:
+        return max(1, len(self._text(size[0])))
+
+    def render(self, size: Size, focus: bool = False) -> urwid.Canvas:
+        cols = size[0] if size else 80
+        lines = self._text(cols) or [""]
+        worst = max((s.level for s in self.lines), key=_LEVEL_ORDER.index, default=p.Level.INFO)
+        attr = {p.Level.ERROR: Attr.ERROR, p.Level.WARNING: Attr.WARNING}.get(worst, Attr.STATUS)
+        return urwid.Text((attr.value, "\n".join(lines)), wrap="clip").render((cols,))
+
+
+_LEVEL_ORDER = [p.Level.INFO, p.Level.WARNING, p.Level.ERROR]
+
+
+class MenuView(urwid.Frame[urwid.Widget, urwid.Widget, urwid.Widget]):  # type: ignore[type-var]
+    """Title line, the entry list, and a footer: countdown, status area and a key hint."""
+
+    HINT = keys.hint(
+        keys.Command.BOOT, keys.Command.EDIT, keys.Command.INFO, keys.Command.RESCAN, keys.Command.LOG,
+        keys.Command.SHELL, keys.Command.HELP, keys.Command.BACK,
+    )  # fmt: skip
+
+    def __init__(self, glyphs: Glyphs, title: str = "bootmenu") -> None:
+        self.glyphs = glyphs
+        self.menu = MenuList(glyphs)
+        self.title = urwid.Text((Attr.TITLE.value, title), wrap="clip")
+        self.countdown = urwid.Text("", wrap="clip")
+        self.status = StatusArea()
+        self.hint = urwid.Text((Attr.HINT.value, self.HINT), wrap="clip")
+        self.rule_top = urwid.Divider(glyphs.hline)
+        footer = urwid.Pile([urwid.Divider(glyphs.hline), self.countdown, self.status, self.hint])
+        super().__init__(self.menu, header=urwid.Pile([self.title, self.rule_top]), footer=footer)
+
+    def show(self, model: MenuModel, rows: Sequence[Row], select: str | None = None) -> None:
+        self.menu.set_rows(rows, select)
+        self.show_status(model)
+        self.show_countdown(model)
+
+    def show_status(self, model: MenuModel) -> None:
+        self.status.set_status(model.status[-2:])
+
+    def show_countdown(self, model: MenuModel) -> None:
+        text = model.countdown_text()
+        if not model.connected:
+            text = "Waiting for the boot daemon..."
+        if text != self.countdown.text:
+            self.countdown.set_text(text)
+
+
+class TextWindow(urwid.WidgetWrap[urwid.Widget]):
+    """A scrollable window of text lines (details, log, help); `q`, Esc or Enter closes it."""
+
+    def __init__(self, title: str, lines: Iterable[str], glyphs: Glyphs, on_close: Callable[[], None]) -> None:
+        self.on_close = on_close
+        self.walker = urwid.SimpleFocusListWalker([urwid.Text(line) for line in lines] or [urwid.Text("")])
+        self.listbox = urwid.ListBox(self.walker)
+        box = linebox(self.listbox, title, glyphs)
+        super().__init__(box)
+
+    def set_lines(self, lines: Iterable[str]) -> None:
+        self.walker[:] = [urwid.Text(line) for line in lines] or [urwid.Text("")]
+
+    def selectable(self) -> bool:
+        return True
+
+    def keypress(self, size: Size, key: str) -> str | None:
+        command = keys.command_for(key)
+        if command in (keys.Command.BACK, keys.Command.BOOT) or key in ("h", "?", "i", "l"):
+            self.on_close()
+            return None
+        if command in _LISTBOX_KEYS:
+            if len(size) == 2:
+                self.listbox.keypress((size[0] - 2, size[1] - 2), _LISTBOX_KEYS[command])
+        elif command is keys.Command.HOME:
+            self.listbox.set_focus(0)
+        elif command is keys.Command.END:
+            self.listbox.set_focus(len(self.walker) - 1)
+        return None
+
+
+class Editor(urwid.WidgetWrap[urwid.Widget]):
+    """GRUB-style one-shot editor of an entry's command line: Ctrl-X boots the edit, Esc discards it."""
+
+    def __init__(
+        self,
+        info: p.EntryInfo,
+        glyphs: Glyphs,
+        on_boot: Callable[[str], None],
+        on_cancel: Callable[[], None],
+    ) -> None:
+        self.info = info
+        self.on_boot = on_boot
+        self.on_cancel = on_cancel
+        entry = info.entry
+        self.edit = urwid.Edit(("edit", "linux "), entry.cmdline, multiline=False, wrap="space")
+        self.edit.set_edit_pos(len(entry.cmdline))
+        rows: list[urwid.Widget] = [
+            urwid.Text(f"Kernel: {entry.kernel}", wrap="clip"),
+            urwid.Text(f"Initrd: {' '.join(entry.initrds) or '(none)'}", wrap="clip"),
+            urwid.Divider(),
+            urwid.Text("Command line:"),
+            urwid.AttrMap(self.edit, Attr.EDIT.value),
+            urwid.Divider(),
+            urwid.Text(
+                (Attr.HINT.value, f"{keys.binding(keys.Command.EDIT_BOOT).label()}: boot this once.  "
+                 f"{keys.binding(keys.Command.EDIT_CANCEL).label()}: back to the menu, discarding the edit."),
+            ),
+        ]  # fmt: skip
+        pile = urwid.Pile(rows, focus_item=4)
+        box = linebox(urwid.Filler(pile, valign="top"), f"Edit: {entry.title}", glyphs)
+        super().__init__(box)
+
+    @property
+    def cmdline(self) -> str:
+        text: str = self.edit.edit_text
+        return text
+
+    def keypress(self, size: Size, key: str) -> str | None:
+        command = keys.command_for(key, editor=True)
+        if command is keys.Command.EDIT_BOOT:
+            self.on_boot(self.cmdline)
+            return None
+        if command is keys.Command.EDIT_CANCEL:
+            self.on_cancel()
+            return None
+        super().keypress(size, key)
+        return None  # the editor is modal: no key reaches the menu below
+
+
+def info_lines(info: p.EntryInfo, device: p.DeviceInfo | None) -> list[str]:
+    e = info.entry
+    lines = [
+        f"Title:    {e.title}",
+        f"Kernel:   {e.kernel}",
+        f"Initrds:  {' '.join(e.initrds) or '(none)'}",
+        f"Cmdline:  {e.cmdline or '(empty)'}",
+    ]
+    if e.devicetree:
+        lines.append(f"DTB:      {e.devicetree}")
+    where = f"{e.config}:{e.line}" if e.line else e.config
+    lines.append(f"Source:   {where} ({e.format})")
+    lines.append(f"Device:   {device.header() if device else e.device}")
+    if e.config_device and e.config_device != e.device:
+        lines.append(f"Config on {e.config_device}, files on {e.device or '?'}")
+    if e.submenu:
+        lines.append(f"Submenu:  {' > '.join(e.submenu)}")
+    if e.version:
+        lines.append(f"Version:  {e.version}")
+    if e.unresolved:
+        lines.append(f"Waiting for: {e.unresolved}")
+    if e.warnings:
+        lines.append("")
+        lines.append("Warnings:")
+        lines.extend(f"  {w}" for w in e.warnings)
+    return lines
+
+
+def help_lines(extra: str = "") -> list[str]:
+    out: list[str] = []
+    for left, right in keys.help_lines():
+        if right:
+            out.append(f"  {left:<14} {right}")
+        else:
+            out.extend([left] if not out else ["", left])
+    if extra:
+        out.extend(["", extra])
+    return out
+
+
+def linebox(body: urwid.Widget, title: str, glyphs: Glyphs) -> urwid.Widget:
+    g = glyphs
+    return urwid.LineBox(
+        body, title, tlcorner=g.tl, tline=g.hline, lline=g.vline, trcorner=g.tr,
+        blcorner=g.bl, rline=g.vline, bline=g.hline, brcorner=g.br,
+    )  # fmt: skip
+
+
+def popup(body: urwid.Widget, below: urwid.Widget, *, height_percent: int = 80) -> urwid.Widget:
+    overlay: urwid.Widget = urwid.Overlay(
+        body, below, align="center", width=("relative", 94), valign="middle", height=("relative", height_percent)
+    )
+    return overlay
