@@ -577,10 +577,11 @@ def load_config(fs: Filesystem, path: str) -> LoadResult:
             state.warn(chosen.file, chosen.line, f"the default, LABEL {chosen.name}, does not boot Linux; no default")
     if default_index is not None:
         entries[default_index] = entries[default_index].replace(default=True)
+    timeout = _timeout(state)
     return LoadResult(
         entries=tuple(entries),
         diagnostics=tuple(diags),
-        timeout=_timeout(state),
+        timeout=timeout,
         configs=tuple(state.files),
     )
 

@@ -1,0 +1,414 @@
+"""syslinux/extlinux/isolinux configs: the entries syslinux's menu (or U-Boot) would offer, from real file trees."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from discovery.entry import BootEntry, LoadResult
+from discovery.fs import Filesystem
+from discovery.loaders import LoadContext
+from discovery.syslinux import CONFIG_PATHS, MAX_INCLUDE_DEPTH, load
+
+
+def write(root: Path, path: str, text: str = "x") -> None:
+    target = root / path.lstrip("/")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(text)
+
+
+def scan(root: Path) -> LoadResult:
+    return load(Filesystem(root=root, name="sdb1", fstype="vfat"), LoadContext())
+
+
+def titles(result: LoadResult) -> list[str]:
+    return [">".join((*e.submenu, e.title)) for e in result.entries]
+
+
+def default(result: LoadResult) -> list[str]:
+    return [e.title for e in result.entries if e.default]
+
+
+def messages(result: LoadResult) -> list[str]:
+    return [str(d) for d in result.diagnostics]
+
+
+def only(result: LoadResult) -> BootEntry:
+    assert len(result.entries) == 1, titles(result)
+    return result.entries[0]
+
+
+CFG = "/syslinux/syslinux.cfg"
+
+
+def test_uboot_extlinux_paths_initrds_fdt_and_timeout(tmp_path: Path) -> None:
+    for f in ("boot/Image", "boot/initrd-a.img", "boot/initrd-b.img", "boot/dtbs/board.dtb"):
+        write(tmp_path, f)
+    write(
+        tmp_path,
+        "/boot/extlinux/extlinux.conf",
+        "menu title Boot\ntimeout 50\ndefault second\n\n"
+        "label first\n  kernel ../Image\n  append root=/dev/mmcblk0p2 rw\n\n"
+        "label second\n  menu label Second ^kernel\n  linux /boot/Image\n  initrd ../initrd-a.img, ../initrd-b.img\n"
+        "  fdt ../dtbs/board.dtb\n  append console=ttyS0 initrd=/ignored.img\n",
+    )
+    result = scan(tmp_path)
+    assert titles(result) == ["first", "Second kernel"]
+    assert default(result) == ["Second kernel"]
+    assert result.timeout == 5.0
+    first, second = result.entries
+    assert first.kernel == "/boot/Image"
+    assert first.cmdline == "root=/dev/mmcblk0p2 rw"
+    assert first.initrds == ()
+    assert first.id == "first"
+    assert (first.config, first.line, first.format, first.device) == (
+        "/boot/extlinux/extlinux.conf",
+        5,
+        "syslinux",
+        "sdb1",
+    )
+    assert second.initrds == ("/boot/initrd-a.img", "/boot/initrd-b.img")
+    assert second.devicetree == "/boot/dtbs/board.dtb"
+    assert second.cmdline == "console=ttyS0 initrd=/ignored.img"
+    assert messages(result) == ["/boot/extlinux/extlinux.conf:12: both INITRD and initrd= in APPEND; using INITRD"]
+
+
+def test_directives_are_case_insensitive_and_lookup_ignores_case_on_vfat(tmp_path: Path) -> None:
+    write(tmp_path, "/ISOLINUX/VMLINUZ")
+    write(tmp_path, "/ISOLINUX/INITRD.GZ")
+    write(
+        tmp_path,
+        "/ISOLINUX/ISOLINUX.CFG",
+        "DeFaUlT live\nLaBeL live\n  KeRnEl vmlinuz\n  ApPeNd initrd=initrd.gz quiet\n",
+    )
+    entry = only(scan(tmp_path))
+    assert entry.kernel == "/ISOLINUX/VMLINUZ"
+    assert entry.initrds == ("/ISOLINUX/INITRD.GZ",)
+    assert entry.cmdline == "initrd=initrd.gz quiet"
+    assert entry.config == "/ISOLINUX/ISOLINUX.CFG"
+    assert entry.default
+
+
+def test_global_append_per_label_override_and_dash(tmp_path: Path) -> None:
+    write(tmp_path, "/syslinux/vmlinuz")
+    write(
+        tmp_path,
+        CFG,
+        "append root=/dev/sda1 quiet\n"
+        "label inherits\n kernel vmlinuz\n"
+        "label overrides\n kernel vmlinuz\n append single\n"
+        "label none\n kernel vmlinuz\n append -\n"
+        "label kernel-args\n kernel vmlinuz init=/bin/sh\n",
+    )
+    result = scan(tmp_path)
+    assert [(e.title, e.cmdline) for e in result.entries] == [
+        ("inherits", "root=/dev/sda1 quiet"),
+        ("overrides", "single"),
+        ("none", ""),
+        ("kernel-args", "init=/bin/sh root=/dev/sda1 quiet"),
+    ]
+    assert {e.kernel for e in result.entries} == {"/syslinux/vmlinuz"}
+
+
+def test_initrd_option_in_append_is_kept_and_only_the_first_counts(tmp_path: Path) -> None:
+    for f in ("/boot/a.img", "/boot/b.img", "/syslinux/vmlinuz"):
+        write(tmp_path, f)
+    write(tmp_path, CFG, "label l\n kernel vmlinuz\n append initrd=/boot/a.img,/boot/b.img ro initrd=/boot/c.img\n")
+    entry = only(scan(tmp_path))
+    assert entry.initrds == ("/boot/a.img", "/boot/b.img")
+    assert entry.cmdline == "initrd=/boot/a.img,/boot/b.img ro initrd=/boot/c.img"
+
+
+def test_includes_resolve_against_the_working_directory_and_share_state(tmp_path: Path) -> None:
+    write(tmp_path, "/syslinux/vmlinuz")
+    write(tmp_path, CFG, "append quiet\ninclude menus/main.cfg\nlabel last\n kernel vmlinuz\n")
+    # A path in an included file is relative to /syslinux (the working directory), not to /syslinux/menus.
+    write(tmp_path, "/syslinux/menus/main.cfg", "include menus/more.cfg\nlabel spans\n")
+    write(tmp_path, "/syslinux/menus/more.cfg", "label from-more\n kernel vmlinuz\n")
+    write(tmp_path, "/syslinux/menus/tail.cfg", "")
+    with (tmp_path / "syslinux/menus/main.cfg").open("a") as f:
+        f.write(" kernel vmlinuz\n")
+    result = scan(tmp_path)
+    assert titles(result) == ["from-more", "spans", "last"]
+    assert [e.config for e in result.entries] == [
+        "/syslinux/menus/more.cfg",
+        "/syslinux/menus/main.cfg",
+        "/syslinux/syslinux.cfg",
+    ]
+    assert {e.cmdline for e in result.entries} == {"quiet"}
+    assert result.configs == (CFG, "/syslinux/menus/main.cfg", "/syslinux/menus/more.cfg")
+    assert result.diagnostics == ()
+
+
+def test_include_with_a_tag_is_a_submenu(tmp_path: Path) -> None:
+    write(tmp_path, "/syslinux/vmlinuz")
+    write(tmp_path, CFG, "menu include tools.cfg ^Tools\nlabel after\n kernel vmlinuz\n")
+    write(tmp_path, "/syslinux/tools.cfg", "label inside\n kernel vmlinuz\n")
+    assert titles(scan(tmp_path)) == ["Tools>inside", "after"]
+
+
+def test_include_loops_missing_files_and_depth_are_diagnosed(tmp_path: Path) -> None:
+    write(tmp_path, "/syslinux/vmlinuz")
+    write(tmp_path, CFG, "include a.cfg\ninclude missing.cfg\ninclude\nlabel ok\n kernel vmlinuz\n")
+    write(tmp_path, "/syslinux/a.cfg", "include b.cfg\n")
+    write(tmp_path, "/syslinux/b.cfg", "include a.cfg\n")
+    result = scan(tmp_path)
+    assert titles(result) == ["ok"]
+    assert messages(result) == [
+        "/syslinux/b.cfg:1: INCLUDE a.cfg includes itself (loop); ignored",
+        "/syslinux/syslinux.cfg:2: INCLUDE missing.cfg: /syslinux/missing.cfg not found; ignored",
+        "/syslinux/syslinux.cfg:3: INCLUDE without a file name; ignored",
+    ]
+
+
+def test_include_depth_is_limited(tmp_path: Path) -> None:
+    write(tmp_path, "/syslinux/vmlinuz")
+    write(tmp_path, CFG, "include d0.cfg\n")
+    for n in range(MAX_INCLUDE_DEPTH + 5):
+        write(tmp_path, f"/syslinux/d{n}.cfg", f"label l{n}\n kernel vmlinuz\ninclude d{n + 1}.cfg\n")
+    result = scan(tmp_path)
+    assert len(result.entries) == MAX_INCLUDE_DEPTH
+    assert [d.line for d in result.diagnostics] == [3]
+    assert "nested more than" in messages(result)[0]
+
+
+def test_submenus_nest_and_take_their_titles_as_syslinux_does(tmp_path: Path) -> None:
+    write(tmp_path, "/syslinux/vmlinuz")
+    write(
+        tmp_path,
+        CFG,
+        "label top\n kernel vmlinuz\n"
+        "menu begin ^Troubleshooting\n"
+        " menu title Troubleshooting options\n"  # renames the submenu: its MENU BEGIN tag was still its name
+        " label basic\n  menu label Install using ^basic graphics\n  kernel vmlinuz\n"
+        " menu begin deeper\n  menu label ^Deeper menu\n  menu title Not shown in the parent\n"
+        "  label inner\n   kernel vmlinuz\n"
+        "  label back\n   menu label Back\n   menu exit\n"
+        " menu end\n"
+        "menu end\n"
+        "menu begin\n menu title Untagged\n label u\n  kernel vmlinuz\nmenu end\n"
+        "label bottom\n kernel vmlinuz\n",
+    )
+    result = scan(tmp_path)
+    assert titles(result) == [
+        "top",
+        "Troubleshooting options>Install using basic graphics",
+        "Troubleshooting options>Deeper menu>inner",
+        "Untagged>u",
+        "bottom",
+    ]
+    assert result.diagnostics == ()
+
+
+def test_unbalanced_menu_begin_and_end_are_diagnosed(tmp_path: Path) -> None:
+    write(tmp_path, "/syslinux/vmlinuz")
+    write(tmp_path, CFG, "menu end\nmenu begin open\nlabel a\n kernel vmlinuz\n")
+    result = scan(tmp_path)
+    assert titles(result) == ["open>a"]
+    assert messages(result) == [
+        "/syslinux/syslinux.cfg:1: MENU END without MENU BEGIN; ignored",
+        "/syslinux/syslinux.cfg:2: MENU BEGIN without MENU END; closed at the end of the file",
+    ]
+
+
+def labels(*names: str) -> str:
+    return "".join(f"label {n}\n kernel vmlinuz\n" for n in names)
+
+
+@pytest.mark.parametrize(
+    ("config", "expected"),
+    [
+        (labels("a", "b", "c"), ["a"]),  # nothing said: the first item
+        ("label a\n kernel vmlinuz\nlabel b\n menu default\n kernel vmlinuz\n" + labels("c"), ["b"]),
+        # the last MENU DEFAULT wins; MENU DEFAULT after APPEND still belongs to the open label
+        ("label a\n menu default\n kernel vmlinuz\nlabel b\n kernel vmlinuz\n append x\n menu default\n", ["b"]),
+        # DEFAULT naming a label wins over MENU DEFAULT
+        ("ui menu.c32\ndefault c\n" + labels("a") + "label b\n menu default\n kernel vmlinuz\n" + labels("c"), ["c"]),
+        # DEFAULT vesamenu.c32 names the menu program: MENU DEFAULT decides
+        ("default vesamenu.c32\n" + labels("a") + "label b\n menu default\n kernel vmlinuz\n", ["b"]),
+        # with a UI, a DEFAULT naming no label is ignored
+        ("ui menu.c32\ndefault nothing\n" + labels("a", "b"), ["a"]),
+        # ONTIMEOUT is what the timeout boots
+        ("default a\nontimeout b\n" + labels("a", "b"), ["b"]),
+        # MENU DEFAULT inside a submenu, before its labels, makes the submenu the default: its first entry boots
+        (labels("a") + "menu begin sub\n menu default\n" + labels("s1", "s2") + "menu end\n", ["s1"]),
+        # the default label is hidden: the menu ignores it
+        ("ui menu.c32\ndefault h\nlabel h\n menu hide\n kernel vmlinuz\n" + labels("a"), ["a"]),
+    ],
+)
+def test_default_selection(tmp_path: Path, config: str, expected: list[str]) -> None:
+    write(tmp_path, "/syslinux/vmlinuz")
+    write(tmp_path, CFG, config)
+    assert default(scan(tmp_path)) == expected
+
+
+def test_default_with_extra_arguments_appends_them(tmp_path: Path) -> None:
+    write(tmp_path, "/syslinux/vmlinuz")
+    write(tmp_path, CFG, "default linux single\nlabel linux\n kernel vmlinuz\n append ro\n")
+    entry = only(scan(tmp_path))
+    assert entry.default
+    assert entry.cmdline == "ro single"
+
+
+def test_default_as_a_kernel_command_line(tmp_path: Path) -> None:
+    write(tmp_path, "/syslinux/vmlinuz")
+    write(tmp_path, "/syslinux/initrd.img")
+    write(tmp_path, CFG, "prompt 1\ntimeout 30\ndefault vmlinuz initrd=initrd.img root=/dev/sda2\n")
+    result = scan(tmp_path)
+    entry = only(result)
+    assert (entry.kernel, entry.initrds, entry.cmdline) == (
+        "/syslinux/vmlinuz",
+        ("/syslinux/initrd.img",),
+        "initrd=initrd.img root=/dev/sda2",
+    )
+    assert entry.default
+    assert result.timeout == 3.0
+    write(tmp_path, CFG, "default nothing-here root=/dev/sda2\n")
+    result = scan(tmp_path)
+    assert result.entries == ()
+    assert messages(result) == [
+        "/syslinux/syslinux.cfg:1: DEFAULT nothing-here names no label and no kernel file; nothing to boot"
+    ]
+
+
+def test_labels_that_do_not_boot_linux_are_not_entries(tmp_path: Path) -> None:
+    write(tmp_path, "/syslinux/vmlinuz")
+    write(tmp_path, "/syslinux/memdisk")
+    write(
+        tmp_path,
+        CFG,
+        "default local\n"
+        "label hdt\n kernel hdt.c32\n"
+        "label chain\n com32 chain.c32\n append hd0\n"
+        "label local\n localboot 0x80\n"
+        "label other\n config other.cfg\n"
+        "label bootsector\n kernel boot.bin\n"
+        "label pxe\n kernel pxelinux.0\n"
+        "label floppy\n kernel dos.img\n"
+        "label iso\n kernel memdisk\n append initrd=x.iso iso\n"
+        "label back\n menu exit\n"
+        "label hidden\n menu hide\n kernel vmlinuz\n"
+        "label disabled\n menu disable\n kernel vmlinuz\n"
+        "menu separator\n"
+        "label linux\n kernel vmlinuz\n",
+    )
+    result = scan(tmp_path)
+    assert titles(result) == ["linux"]
+    assert default(result) == []  # the default, LOCALBOOT, is not a Linux entry; we must not autoboot another
+    assert messages(result) == [
+        "/syslinux/syslinux.cfg:10: LABEL other loads another config; not followed",
+        "/syslinux/syslinux.cfg:18: LABEL iso boots memdisk, which needs a BIOS; skipped",
+        "/syslinux/syslinux.cfg:7: the default, LABEL local, does not boot Linux; no default",
+    ]
+
+
+def test_label_without_kernel(tmp_path: Path) -> None:
+    write(tmp_path, "/syslinux/vmlinuz")
+    # syslinux boots a file named like the label when no KERNEL is given
+    write(tmp_path, CFG, "label vmlinuz\n append ro\nlabel empty\n menu label Nothing\nlabel blank\n kernel\n")
+    result = scan(tmp_path)
+    assert [(e.title, e.kernel, e.cmdline) for e in result.entries] == [("vmlinuz", "/syslinux/vmlinuz", "ro")]
+    assert messages(result) == [
+        "/syslinux/syslinux.cfg:3: LABEL empty has no KERNEL or LINUX; skipped",
+        "/syslinux/syslinux.cfg:5: LABEL blank has no KERNEL or LINUX; skipped",
+    ]
+
+
+def test_missing_files_are_warned_on_the_entry(tmp_path: Path) -> None:
+    write(tmp_path, CFG, "label l\n kernel /vmlinuz\n initrd /initrd.img\n devicetree /x.dtb\n")
+    entry = only(scan(tmp_path))
+    assert [str(w) for w in entry.warnings] == [
+        "/syslinux/syslinux.cfg:2: kernel /vmlinuz not found",
+        "/syslinux/syslinux.cfg:3: initrd /initrd.img not found",
+        "/syslinux/syslinux.cfg:4: devicetree /x.dtb not found",
+    ]
+    assert entry.devicetree == "/x.dtb"
+
+
+def test_fdtdir_leaves_the_devicetree_to_the_running_system(tmp_path: Path) -> None:
+    write(tmp_path, "/boot/Image")
+    write(tmp_path, "/extlinux/extlinux.conf", "label l\n kernel /boot/Image\n devicetreedir /boot/dtbs\n")
+    entry = only(scan(tmp_path))
+    assert entry.devicetree is None
+    assert [str(w) for w in entry.warnings] == [
+        "/extlinux/extlinux.conf:2: FDTDIR /boot/dtbs: the firmware picks the file; the running one is used"
+    ]
+
+
+def test_accepted_unknown_and_help_text_lines(tmp_path: Path) -> None:
+    write(tmp_path, "/syslinux/vmlinuz")
+    write(
+        tmp_path,
+        CFG,
+        "say Booting\nprompt 0\nui vesamenu.c32\nserial 0 115200\nmenu color sel 7;37;40 #e0ffffff #20ffffff all\n"
+        "menu width 78\nf1 help.txt\nfrobnicate yes\nmenu sparkle\n"
+        "label l\n kernel vmlinuz\n text help\n  label not-a-label\n  kernel nope\n endtext\n append ro\n",
+    )
+    result = scan(tmp_path)
+    assert [(e.title, e.cmdline) for e in result.entries] == [("l", "ro")]
+    assert messages(result) == [
+        "/syslinux/syslinux.cfg:8: unknown directive 'frobnicate'; ignored",
+        "/syslinux/syslinux.cfg:9: unknown directive 'MENU SPARKLE'; ignored",
+    ]
+
+
+@pytest.mark.parametrize(("value", "expected"), [("0", None), ("1", 0.1), ("600", 60.0)])
+def test_timeout_is_in_tenths_and_zero_waits(tmp_path: Path, value: str, expected: float | None) -> None:
+    write(tmp_path, "/syslinux/vmlinuz")
+    write(tmp_path, CFG, f"timeout {value}\n" + labels("a"))
+    assert scan(tmp_path).timeout == expected
+
+
+def test_bad_timeout_is_diagnosed(tmp_path: Path) -> None:
+    write(tmp_path, CFG, "timeout soon\n")
+    result = scan(tmp_path)
+    assert result.timeout is None
+    assert messages(result) == [
+        "/syslinux/syslinux.cfg:1: TIMEOUT 'soon' is not a number of tenths of a second; ignored"
+    ]
+
+
+@pytest.mark.parametrize("path", CONFIG_PATHS)
+def test_every_probe_location_is_found(tmp_path: Path, path: str) -> None:
+    write(tmp_path, "/vmlinuz")
+    write(tmp_path, path, "label here\n kernel /vmlinuz\n")
+    entry = only(scan(tmp_path))
+    assert entry.config == path
+
+
+def test_a_config_reached_twice_is_read_once(tmp_path: Path) -> None:
+    write(tmp_path, "/vmlinuz")
+    write(tmp_path, "/isolinux/isolinux.cfg", "label iso\n kernel /vmlinuz\n")
+    # syslinux.cfg includes the isolinux one (hybrid ISO); extlinux.conf is a symlink to it.
+    write(tmp_path, "/syslinux/syslinux.cfg", "include /isolinux/isolinux.cfg\n")
+    (tmp_path / "extlinux").mkdir()
+    (tmp_path / "extlinux/extlinux.conf").symlink_to("../syslinux/syslinux.cfg")
+    result = scan(tmp_path)
+    assert titles(result) == ["iso"]
+    assert result.configs == ("/extlinux/extlinux.conf", "/isolinux/isolinux.cfg")
+
+
+def test_file_order_is_kept(tmp_path: Path) -> None:
+    write(tmp_path, "/syslinux/vmlinuz")
+    write(tmp_path, CFG, labels("zeta", "alpha", "mu"))
+    assert titles(scan(tmp_path)) == ["zeta", "alpha", "mu"]
+
+
+def test_pxelinux_absolute_tftp_paths(tmp_path: Path) -> None:
+    write(tmp_path, "/boot/vmlinuz")
+    write(tmp_path, CFG, "label l\n kernel ::/boot/vmlinuz\n")
+    assert only(scan(tmp_path)).kernel == "/boot/vmlinuz"
+
+
+def test_garbage_never_raises(tmp_path: Path) -> None:
+    (tmp_path / "syslinux").mkdir()
+    (tmp_path / "syslinux/syslinux.cfg").write_bytes(b"\xff\xfe\x00label\x00\nmenu\nlabel\nkernel x\n\tappend\n\x1b[2J")
+    result = scan(tmp_path)
+    assert result.entries == ()
+    assert "/syslinux/syslinux.cfg:2: MENU without a keyword; ignored" in messages(result)
+    assert "/syslinux/syslinux.cfg:4: KERNEL outside a LABEL; ignored" in messages(result)
+
+
+def test_no_config_means_nothing(tmp_path: Path) -> None:
+    assert scan(tmp_path) == LoadResult()
