@@ -1,0 +1,161 @@
+"""Small busybox initramfs images for QEMU runs: the second kernel's initrd and the bare baseline.
+
+- The *second-stage* initrd is what a sample entry boots into after kexec: its /init prints the kernel command line
+  on the serial port and powers off, so a test can tell which entry (and which edited command line) was booted.
+- The *baseline* initrd is the least a LinuxBoot payload can be: busybox /init that mounts /proc, loads the virtio
+  storage modules and prints a marker; optionally it carries kexec-tools and a kernel+initrd to `kexec -s -l` and
+  `kexec -e`, the yardstick for the menu's own boot time in `make bench`.
+
+Both are written with our cpio writer (kernel: Documentation/driver-api/early-userspace/buffer-format.rst). They
+include /dev/console, without which the kernel cannot give /init a console.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+from initramfs.cpio import Compression, CpioEntry, write_cpio
+from initramfs.run import run
+
+# Markers the host looks for on the serial console.
+SECOND_STAGE_MARKER = "BOOTMENU-SECOND-STAGE cmdline="
+BASELINE_MARKER = "BOOTMENU-BASELINE-INIT"
+BASELINE_READY = "BOOTMENU-BASELINE-READY"
+BASELINE_KEXEC = "BOOTMENU-BASELINE-KEXEC-NOW"
+# Storage modules the baseline loads, dependencies first (modules.dep of the Debian 6.1 kernel).
+VIRTIO_MODULES = (
+    "kernel/drivers/virtio/virtio_ring.ko",
+    "kernel/drivers/virtio/virtio.ko",
+    "kernel/drivers/virtio/virtio_pci_legacy_dev.ko",
+    "kernel/drivers/virtio/virtio_pci_modern_dev.ko",
+    "kernel/drivers/virtio/virtio_pci.ko",
+    "kernel/drivers/block/virtio_blk.ko",
+)
+GUEST_KEXEC_APPEND = "console=ttyS0,115200 panic=-1 quiet"
+
+
+class GuestError(Exception):
+    """A guest image cannot be built (missing busybox, kexec-tools, module...)."""
+
+
+def find_busybox() -> Path:
+    """The static busybox (Debian busybox-static): a dynamic one would need its libraries in the image."""
+    for candidate in ("/bin/busybox", "/usr/bin/busybox"):
+        path = Path(candidate)
+        if path.is_file():
+            return path
+    found = shutil.which("busybox")
+    if found is None:
+        raise GuestError("busybox not found: install busybox-static (`make setup`)")
+    return Path(found)
+
+
+def _base(busybox: Path) -> list[CpioEntry]:
+    return [
+        CpioEntry.directory("dev"),
+        CpioEntry.char_device("dev/console", 5, 1),
+        CpioEntry.directory("proc"),
+        CpioEntry.directory("sys"),
+        CpioEntry.directory("tmp"),
+        CpioEntry.file("bin/busybox", source=busybox, perm=0o755),
+        CpioEntry.symlink("bin/sh", "busybox"),
+    ]
+
+
+def _write(entries: Iterable[CpioEntry], output: Path, compression: Compression) -> Path:
+    output.parent.mkdir(parents=True, exist_ok=True)
+    tmp = output.with_name(output.name + ".tmp")
+    with tmp.open("wb") as f:
+        write_cpio(entries, f)
+    data = tmp.read_bytes()
+    tmp.unlink()
+    output.write_bytes(compression.compress(data))
+    return output
+
+
+SECOND_STAGE_INIT = f"""#!/bin/sh
+# The second kernel's /init: say which command line we were booted with, then power off.
+/bin/busybox mount -t proc proc /proc
+/bin/busybox mount -t devtmpfs dev /dev 2>/dev/null
+line="{SECOND_STAGE_MARKER}$(/bin/busybox cat /proc/cmdline)"
+echo "$line"
+# Also straight to the first serial port, for an entry whose command line has no console=ttyS0.
+/bin/busybox grep -q console=ttyS0 /proc/cmdline || echo "$line" > /dev/ttyS0
+/bin/busybox poweroff -f
+"""
+
+
+def second_stage_initrd(output: Path, *, busybox: Path | None = None) -> Path:
+    """The initrd of the kernel a menu entry kexecs into (gzip, a few hundred KiB)."""
+    entries = [*_base(busybox or find_busybox()), CpioEntry.file("init", SECOND_STAGE_INIT.encode(), perm=0o755)]
+    return _write(entries, output, Compression.GZIP)
+
+
+def _baseline_init(modules: Sequence[str], kexec: bool) -> str:
+    lines = [
+        "#!/bin/sh",
+        "# The bare baseline payload: what a LinuxBoot /init does before any menu.",
+        "/bin/busybox --install -s /bin",
+        "mount -t proc proc /proc",
+        "mount -t sysfs sys /sys",
+        "mount -t devtmpfs dev /dev",
+        f'echo "{BASELINE_MARKER} uptime=$(cut -d" " -f1 /proc/uptime)"',
+    ]
+    lines += [f"insmod /lib/modules/{Path(m).name}" for m in modules]
+    lines.append(f'echo "{BASELINE_READY} disks=$(ls /sys/block | tr "\\n" " ")"')
+    if kexec:
+        lines += [
+            f'/sbin/kexec -s -l /boot/vmlinuz --initrd=/boot/second.img --append="{GUEST_KEXEC_APPEND} baseline"',
+            f'echo "{BASELINE_KEXEC}"',
+            "/sbin/kexec -e",
+            'echo "kexec -e failed"',
+        ]
+    lines += ["exec sh"]
+    return "\n".join(lines) + "\n"
+
+
+def _shared_libraries(binary: Path) -> list[Path]:
+    """The libraries `binary` loads, as the host's dynamic linker resolves them (ldd)."""
+    out = run(["ldd", binary], capture=True).stdout.decode()
+    libs: list[Path] = []
+    for line in out.splitlines():
+        parts = line.split()
+        if "=>" in parts:
+            target = parts[parts.index("=>") + 1]
+            if target.startswith("/"):
+                libs.append(Path(target))
+        elif parts and parts[0].startswith("/"):
+            libs.append(Path(parts[0]))
+    return libs
+
+
+def baseline_initrd(
+    output: Path,
+    *,
+    modules_dir: Path,
+    kexec_binary: Path | None = None,
+    second_kernel: Path | None = None,
+    second_initrd: Path | None = None,
+    busybox: Path | None = None,
+) -> Path:
+    """The bare busybox payload; with `kexec_binary` it also kexecs `second_kernel` with `second_initrd`."""
+    entries = _base(busybox or find_busybox())
+    for module in VIRTIO_MODULES:
+        source = modules_dir / module
+        if not source.is_file():
+            raise GuestError(f"{source}: no such module (run `make kernel`)")
+        entries.append(CpioEntry.file(f"lib/modules/{source.name}", source=source))
+    kexec = kexec_binary is not None
+    if kexec_binary is not None:
+        if second_kernel is None or second_initrd is None:
+            raise GuestError("a kexec baseline needs the second kernel and initrd")
+        entries.append(CpioEntry.file("sbin/kexec", source=kexec_binary, perm=0o755))
+        for lib in _shared_libraries(kexec_binary):
+            # Keep the path the binary asks for (/lib64/ld-linux-x86-64.so.2 is the interpreter), content resolved.
+            entries.append(CpioEntry.file(str(lib).lstrip("/"), source=lib.resolve(), perm=0o755))
+        entries.append(CpioEntry.file("boot/vmlinuz", source=second_kernel))
+        entries.append(CpioEntry.file("boot/second.img", source=second_initrd))
+    entries.append(CpioEntry.file("init", _baseline_init(VIRTIO_MODULES, kexec).encode(), perm=0o755))
+    return _write(entries, output, Compression.GZIP)
