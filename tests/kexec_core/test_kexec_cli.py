@@ -152,3 +152,10 @@ def test_help_documents_exit_codes() -> None:
     ).stdout
     for line in ("0  success", "1  a syscall failed", "2  bad usage", "3  the kernel/initrd", "4  refused"):
         assert line in out
+
+
+def test_reuse_cmdline(capsys: pytest.CaptureFixture[str], fake_backend: FakeBackend, tmp_path: Path) -> None:
+    running = Path("/proc/cmdline").read_text().strip()
+    code, out, _ = run(capsys, "load", str(write(tmp_path / "vmlinuz", bzimage())), "--reuse-cmdline", "--dry-run")
+    assert code == 0
+    assert f"cmdline: {running!r}" in out

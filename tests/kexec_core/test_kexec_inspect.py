@@ -215,3 +215,17 @@ def _can_read(path: Path) -> bool:
     except PermissionError:
         return False
     return True
+
+
+def test_every_prefix_of_a_real_kernel_is_a_clean_error_or_valid(kernel_image: Path, tmp_path: Path) -> None:
+    """Truncated anywhere in its headers, the real kernel gives ImageError naming the file, never another exception."""
+    head = kernel_image.read_bytes()[:0x300]
+    messages = []
+    for size in range(1, len(head), 5):
+        path = write(tmp_path / f"cut{size}", head[:size])
+        try:
+            inspect_kernel(path)
+        except ImageError as err:
+            messages.append((path, str(err)))
+    assert messages
+    assert all(message.startswith(f"{path}: ") for path, message in messages)

@@ -1,0 +1,64 @@
+"""The thin syscall wrappers: what they pass to the backend and how a failure reads."""
+
+from __future__ import annotations
+
+import errno
+import os
+from pathlib import Path
+
+import pytest
+from conftest import FakeBackend
+
+from kexec_core import syscalls
+from kexec_core.errors import KexecError
+
+
+def test_mount_and_failure(fake_backend: FakeBackend) -> None:
+    syscalls.mount("/dev/vda1", "/mnt/boot", "ext4", syscalls.flags().MS_RDONLY)
+    assert fake_backend.calls[0].args == {
+        "source": b"/dev/vda1",
+        "target": b"/mnt/boot",
+        "fstype": b"ext4",
+        "flags": syscalls.flags().MS_RDONLY,
+        "data": None,
+    }
+    fake_backend.fail["mount"] = errno.ENODEV
+    with pytest.raises(KexecError) as err:
+        syscalls.mount("/dev/vda2", "/mnt/x", "btrfs", data="subvol=@")
+    assert str(err.value).startswith("mount('/dev/vda2', '/mnt/x', 'btrfs', flags=0x0, data='subvol=@') failed: ENODEV")
+    assert "not supported by the running kernel" in str(err.value)
+
+
+def test_umount2_names_flags(fake_backend: FakeBackend) -> None:
+    fake_backend.fail["umount2"] = errno.EBUSY
+    fake_backend.fail["umount2_lazy"] = errno.EBUSY
+    with pytest.raises(KexecError, match=r"umount2\('/mnt/boot', flags=MNT_DETACH\) failed: EBUSY .*still in use"):
+        syscalls.umount2("/mnt/boot", syscalls.flags().MNT_DETACH)
+
+
+def test_finit_module_quotes_the_file(fake_backend: FakeBackend, kernel_root: Path) -> None:
+    ko = next(p for p in (kernel_root / "lib" / "modules").rglob("*.ko*") if p.suffix == ".ko")
+    fake_backend.fail["finit_module"] = errno.EEXIST
+    fd = os.open(ko, os.O_RDONLY)
+    try:
+        with pytest.raises(KexecError) as err:
+            syscalls.finit_module(fd, "debug=1")
+    finally:
+        os.close(fd)
+    assert f"finit_module(fd={fd}<{ko}>, params='debug=1'" in str(err.value)
+    assert "already loaded" in str(err.value)
+
+
+def test_sync_goes_through_backend(fake_backend: FakeBackend) -> None:
+    syscalls.sync()
+    assert fake_backend.names() == ["sync"]
+
+
+def test_error_without_hint_still_names_errno(fake_backend: FakeBackend) -> None:
+    fake_backend.fail["kexec_file_load"] = errno.EIO
+    with pytest.raises(KexecError) as err:
+        syscalls.kexec_file_load(-1, -1, "", 0)
+    assert str(err.value) == (
+        "kexec_file_load(kernel_fd=-1, initrd_fd=-1, cmdline_len=0, cmdline='', flags=0) "
+        "failed: EIO (Input/output error)"
+    )
