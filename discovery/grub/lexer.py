@@ -125,6 +125,8 @@ class _Lexer:
             c = text[self.i]
             if c in _WORD_END:
                 break
+            if c in "{}" and (self.i + 1 >= n or text[self.i + 1] in _WORD_END):
+                break  # `submenu "x"{` as grub-customizer writes it: the brace is its own token
             if c == "\\":
                 if self.i + 1 >= n:
                     buf.append(c)
