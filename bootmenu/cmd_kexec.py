@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 import argparse
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from kexec_core.image import KernelInfo
+    from kexec_core.initrd import InitrdInfo
 
 EXIT_OK = 0
 EXIT_FAILED = 1  # a syscall failed (the message quotes it with its errno)
@@ -87,68 +92,88 @@ def add_parser(subparsers: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     import sys
 
-    from kexec_core.errors import ExecRefused, KexecCoreError, KexecError, PreflightError
+    from kexec_core.errors import ExecRefused, KexecCoreError, PreflightError
 
+    handler = {
+        "inspect": _inspect_cmd,
+        "load": _load_cmd,
+        "exec": _exec_cmd,
+        "unload": _unload_cmd,
+        "status": _status_cmd,
+    }[args.action]
     try:
-        return _run(args)
+        return handler(args)
     except PreflightError as err:
-        print(f"bootmenu kexec: {err}", file=sys.stderr)
-        return EXIT_REJECTED
+        code, message = EXIT_REJECTED, str(err)
     except ExecRefused as err:
-        print(f"bootmenu kexec: {err}", file=sys.stderr)
-        return EXIT_REFUSED
-    except (KexecError, KexecCoreError) as err:
-        print(f"bootmenu kexec: {err}", file=sys.stderr)
-        return EXIT_FAILED
+        code, message = EXIT_REFUSED, str(err)
+    except KexecCoreError as err:
+        code, message = EXIT_FAILED, str(err)
+    except OSError as err:  # e.g. /proc/cmdline unreadable: name the file, no traceback
+        code, message = EXIT_FAILED, f"{err.filename or ''}: {err.strerror or err}".lstrip(": ")
+    print(f"bootmenu kexec: {message}", file=sys.stderr)
+    return code
 
 
-def _run(args: argparse.Namespace) -> int:
+def _inspect_cmd(args: argparse.Namespace) -> int:
     import json
-    from pathlib import Path
 
+    path = Path(args.file)
+    info = _inspect(path)
+    if args.json:
+        print(json.dumps(info.to_json(), indent=2))
+        return EXIT_OK
+    print(f"{path}: {info.summary()}")
+    for key, value in info.to_json().items():
+        if isinstance(value, dict):
+            for k, v in value.items():
+                print(f"  {key}.{k}: {v}")
+        elif key != "path":
+            print(f"  {key}: {value}")
+    return EXIT_OK
+
+
+def _load_cmd(args: argparse.Namespace) -> int:
     from kexec_core import boot
 
-    action: str = args.action
-    if action == "inspect":
-        path = Path(args.file)
-        info = _inspect(path)
-        if args.json:
-            print(json.dumps(info.to_json(), indent=2))
-        else:
-            print(f"{path}: {info.summary()}")
-            for key, value in info.to_json().items():
-                if key not in ("path",) and not isinstance(value, dict | list):
-                    print(f"  {key}: {value}")
-                elif isinstance(value, dict):
-                    for k, v in value.items():
-                        print(f"  {key}.{k}: {v}")
-        return EXIT_OK
-    if action == "load":
-        cmdline = args.cmdline or ""
-        if args.reuse_cmdline:
-            cmdline = Path("/proc/cmdline").read_text().strip()
-        plan = boot.prepare(Path(args.kernel), [Path(p) for p in args.initrd], cmdline)
-        for line in plan.describe():
-            print(line)
-        boot.load(plan, dry_run=args.dry_run, force=args.force)
-        print("dry run: nothing loaded" if args.dry_run else "loaded")
-        return EXIT_OK
-    if action == "exec":
-        if args.dry_run:
-            for step in boot.execute_steps():
-                print(f"would call {step}")
-        boot.execute(force=args.force, dry_run=args.dry_run)
-        return EXIT_OK
-    if action == "unload":
-        boot.unload(force=args.force)
-        print("unloaded")
-        return EXIT_OK
+    cmdline = args.cmdline or ""
+    if args.reuse_cmdline:
+        cmdline = Path("/proc/cmdline").read_text().strip()
+    plan = boot.prepare(Path(args.kernel), [Path(p) for p in args.initrd], cmdline)
+    for line in plan.describe():
+        print(line)
+    boot.load(plan, dry_run=args.dry_run, force=args.force)
+    print("dry run: nothing loaded" if args.dry_run else "loaded")
+    return EXIT_OK
+
+
+def _exec_cmd(args: argparse.Namespace) -> int:
+    from kexec_core import boot
+
+    if args.dry_run:
+        for step in boot.execute_steps():
+            print(f"would call {step}")
+    boot.execute(force=args.force, dry_run=args.dry_run)
+    return EXIT_OK
+
+
+def _unload_cmd(args: argparse.Namespace) -> int:
+    from kexec_core import boot
+
+    boot.unload(force=args.force)
+    print("unloaded")
+    return EXIT_OK
+
+
+def _status_cmd(args: argparse.Namespace) -> int:
+    from kexec_core import boot
+
     is_loaded = boot.loaded()
     print("a kernel is loaded" if is_loaded else "no kernel is loaded")
     return EXIT_OK if is_loaded else EXIT_FAILED
 
 
-def _inspect(path: Any) -> Any:
+def _inspect(path: Path) -> KernelInfo | InitrdInfo:
     """A kernel, or else an initrd (a cpio archive, maybe compressed); the kernel's error if it is neither."""
     from kexec_core.errors import ImageError
     from kexec_core.image import ImageKind, inspect_kernel
