@@ -399,17 +399,34 @@ def read_entries(fs: Filesystem, directory: str) -> tuple[list[BlsEntry], list[D
     return entries, diags
 
 
+def _split_nvr(text: str, *, has_name: bool) -> tuple[str, ...]:
+    # Fedora's blscfg splits at the last `-` (release) and, for file names, the one before it (version); the rest is
+    # the name (for an entry file: the machine id). Missing parts move up, as its `split_package_string` does.
+    parts = text.rsplit("-", 2 if has_name else 1)
+    width = 3 if has_name else 2
+    return (*parts, *[""] * (width - len(parts)))
+
+
+def _nvr_cmp(a: str, b: str, *, has_name: bool) -> int:
+    for x, y in zip(_split_nvr(a, has_name=has_name), _split_nvr(b, has_name=has_name), strict=True):
+        r = rpmvercmp(x, y)
+        if r:
+            return r
+    return 0
+
+
 def _blscfg_cmp(x: BlsEntry, y: BlsEntry) -> int:
-    # Fedora's blscfg: entries with a version before those without; newer version first; then newer file stem first.
+    # Fedora's blscfg: entries with a version before those without; newer `version` first (compared as
+    # version-release); then the newer file stem (compared as name-version-release).
     if x.version is not None and y.version is None:
         return -1
     if x.version is None and y.version is not None:
         return 1
     if x.version is not None and y.version is not None:
-        r = rpmvercmp(y.version, x.version)
+        r = _nvr_cmp(y.version, x.version, has_name=False)
         if r:
             return r
-    return rpmvercmp(y.stem, x.stem)
+    return _nvr_cmp(y.stem, x.stem, has_name=True)
 
 
 def blscfg_order(entries: Iterable[BlsEntry]) -> list[BlsEntry]:

@@ -208,3 +208,21 @@ def test_duplicate_titles_are_disambiguated_like_systemd_boot() -> None:
         BlsEntry(path="/e.conf", stem="e"),
     ]
     assert unique_titles(entries) == ["Arch (6.1)", "Arch (6.2) (b)", "Arch (6.2) (c)", "Other", "e"]
+
+
+def test_blscfg_order_compares_version_then_release_and_breaks_ties_by_file_name() -> None:
+    entries = [
+        entry("b486-0-rescue", version="0-rescue"),
+        entry("d8af-0-rescue", version="0-rescue"),
+        entry("d8af-4.18.0-240.1.1.el8_3.x86_64", version="4.18.0-240.1.1.el8_3.x86_64"),
+        entry("b486-4.18.0-240.15.1.el8_3.x86_64", version="4.18.0-240.15.1.el8_3.x86_64"),
+        # version-release split at the last "-": 4.18.0.1 is a newer version than 4.18.0 whatever the release says
+        entry("x-4.18.0.1-1", version="4.18.0.1-1"),
+    ]
+    assert [e.stem for e in blscfg_order(entries)] == [
+        "x-4.18.0.1-1",
+        "b486-4.18.0-240.15.1.el8_3.x86_64",
+        "d8af-4.18.0-240.1.1.el8_3.x86_64",
+        "d8af-0-rescue",  # same version: the machine-id part of the file name decides, newest first
+        "b486-0-rescue",
+    ]
