@@ -24,7 +24,7 @@ FALLBACK_SIZE = (80, 24)
 PRINTK = Path("/proc/sys/kernel/printk")
 # KERN_ALERT: only messages more urgent than "critical" reach the console while the menu is up.
 QUIET_LEVEL = 1
-_CONSOLE_ARG = re.compile(r"(?:^|\s)bootmenu\.console=(\d+)x(\d+)(?:\s|$)")
+_CONSOLE_ARG = re.compile(r"(?:^|(?<=\s))bootmenu\.console=(\d+)x(\d+)(?=\s|$)")
 # Terminals known to show Unicode line drawing when the locale is UTF-8; anything else gets ASCII.
 _UNICODE_TERMS = ("xterm", "screen", "tmux", "rxvt", "linux", "alacritty", "foot", "kitty", "st", "konsole", "wezterm")
 

@@ -76,7 +76,7 @@ class Controller:
             input_filter=self._input_filter,
             unhandled_input=self._unhandled,
         )
-        if console.mono and isinstance(self.loop.screen, urwid.raw_display.Screen):
+        if console.mono and isinstance(self.loop.screen, urwid.display.raw.Screen):
             self.loop.screen.set_terminal_properties(colors=1)
         self._watching: int | None = None
         self._tick_handle: object | None = None
@@ -87,7 +87,7 @@ class Controller:
     # --- running ---
 
     def run(self) -> ExitAction:
-        self._attach()
+        self.attach()
         self._set_alarm()
         self._quiet_console()
         try:
@@ -97,20 +97,25 @@ class Controller:
             self.client.close()
         return self.exit_action
 
-    def _attach(self) -> None:
+    def feed(self, key_list: list[str]) -> None:
+        """Handles keys as the running loop would (the input filter first): for tests and scripted input."""
+        self.loop.process_input(self._input_filter(list(key_list), []))
+
+    def attach(self) -> None:
         try:
             fd = self.client.fileno()
         except ClientError:
             return
         self._watching = fd
-        self.loop.watch_file(fd, self._readable)
+        self.loop.watch_file(fd, self.on_readable)
 
     def _detach(self) -> None:
         if self._watching is not None:
             self.loop.remove_watch_file(self._watching)
             self._watching = None
 
-    def _readable(self) -> None:
+    def on_readable(self) -> None:
+        """Applies what the daemon sent and redraws what changed."""
         try:
             messages = self.client.read()
         except (Disconnected, p.ProtocolError) as exc:
@@ -137,7 +142,7 @@ class Controller:
         except ClientError:
             self.loop.set_alarm_in(RECONNECT_INTERVAL, self._reconnect)
             return
-        self._attach()
+        self.attach()
 
     def _set_alarm(self) -> None:
         self.loop.set_alarm_in(TICK, self._tick)
@@ -198,7 +203,11 @@ class Controller:
         if command is keys.Command.BOOT:
             if isinstance(row, SubmenuRow):
                 self.path.append(row.path)
-                self.view.show(self.model, self.model.rows(self.current))
+                rows = self.model.rows(self.current)
+                # Open on the submenu's default entry, as GRUB does, else on its first entry.
+                chosen: list[EntryRow | SubmenuRow] = [r for r in rows if isinstance(r, EntryRow) and r.is_default]
+                chosen = chosen or [r for r in rows if isinstance(r, EntryRow | SubmenuRow)]
+                self.view.show(self.model, rows, select=chosen[0].key if chosen else None)
                 self._update_title()
             elif isinstance(row, EntryRow):
                 self.boot(row.info.id)
@@ -320,7 +329,7 @@ class Controller:
             log.warning("%s", exc)
 
 
-class FixedSizeScreen(urwid.raw_display.Screen):  # type: ignore[misc]
+class FixedSizeScreen(urwid.display.raw.Screen):
     """A terminal that cannot report its size (a serial line) or whose size the kernel command line imposes."""
 
     def __init__(self, size: tuple[int, int]) -> None:
@@ -338,7 +347,7 @@ def run_menu(client: Client, mode: Mode, *, ascii: bool | None = None, mono: boo
     from bootmenu import console
 
     settings = console.detect(sys.stdin.fileno(), ascii=ascii, mono=mono)
-    screen = FixedSizeScreen(settings.size) if settings.size else urwid.raw_display.Screen()
+    screen = FixedSizeScreen(settings.size) if settings.size else urwid.display.raw.Screen()
     loglevel = console.ConsoleLogLevel() if mode is Mode.PAYLOAD else None
     title = "bootmenu demo" if mode is Mode.DEMO else "bootmenu"
     return Controller(client, settings, mode, loglevel=loglevel, screen=screen, title=title).run()

@@ -1,0 +1,171 @@
+"""The controller against a real Unix socket served by a small in-test daemon speaking the protocol."""
+
+from __future__ import annotations
+
+import queue
+import select
+import socket
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import urwid
+from menu_data import ADVANCED, hello
+
+from bootmenu.client import Client
+from bootmenu.console import ConsoleSettings
+from bootmenu.controller import Controller, FixedSizeScreen, Mode
+from discovery import protocol as p
+
+
+class FakeDaemon:
+    """Accepts one client, sends `hello`, records every request, sends what the test asks."""
+
+    def __init__(self, path: Path, first: p.Hello) -> None:
+        self.listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.listener.bind(str(path))
+        self.listener.listen(1)
+        self.first = first
+        self.requests: queue.Queue[p.Message] = queue.Queue()
+        self.conn: socket.socket | None = None
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        conn, _ = self.listener.accept()
+        self.conn = conn
+        conn.sendall(p.encode(self.first))
+        buffer = b""
+        while True:
+            try:
+                chunk = conn.recv(4096)
+            except OSError:  # closed by the test
+                return
+            if not chunk:
+                return
+            buffer += chunk
+            *lines, buffer = buffer.split(b"\n")
+            for line in lines:
+                message = p.decode(line)
+                assert message is not None
+                self.requests.put(message)
+
+    def send(self, message: p.Message) -> None:
+        assert self.conn is not None
+        self.conn.sendall(p.encode(message))
+
+    def request(self) -> p.Message:
+        return self.requests.get(timeout=5)
+
+    def close(self) -> None:
+        if self.conn is not None:
+            self.conn.shutdown(socket.SHUT_RDWR)
+            self.conn.close()
+            self.conn = None
+        self.listener.close()
+
+
+@pytest.fixture
+def daemon(tmp_path: Path) -> Iterator[FakeDaemon]:
+    server = FakeDaemon(tmp_path / "daemon.sock", hello(p.Countdown("u2", 10.0)))
+    yield server
+    server.close()
+
+
+def make_controller(path: Path, mode: Mode = Mode.HOST) -> Controller:
+    client = Client(path)
+    client.wait_connect(5)
+    settings = ConsoleSettings(size=(80, 24), ascii=True, mono=True)
+    return Controller(client, settings, mode, screen=FixedSizeScreen((80, 24)))
+
+
+def pump(controller: Controller) -> None:
+    """Waits for the daemon's next message and lets the controller handle it, as the loop's watch_file would."""
+    ready, _, _ = select.select([controller.client.fileno()], [], [], 5)
+    assert ready, "the daemon sent nothing"
+    controller.on_readable()
+
+
+def screen(controller: Controller) -> str:
+    canvas = controller.root.render((80, 24), focus=True)
+    return "\n".join(line.decode().rstrip() for line in canvas.text)
+
+
+def test_menu_boots_an_edited_entry_in_a_submenu(daemon: FakeDaemon, tmp_path: Path) -> None:
+    controller = make_controller(tmp_path / "daemon.sock")
+    pump(controller)
+    shown = screen(controller)
+    assert "Booting 'Ubuntu, with Linux 6.8.0-31-generic' in 10s - any key stops" in shown
+    assert "(dry run: nothing is booted)" in shown
+
+    controller.feed(["down"])  # any key cancels autoboot, and still moves
+    assert isinstance(daemon.request(), p.CancelAutoboot)
+    assert "any key stops" not in screen(controller)
+    assert f"> * {ADVANCED} >" in screen(controller)
+
+    controller.feed(["enter"])  # opens the submenu, selection on its default
+    shown = screen(controller)
+    assert f"bootmenu (dry run: nothing is booted) > {ADVANCED}" in shown
+    assert "> * Ubuntu, with Linux 6.8.0-31-generic" in shown
+
+    controller.feed(["e", *" single", "ctrl x"])
+    boot = daemon.request()
+    assert boot == p.Boot("u2", "ro quiet single")
+    assert "Asking the boot daemon..." in screen(controller)
+    daemon.send(p.Status(p.StatusLine(p.Level.INFO, "cmdline: 'ro quiet single'")))
+    daemon.send(p.Status(p.StatusLine(p.Level.INFO, "dry run: would be loaded and booted now; back to the menu")))
+    pump(controller)
+    shown = screen(controller)
+    assert "cmdline: 'ro quiet single'" in shown
+    assert f"Boot: {ADVANCED} > Ubuntu, with Linux 6.8.0-31-generic" in shown
+
+    controller.feed(["esc", "q"])  # close the window, leave the submenu
+    assert f"> * {ADVANCED} >" in screen(controller)
+    with pytest.raises(urwid.ExitMainLoop):
+        controller.feed(["q"])
+
+
+def test_rescan_log_and_help_are_requests_or_windows(daemon: FakeDaemon, tmp_path: Path) -> None:
+    controller = make_controller(tmp_path / "daemon.sock")
+    pump(controller)
+    controller.feed(["r"])
+    assert isinstance(daemon.request(), p.CancelAutoboot)
+    assert isinstance(daemon.request(), p.Rescan)
+    controller.feed(["l"])
+    assert isinstance(daemon.request(), p.GetLog)
+    daemon.send(p.LogLines(("daemon started", "vda2: mounted read-only")))
+    pump(controller)
+    assert "vda2: mounted read-only" in screen(controller)
+    controller.feed(["esc", "?"])
+    assert "Enter, Right   Boot the selected entry (or open the submenu)" in screen(controller)
+    controller.feed(["end"])
+    assert "q at the top level quits the menu" in screen(controller)
+
+
+def test_payload_q_does_not_quit_and_lost_daemon_is_reported(daemon: FakeDaemon, tmp_path: Path) -> None:
+    controller = make_controller(tmp_path / "daemon.sock", Mode.PAYLOAD)
+    pump(controller)
+    controller.feed(["q"])
+    assert "x opens a shell" in screen(controller)
+    with pytest.raises(urwid.ExitMainLoop):
+        controller.feed(["x"])
+    assert controller.exit_action == "shell"
+    daemon.close()
+    pump(controller)
+    assert "lost the boot daemon" in screen(controller)
+    assert "Waiting for the boot daemon..." in screen(controller)
+
+
+def test_live_updates_keep_the_selection(daemon: FakeDaemon, tmp_path: Path) -> None:
+    controller = make_controller(tmp_path / "daemon.sock")
+    pump(controller)
+    controller.feed(["end"])
+    assert "> Fedora Linux (0-rescue)" in screen(controller).replace(">   ", "> ")
+    daemon.send(p.DeviceUpdated(p.DeviceInfo("sda1", kind="usb", fstype="vfat", label="STICK")))
+    daemon.send(p.EntryRemoved("u1"))
+    pump(controller)
+    shown = screen(controller)
+    assert '[Usb: sda1 vfat "STICK"]' in shown
+    assert "Ubuntu\n" not in shown
+    assert ">   Fedora Linux (0-rescue)" in shown

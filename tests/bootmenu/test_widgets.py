@@ -1,0 +1,139 @@
+"""Widgets rendered to text at 80x24 and driven by keypresses, as a serial console user would see them."""
+
+from __future__ import annotations
+
+import pytest
+import urwid
+from menu_data import ADVANCED, entry, hello
+
+from bootmenu import keys, palette, widgets
+from bootmenu.console import ASCII_GLYPHS, UNICODE_GLYPHS
+from bootmenu.model import MenuModel, MenuPath
+from discovery import protocol as p
+
+SIZE = (80, 24)
+
+
+def screen_text(widget: urwid.Widget, size: tuple[int, int] = SIZE) -> list[str]:
+    canvas = widget.render(size, focus=True)
+    return [line.decode("utf-8").rstrip() for line in canvas.text]
+
+
+def menu(model: MenuModel | None = None) -> tuple[widgets.MenuView, MenuModel]:
+    if model is None:
+        model = MenuModel()
+        model.apply(hello())
+    view = widgets.MenuView(ASCII_GLYPHS, "bootmenu")
+    view.show(model, model.rows(MenuPath()))
+    return view, model
+
+
+def test_menu_at_80x24_shows_devices_entries_default_and_selection() -> None:
+    view, _ = menu()
+    lines = screen_text(view)
+    assert len(lines) == 24
+    assert all(len(line) <= 80 for line in lines)
+    assert lines[0] == "bootmenu"
+    assert lines[1] == "-" * 80
+    assert lines[2:8] == [
+        '[Disk: vda2 ext4 "root"]',
+        ">   Ubuntu",
+        f"  * {ADVANCED} >",
+        '[Disk: vdb1 xfs "boot"]',
+        "    Fedora Linux (6.11.4-301.fc41.x86_64)",
+        "    Fedora Linux (0-rescue)",
+    ]
+    assert lines[-1].startswith("Enter=boot e=edit i=info")
+    assert "vda2: 3 boot entries" in lines
+
+
+def test_movement_keys_skip_headers() -> None:
+    view, _ = menu()
+    size = (80, 20)
+    assert view.menu.selected_key() == "entry:u1"
+    view.menu.keypress(size, "down")
+    assert view.menu.selected_key() == "submenu:vda2:" + ADVANCED
+    view.menu.keypress(size, "down")  # over the vdb1 header
+    assert view.menu.selected_key() == "entry:f1"
+    view.menu.keypress(size, "end")
+    assert view.menu.selected_key() == "entry:f2"
+    view.menu.keypress(size, "home")
+    assert view.menu.selected_key() == "entry:u1"
+    view.menu.keypress(size, "page down")
+    assert view.menu.selected_key() == "entry:f2"
+    assert view.menu.keypress(size, "e") == "e"  # not a movement: for the controller
+
+
+def test_selection_stays_on_the_same_entry_when_entries_come_and_go() -> None:
+    view, model = menu()
+    size = (80, 20)
+    view.menu.keypress(size, "end")
+    assert view.menu.selected_key() == "entry:f2"
+    model.apply(p.EntryAdded(entry("n1", "New first entry", "vda2"), after=None))
+    view.show(model, model.rows(MenuPath()))
+    assert view.menu.selected_key() == "entry:f2"
+    model.apply(p.EntryRemoved("f2"))
+    view.show(model, model.rows(MenuPath()))
+    assert view.menu.selected_key() == "entry:f1"  # the nearest entry, not the top of the list
+
+
+def test_unicode_glyphs_draw_boxes_ascii_glyphs_do_not() -> None:
+    info = hello().entries[0]
+    for glyphs, corner in ((UNICODE_GLYPHS, "┌"), (ASCII_GLYPHS, "+")):
+        editor = widgets.Editor(info, glyphs, lambda _c: None, lambda: None)
+        text = screen_text(editor, (76, 14))
+        assert text[0].startswith(corner)
+        if glyphs is ASCII_GLYPHS:
+            assert all(ch.isascii() for line in text for ch in line)
+
+
+def test_editor_edits_the_command_line_and_ctrl_x_boots_it() -> None:
+    booted: list[str] = []
+    cancelled: list[bool] = []
+    editor = widgets.Editor(hello().entries[3], ASCII_GLYPHS, booted.append, lambda: cancelled.append(True))
+    size = (76, 14)
+    assert any("linux root=UUID=5e8a ro rhgb quiet" in line for line in screen_text(editor, size))
+    for ch in " single":
+        editor.keypress(size, ch)
+    assert editor.keypress(size, "q") is None  # typed, not "leave"
+    editor.keypress(size, "backspace")
+    editor.keypress(size, "ctrl x")
+    assert booted == ["root=UUID=5e8a ro rhgb quiet single"]
+    editor.keypress(size, "esc")
+    assert cancelled == [True]
+
+
+def test_details_window_lists_kernel_initrds_cmdline_and_source() -> None:
+    info = hello().entries[0]
+    lines = widgets.info_lines(info, hello().devices[0])
+    assert "Kernel:   /boot/vmlinuz-6.8.0-31-generic" in lines
+    assert "Initrds:  /boot/initrd.img-6.8.0-31-generic" in lines
+    assert "Cmdline:  ro quiet" in lines
+    assert "Source:   /boot/grub/grub.cfg:109 (grub)" in lines
+    closed: list[bool] = []
+    window = widgets.TextWindow("Details", lines, ASCII_GLYPHS, lambda: closed.append(True))
+    assert "Details" in screen_text(window, (70, 12))[0]
+    window.keypress((70, 12), "esc")
+    assert closed == [True]
+
+
+def test_help_is_generated_from_the_key_table() -> None:
+    text = "\n".join(widgets.help_lines())
+    for binding in keys.KEY_BINDINGS:
+        assert binding.label() in text
+        assert binding.help in text
+    assert keys.is_command_key(keys.Command.EDIT_BOOT, "ctrl x")
+    assert keys.command_for("esc") is keys.Command.BACK
+    assert keys.command_for("esc", editor=True) is keys.Command.EDIT_CANCEL
+    assert keys.command_for("z") is None
+
+
+def test_palettes_cover_every_attribute_and_mono_needs_no_colour() -> None:
+    assert len(palette.check(palette.COLOUR)) == len(palette.Attr)
+    mono = palette.check(palette.MONO)
+    assert all(entry[1] in ("default", "standout") and entry[2] == "default" for entry in mono)
+    broken = (*palette.COLOUR[:-1], palette.PaletteEntry(palette.Attr.EDIT, "no such colour", "default", "bold"))
+    with pytest.raises(palette.PaletteError, match="entry edit"):
+        palette.check(broken)
+    with pytest.raises(palette.PaletteError, match="lacks edit"):
+        palette.check(palette.COLOUR[:-1])
