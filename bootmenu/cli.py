@@ -15,6 +15,7 @@ from collections.abc import Sequence
 COMMANDS: dict[str, str] = {
     "scan": "bootmenu.cmd_scan",
     "kexec": "bootmenu.cmd_kexec",
+    "daemon": "bootmenu.cmd_daemon",
     "ui": "bootmenu.cmd_ui",
     "demo": "bootmenu.cmd_demo",
     "initramfs": "bootmenu.cmd_initramfs",
