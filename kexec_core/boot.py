@@ -14,7 +14,6 @@ import enum
 import errno
 import logging
 import os
-import shutil
 import tempfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -56,10 +55,28 @@ class LoadMethod(enum.StrEnum):
     KEXEC_FILE_LOAD = "kexec_file_load"
 
     def describe(self, plan: BootPlan) -> str:
-        if not plan.initrds:
+        parts = plan.initrd_parts()
+        if not parts:
             return f"{self}(kernel_fd, -1, cmdline, KEXEC_FILE_NO_INITRAMFS)"
-        what = "initrd_fd" if len(plan.initrds) == 1 else f"initrd_fd (the {len(plan.initrds)} initrds concatenated)"
+        what = "initrd_fd" if len(parts) == 1 else f"initrd_fd (the {len(parts)} initrds concatenated)"
         return f"{self}(kernel_fd, {what}, cmdline, 0)"
+
+
+@dataclass(frozen=True)
+class FilePart:
+    """A byte range of a file to hand to the kernel: a whole kernel or initrd, or a section of a UKI."""
+
+    path: Path
+    offset: int = 0
+    size: int | None = None  # None: to the end of the file
+    section: str | None = None  # the UKI section name, for messages
+
+    @property
+    def whole(self) -> bool:
+        return self.offset == 0 and self.size is None
+
+    def label(self) -> str:
+        return f"{self.path} ({self.section} section)" if self.section else str(self.path)
 
 
 @dataclass(frozen=True)
@@ -77,10 +94,31 @@ class BootPlan:
     def initrd_size(self) -> int:
         return sum(i.size for i in self.initrds)
 
+    def kernel_part(self) -> FilePart:
+        """What is passed as kernel_fd: the file, or a UKI's .linux section (through a memfd)."""
+        sect = self.kernel.pe.section(".linux") if self.kernel.pe and self.kernel.embedded else None
+        if sect is None:
+            return FilePart(self.kernel.path)
+        return FilePart(self.kernel.path, sect.offset, sect.size, sect.name)
+
+    def initrd_parts(self) -> list[FilePart]:
+        """What goes into initrd_fd, in order: a UKI's .initrd section first, then the initrds given."""
+        parts = [FilePart(i.path) for i in self.initrds]
+        sect = self.kernel.pe.section(".initrd") if self.kernel.pe and self.kernel.embedded else None
+        if sect is not None:
+            parts.insert(0, FilePart(self.kernel.path, sect.offset, sect.size, sect.name))
+        return parts
+
     def describe(self) -> list[str]:
         """Human lines: kernel (kind, version, arch), each initrd with its size, the command line, the syscall."""
         lines = [f"kernel:  {self.kernel.path} ({self.kernel.summary()}, {self.kernel.size} bytes)"]
-        lines += [f"initrd:  {i.path} ({i.summary()})" for i in self.initrds] or ["initrd:  none"]
+        kpart = self.kernel_part()
+        if not kpart.whole:
+            lines.append(f"         loading its {kpart.section} section: {self.kernel.loaded_kernel.summary()}")
+        lines += [f"initrd:  {p.label()} ({p.size} bytes)" for p in self.initrd_parts() if p.section]
+        lines += [f"initrd:  {i.path} ({i.summary()})" for i in self.initrds]
+        if not self.initrd_parts():
+            lines.append("initrd:  none")
         lines.append(f"cmdline: {self.cmdline!r}")
         lines.append(f"load:    {self.method.describe(self)}")
         lines += [f"warning: {w}" for w in self.warnings]
@@ -113,6 +151,9 @@ def prepare(
         raise PreflightError(
             devicetree, "kexec_file_load cannot pass a devicetree (the running one is reused); needs kexec_load"
         )
+    if info.embedded is not None and not cmdline and info.pe is not None:
+        # As systemd-stub does without Secure Boot: the UKI's own .cmdline unless one is given.
+        cmdline = info.pe.text(".cmdline") or ""
     preflight.run(info, rds, cmdline, machine=machine or Arch.running(), meminfo=meminfo)
     warnings = tuple(w for w in (i.warning for i in rds) if w)
     return BootPlan(kernel=info, initrds=rds, cmdline=cmdline, warnings=warnings)
@@ -125,6 +166,39 @@ def _open(path: Path) -> BinaryIO:
         raise ImageError(path, f"cannot open: {err.strerror}") from None
 
 
+def _copy_part(part: FilePart, out: BinaryIO) -> None:
+    with _open(part.path) as f:
+        try:
+            f.seek(part.offset)
+            left = part.size
+            while left is None or left > 0:
+                chunk = f.read(1024 * 1024 if left is None else min(left, 1024 * 1024))
+                if not chunk:
+                    break
+                out.write(chunk)
+                if left is not None:
+                    left -= len(chunk)
+        except OSError as err:
+            raise ImageError(part.path, f"cannot copy {part.label()}: {err.strerror}") from None
+    if left:
+        raise ImageError(part.path, f"{part.label()}: file shorter than its section table says")
+
+
+@contextlib.contextmanager
+def _part_file(part: FilePart) -> Iterator[BinaryIO]:
+    """An open file holding exactly `part`: the file itself, or a memfd with the section copied in."""
+    if part.whole:
+        with _open(part.path) as f:
+            yield f
+        return
+    fd = os.memfd_create(f"bootmenu-{part.section or 'part'}", os.MFD_CLOEXEC)
+    with os.fdopen(fd, "w+b") as out:
+        _copy_part(part, out)
+        out.flush()
+        out.seek(0)
+        yield out
+
+
 def tmpfs_dir() -> Path:
     for d in TMPFS_DIRS:
         if d.is_dir() and os.access(d, os.W_OK):
@@ -133,13 +207,13 @@ def tmpfs_dir() -> Path:
 
 
 @contextlib.contextmanager
-def _initrd_file(initrds: Sequence[InitrdInfo], tmpdir: Path | None = None) -> Iterator[BinaryIO | None]:
-    """The one file to pass as initrd_fd: none, the initrd itself, or the initrds concatenated on tmpfs."""
-    if not initrds:
+def _initrd_file(parts: Sequence[FilePart], tmpdir: Path | None = None) -> Iterator[BinaryIO | None]:
+    """The one file to pass as initrd_fd: none, the initrd itself, or the parts concatenated on tmpfs."""
+    if not parts:
         yield None
         return
-    if len(initrds) == 1:
-        with _open(initrds[0].path) as f:
+    if len(parts) == 1:
+        with _part_file(parts[0]) as f:
             yield f
         return
     directory = tmpdir or tmpfs_dir()
@@ -149,16 +223,12 @@ def _initrd_file(initrds: Sequence[InitrdInfo], tmpdir: Path | None = None) -> I
     except OSError as err:
         raise ImageError(directory, f"cannot create the combined initrd: {err.strerror}") from None
     with out:
-        for rd in initrds:
-            with _open(rd.path) as f:
-                try:
-                    shutil.copyfileobj(f, out, 1024 * 1024)
-                except OSError as err:
-                    raise ImageError(
-                        rd.path, f"cannot copy into the combined initrd in {directory}: {err.strerror}"
-                    ) from None
-            pad = -out.tell() % INITRD_ALIGN
-            out.write(b"\0" * pad)
+        for part in parts:
+            try:
+                _copy_part(part, out)
+                out.write(b"\0" * (-out.tell() % INITRD_ALIGN))
+            except OSError as err:  # writing: tmpfs full
+                raise ImageError(directory, f"cannot write the combined initrd: {err.strerror}") from None
         out.flush()
         out.seek(0)
         yield out
@@ -172,7 +242,7 @@ def load(plan: BootPlan, *, dry_run: bool = False, force: bool = False, tmpdir: 
     if dry_run:
         return
     guard.require_boot_environment("load a kernel", force=force)
-    with _open(plan.kernel.path) as kernel, _initrd_file(plan.initrds, tmpdir) as initrd:
+    with _part_file(plan.kernel_part()) as kernel, _initrd_file(plan.initrd_parts(), tmpdir) as initrd:
         flags = 0 if initrd is not None else syscalls.flags().KEXEC_FILE_NO_INITRAMFS
         syscalls.kexec_file_load(kernel.fileno(), initrd.fileno() if initrd else -1, plan.cmdline, flags)
 

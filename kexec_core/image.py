@@ -72,15 +72,25 @@ class KernelInfo:
     zboot: ZbootInfo | None = None
     compression: Compression | None = None
     inner: KernelInfo | None = None  # what a compressed kernel decompresses to (from its first bytes)
+    embedded: KernelInfo | None = None  # a UKI's .linux section, described as a kernel of its own
+
+    @property
+    def loaded_kernel(self) -> KernelInfo:
+        """The kernel that kexec would actually load: a UKI's .linux section, otherwise this file."""
+        return self.embedded or self
 
     @property
     def cmdline_size(self) -> int | None:
         """The longest command line the kernel takes, including its NUL, when its header says."""
+        if self.embedded:
+            return self.embedded.cmdline_size
         return self.bzimage.cmdline_size if self.bzimage else None
 
     @property
     def memory_needed(self) -> int:
         """Bytes the running kernel occupies (init_size, image_size or PT_LOAD sizes), else the file size."""
+        if self.embedded:
+            return self.embedded.memory_needed
         if self.bzimage and self.bzimage.init_size:
             return self.bzimage.init_size
         if self.image:
@@ -113,7 +123,7 @@ class KernelInfo:
             "size": self.size,
             "version": self.version,
         }
-        for name in ("bzimage", "elf", "image", "pe", "zboot"):
+        for name in ("bzimage", "elf", "image", "pe", "zboot", "embedded"):
             value = getattr(self, name)
             if value is not None:
                 out[name] = value.to_json()
@@ -133,6 +143,15 @@ def _read_head(path: Path, size: int = HEAD) -> bytes:
         raise ImageError(path, "no such file") from None
     except PermissionError:
         raise ImageError(path, "permission denied") from None
+    except OSError as err:
+        raise ImageError(path, f"cannot read: {err.strerror}") from None
+
+
+def _read_at(path: Path, offset: int, size: int) -> bytes:
+    try:
+        with path.open("rb") as f:
+            f.seek(offset)
+            return f.read(size)
     except OSError as err:
         raise ImageError(path, f"cannot read: {err.strerror}") from None
 
@@ -162,8 +181,14 @@ def _describe(path: Path, head: bytes, size: int) -> KernelInfo:
         return KernelInfo(path, kind, info.arch, size, pe=info, zboot=zb)
     if kind is ImageKind.PE:
         info = pe.parse(path, head, size)
-        if info.is_uki:
-            return KernelInfo(path, ImageKind.UKI, info.arch, size, version=info.uname, pe=info)
+        linux = info.section(pe.UKI_SECTION)
+        if linux is not None:
+            try:
+                embedded = _describe(path, _read_at(path, linux.offset, min(linux.size, HEAD)), linux.size)
+            except ImageError as err:
+                raise ImageError(path, f"UKI .linux section: {err.problem}") from None
+            version = info.uname or embedded.version
+            return KernelInfo(path, ImageKind.UKI, info.arch, size, version=version, pe=info, embedded=embedded)
         return KernelInfo(path, kind, info.arch, size, pe=info)
     if kind is ImageKind.ELF:
         e = elf.parse(path)

@@ -42,6 +42,14 @@ def check_loadable(kernel: KernelInfo, machine: Arch) -> None:
     kinds = FILE_LOAD_KINDS.get(machine)
     if kinds is None:
         raise PreflightError(kernel.path, f"kexec_file_load is not supported on {machine} by bootmenu")
+    if kernel.kind is ImageKind.UKI and kernel.embedded is not None:
+        # The .linux section is what gets loaded (through a memfd); judge that.
+        if kernel.embedded.kind not in kinds:
+            raise PreflightError(
+                kernel.path, f"the .linux section of this UKI is a {kernel.embedded.kind}, not loadable here"
+            )
+        check_loadable(kernel.embedded, machine)
+        return
     if kernel.kind in kinds:
         if kernel.bzimage is not None:
             problems = kernel.bzimage.kexec_file_problems()
@@ -57,8 +65,7 @@ def check_loadable(kernel: KernelInfo, machine: Arch) -> None:
         f"(e.g. `{kernel.compression}` -d)",
         ImageKind.EFI_ZBOOT: "an EFI zboot image (a compressed kernel in an EFI application) is not loadable by "
         "kexec_file_load on this kernel; use the plain Image",
-        ImageKind.UKI: "a unified kernel image; kexec_file_load takes the kernel inside it (its .linux section), "
-        "which bootmenu does not extract yet",
+        ImageKind.UKI: "a unified kernel image without a .linux section",
         ImageKind.PE: "an EFI application without a Linux boot header, not a kernel kexec can load",
     }.get(kernel.kind, f"kexec_file_load on {machine} loads {', '.join(sorted(kinds))} images only")
     raise PreflightError(kernel.path, f"{kernel.kind} image: {advice}")
@@ -109,6 +116,8 @@ def run(
 ) -> None:
     """All checks in the order a user would fix them; the first failure raises PreflightError."""
     check_arch(kernel, machine)
+    if kernel.embedded is not None:
+        check_arch(kernel.embedded, machine)
     check_loadable(kernel, machine)
     check_cmdline(kernel, cmdline)
     check_memory(kernel, initrds, meminfo)

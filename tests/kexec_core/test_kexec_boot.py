@@ -48,7 +48,9 @@ def test_prepare_real_kernel_describes_plan(kernel_image: Path, tmp_path: Path) 
         (bzimage(), Arch.ARM64, "a kernel for x86_64, but this machine is aarch64"),
         (elf64(), Arch.X86_64, "needs kexec_load"),
         (gz(arm64_image()), Arch.ARM64, "must be decompressed"),
-        (pe([(".linux", bzimage(size=4096))]), Arch.X86_64, "unified kernel image"),
+        (pe([(".linux", arm64_image())], machine=0xAA64), Arch.X86_64, "a kernel for aarch64"),
+        (pe([(".linux", bzimage(size=4096, relocatable=0))]), Arch.X86_64, "not relocatable"),
+        (pe([(".linux", b"garbage" * 100)]), Arch.X86_64, "UKI .linux section: not a kernel image"),
         (pe([(".text", b"x" * 64)]), Arch.X86_64, "EFI application"),
         (pe([(".text", b"x" * 64)], machine=0xAA64, zboot="gzip"), Arch.ARM64, "EFI zboot"),
         (bzimage(relocatable=0), Arch.X86_64, "not relocatable"),
@@ -142,6 +144,27 @@ def test_load_concatenates_initrds_in_order(
     # The combined file was unlinked: nothing left in the directory.
     assert not list(tmp_path.glob("bootmenu-initrd-*"))
     assert "(deleted)" in fake_backend.calls[0].args["initrd_path"]
+
+
+def test_load_uki_sections(fake_backend: FakeBackend, meminfo: Path, tmp_path: Path) -> None:
+    linux = bzimage(size=8192)
+    embedded_initrd = newc("init", b"from the UKI")
+    uki = write(
+        tmp_path / "linux.efi",
+        pe([(".cmdline", b"root=PARTUUID=1234 ro\0"), (".linux", linux), (".initrd", embedded_initrd)]),
+    )
+    extra = write(tmp_path / "extra.img", newc("extra", b"1"))
+    plan = plan_for(uki, [extra], "", meminfo)
+    assert plan.cmdline == "root=PARTUUID=1234 ro"  # the UKI's own command line when none is given
+    assert any(".initrd section" in line for line in plan.describe())
+    boot.load(plan, force=True, tmpdir=tmp_path)
+    call = fake_backend.calls[0].args
+    assert call["kernel_data"] == linux  # exactly the .linux section, through a memfd
+    assert call["kernel_path"].startswith("/memfd:bootmenu-.linux")
+    assert call["initrd_data"] == embedded_initrd + extra.read_bytes()
+    assert call["cmdline"] == b"root=PARTUUID=1234 ro\0"
+    # A command line given by the user wins, as systemd-stub does without Secure Boot.
+    assert plan_for(uki, [], "quiet", meminfo).cmdline == "quiet"
 
 
 def test_load_dry_run_calls_nothing(fake_backend: FakeBackend, kernel: Path, meminfo: Path) -> None:
