@@ -595,6 +595,11 @@ def _load_root(fs: Filesystem, ctx: LoadContext, root: str) -> LoadResult:
         resolve = functools.partial(_under, prefix or "")
         if not found_kernel:
             warnings.append(Diagnostic(entry.path, entry.line_of("linux"), f"kernel {entry.linux} not found"))
+        if "$" in entry.cmdline:
+            # RHEL 8 style `options $kernelopts`: only GRUB's blscfg expands these; systemd-boot passes them as text.
+            warnings.append(
+                Diagnostic(entry.path, entry.line_of("options"), "options use GRUB variables, passed unexpanded")
+            )
         for key, value in [("initrd", i) for i in entry.initrds] + [("devicetree", entry.devicetree or "")]:
             if value and found_kernel and not fs.is_file(resolve(value)):
                 warnings.append(Diagnostic(entry.path, entry.line_of(key), f"{key} {value} not found"))

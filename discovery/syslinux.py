@@ -352,7 +352,8 @@ def _include(state: _Parse, path: str, number: int, arg: str, chain: tuple[str, 
     if not arg:
         state.warn(path, number, "INCLUDE without a file name; ignored")
         return
-    name, _, tag = arg.partition(" ")
+    name, *rest = arg.split(None, 1)
+    tag = rest[0] if rest else ""
     target = state.resolve(name)
     if target in chain:
         state.warn(path, number, f"INCLUDE {name} includes itself (loop); ignored", Severity.ERROR)
@@ -559,7 +560,10 @@ def load_config(fs: Filesystem, path: str) -> LoadResult:
             chosen = _find_label(state, text)
             if chosen is not None and not chosen.hidden:
                 decided = True
-                extra = text.split(None, 1)[1] if len(text.split()) > 1 and chosen.name != text.strip() else ""
+                # ldlinux boots `DEFAULT label args` with the args added; menu.c32 only looks at the label.
+                appends = what == "ONTIMEOUT" or not state.has_ui
+                words = text.split(None, 1)
+                extra = words[1] if appends and len(words) > 1 and chosen.name != text.strip() else ""
                 if id(chosen) in where and extra:
                     n = where[id(chosen)]
                     entries[n] = entries[n].replace(cmdline=f"{entries[n].cmdline} {extra}".strip())

@@ -192,3 +192,13 @@ def test_malformed_files_never_raise(tmp_path: Path) -> None:
 def test_no_entries_directory_means_nothing(tmp_path: Path) -> None:
     write(tmp_path, "loader/loader.conf", "default x\n")
     assert scan(tmp_path) == LoadResult()
+
+
+def test_grub_variables_in_options_are_flagged(tmp_path: Path) -> None:
+    write(tmp_path, "vmlinuz")
+    write(tmp_path, "loader/entries/rhel.conf", "title RHEL\nlinux /vmlinuz\noptions $kernelopts $tuned_params\n")
+    entry = scan(tmp_path).entries[0]
+    assert entry.cmdline == "$kernelopts $tuned_params"
+    assert [str(w) for w in entry.warnings] == [
+        "/loader/entries/rhel.conf:3: options use GRUB variables, passed unexpanded"
+    ]

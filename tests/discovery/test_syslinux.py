@@ -412,3 +412,19 @@ def test_garbage_never_raises(tmp_path: Path) -> None:
 
 def test_no_config_means_nothing(tmp_path: Path) -> None:
     assert scan(tmp_path) == LoadResult()
+
+
+def test_menu_default_label_ignores_extra_arguments_but_ontimeout_keeps_them(tmp_path: Path) -> None:
+    write(tmp_path, "/syslinux/vmlinuz")
+    write(tmp_path, CFG, "ui menu.c32\ndefault linux single\nlabel linux\n kernel vmlinuz\n append ro\n")
+    assert only(scan(tmp_path)).cmdline == "ro"
+    write(tmp_path, CFG, "ui menu.c32\nontimeout linux single\nlabel linux\n kernel vmlinuz\n append ro\n")
+    entry = only(scan(tmp_path))
+    assert (entry.default, entry.cmdline) == (True, "ro single")
+
+
+def test_include_tag_may_follow_a_tab(tmp_path: Path) -> None:
+    write(tmp_path, "/syslinux/vmlinuz")
+    write(tmp_path, CFG, "include\tsub.cfg\tSub menu\n")
+    write(tmp_path, "/syslinux/sub.cfg", "label a\n kernel vmlinuz\n")
+    assert titles(scan(tmp_path)) == ["Sub menu>a"]
