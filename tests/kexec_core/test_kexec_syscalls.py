@@ -62,3 +62,12 @@ def test_error_without_hint_still_names_errno(fake_backend: FakeBackend) -> None
         "kexec_file_load(kernel_fd=-1, initrd_fd=-1, cmdline_len=0, cmdline='', flags=0) "
         "failed: EIO (Input/output error)"
     )
+
+
+def test_kexec_load_segments_reach_backend(fake_backend: FakeBackend) -> None:
+    segments = [syscalls.Segment(b"\x90" * 16, 0x1000000, 0x200000), syscalls.Segment(b"params", 0x90000, 0x1000)]
+    syscalls.kexec_load(0x1000000, segments, syscalls.flags().KEXEC_ARCH_DEFAULT)
+    assert fake_backend.calls[0].args["segments"] == segments
+    fake_backend.fail["kexec_load"] = errno.EPERM
+    with pytest.raises(KexecError, match=r"kexec_load\(entry=0x1000000, nr_segments=2, flags=0x0\) failed: EPERM"):
+        syscalls.kexec_load(0x1000000, segments, 0)
