@@ -8,6 +8,7 @@ uevents exist (DEVNAME, DEVTYPE, MAJOR, MINOR) and the daemon reads the superblo
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 from collections.abc import Mapping
@@ -32,6 +33,8 @@ class UEvent:
     properties: Mapping[str, str]
     size: int | None = None
     removable: bool = False
+    # A whole disk with partitions (sysfs children): without udevd nothing else says it carries a partition table.
+    partitioned: bool = False
 
 
 class UdevSource(Protocol):
@@ -86,7 +89,7 @@ class BlockDevice:
             size=event.size,
             removable=event.removable,
             has_media=p.get("ID_CDROM_MEDIA", "1") == "1" if p.get("ID_CDROM") == "1" else True,
-            has_partitions=bool(p.get("ID_PART_TABLE_TYPE")) and not p.get("ID_FS_TYPE"),
+            has_partitions=(bool(p.get("ID_PART_TABLE_TYPE")) or event.partitioned) and not p.get("ID_FS_TYPE"),
             probed="ID_FS_TYPE" in p,
         )
 
@@ -168,7 +171,11 @@ class PyudevSource:
             removable = parent is not None and parent.attributes.asint("removable") == 1
         except (KeyError, ValueError, OSError):
             removable = False
-        return UEvent(action, props, size, removable)
+        partitioned = False
+        if device.device_type == "disk":
+            with contextlib.suppress(OSError):
+                partitioned = any(child.device_type == "partition" for child in device.children)
+        return UEvent(action, props, size, removable, partitioned)
 
     def existing(self) -> list[UEvent]:
         return [self._event("add", d) for d in self._context.list_devices(subsystem="block")]

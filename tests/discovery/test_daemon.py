@@ -267,6 +267,8 @@ def test_devices_that_must_not_be_mounted_are_listed_or_hidden(tmp_path: Path) -
             udev_event("add", "/dev/sr0", size=0, DEVTYPE="disk", ID_CDROM="1"),
             udev_event("add", "/dev/vda", DEVTYPE="disk", ID_PART_TABLE_TYPE="gpt"),
             udev_event("add", "/dev/ram0", DEVTYPE="disk", size=0),
+            # Kernel uevents only: a partitioned disk is known from its sysfs children.
+            UEvent("add", {"DEVNAME": "/dev/nvme0n1", "DEVTYPE": "disk"}, 1 << 30, partitioned=True),
         ]
     )
 
