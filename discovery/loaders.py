@@ -48,7 +48,8 @@ def load_filesystem(fs: Filesystem, ctx: LoadContext | None = None) -> LoadResul
             consumed = set(total.consumed)
             result = LoadResult(
                 entries=tuple(e for e in result.entries if e.config not in consumed),
-                diagnostics=result.diagnostics,
+                # GRUB's blscfg already reported what it found in these files.
+                diagnostics=tuple(d for d in result.diagnostics if d.file not in consumed),
                 timeout=result.timeout,
                 configs=result.configs,
                 unresolved=result.unresolved,

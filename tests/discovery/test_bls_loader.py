@@ -202,3 +202,20 @@ def test_grub_variables_in_options_are_flagged(tmp_path: Path) -> None:
     assert [str(w) for w in entry.warnings] == [
         "/loader/entries/rhel.conf:3: options use GRUB variables, passed unexpanded"
     ]
+
+
+def test_entries_expanded_by_grub_blscfg_are_not_listed_twice(tmp_path: Path) -> None:
+    from discovery.loaders import load_filesystem
+
+    write(tmp_path, "boot/vmlinuz-6.5", "k")
+    write(tmp_path, "boot/grub2/grub.cfg", "set kernelopts='root=/dev/sda2 ro'\nblscfg\n")
+    write(
+        tmp_path,
+        "boot/loader/entries/m-6.5.conf",
+        "title Fedora\nversion 6.5\nlinux /vmlinuz-6.5\noptions $kernelopts\n",
+    )
+    result = load_filesystem(Filesystem(root=tmp_path, name="sda2"), X86)
+    assert [(e.format, e.title) for e in result.entries] == [("grub", "Fedora")]
+    assert result.entries[0].cmdline == "root=/dev/sda2 ro"
+    # the standalone loader's warning about $kernelopts concerns an entry GRUB expanded: not reported
+    assert not [d for d in result.diagnostics if "GRUB variables" in d.message]
