@@ -482,9 +482,14 @@ class Daemon:
     def _replace_entries(self, record: Record, entries: Sequence[BootEntry]) -> None:
         self._drop_entries(record)
         seen: set[str] = set()
+        # The same config read twice (an ESP stub's `configfile` into the root disk, and the root disk itself) gives
+        # the same entries: list them once, under the device that found them first.
+        elsewhere = {i.id for r in self.records.values() if r is not record for i in r.entries}
         infos = []
         for entry in entries:
             eid = entry_id(entry)
+            if eid in elsewhere:
+                continue
             while eid in seen:
                 eid = hashlib.sha1(eid.encode(), usedforsecurity=False).hexdigest()[:12]
             seen.add(eid)

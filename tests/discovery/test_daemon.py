@@ -630,3 +630,46 @@ def test_a_new_medium_is_probed_again(tmp_path: Path, action: str) -> None:
             client.close()
 
     run(scenario())
+
+
+def test_an_esp_stub_resolves_when_the_root_disk_appears_later(tmp_path: Path) -> None:
+    """GRUB on the ESP: `search --fs-uuid` then `configfile` on another disk, which is plugged in afterwards."""
+    uuid = "3f1c7a52-8d4e-4b8a-9c1e-2a6b5d0e7f11"
+    esp = tmp_path / "esp"
+    (esp / "EFI" / "debian").mkdir(parents=True)
+    (esp / "EFI" / "debian" / "grub.cfg").write_text(
+        f"search.fs_uuid {uuid} root\nset prefix=($root)'/boot/grub'\nconfigfile $prefix/grub.cfg\n"
+    )
+    root = tmp_path / "root"
+    (root / "boot" / "grub").mkdir(parents=True)
+    (root / "boot" / "grub" / "grub.cfg").write_text(
+        "set default=0\nset timeout=7\nmenuentry 'Debian GNU/Linux' {\n"
+        "\tlinux /boot/vmlinuz root=UUID=x ro\n\tinitrd /boot/initrd.img\n}\n"
+    )
+    shutil.copy(KERNEL, root / "boot" / "vmlinuz")
+    shutil.copy(INITRD, root / "boot" / "initrd.img")
+    mounts = DirMounts({"/dev/vda1": esp, "/dev/vdb1": root})
+    udev = FakeUdev([fs_event("add", "/dev/vda1", fstype="vfat", uuid="ABCD-1234", label="ESP")])
+
+    async def scenario() -> None:
+        async with serving(tmp_path, source=udev, mounts=mounts) as (daemon, sock):
+            client = await Client.connect(sock)
+            await client.hello()
+            await client.until(is_device("vda1", DeviceState.MOUNTED))
+            assert daemon.records["vda1"].needs_resolving
+            udev.emit(fs_event("add", "/dev/vdb1", uuid=uuid, label="root"))
+            added = await client.until(is_entry("Debian GNU/Linux"))
+            assert isinstance(added, EntryAdded)
+            assert added.entry.entry.device == "vdb1", "the kernel lives on the disk that appeared later"
+            for _ in range(100):
+                if not daemon.records["vda1"].needs_resolving:
+                    break
+                await asyncio.sleep(0.05)
+            assert not daemon.records["vda1"].needs_resolving
+            late = await Client.connect(sock)
+            hello = await late.hello()
+            assert [e.entry.title for e in hello.entries] == ["Debian GNU/Linux"], "listed once"
+            client.close()
+            late.close()
+
+    run(scenario())
