@@ -34,11 +34,11 @@ def cmd_false(it: Interpreter, args: list[str]) -> int:
 def cmd_set(it: Interpreter, args: list[str]) -> int:
     if not args:
         return 0
+    # Only the first argument counts, as in GRUB's corecmd.c: `set x=a b` sets x to "a".
     name, eq, value = args[0].partition("=")
-    if not name:
-        raise GrubCommandError("variable name expected")
-    if eq:
-        it.scope.env.set(name, value)
+    if not name or not eq:
+        raise GrubCommandError(f"not an assignment: {args[0]!r}")
+    it.scope.env.set(name, value)
     return 0
 
 
@@ -202,7 +202,8 @@ class _Test:
         if op == "-d":
             return host.is_dir()
         if op == "-s":
-            return host.is_file() and host.stat().st_size > 0
+            # GRUB opens the path: a directory counts as non-empty, a file by its size.
+            return host.is_dir() or host.stat().st_size > 0
         return True
 
 
@@ -305,7 +306,8 @@ def _search(it: Interpreter, kind: SearchKind, value: str, variable: str | None)
 
 
 def cmd_search(it: Interpreter, args: list[str]) -> int:
-    kind = SearchKind.FILE  # GRUB's default when no type option is given
+    # GRUB 2.06 refuses a search without a type; like Petitboot we take it as a UUID, the common intent.
+    kind = SearchKind.FS_UUID
     variable: str | None = None
     names: list[str] = []
     i = 0
@@ -411,7 +413,10 @@ def cmd_linux(it: Interpreter, args: list[str]) -> int:
         raise GrubCommandError("filename expected")
     if capture is None:
         return 0  # a kernel loaded while reading the config is not a menu entry
-    capture.kernel = it.resolve(args[0])
+    kernel = it.resolve(args[0])
+    if kernel.path == "/" and not args[0].rstrip(")").endswith("/"):
+        raise GrubCommandError(f"no kernel file name in {args[0]!r}")
+    capture.kernel = kernel
     capture.args = list(args[1:])
     capture.initrds = []  # loading a kernel drops earlier initrds, as GRUB's loader does
     capture.devicetree = None

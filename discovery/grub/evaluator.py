@@ -23,6 +23,7 @@ from discovery.grub.errors import GrubCommandError, GrubError, GrubLimitError
 from discovery.grub.lexer import PartKind, Word
 from discovery.grub.parser import Block, Command, For, FunctionDef, If, Loop, MenuDef, Node, Script, parse
 
+MAX_VALUE = 256 * 1024  # characters in one variable: `set x=$x$x` in a loop doubles each time
 _ASSIGNMENT = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)=")
 _DEVICE_PREFIX = re.compile(r"^\(([^)]*)\)(.*)$", re.DOTALL)
 
@@ -49,9 +50,9 @@ class Limits:
     entry_steps: int = 5_000  # simple commands per menu entry body
     iterations: int = 1_000  # iterations of one loop
     nesting: int = 64  # nested compound commands and function calls
-    source_depth: int = 8  # nested source/configfile
+    source_depth: int = 10  # nested source/configfile (Petitboot stops at the same depth)
     submenu_depth: int = 16
-    menu_size: int = 1_000
+    menu_size: int = 1_000  # entries in one menu, and menu items evaluated at boot time per config
 
 
 @dataclass
@@ -70,6 +71,8 @@ class Env:
         return self.variables.get(name, "")
 
     def set(self, name: str, value: str) -> None:
+        if len(value) > MAX_VALUE:
+            raise GrubLimitError(f"value of '{name}' longer than {MAX_VALUE} characters")
         self.variables[name] = value
         self.unresolved.pop(name, None)
 
@@ -567,10 +570,20 @@ class Interpreter:
         m = _DEVICE_PREFIX.match(text)
         if m:
             device, path = m.group(1), m.group(2)
+        elif text.startswith("("):
+            raise GrubCommandError(f"invalid device in {text!r}")
         else:
             device, path = env.get("root"), text
         device = device.strip("()")
         path = "/" + path.lstrip("/")
-        fs = self.devices.get(device, self.scope.fs)
-        unresolved = env.unresolved.get("root") if device == env.get("root") else None
-        return FileRef(fs, path, unresolved)
+        return FileRef(self.device(device), path, env.unresolved.get("root") if device == env.get("root") else None)
+
+    def device(self, name: str) -> Filesystem:
+        """The filesystem a GRUB device name stands for: one `search` found, or one named by its UUID (how
+        Petitboot's configs name devices); GRUB's own names (`hd0,gpt2`, `lvm/vg-root`) are the config's own."""
+        fs = self.devices.get(name)
+        if fs is None and name:
+            fs = self.find("fs-uuid", name)
+            if fs is not None:
+                self.devices[name] = fs
+        return fs or self.scope.fs

@@ -3,8 +3,8 @@
 Follows grub-core/script/yylex.l of GRUB 2.06: single quotes keep everything literally, double quotes expand
 variables and honour backslash before `\\`, `"`, `$` and newline, an unquoted backslash quotes the next character,
 backslash-newline continues the line, `#` at the start of a word starts a comment, `;` and newline separate commands.
-A standalone `{` or `}` is its own word (block delimiters). Lexing never raises: an unterminated quote becomes an
-ERROR token and lexing resumes on the next line, so the parser can skip just that command.
+An unquoted `{` or `}` is always a word of its own (block delimiters), as in GRUB's lexer. Lexing never raises: an
+unterminated quote becomes an ERROR token and lexing resumes on the next line, so the parser skips just that command.
 """
 
 from __future__ import annotations
@@ -117,7 +117,7 @@ class _Lexer:
                 buf.clear()
 
         c = text[self.i]
-        if c in "{}" and (self.i + 1 >= n or text[self.i + 1] in _WORD_END):
+        if c in "{}":
             self.i += 1
             self.tokens.append(Token(TokenKind.WORD, start_line, Word((Part(PartKind.LITERAL, c),), start_line)))
             return
@@ -125,8 +125,8 @@ class _Lexer:
             c = text[self.i]
             if c in _WORD_END:
                 break
-            if c in "{}" and (self.i + 1 >= n or text[self.i + 1] in _WORD_END):
-                break  # `submenu "x"{` as grub-customizer writes it: the brace is its own token
+            if c in "{}":
+                break  # unquoted braces are always tokens of their own: `submenu "x"{`, `{linux /k}`
             if c == "\\":
                 if self.i + 1 >= n:
                     buf.append(c)

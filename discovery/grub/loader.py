@@ -68,10 +68,18 @@ class _Builder:
     def __init__(self, it: Interpreter, config_fs: Filesystem) -> None:
         self.it = it
         self.config_fs = config_fs
+        self.evaluated = 0
 
     def menu(self, scope: Scope, parents: tuple[str, ...], depth: int) -> list[_Node]:
         nodes: list[_Node] = []
         for item in scope.menu:
+            self.evaluated += 1
+            if self.evaluated > self.it.limits.menu_size:
+                # Submenus that define submenus through functions could otherwise grow exponentially.
+                self.it.diagnostics.append(
+                    Diagnostic(item.file, item.line, f"more than {self.it.limits.menu_size} menu items; rest skipped")
+                )
+                break
             if item.submenu:
                 if depth >= self.it.limits.submenu_depth:
                     self.it.diagnostics.append(
@@ -98,6 +106,8 @@ class _Builder:
         finally:
             self.it.sink = self.it.diagnostics
         if capture.kernel is None or capture.other_loader or item.hidden:
+            # The entry is not listed; its warnings may be why (`linux` without a file name).
+            self.it.diagnostics.extend(warnings)
             return None
         kernel = capture.kernel
         for ref in (*capture.initrds, capture.devicetree):

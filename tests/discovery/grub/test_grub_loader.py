@@ -368,3 +368,41 @@ def test_unterminated_quote_at_the_end_keeps_earlier_entries(tmp_path: Path) -> 
     result = run(make_fs(tmp_path, {CFG: cfg, "/k": "k"}))
     assert titles(result) == ["A"]
     assert any(d.line == 2 and "quote" in d.message for d in result.diagnostics)
+
+
+def test_braces_glued_to_words_as_grub_lexes_them(tmp_path: Path) -> None:
+    cfg = 'menuentry "a" {linux /k;}\nmenuentry "b"{linux /k}\nsubmenu "s"{\nmenuentry "c" { linux /k one; }}\n'
+    result = run(make_fs(tmp_path, {CFG: cfg, "/k": "k"}))
+    assert titles(result) == ["a", "b", "s>c"]
+    assert result.entries[2].cmdline == "one"
+
+
+def test_devices_named_by_uuid(tmp_path: Path) -> None:
+    cfg = (
+        "menuentry own { linux (OWN-UUID)/k }\n"
+        "menuentry other { linux (other-uuid)/k2 }\n"
+        "menuentry bad { linux (other-uuid/k2 }\n"
+        "menuentry nofile { linux (other-uuid) }\n"
+    )
+    own = make_fs(tmp_path / "a", {CFG: cfg, "/k": "k"}, uuid="own-uuid")
+    other = make_fs(tmp_path / "b", {"/k2": "k"}, name="sdb1", uuid="OTHER-UUID")
+    result = run(own, other)
+    assert [(e.title, e.device, e.kernel) for e in result.entries] == [("own", "sda1", "/k"), ("other", "sdb1", "/k2")]
+    messages = " ".join(d.message for d in result.diagnostics)
+    assert "invalid device" in messages
+    assert "no kernel file name" in messages
+
+
+def test_set_uses_only_its_first_argument_as_grub_does(tmp_path: Path) -> None:
+    cfg = "set opts=root=/dev/sda1 ro quiet\nset broken\nmenuentry A { linux /k $opts }\n"
+    result = run(make_fs(tmp_path, {CFG: cfg, "/k": "k"}))
+    assert result.entries[0].cmdline == "root=/dev/sda1"
+    assert any(d.line == 2 and "not an assignment" in d.message for d in result.diagnostics)
+
+
+def test_positional_parameters_of_a_function_do_not_reach_entry_bodies(tmp_path: Path) -> None:
+    # GRUB runs the body at boot with the entry's own arguments: `$2` of the defining function is gone.
+    cfg = 'function f { menuentry "f$1" { linux $2 } ; menuentry "g$1" "$2" { linux $2 } }\nf a /k\n'
+    result = run(make_fs(tmp_path, {CFG: cfg, "/k": "k"}))
+    assert [(e.title, e.kernel) for e in result.entries] == [("ga", "/k")]
+    assert any("filename expected" in d.message for d in result.diagnostics)
