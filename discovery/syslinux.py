@@ -49,7 +49,8 @@ MAX_INCLUDE_DEPTH = 16
 SILENT = frozenset(
     {"say", "prompt", "ui", "serial", "console", "font", "kbdmap", "display", "noescape", "nocomplete", "nohalt",
      "implicit", "allowoptions", "totaltimeout", "onerror", "path", "ipappend", "sysappend", "f1", "f2", "f3", "f4",
-     "f5", "f6", "f7", "f8", "f9", "f10", "f11", "f12", "f0", "fdtoverlays", "kaslrseed", "zboot", "endtext"}
+     "f5", "f6", "f7", "f8", "f9", "f10", "f11", "f12", "f0", "fdtoverlays", "kaslrseed", "zboot", "endtext",
+     "pxeretry", "sendcookies"}
 )  # fmt: skip
 
 SILENT_MENU = frozenset(

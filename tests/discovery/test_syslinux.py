@@ -428,3 +428,13 @@ def test_include_tag_may_follow_a_tab(tmp_path: Path) -> None:
     write(tmp_path, CFG, "include\tsub.cfg\tSub menu\n")
     write(tmp_path, "/syslinux/sub.cfg", "label a\n kernel vmlinuz\n")
     assert titles(scan(tmp_path)) == ["Sub menu>a"]
+
+
+def test_dos_line_endings(tmp_path: Path) -> None:
+    write(tmp_path, "/syslinux/vmlinuz")
+    (tmp_path / "syslinux/syslinux.cfg").write_bytes(
+        b"DEFAULT b\r\nLABEL a\r\n KERNEL vmlinuz\r\nLABEL b\r\n KERNEL vmlinuz\r\n"
+    )
+    result = scan(tmp_path)
+    assert default(result) == ["b"]
+    assert result.diagnostics == ()
