@@ -19,7 +19,7 @@ import urwid
 from bootmenu import keys, palette, widgets
 from bootmenu.client import Client, ClientError, Disconnected
 from bootmenu.console import ConsoleError, ConsoleLogLevel, ConsoleSettings
-from bootmenu.model import Change, EntryRow, MenuModel, MenuPath, SubmenuRow
+from bootmenu.model import Change, EntryRow, MenuModel, MenuPath, Row, SubmenuRow
 from discovery import protocol as p
 
 log = logging.getLogger(__name__)
@@ -67,6 +67,9 @@ class Controller:
         self.boot_window: widgets.TextWindow | None = None
         self.exit_action = ExitAction.QUIT
         self.base_title = title
+        # Until the first key, the selection follows the default entry as it appears (GRUB highlights the default);
+        # after it, the selection stays where the user put it.
+        self.touched = False
         chosen = palette.MONO if console.mono else palette.COLOUR
         self.loop = urwid.MainLoop(
             self.root,
@@ -163,7 +166,8 @@ class Controller:
         if Change.MENU in change:
             while not self.model.menu_exists(self.current):
                 self.path.pop()
-            self.view.show(self.model, self.model.rows(self.current))
+            rows = self.model.rows(self.current)
+            self.view.show(self.model, rows, select=None if self.touched else self._default_key(rows))
             self._update_title()
         if Change.STATUS in change:
             self.view.show_status(self.model)
@@ -173,6 +177,13 @@ class Controller:
             self.boot_window.set_lines(self._boot_lines())
         if Change.LOG in change and self.log_window is not None:
             self.log_window.set_lines(self._log_lines())
+
+    @staticmethod
+    def _default_key(rows: list[Row]) -> str | None:
+        """The row to select on a fresh level: the default entry (or the submenu holding it), else the first."""
+        chosen: list[EntryRow | SubmenuRow] = [r for r in rows if isinstance(r, EntryRow | SubmenuRow) and r.is_default]
+        chosen = chosen or [r for r in rows if isinstance(r, EntryRow | SubmenuRow)]
+        return chosen[0].key if chosen else None
 
     def _update_title(self) -> None:
         title = self.base_title
@@ -191,6 +202,7 @@ class Controller:
             self._send(p.CancelAutoboot())
             self.view.show_countdown(self.model)
         if key_list:
+            self.touched = True
             self._quiet_console()
         return key_list
 
@@ -205,9 +217,7 @@ class Controller:
                 self.path.append(row.path)
                 rows = self.model.rows(self.current)
                 # Open on the submenu's default entry, as GRUB does, else on its first entry.
-                chosen: list[EntryRow | SubmenuRow] = [r for r in rows if isinstance(r, EntryRow) and r.is_default]
-                chosen = chosen or [r for r in rows if isinstance(r, EntryRow | SubmenuRow)]
-                self.view.show(self.model, rows, select=chosen[0].key if chosen else None)
+                self.view.show(self.model, rows, select=self._default_key(rows))
                 self._update_title()
             elif isinstance(row, EntryRow):
                 self.boot(row.info.id)
