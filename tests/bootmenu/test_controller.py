@@ -99,9 +99,13 @@ def test_menu_boots_an_edited_entry_in_a_submenu(daemon: FakeDaemon, tmp_path: P
     assert "Booting 'Ubuntu, with Linux 6.8.0-31-generic' in 10s - any key stops" in shown
     assert "(dry run: nothing is booted)" in shown
 
-    controller.feed(["down"])  # any key cancels autoboot, and still moves
+    assert f"> * {ADVANCED} >" in shown  # before any key, the selection is on the default (in the submenu)
+
+    controller.feed(["up"])  # any key cancels autoboot, and still moves
     assert isinstance(daemon.request(), p.CancelAutoboot)
     assert "any key stops" not in screen(controller)
+    assert ">   Ubuntu\n" in screen(controller)
+    controller.feed(["down"])
     assert f"> * {ADVANCED} >" in screen(controller)
 
     controller.feed(["enter"])  # opens the submenu, selection on its default
@@ -169,3 +173,27 @@ def test_live_updates_keep_the_selection(daemon: FakeDaemon, tmp_path: Path) -> 
     assert '[Usb: sda1 vfat "STICK"]' in shown
     assert "Ubuntu\n" not in shown
     assert ">   Fedora Linux (0-rescue)" in shown
+
+
+def test_selection_follows_the_default_as_it_appears_until_the_first_key(tmp_path: Path) -> None:
+    first = hello()
+    server = FakeDaemon(tmp_path / "late.sock", p.Hello(devices=first.devices, entries=first.entries[3:]))
+    try:
+        controller = make_controller(tmp_path / "late.sock")
+        pump(controller)
+        assert ">   Fedora Linux (6.11.4-301.fc41.x86_64)" in screen(controller)
+        previous = "f2"
+        for info in first.entries[:3]:  # the Ubuntu disk's entries arrive later, the default among them
+            server.send(p.EntryAdded(info, after=previous))
+            previous = info.id
+        pump(controller)
+        while controller.client.fileno() in select.select([controller.client.fileno()], [], [], 0.2)[0]:
+            controller.on_readable()
+        assert f"> * {ADVANCED} >" in screen(controller)
+        controller.feed(["down"])
+        assert ">   Fedora Linux (6.11.4-301.fc41.x86_64)" in screen(controller)
+        server.send(p.EntryAdded(p.EntryInfo("u9", first.entries[1].entry.replace(title="Another default")), None))
+        pump(controller)
+        assert ">   Fedora Linux (6.11.4-301.fc41.x86_64)" in screen(controller)  # the user's choice stays
+    finally:
+        server.close()
