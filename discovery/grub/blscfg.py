@@ -39,7 +39,12 @@ def body_text(fs: Filesystem, directory: str, entry: BlsEntry) -> str:
     device = f"({fs.name})"
     lines = [f"linux {device}{_path(fs, directory, entry.linux)} {entry.cmdline}".rstrip()]
     if entry.initrds:
-        files = [f"{device}{_path(fs, directory, i)}" for initrd in entry.initrds for i in initrd.split()]
+        # `initrd /initramfs.img $tuned_initrd`: a variable is left for boot time (it may expand to nothing).
+        files = [
+            i if i.startswith("$") else f"{device}{_path(fs, directory, i)}"
+            for initrd in entry.initrds
+            for i in initrd.split()
+        ]
         lines.append("initrd " + " ".join(files))
     if entry.devicetree:
         lines.append(f"devicetree {device}{_path(fs, directory, entry.devicetree)}")

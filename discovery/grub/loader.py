@@ -237,11 +237,20 @@ def load(fs: Filesystem, ctx: LoadContext) -> LoadResult:
         result, it = evaluate(fs, path, ctx)
         evaluations.append((path, result, set(it.read)))
     total = LoadResult()
-    for index, (path, result, _) in enumerate(evaluations):
-        chained = any(
-            (fs.name, path) in read and j != index and not (j > index and (fs.name, other) in evaluations[index][2])
-            for j, (other, _, read) in enumerate(evaluations)
-        )
-        if not chained:
+    for index, (_, result, _) in enumerate(evaluations):
+        if not _chained(evaluations, index, fs.name):
             total = total + result
     return total
+
+
+def _chained(evaluations: list[tuple[str, LoadResult, set[tuple[str, str]]]], index: int, device: str) -> bool:
+    """Whether another evaluation already read config `index` (an EFI stub's `configfile`). When two configs read
+    each other, the first one is kept."""
+    path, _, read = evaluations[index]
+    for other, (other_path, _, other_read) in enumerate(evaluations):
+        if other == index or (device, path) not in other_read:
+            continue
+        mutual = (device, other_path) in read
+        if not (mutual and index < other):
+            return True
+    return False

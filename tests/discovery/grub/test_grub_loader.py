@@ -306,6 +306,7 @@ if [ -z "${kernelopts}" ]; then
   set kernelopts="root=/dev/fallback ro"
 fi
 set tuned_params=""
+set tuned_initrd=""
 insmod blscfg
 blscfg
 menuentry 'After BLS' { linux /vmlinuz-x }
@@ -314,7 +315,7 @@ menuentry 'After BLS' { linux /vmlinuz-x }
 
 def _bls_tree(tmp_path: Path, grubenv: bytes | None) -> dict[str, str | bytes]:
     entry = (
-        "title Fedora ({v})\nversion {v}\nlinux /vmlinuz-{v}\ninitrd /initramfs-{v}.img\n"
+        "title Fedora ({v})\nversion {v}\nlinux /vmlinuz-{v}\ninitrd /initramfs-{v}.img $tuned_initrd\n"
         "options $kernelopts $tuned_params\n"
     )
     files: dict[str, str | bytes] = {
@@ -406,3 +407,15 @@ def test_positional_parameters_of_a_function_do_not_reach_entry_bodies(tmp_path:
     result = run(make_fs(tmp_path, {CFG: cfg, "/k": "k"}))
     assert [(e.title, e.kernel) for e in result.entries] == [("ga", "/k")]
     assert any("filename expected" in d.message for d in result.diagnostics)
+
+
+def test_independent_configs_on_one_filesystem_are_all_listed(tmp_path: Path) -> None:
+    files = {
+        CFG: "menuentry Main { linux /k }\n",
+        "/EFI/other/grub.cfg": "set default=1\nmenuentry X { linux /k }\nmenuentry Y { linux /k }\n",
+        "/k": "k",
+    }
+    result = run(make_fs(tmp_path, files))
+    assert titles(result) == ["Main", "X", "Y"]
+    assert [e.title for e in result.entries if e.default] == ["Main", "Y"]
+    assert result.configs == (CFG, "/EFI/other/grub.cfg")
