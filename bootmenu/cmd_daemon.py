@@ -28,6 +28,9 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     p.add_argument("--udev-source", choices=("udev", "kernel"), help="uevents to listen to (default: udev if running)")
     p.add_argument("--dry-run", action="store_true", help="never load or execute a kernel; report what would happen")
     p.add_argument("--cmdline", help="use this instead of /proc/cmdline for bootmenu.* parameters")
+    p.add_argument(
+        "-v", "--verbose", action="store_true", help="also log to stderr (off by default: a menu may share the console)"
+    )
     p.set_defaults(run=run)
 
 
@@ -50,7 +53,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"bootmenu daemon: {exc}", file=sys.stderr)
         return 2
     ring = daemon_log.setup(file=args.log, kmsg=args.kmsg, debug=settings.debug)
-    logging.getLogger().addHandler(_stderr_handler())
+    if args.verbose:
+        logging.getLogger().addHandler(_stderr_handler())
 
     source: UdevSource | None = None
     if not args.no_udev:

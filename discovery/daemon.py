@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import errno
 import functools
 import hashlib
 import logging
@@ -52,7 +53,6 @@ log = logging.getLogger(__name__)
 JOB_TIMEOUT = 30.0
 # Status lines kept for the hello snapshot.
 STATUS_HISTORY = 200
-ENOMEDIUM = 123
 
 
 class Mounts(Protocol):
@@ -326,13 +326,16 @@ class Daemon:
         await self._release(record)
         record.generation += 1
         record.fs = None
+        record.result = LoadResult()
+        self._drop_entries(record)
+        self._update_autoboot()
         self._set_info(record, state=DeviceState.PROBING, message="", mountpoint="")
         self._probe(record, device)
 
     def _probe(self, record: Record, device: BlockDevice) -> None:
+        record.device = device
         skip = device.skip()
         if skip is not None:
-            record.device = device
             self._set_info(record, state=skip[0], message=skip[1])
             return
         self._spawn(record, lambda: self._mount_job(record.info.name, device))
@@ -359,7 +362,7 @@ class Daemon:
             try:
                 device = device.with_superblock(probe(Path(device.node)))
             except ProbeError as exc:
-                if exc.errno == ENOMEDIUM:
+                if exc.errno == errno.ENOMEDIUM:
                     return JobResult(device, None, LoadResult(), None, DeviceState.IGNORED, "no medium")
                 return JobResult(device, None, LoadResult(), None, DeviceState.FAILED, f"cannot read: {exc}")
             skip = device.skip()
@@ -581,6 +584,9 @@ class Daemon:
             for record in list(self.records.values()):
                 if record.device is not None and record.info.name not in present:
                     await self._remove(record)
+                elif record.device is not None and record.info.state is DeviceState.FAILED:
+                    # A device that timed out or failed to mount gets another chance.
+                    await self._reprobe(record, record.device)
 
     def boot_api(self) -> BootApi:
         if self._boot_api is None:
