@@ -11,6 +11,7 @@ missing from an expected entry was not asserted by the source and is not compare
 from __future__ import annotations
 
 import json
+import posixpath
 import re
 import shutil
 from collections.abc import Callable, Iterator
@@ -46,6 +47,7 @@ class Case:
     source: str  # petitboot, uroot, wild
     primary: str = ""  # device whose entries the expectation describes ("" = all)
     flattened: bool = False  # the expectation has no submenus (Petitboot, u-root)
+    count: int | None = None  # how many entries the source asserts (None: len(expected))
     notes: tuple[str, ...] = field(default=())
 
 
@@ -77,15 +79,28 @@ def normalise_entry(entry: BootEntry) -> dict[str, Any]:
     }
 
 
-def compare(expected: Expected, got: Expected, ignore: frozenset[str] = frozenset()) -> list[str]:
-    """Human-readable mismatches between an expectation and our entries ([] = they agree)."""
+def compare(
+    expected: Expected, got: Expected, ignore: frozenset[str] = frozenset(), count: int | None = None
+) -> list[str]:
+    """Human-readable mismatches between an expectation and our entries ([] = they agree).
+
+    An expected entry with an `index` key describes our entry at that position (Petitboot asserts only some options);
+    otherwise the lists are compared position by position. `count` is the asserted number of entries.
+    """
     problems: list[str] = []
-    if len(expected) != len(got):
+    indexed = any("index" in want for want in expected)
+    wanted = count if count is not None else (None if indexed else len(expected))
+    if "count" not in ignore and wanted is not None and wanted != len(got):
         problems.append(
-            f"{len(got)} entries, expected {len(expected)}: ours {[g['title'] for g in got]} "
+            f"{len(got)} entries, expected {wanted}: ours {[g['title'] for g in got]} "
             f"vs {[e.get('title') for e in expected]}"
         )
-    for index, (want, have) in enumerate(zip(expected, got, strict=False)):
+    for position, want in enumerate(expected):
+        index = int(want.get("index", position))
+        if index >= len(got):
+            problems.append(f"entry {index} ({want.get('title')!r}) missing")
+            continue
+        have = got[index]
         for key, value in want.items():
             if key in ignore or key not in have:
                 continue
@@ -112,10 +127,9 @@ def _strip_device(path: str) -> str:
 
 
 def _absolute(path: str, base: str) -> str:
-    path = _strip_device(path)
-    if path.startswith("/"):
-        return str(PurePosixPath(path))
-    return str(PurePosixPath(base, path))
+    # `::/path` is pxelinux's "from the TFTP root"; relative paths start at the config's directory.
+    path = _strip_device(path).removeprefix("::")
+    return posixpath.normpath(path if path.startswith("/") else posixpath.join(base, path))
 
 
 # ------------------------------------------------------------------------------------------------------- petitboot
@@ -139,11 +153,17 @@ def _petitboot_case(expected_file: Path) -> Case | None:
     devices.setdefault("local", Device("local"))
     extra = [d for d in devices if d != "local"]
 
+    # Petitboot also reads a bare /grub.cfg, which GRUB itself never loads first; we place it where GRUB would.
+    read_as = "/boot/grub/grub.cfg" if config["read_as"] == "/grub.cfg" else config["read_as"]
+    aux_dirs = [(d.get("device", "local"), d["path"]) for d in data.get("aux_dirs") or ()]
+
     def build(tmp: Path) -> list[Filesystem]:
         roots = {name: tmp / name for name in devices}
         for root in roots.values():
             root.mkdir(parents=True, exist_ok=True)
-        _place(roots["local"], config["read_as"], config_file)
+        for device, path in aux_dirs:
+            (roots.get(device, roots["local"]) / path.lstrip("/")).mkdir(parents=True, exist_ok=True)
+        _place(roots["local"], read_as, config_file)
         if companions.is_dir():
             for child in companions.iterdir():
                 if child.name in extra and child.is_dir():
@@ -153,12 +173,16 @@ def _petitboot_case(expected_file: Path) -> Case | None:
         return [Filesystem(roots[d.name], d.name, uuid=d.uuid, label=d.label) for d in devices.values()]
 
     options = data.get("options") or []
-    if data["parser"] == "syslinux":
-        # Petitboot lists syslinux labels in reverse file order (its `index`); we keep file order.
-        options = sorted(options, key=lambda o: -int(o["index"]))
+    count = data.get("option_count")
+    # Without an asserted count, syslinux indexes can still be mapped back to file order from the highest index.
+    reverse_from = count if count is not None else max((int(o["index"]) for o in options), default=-1) + 1
     expected: Expected = []
     for option in options:
-        want: dict[str, Any] = {}
+        index = int(option["index"])
+        if data["parser"] == "syslinux":
+            # Petitboot lists syslinux labels in reverse file order (its `index`); we keep file order.
+            index = reverse_from - 1 - index
+        want: dict[str, Any] = {"index": index}
         if "name" in option:
             want["title"] = option["name"]
         if "kernel" in option:
@@ -172,11 +196,11 @@ def _petitboot_case(expected_file: Path) -> Case | None:
         if "kernel_device" in option:
             want["device"] = option["kernel_device"]
         expected.append(want)
-    has_count = "option_count" in data or options
     return Case(
         key=str(config_file.relative_to(CORPUS)),
         build=build,
-        expected=expected if has_count else None,
+        expected=expected if (count is not None or expected) else None,
+        count=count,
         source="petitboot",
         primary="local",
         flattened=True,
@@ -213,7 +237,7 @@ def _uroot_expected(golden: Path, prefixes: dict[str, str]) -> tuple[Expected, d
 
 
 def _uroot_file(ref: dict[str, str], prefixes: dict[str, str]) -> tuple[str, str]:
-    raw = ref.get("url", "").removeprefix("file:///") or ref.get("name", "")
+    raw = ref.get("url", "").removeprefix("file://").lstrip("/") or ref.get("name", "")
     for prefix, device in sorted(prefixes.items(), key=lambda p: -len(p[0])):
         if raw.startswith(prefix + "/"):
             return "/" + raw[len(prefix) + 1 :], device
@@ -283,6 +307,8 @@ class WildLayout:
     directory: str = ""  # a multi-file menu: the corpus directory copied to dirname(read_as)
 
 
+WILD_NOT_COMPARED = frozenset({"debian10.4-xfce-cd-iso-x86_64-efi.grub.cfg"})
+
 WILD_GRUB: dict[str, WildLayout] = {
     "rhel8.3-aws-blscfg.grub.cfg": WildLayout("/boot/grub2/grub.cfg", "rhel8.3-aws.grubenv", "rhel8.3-aws"),
     "rocky8.8-issabel-blscfg.grub.cfg": WildLayout(
@@ -310,14 +336,64 @@ WILD_SYSLINUX: dict[str, WildLayout] = {
 }
 
 
+@dataclass(frozen=True)
+class WildStub:
+    """An EFI stub on the ESP that finds the real grub.cfg on another filesystem (by UUID or by a file on it)."""
+
+    stub_at: str
+    target: str  # corpus file of the real config, placed at /boot/grub/grub.cfg of the second filesystem
+    uuid: str = ""
+    marker: str = ""  # a file that `search --file` looks for
+    extra: tuple[tuple[str, str], ...] = ()  # (path on the second filesystem, corpus file)
+
+
+WILD_STUBS: dict[str, WildStub] = {
+    "ubuntu22.04-cloudimg-efistub.grub.cfg": WildStub(
+        "/EFI/ubuntu/grub.cfg", "ubuntu22.04-cloudimg.grub.cfg", uuid="e8328184-226c-4e5e-9635-8142cc114051"
+    ),
+    "ubuntu22.04-desktop-efistub-hint.grub.cfg": WildStub(
+        "/EFI/ubuntu/grub.cfg", "ubuntu22.04-desktop-efi.grub.cfg", uuid="d5e58d4a-618d-4557-a098-819b96959bee"
+    ),
+    "debian10.4-xfce-cd-iso-efi-debian.grub.cfg": WildStub(
+        "/EFI/debian/grub.cfg",
+        "debian10.4-xfce-cd-iso.grub.cfg",
+        marker="/.disk/info",
+        extra=(("/boot/grub/x86_64-efi/grub.cfg", "debian10.4-xfce-cd-iso-x86_64-efi.grub.cfg"),),
+    ),
+}
+
+
+def _stub_case(cfg: Path, stub: WildStub) -> Case:
+    grub_dir = cfg.parent
+
+    def build(tmp: Path) -> list[Filesystem]:
+        esp, disk = tmp / "esp", tmp / "disk"
+        _place(esp, stub.stub_at, cfg)
+        _place(disk, "/boot/grub/grub.cfg", grub_dir / stub.target)
+        for path, source in stub.extra:
+            _place(disk, path, grub_dir / source)
+        if stub.marker:
+            _place(disk, stub.marker, cfg)
+        return [Filesystem(esp, "esp", uuid="ABCD-0001"), Filesystem(disk, "disk", uuid=stub.uuid)]
+
+    return Case(
+        key=str(cfg.relative_to(CORPUS)),
+        build=build,
+        expected=_wild_expected(cfg, "/"),
+        source="wild",
+        primary="esp",
+    )
+
+
 def _wild_expected(path: Path, config_dir: str) -> Expected | None:
     golden = path.with_name(path.name + ".expected.json")
     if not golden.is_file():
         return None
     expected: Expected = []
     for item in json.loads(golden.read_text()):
-        if item.get("kernel") is None or item.get("action") or item.get("condition"):
-            continue  # not a Linux entry (chainloader, fwsetup, blscfg placeholder) or only under a runtime `if`
+        kernel = item.get("kernel")
+        if kernel is None or item.get("action") or item.get("condition") or kernel.lower().endswith(".c32"):
+            continue  # not a Linux entry (chainloader, fwsetup, COM32 module) or only under a runtime `if`
         want: dict[str, Any] = {
             "title": item["title"],
             "kernel": _absolute(item["kernel"], config_dir),
@@ -340,6 +416,9 @@ def _wild_expected(path: Path, config_dir: str) -> Expected | None:
 def wild_cases() -> Iterator[Case]:
     grub_dir = CORPUS / "wild" / "grub"
     for cfg in sorted(grub_dir.glob("*.cfg")):
+        if cfg.name in WILD_STUBS:
+            yield _stub_case(cfg, WILD_STUBS[cfg.name])
+            continue
         layout = WILD_GRUB.get(cfg.name, WildLayout("/boot/grub/grub.cfg"))
 
         def build(tmp: Path, cfg: Path = cfg, layout: WildLayout = layout) -> list[Filesystem]:
@@ -356,10 +435,13 @@ def wild_cases() -> Iterator[Case]:
                     _place(root, f"/boot/loader/entries/{conf.name}", conf)
             return [Filesystem(root, "disk")]
 
+        # GRUB has no "relative to the config" paths: a path without `/` is looked up from the device root.
+        # The x86_64-efi fragment only `source`s /boot/grub/grub.cfg, itself when laid out alone: not comparable.
+        comparable = cfg.name not in WILD_NOT_COMPARED
         yield Case(
             key=str(cfg.relative_to(CORPUS)),
             build=build,
-            expected=_wild_expected(cfg, str(PurePosixPath(layout.read_as).parent)),
+            expected=_wild_expected(cfg, "/") if comparable else None,
             source="wild",
         )
     sysrescue = grub_dir / "systemrescue"
@@ -374,7 +456,7 @@ def wild_cases() -> Iterator[Case]:
         yield Case(
             key=str(cfg.relative_to(CORPUS)),
             build=build_sr,
-            expected=_wild_expected(cfg, "/boot/grub"),
+            expected=_wild_expected(cfg, "/"),
             source="wild",
         )
     syslinux_dir = CORPUS / "wild" / "syslinux"
