@@ -192,8 +192,11 @@ class Interpreter:
 
     # Diagnostics
 
-    def warn(self, message: str, line: int | None = None, severity: Severity = Severity.WARNING) -> None:
-        self.sink.append(Diagnostic(self.scope.file, self.line if line is None else line, message, severity))
+    def warn(
+        self, message: str, line: int | None = None, severity: Severity = Severity.WARNING, file: str = ""
+    ) -> None:
+        where = file or self.scope.file
+        self.sink.append(Diagnostic(where, self.line if line is None else line, message, severity))
 
     # Running files
 
@@ -223,7 +226,7 @@ class Interpreter:
         except _MenuShown as shown:
             return shown.scope
         except GrubLimitError as exc:
-            self.warn(f"evaluation stopped: {exc.message}", exc.line or None, Severity.ERROR)
+            self.warn(f"evaluation stopped: {exc.message}", exc.line or None, Severity.ERROR, exc.file)
         return self.scope
 
     def read_script(self, fs: Filesystem, path: str) -> Script:
@@ -261,7 +264,7 @@ class Interpreter:
 
     def configfile(self, fs: Filesystem, path: str) -> None:
         if self.scope.capture is not None:
-            # Inside an entry body this would open another menu; such an entry does not boot Linux by itself.
+            # Inside an entry body this opens another menu: the loader lists that menu as the entry's submenu.
             self.scope.capture.other_loader = "configfile"
             return
         outer = self.scope
@@ -551,12 +554,12 @@ class Interpreter:
             pass
         except _Break:
             self.warn("'break' or 'continue' outside a loop")
-        except _MenuShown:
-            pass
+        except _MenuShown as shown:
+            scope = shown.scope  # a submenu whose body runs `configfile` shows that file's menu
         except GrubLimitError as exc:
-            self.warn(f"evaluation stopped: {exc.message}", exc.line or None, Severity.ERROR)
+            self.warn(f"evaluation stopped: {exc.message}", exc.line or None, Severity.ERROR, exc.file)
         except GrubError as exc:
-            self.warn(exc.message, exc.line or None, Severity.ERROR)
+            self.warn(exc.message, exc.line or None, Severity.ERROR, exc.file)
         finally:
             self.scope = outer
         return scope

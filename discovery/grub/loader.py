@@ -62,6 +62,7 @@ class _Node:
     entry: BootEntry | None = None
     children: list[_Node] = field(default_factory=list)
     default: str | None = None  # a submenu's own `default` when its body changed it
+    menu: bool = False  # a submenu, or an entry whose body opens another menu with `configfile`
 
 
 class _Builder:
@@ -80,7 +81,11 @@ class _Builder:
                     Diagnostic(item.file, item.line, f"more than {self.it.limits.menu_size} menu items; rest skipped")
                 )
                 break
-            if item.submenu:
+            entry: BootEntry | None = None
+            chains = False
+            if not item.submenu:
+                entry, chains = self.entry(item, scope, parents)
+            if item.submenu or chains:
                 if depth >= self.it.limits.submenu_depth:
                     self.it.diagnostics.append(
                         Diagnostic(item.file, item.line, f"submenus nested deeper than {depth}; not expanded")
@@ -88,16 +93,18 @@ class _Builder:
                     continue
                 self.it.sink = self.it.diagnostics
                 sub = self.it.run_item(item, scope.env, None)
-                node = _Node(item)
+                node = _Node(item, menu=True)
                 if sub.env.get("default") != scope.env.get("default"):
                     node.default = sub.env.get("default")
                 node.children = self.menu(sub, (*parents, item.title), depth + 1)
                 nodes.append(node)
             else:
-                nodes.append(_Node(item, self.entry(item, scope, parents)))
+                nodes.append(_Node(item, entry))
         return nodes
 
-    def entry(self, item: MenuItem, scope: Scope, parents: tuple[str, ...]) -> BootEntry | None:
+    def entry(self, item: MenuItem, scope: Scope, parents: tuple[str, ...]) -> tuple[BootEntry | None, bool]:
+        """The boot entry of a menu entry (None when it boots no Linux kernel), and whether its body opens
+        another menu with `configfile` (then the loader lists that menu as a submenu, as GRUB would show it)."""
         warnings: list[Diagnostic] = []
         self.it.sink = warnings
         capture = BootCapture()
@@ -108,7 +115,7 @@ class _Builder:
         if capture.kernel is None or capture.other_loader or item.hidden:
             # The entry is not listed; its warnings may be why (`linux` without a file name).
             self.it.diagnostics.extend(warnings)
-            return None
+            return None, capture.other_loader == "configfile" and not item.hidden
         kernel = capture.kernel
         for ref in (*capture.initrds, capture.devicetree):
             if ref is not None and ref.fs.name != kernel.fs.name:
@@ -130,7 +137,7 @@ class _Builder:
             config_device=item.fs.name,
             unresolved=kernel.unresolved,
             warnings=tuple(warnings),
-        )
+        ), False
 
 
 def _match(nodes: list[_Node], key: str) -> _Node | None:
@@ -168,7 +175,7 @@ def choose_default(nodes: list[_Node], default: str) -> tuple[_Node | None, bool
             node = level[0] if level else None
         if node is None:
             return None, False
-        if not node.item.submenu:
+        if not node.menu:
             return node, exact
         keys = keys[1:] or ([node.default] if node.default else [])
         level = node.children

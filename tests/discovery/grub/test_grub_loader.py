@@ -419,3 +419,16 @@ def test_independent_configs_on_one_filesystem_are_all_listed(tmp_path: Path) ->
     assert titles(result) == ["Main", "X", "Y"]
     assert [e.title for e in result.entries if e.default] == ["Main", "Y"]
     assert result.configs == (CFG, "/EFI/other/grub.cfg")
+
+
+def test_entry_that_opens_another_config_is_listed_as_a_submenu(tmp_path: Path) -> None:
+    cfg = (
+        "set default='more>Rescue'\n"
+        "menuentry 'Live' { linux /k live }\n"
+        "menuentry 'More options' --id more { configfile /boot/grub/more.cfg }\n"
+    )
+    more = "menuentry 'Install' { linux /k install }\nmenuentry 'Rescue' { linux /k rescue }\n"
+    result = run(make_fs(tmp_path, {CFG: cfg, "/boot/grub/more.cfg": more, "/k": "k"}))
+    assert titles(result) == ["Live", "More options>Install", "More options>Rescue"]
+    assert result.entries[2].config == "/boot/grub/more.cfg"
+    assert default_title(result) == "More options>Rescue"
