@@ -19,16 +19,16 @@ from pathlib import Path
 from discovery.fs import Filesystem, StaticResolver
 from discovery.loaders import LoadContext, load_filesystem
 from discovery.scan import filesystem_for
-from tools.corpus_cases import PLATFORM, all_cases
+from tools.corpus_cases import PLATFORM, all_cases, scanned
 from tools.regen_goldens import fixture_dirs
 
 
-def _time_load(filesystems: list[Filesystem], repeat: int) -> float:
+def _time_load(filesystems: list[Filesystem], repeat: int, targets: list[Filesystem] | None = None) -> float:
     ctx = LoadContext(resolver=StaticResolver(tuple(filesystems)), platform=PLATFORM)
     best = float("inf")
     for _ in range(repeat):
         start = time.perf_counter()
-        for fs in filesystems:
+        for fs in filesystems if targets is None else targets:
             load_filesystem(fs, ctx)
         best = min(best, time.perf_counter() - start)
     return best
@@ -41,7 +41,8 @@ def measure(repeat: int) -> dict[str, float]:
         for index, case in enumerate(all_cases()):
             work = Path(tmp, str(index))
             work.mkdir()
-            timings[f"corpus:{case.key}"] = _time_load(case.build(work), repeat)
+            filesystems = case.build(work)
+            timings[f"corpus:{case.key}"] = _time_load(filesystems, repeat, scanned(case, filesystems))
     for fixture in fixture_dirs():
         trees = [filesystem_for(p) for p in sorted(fixture.iterdir()) if p.is_dir()]
         timings[f"fixture:{fixture.name}"] = _time_load(trees, repeat)

@@ -51,10 +51,16 @@ class Case:
     notes: tuple[str, ...] = field(default=())
 
 
+def scanned(case: Case, filesystems: list[Filesystem]) -> list[Filesystem]:
+    """The filesystems whose configs the case is about; the others are only there to be found by `search`."""
+    return [fs for fs in filesystems if not case.primary or fs.name == case.primary]
+
+
 def run_case(case: Case, tmp: Path) -> tuple[list[Filesystem], list[LoadResult]]:
     filesystems = case.build(tmp)
     ctx = LoadContext(resolver=StaticResolver(tuple(filesystems)), platform=PLATFORM)
-    return filesystems, [load_filesystem(fs, ctx) for fs in filesystems]
+    targets = scanned(case, filesystems)
+    return targets, [load_filesystem(fs, ctx) for fs in targets]
 
 
 def ours(case: Case, filesystems: list[Filesystem], results: list[LoadResult]) -> Expected:
