@@ -94,11 +94,13 @@ class Server:
         if self._server is not None:
             self._server.close()
         for client in list(self.clients):
-            client.queue.put_nowait(None)
+            client.queue.put_nowait(None)  # its pump flushes, then closes the connection, which ends its reader
         with contextlib.suppress(FileNotFoundError):
             self.path.unlink()
+        if self._tasks:
+            await asyncio.wait(list(self._tasks), timeout=2)
         for task in list(self._tasks):
-            task.cancel()
+            task.cancel()  # a client that never read its last updates
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         uid = _peer_uid(writer)
@@ -117,7 +119,8 @@ class Server:
         finally:
             self.clients.discard(client)
             client.queue.put_nowait(None)
-            with contextlib.suppress(Exception):
+            # A client gone mid-write (reset) or a pump cancelled at exit: nothing left to tell it.
+            with contextlib.suppress(Exception, asyncio.CancelledError):
                 await pump
             self._tasks.discard(pump)
 
