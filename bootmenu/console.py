@@ -58,6 +58,8 @@ class ConsoleSettings:
     size: tuple[int, int] | None
     ascii: bool
     mono: bool
+    # True when `size` is only the 80x24 guess: a size from the daemon's settings may replace it.
+    guessed: bool = False
 
     @property
     def glyphs(self) -> Glyphs:
@@ -115,14 +117,15 @@ def detect(
     cmdline = kernel_cmdline() if cmdline is None else cmdline
     term = env.get("TERM", "") or "vt100"
     size = size_override(cmdline)
-    if size is None and terminal_size(fd) is None:
+    guessed = size is None and terminal_size(fd) is None
+    if guessed:
         size = FALLBACK_SIZE
     encoding = locale.getpreferredencoding(False)
     if ascii is None:
         ascii = needs_ascii(term, encoding) or "bootmenu.ascii" in cmdline.split()
     if mono is None:
         mono = term.startswith(("vt1", "vt2", "dumb")) or "NO_COLOR" in env or "bootmenu.mono" in cmdline.split()
-    return ConsoleSettings(size=size, ascii=ascii, mono=mono)
+    return ConsoleSettings(size=size, ascii=ascii, mono=mono, guessed=guessed)
 
 
 class ConsoleLogLevel:
@@ -140,11 +143,13 @@ class ConsoleLogLevel:
         if self.saved is not None:
             return
         try:
-            current = int(self.path.read_text().split()[0])
-        except (OSError, ValueError, IndexError) as exc:
-            raise ConsoleError(
-                getattr(exc, "errno", None) or 0, f"cannot read console log level: {exc}", str(self.path)
-            ) from exc
+            text = self.path.read_text()
+        except OSError as exc:
+            raise ConsoleError(exc.errno, f"cannot read console log level: {exc.strerror}", str(self.path)) from exc
+        try:
+            current = int(text.split()[0])
+        except (ValueError, IndexError) as exc:
+            raise ConsoleError(0, f"cannot read console log level: {text[:20]!r} is no number", str(self.path)) from exc
         if current <= self.quiet:
             return
         self._write(self.quiet)

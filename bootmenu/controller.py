@@ -10,9 +10,8 @@ console's only program, so quitting would leave a dead screen; `x` (exit to a sh
 from __future__ import annotations
 
 import enum
-import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 import urwid
 
@@ -21,8 +20,6 @@ from bootmenu.client import Client, ClientError, Disconnected
 from bootmenu.console import ConsoleError, ConsoleLogLevel, ConsoleSettings
 from bootmenu.model import Change, EntryRow, MenuModel, MenuPath, Row, SubmenuRow
 from discovery import protocol as p
-
-log = logging.getLogger(__name__)
 
 RECONNECT_INTERVAL = 1.0
 TICK = 1.0
@@ -127,7 +124,22 @@ class Controller:
         change = Change.NONE
         for message in messages:
             change |= self.model.apply(message)
+            if isinstance(message, p.Hello):
+                self._console_size_from(message.settings)
         self._refresh(change)
+
+    def _console_size_from(self, settings: Mapping[str, object]) -> None:
+        """The daemon's `console = "COLSxROWS"` setting replaces our 80x24 guess for a terminal without a size."""
+        from bootmenu.console import size_override
+
+        screen = self.loop.screen
+        value = settings.get("console")
+        if not self.console.guessed or not isinstance(screen, FixedSizeScreen) or not isinstance(value, str):
+            return
+        size = size_override(f"bootmenu.console={value}")
+        if size is not None and size != screen.fixed_size:
+            screen.fixed_size = size
+            self.loop.screen_size = None  # the loop asks the screen again at the next draw
 
     def _lost(self, why: str) -> None:
         self._detach()
@@ -263,8 +275,7 @@ class Controller:
             self._update_title()
             return
         if self.mode is Mode.PAYLOAD:
-            self.model.apply(p.Status(p.StatusLine(p.Level.INFO, "x opens a shell; the menu stays on this console")))
-            self.view.show_status(self.model)
+            self._note(p.Level.INFO, "x opens a shell; the menu stays on this console")
             return
         self.exit_action = ExitAction.QUIT
         raise urwid.ExitMainLoop()
@@ -321,13 +332,19 @@ class Controller:
         except ClientError as exc:
             self._lost(str(exc))
 
+    def _note(self, level: p.Level, message: str) -> None:
+        """A status line of the menu's own (not from the daemon)."""
+        self.model.apply(p.Status(p.StatusLine(level, message, time.time())))
+        self.view.show_status(self.model)
+
     def _quiet_console(self) -> None:
         if self.loglevel is None:
             return
         try:
             self.loglevel.lower()
         except ConsoleError as exc:
-            log.warning("%s", exc)
+            # Not to stderr: that is the menu's own screen.
+            self._note(p.Level.WARNING, f"{exc.filename}: {exc.strerror}")
             self.loglevel = None
 
     def _restore_console(self) -> None:
@@ -336,7 +353,7 @@ class Controller:
         try:
             self.loglevel.restore()
         except ConsoleError as exc:
-            log.warning("%s", exc)
+            self._note(p.Level.WARNING, f"{exc.filename}: {exc.strerror}")
 
 
 class FixedSizeScreen(urwid.display.raw.Screen):

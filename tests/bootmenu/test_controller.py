@@ -14,7 +14,7 @@ import urwid
 from menu_data import ADVANCED, hello
 
 from bootmenu.client import Client
-from bootmenu.console import ConsoleSettings
+from bootmenu.console import ConsoleLogLevel, ConsoleSettings
 from bootmenu.controller import Controller, FixedSizeScreen, Mode
 from discovery import protocol as p
 
@@ -195,5 +195,22 @@ def test_selection_follows_the_default_as_it_appears_until_the_first_key(tmp_pat
         server.send(p.EntryAdded(p.EntryInfo("u9", first.entries[1].entry.replace(title="Another default")), None))
         pump(controller)
         assert ">   Fedora Linux (6.11.4-301.fc41.x86_64)" in screen(controller)  # the user's choice stays
+    finally:
+        server.close()
+
+
+def test_serial_console_takes_the_daemons_size_and_reports_printk_trouble_on_screen(tmp_path: Path) -> None:
+    server = FakeDaemon(tmp_path / "s.sock", p.Hello(settings={"console": "100x30"}))
+    try:
+        client = Client(tmp_path / "s.sock")
+        client.wait_connect(5)
+        guessed = ConsoleSettings(size=(80, 24), ascii=True, mono=True, guessed=True)
+        printk = ConsoleLogLevel(tmp_path / "no-printk")
+        controller = Controller(client, guessed, Mode.PAYLOAD, loglevel=printk, screen=FixedSizeScreen((80, 24)))
+        pump(controller)
+        assert controller.loop.screen.get_cols_rows() == (100, 30)
+        controller.feed(["down"])
+        shown = " ".join(screen(controller).split())
+        assert f"! {tmp_path / 'no-printk'}: cannot read console log level: No such file or directory" in shown
     finally:
         server.close()
