@@ -126,3 +126,21 @@ def test_demo_edits_a_submenu_entry_and_shows_the_dry_run(demo: Terminal) -> Non
     assert demo.child.exitstatus == 0
     for pid in daemons:
         assert not Path(f"/proc/{pid}").exists(), "the demo's daemon outlived it"
+
+
+@pytest.mark.slow
+def test_demo_details_and_x_leaves_with_a_word_about_the_shell(demo: Terminal) -> None:
+    demo.wait("the Alpine disk", lambda: "Linux lts (single user)" in demo.text)
+    demo.child.send("\x1b[F")  # End: the last entry, Alpine's single-user one
+    demo.wait("the selection on the last entry", lambda: ">   Linux lts (single user)" in demo.text)
+    demo.press("i", "Details")
+    flat = demo.flat()
+    assert "Kernel: /boot/vmlinuz-lts" in flat
+    assert "Source: /boot/extlinux.conf:" in flat
+    assert "rootfstype=ext4 single" in flat
+    demo.press("\x1b", ">   Linux lts (single user)")
+    demo.child.send("x")
+    demo.child.expect("in the payload, x opens a shell; the demo ends here", timeout=15)
+    demo.child.expect(pexpect.EOF, timeout=15)
+    demo.child.close()
+    assert demo.child.exitstatus == 0
