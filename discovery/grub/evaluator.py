@@ -353,7 +353,7 @@ class Interpreter:
         self.status = status
 
     def run_for(self, node: For) -> None:
-        items = [v for w in node.items for v in self.expand(w)]
+        items = self.expand_all(node.items)
         self.status = 0
         for iterations, value in enumerate(items, 1):
             if not self.loop_guard(iterations, node.line):
@@ -388,11 +388,22 @@ class Interpreter:
                 self.scope.env.set(m.group(1), "".join(self.expand(rest, split=False)))
                 self.status = 0
                 return
-        argv = [v for w in node.words for v in self.expand(w)]
+        argv = self.expand_all(node.words)
         if not argv:
             self.status = 0
             return
         self.status = self.call(argv[0], argv[1:])
+
+    def expand_all(self, words: tuple[Word, ...]) -> list[str]:
+        argv: list[str] = []
+        size = 0
+        for word in words:
+            fields = self.expand(word)
+            size += sum(len(f) for f in fields)
+            if size > 4 * MAX_VALUE:
+                raise GrubLimitError(f"command line longer than {4 * MAX_VALUE} characters", self.scope.file, self.line)
+            argv.extend(fields)
+        return argv
 
     def call(self, name: str, args: list[str]) -> int:
         builtin = self.builtins.get(name)
@@ -401,6 +412,9 @@ class Interpreter:
                 return builtin(self, args)
             except GrubCommandError as exc:
                 self.warn(f"{name}: {exc.message}")
+                return 1
+            except OSError as exc:  # an unreadable file or directory fails the command, as in GRUB
+                self.warn(f"{name}: {exc.strerror or exc}")
                 return 1
         fn = self.scope.env.functions.get(name)
         if fn is not None:
@@ -490,7 +504,7 @@ class Interpreter:
     # Menus
 
     def run_menudef(self, node: MenuDef) -> None:
-        args = [v for w in node.words for v in self.expand(w)]
+        args = self.expand_all(node.words)
         entry_id: str | None = None
         positional: list[str] = []
         i = 0

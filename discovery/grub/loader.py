@@ -14,8 +14,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from discovery.entry import BootEntry, Diagnostic, LoadResult, SourceFormat
+from discovery.entry import BootEntry, Diagnostic, LoadResult, Severity, SourceFormat
 from discovery.fs import Filesystem, SearchKind
+from discovery.grub.errors import GrubError
 from discovery.grub.evaluator import BootCapture, Interpreter, Limits, MenuItem, Scope
 from discovery.loaders import LoadContext
 
@@ -241,7 +242,12 @@ def load(fs: Filesystem, ctx: LoadContext) -> LoadResult:
     """Every GRUB config's entries on `fs`, in menu order. Never raises for bad configs."""
     evaluations: list[tuple[str, LoadResult, set[tuple[str, str]]]] = []
     for path in find_configs(fs):
-        result, it = evaluate(fs, path, ctx)
+        try:
+            result, it = evaluate(fs, path, ctx)
+        except (GrubError, OSError) as exc:  # one unreadable config must not hide the others
+            result = LoadResult(diagnostics=(Diagnostic(path, 0, f"not evaluated: {exc}", Severity.ERROR),))
+            evaluations.append((path, result, set()))
+            continue
         evaluations.append((path, result, set(it.read)))
     total = LoadResult()
     for index, (_, result, _) in enumerate(evaluations):

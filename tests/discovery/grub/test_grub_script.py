@@ -181,6 +181,8 @@ set two=$1
         "configfile $config_file\n",
         "eval 'eval \"eval true\"'\n" * 3,
         "for i in 1 2 3; do for j in 1 2 3; do for k in 1 2 3; do echo; done; done; done\n" * 200,
+        "set x=ab\nfor i in " + "1 " * 45 + "; do set x=$x$x; done\n",
+        "set x=ab\nfor i in " + "1 " * 45 + "; do set x=\"$x $x\"; echo $x $x $x $x $x $x $x $x; done\n",
     ],
 )
 def test_every_loop_and_recursion_is_bounded(tmp_path: Path, script: str) -> None:
@@ -188,7 +190,7 @@ def test_every_loop_and_recursion_is_bounded(tmp_path: Path, script: str) -> Non
     it = evaluate(tmp_path, script + "set after=1\n", limits)
     # Terminated; either finished or stopped with a diagnostic that says which bound was hit.
     assert var(it, "after") == "1" or any(
-        w in d.message for d in it.diagnostics for w in ("nest", "iterations", "commands", "deeper")
+        w in d.message for d in it.diagnostics for w in ("nest", "iterations", "commands", "deeper", "longer")
     )
 
 
