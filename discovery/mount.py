@@ -23,7 +23,10 @@ BTRFS_LAYOUTS = ("@", "@rootfs", "root")
 # What makes a tree worth reading: boot configs or kernels live under these.
 BOOT_DIRS = ("boot", "grub", "grub2", "loader", "EFI", "efi", "syslinux", "extlinux", "isolinux")
 # Options that stop a read-only mount from writing (journal replay / log recovery).
-NO_WRITE_OPTIONS = {"ext3": "noload", "ext4": "noload", "xfs": "norecovery"}
+# btrfs replays its log tree even read-only unless told not to (rescue=, Linux 5.9+).
+NO_WRITE_OPTIONS = {"ext3": "noload", "ext4": "noload", "xfs": "norecovery", "btrfs": "rescue=nologreplay"}
+# Kernels without the ext2/ext3 drivers mount those through ext4 (CONFIG_EXT4_USE_FOR_EXT2).
+FALLBACK_TYPES = {"ext2": "ext4", "ext3": "ext4"}
 
 
 class MountError(OSError):
@@ -41,13 +44,13 @@ def _mount(source: str, target: Path, fstype: str, options: str) -> None:
     except BindingsMissing:
         pass
     except KexecCoreError as exc:
-        raise MountError(0, str(exc), source) from None
+        raise MountError(str(exc)) from None
     opts = ",".join(filter(None, ["ro", options]))
     proc = subprocess.run(
         ["mount", "-t", fstype, "-o", opts, source, str(target)], capture_output=True, text=True, check=False
     )
     if proc.returncode != 0:
-        raise MountError(0, proc.stderr.strip() or f"mount exited {proc.returncode}", source)
+        raise MountError(f"mount {source} on {target}: {proc.stderr.strip() or f'exit status {proc.returncode}'}")
 
 
 def _umount(target: Path) -> None:
@@ -60,14 +63,18 @@ def _umount(target: Path) -> None:
     except BindingsMissing:
         pass
     except KexecCoreError as exc:
-        raise MountError(0, str(exc), str(target)) from None
+        raise MountError(str(exc)) from None
     proc = subprocess.run(["umount", "-l", str(target)], capture_output=True, text=True, check=False)
     if proc.returncode != 0:
-        raise MountError(0, proc.stderr.strip() or f"umount exited {proc.returncode}", str(target))
+        raise MountError(f"umount {target}: {proc.stderr.strip() or f'exit status {proc.returncode}'}")
 
 
 def _has_boot_files(root: Path) -> bool:
     return any((root / d).is_dir() for d in BOOT_DIRS) or any(root.glob("vmlinuz*"))
+
+
+def _options(*parts: str) -> str:
+    return ",".join(p for p in parts if p)
 
 
 @dataclass(frozen=True)
@@ -80,15 +87,19 @@ class Mounter:
     def mount(self, node: str, name: str, fstype: str) -> Iterator[Path]:
         target = self.run_dir / name
         target.mkdir(parents=True, exist_ok=True)
-        options = NO_WRITE_OPTIONS.get(fstype, "")
-        _mount(node, target, fstype, options)
+        try:
+            fstype = self._mount(node, target, fstype)
+        except OSError:
+            with contextlib.suppress(OSError):
+                os.rmdir(target)
+            raise
         log.info("mounted %s (%s) read-only on %s", node, fstype, target)
         try:
             if fstype == "btrfs" and not _has_boot_files(target):
                 for sub in BTRFS_LAYOUTS:
                     if _has_boot_files(target / sub):
                         _umount(target)
-                        _mount(node, target, fstype, f"subvol={sub}")
+                        self._mount(node, target, fstype, f"subvol={sub}")
                         log.info("using btrfs subvolume %s of %s", sub, node)
                         break
             yield target
@@ -100,3 +111,16 @@ class Mounter:
                 log.warning("cannot unmount %s: %s", target, exc)
             with contextlib.suppress(OSError):
                 os.rmdir(target)
+
+    @staticmethod
+    def _mount(node: str, target: Path, fstype: str, extra: str = "") -> str:
+        """Mount with the no-write options of `fstype`, through ext4 when ext2/ext3 are not built; the type used."""
+        try:
+            _mount(node, target, fstype, _options(NO_WRITE_OPTIONS.get(fstype, ""), extra))
+            return fstype
+        except MountError:
+            fallback = FALLBACK_TYPES.get(fstype)
+            if fallback is None:
+                raise
+        _mount(node, target, fallback, _options(NO_WRITE_OPTIONS[fallback], extra))
+        return fallback

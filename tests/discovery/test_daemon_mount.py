@@ -31,12 +31,21 @@ def test_mounts_are_read_only_and_undone(tmp_path: Path) -> None:
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="mount(2) needs root")
-def test_a_failed_mount_names_the_device(tmp_path: Path) -> None:
-    with (
-        pytest.raises(MountError, match="/dev/does-not-exist"),
-        Mounter(tmp_path).mount("/dev/does-not-exist", "x", "ext4"),
-    ):
+@pytest.mark.parametrize(
+    ("fstype", "options"),
+    [("ext4", "'noload'"), ("ext3", "'noload'"), ("xfs", "'norecovery'"), ("btrfs", "'rescue=nologreplay'")],
+)
+def test_a_failed_mount_names_the_call_read_only_without_journal_replay(
+    tmp_path: Path, fstype: str, options: str
+) -> None:
+    # The error quotes the real mount(2) call: read-only (MS_RDONLY, 0x1) and never replaying a journal or log.
+    with pytest.raises(MountError) as info, Mounter(tmp_path).mount("/dev/does-not-exist", "x", fstype):
         pass
+    message = str(info.value)
+    assert "/dev/does-not-exist" in message
+    assert "flags=0x1" in message
+    assert f"data={options}" in message
+    assert not (tmp_path / "x").exists(), "no mount point is left behind"
 
 
 def test_pyudev_source_lists_this_machines_block_devices() -> None:
