@@ -491,7 +491,29 @@ def wild_cases() -> Iterator[Case]:
             _place(root, "/loader", loader_dir)
             return [Filesystem(root, "esp")]
 
-        yield Case(key=str(loader_dir.relative_to(CORPUS)), build=build_bls, expected=None, source="wild")
+        yield Case(
+            key=str(loader_dir.relative_to(CORPUS)),
+            build=build_bls,
+            expected=_wild_menu_expected(loader_dir.parent / "menu.expected.json"),
+            source="wild",
+        )
+
+
+def _wild_menu_expected(path: Path) -> Expected | None:
+    """A systemd-boot menu (`menu.expected.json`): Linux entries only (an `efi` binary is not ours to kexec)."""
+    if not path.is_file():
+        return None
+    return [
+        {
+            "title": item["title"],
+            "kernel": item["kernel"],
+            "initrd": list(item.get("initrd") or []),
+            "cmdline": " ".join((item.get("cmdline") or "").split()),
+            "default": bool(item.get("default")),
+        }
+        for item in json.loads(path.read_text())["entries"]
+        if item.get("cmdline") is not None or item.get("initrd")
+    ]
 
 
 def all_cases() -> list[Case]:
