@@ -1,0 +1,117 @@
+"""Driving a VM's serial console: pexpect for the byte stream, pyte for the 80x24 screen the menu draws on.
+
+Every read has a timeout, the VM has a watchdog, and leaving the `with` block kills QEMU (initramfs.qemu.Vm).
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from pathlib import Path
+from types import TracebackType
+from typing import Self
+
+import pexpect
+import pyte
+
+from initramfs.qemu import Vm, VmConfig
+
+COLUMNS, ROWS = 80, 24
+# The escape sequences a VT100-ish terminal sends for the keys the menu uses.
+KEYS = {"up": "\x1b[A", "down": "\x1b[B", "enter": "\r", "esc": "\x1b", "ctrl-x": "\x18", "end": "\x1b[F"}
+
+
+class _ScreenFeed:
+    """A pexpect logfile_read that feeds pyte and keeps a raw transcript."""
+
+    def __init__(self, stream: pyte.ByteStream, transcript: bytearray) -> None:
+        self._stream = stream
+        self._transcript = transcript
+
+    def write(self, data: bytes) -> None:
+        self._transcript.extend(data)
+        self._stream.feed(data)
+
+    def flush(self) -> None:
+        pass
+
+
+class SerialVm:
+    """A QEMU whose serial console is a pexpect child and a pyte screen; `started` is the monotonic spawn time."""
+
+    def __init__(self, config: VmConfig, *, timeout: float = 300.0, transcript: Path | None = None) -> None:
+        self.vm = Vm(config, timeout=timeout)
+        self.screen = pyte.Screen(COLUMNS, ROWS)
+        self.transcript = bytearray()
+        self._transcript_path = transcript
+        argv = self.vm.argv()
+        self.started = time.monotonic()
+        self.child = pexpect.spawn(argv[0], argv[1:], timeout=60, dimensions=(ROWS, COLUMNS), echo=False)
+        self.child.logfile_read = _ScreenFeed(pyte.ByteStream(self.screen), self.transcript)
+        self.vm.attach(self.child.pid)
+
+    def elapsed(self) -> float:
+        return time.monotonic() - self.started
+
+    def expect(self, pattern: str | bytes, timeout: float = 60.0) -> re.Match[bytes]:
+        """Waits for a regular expression on the raw console byte stream."""
+        data = pattern.encode() if isinstance(pattern, str) else pattern
+        self.child.expect(data, timeout=timeout)
+        match: re.Match[bytes] = self.child.match
+        return match
+
+    def text(self) -> str:
+        return "\n".join(line.rstrip() for line in self.screen.display)
+
+    def wait_screen(self, needle: str, timeout: float = 60.0) -> str:
+        """Reads the console until the rendered screen shows `needle`; returns the screen."""
+        deadline = time.monotonic() + timeout
+        while needle not in self.text():
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise AssertionError(f"screen never showed {needle!r} within {timeout:g} s; it shows:\n{self.text()}")
+            try:
+                self.child.read_nonblocking(65536, timeout=min(remaining, 1.0))
+            except pexpect.TIMEOUT:
+                continue
+            except pexpect.EOF as exc:
+                raise AssertionError(f"QEMU ended before the screen showed {needle!r}:\n{self.tail()}") from exc
+        return self.text()
+
+    def settle(self, quiet: float = 1.0, timeout: float = 20.0) -> None:
+        """Reads until the console has been quiet for `quiet` seconds (the menu finished redrawing)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                self.child.read_nonblocking(65536, timeout=quiet)
+            except pexpect.TIMEOUT:
+                return
+            except pexpect.EOF:
+                return
+
+    def send(self, *keys: str) -> None:
+        for key in keys:
+            self.child.send(KEYS.get(key, key))
+            time.sleep(0.2)
+
+    def tail(self, lines: int = 40) -> str:
+        text = self.transcript.decode("utf-8", "replace")
+        return "\n".join(text.splitlines()[-lines:])
+
+    def wait_exit(self, timeout: float = 60.0) -> None:
+        self.child.expect(pexpect.EOF, timeout=timeout)
+
+    def close(self) -> None:
+        self.vm.kill()
+        self.child.close(force=True)
+        self.vm.__exit__(None, None, None)
+        if self._transcript_path is not None:
+            self._transcript_path.write_bytes(bytes(self.transcript))
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
