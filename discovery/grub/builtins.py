@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 from discovery.fs import SearchKind
 from discovery.grub import grubenv
 from discovery.grub.errors import GrubCommandError
-from discovery.grub.evaluator import BootCapture, _Break, _Continue, _Exit, _Return
+from discovery.grub.evaluator import BootCapture, BreakLoop, ContinueLoop, ExitScript, ReturnFromFunction
 
 if TYPE_CHECKING:
     from discovery.grub.evaluator import Builtin, Interpreter
@@ -67,19 +67,19 @@ def cmd_shift(it: Interpreter, args: list[str]) -> int:
 
 
 def cmd_break(it: Interpreter, args: list[str]) -> int:
-    raise _Break(max(1, _int(args[0])) if args else 1)
+    raise BreakLoop(max(1, _int(args[0])) if args else 1)
 
 
 def cmd_continue(it: Interpreter, args: list[str]) -> int:
-    raise _Continue(max(1, _int(args[0])) if args else 1)
+    raise ContinueLoop(max(1, _int(args[0])) if args else 1)
 
 
 def cmd_return(it: Interpreter, args: list[str]) -> int:
-    raise _Return(_int(args[0]) if args else it.status)
+    raise ReturnFromFunction(_int(args[0]) if args else it.status)
 
 
 def cmd_exit(it: Interpreter, args: list[str]) -> int:
-    raise _Exit()
+    raise ExitScript()
 
 
 def cmd_eval(it: Interpreter, args: list[str]) -> int:

@@ -126,25 +126,28 @@ class Scope:
     capture: BootCapture | None = None
 
 
-class _Break(Exception):
+# Control flow of the script language, raised by builtins and caught by the constructs they leave.
+
+
+class BreakLoop(Exception):
     def __init__(self, levels: int) -> None:
         self.levels = levels
 
 
-class _Continue(_Break):
+class ContinueLoop(BreakLoop):
     pass
 
 
-class _Return(Exception):
+class ReturnFromFunction(Exception):
     def __init__(self, status: int) -> None:
         self.status = status
 
 
-class _Exit(Exception):
+class ExitScript(Exception):
     pass
 
 
-class _MenuShown(Exception):
+class MenuShown(Exception):
     """`configfile` produced a menu: GRUB shows it right away, so it is the menu of this config."""
 
     def __init__(self, scope: Scope) -> None:
@@ -223,7 +226,7 @@ class Interpreter:
         self.step_limit = self.limits.steps
         try:
             self.run_file(fs, path)
-        except _MenuShown as shown:
+        except MenuShown as shown:
             return shown.scope
         except GrubLimitError as exc:
             self.warn(f"evaluation stopped: {exc.message}", exc.line or None, Severity.ERROR, exc.file)
@@ -246,9 +249,9 @@ class Interpreter:
         self.scope.file, self.scope.fs = path, fs
         try:
             self.run_block(script.body)
-        except (_Exit, _Return):
+        except (ExitScript, ReturnFromFunction):
             pass
-        except _Break:
+        except BreakLoop:
             self.warn("'break' or 'continue' outside a loop")
         finally:
             self.scope.file, self.scope.fs, self.line = saved
@@ -272,7 +275,7 @@ class Interpreter:
         try:
             self.source(fs, path)
             if self.scope.menu:
-                raise _MenuShown(self.scope)
+                raise MenuShown(self.scope)
         finally:
             self.scope = outer
 
@@ -341,12 +344,12 @@ class Interpreter:
                 break
             try:
                 self.run_block(node.body)
-            except _Continue as c:
+            except ContinueLoop as c:
                 if c.levels > 1:
-                    raise _Continue(c.levels - 1) from None
-            except _Break as b:
+                    raise ContinueLoop(c.levels - 1) from None
+            except BreakLoop as b:
                 if b.levels > 1:
-                    raise _Break(b.levels - 1) from None
+                    raise BreakLoop(b.levels - 1) from None
                 status = self.status
                 break
             status = self.status
@@ -361,12 +364,12 @@ class Interpreter:
             self.scope.env.set(node.variable, value)
             try:
                 self.run_block(node.body)
-            except _Continue as c:
+            except ContinueLoop as c:
                 if c.levels > 1:
-                    raise _Continue(c.levels - 1) from None
-            except _Break as b:
+                    raise ContinueLoop(c.levels - 1) from None
+            except BreakLoop as b:
                 if b.levels > 1:
-                    raise _Break(b.levels - 1) from None
+                    raise BreakLoop(b.levels - 1) from None
                 break
 
     def count_step(self) -> None:
@@ -430,7 +433,7 @@ class Interpreter:
         self.scope.positional = list(args)
         try:
             self.run_block(fn.body)
-        except _Return as r:
+        except ReturnFromFunction as r:
             self.status = r.status
         finally:
             self.scope.positional = saved
@@ -564,11 +567,11 @@ class Interpreter:
         self.source_depth = 0
         try:
             self.run_block(item.body)
-        except (_Exit, _Return):
+        except (ExitScript, ReturnFromFunction):
             pass
-        except _Break:
+        except BreakLoop:
             self.warn("'break' or 'continue' outside a loop")
-        except _MenuShown as shown:
+        except MenuShown as shown:
             scope = shown.scope  # a submenu whose body runs `configfile` shows that file's menu
         except GrubLimitError as exc:
             self.warn(f"evaluation stopped: {exc.message}", exc.line or None, Severity.ERROR, exc.file)

@@ -67,9 +67,8 @@ class _Node:
 
 
 class _Builder:
-    def __init__(self, it: Interpreter, config_fs: Filesystem) -> None:
+    def __init__(self, it: Interpreter) -> None:
         self.it = it
-        self.config_fs = config_fs
         self.evaluated = 0
 
     def menu(self, scope: Scope, parents: tuple[str, ...], depth: int) -> list[_Node]:
@@ -212,7 +211,7 @@ def evaluate(
 
     it = Interpreter(fs, find, firmware=ctx.platform.firmware, cpu=ctx.platform.cpu, limits=limits)
     scope = it.run_config(fs, path)
-    builder = _Builder(it, fs)
+    builder = _Builder(it)
     nodes = builder.menu(scope, (), 0)
     default_node, exact = choose_default(nodes, scope.env.get("default"))
     marked = default_node if default_node is not None and default_node.entry is not None else None
