@@ -325,8 +325,15 @@ def help_lines(extra: str = "") -> list[str]:
     return out
 
 
+# Longest window title: an 80-column screen less the popup margins, borders and title padding. urwid would cut a
+# longer one itself, with a Unicode ellipsis an ASCII terminal cannot show.
+MAX_TITLE = 66
+
+
 def linebox(body: urwid.Widget, title: str, glyphs: Glyphs) -> urwid.Widget:
     g = glyphs
+    if len(title) > MAX_TITLE:
+        title = title[: MAX_TITLE - len(g.ellipsis)] + g.ellipsis
     return urwid.LineBox(
         body, title, tlcorner=g.tl, tline=g.hline, lline=g.vline, trcorner=g.tr,
         blcorner=g.bl, rline=g.vline, bline=g.hline, brcorner=g.br,

@@ -116,6 +116,7 @@ def test_demo_edits_a_submenu_entry_and_shows_the_dry_run(demo: Terminal) -> Non
     assert "vmlinuz-6.8.0-31-generic" in flat
     assert "initrd.img-6.8.0-31-generic" in flat
     assert "would be loaded and booted now; back to the menu" in flat
+    assert all(ch.isascii() for ch in demo.text), "a long window title is cut with ASCII dots"
 
     demo.press("\x1b", ">   Ubuntu, with Linux 6.8.0-31-generic (recovery mode)")  # Esc: back, selection kept
     demo.child.send("q")

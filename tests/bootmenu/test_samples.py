@@ -46,6 +46,7 @@ def _entries() -> dict[str, list[tuple[tuple[str, ...], str, bool, str]]]:
     for fs in filesystems:
         result = load_filesystem(fs, ctx)
         assert result.diagnostics == (), [str(d) for d in result.diagnostics]
+        assert [str(w) for e in result.entries for w in e.warnings] == []
         out[fs.name] = [(e.submenu, e.title, e.default, e.cmdline) for e in result.entries]
     return out
 
