@@ -12,6 +12,7 @@ Default selection follows grub-core/normal/menu.c: `default` is an index, an id 
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 from discovery.entry import BootEntry, Diagnostic, LoadResult, Severity, SourceFormat
@@ -45,15 +46,13 @@ def find_configs(fs: Filesystem) -> list[str]:
 
 
 def cmdline(args: list[str]) -> str:
-    """The command line GRUB builds from the linux command's arguments (grub-core/lib/cmdline.c): arguments
-    joined by spaces, an argument with a space double-quoted, `"` and `\\` inside it escaped."""
+    """The command line GRUB builds from the linux command's arguments (grub_create_loader_cmdline in
+    grub-core/lib/cmdline.c): `\\`, `'` and `"` escaped with a backslash, an argument holding a space wrapped in
+    double quotes, arguments joined by single spaces."""
     out = []
     for arg in args:
-        if " " in arg:
-            escaped = arg.replace("\\", "\\\\").replace('"', '\\"')
-            out.append(f'"{escaped}"')
-        else:
-            out.append(arg)
+        escaped = re.sub(r"""([\\'"])""", r"\\\1", arg)
+        out.append(f'"{escaped}"' if " " in arg else escaped)
     return " ".join(out)
 
 

@@ -432,3 +432,9 @@ def test_entry_that_opens_another_config_is_listed_as_a_submenu(tmp_path: Path) 
     assert titles(result) == ["Live", "More options>Install", "More options>Rescue"]
     assert result.entries[2].config == "/boot/grub/more.cfg"
     assert default_title(result) == "More options>Rescue"
+
+
+def test_cmdline_quoting_as_grub_builds_it(tmp_path: Path) -> None:
+    cfg = """menuentry A { linux /k "a b" 'x"y' q\\' 'back\\slash' $empty plain }\n"""
+    [entry] = run(make_fs(tmp_path, {CFG: cfg, "/k": "k"})).entries
+    assert entry.cmdline == '"a b" x\\"y q\\\' back\\\\slash plain'

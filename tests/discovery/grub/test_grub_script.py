@@ -182,7 +182,7 @@ set two=$1
         "eval 'eval \"eval true\"'\n" * 3,
         "for i in 1 2 3; do for j in 1 2 3; do for k in 1 2 3; do echo; done; done; done\n" * 200,
         "set x=ab\nfor i in " + "1 " * 45 + "; do set x=$x$x; done\n",
-        "set x=ab\nfor i in " + "1 " * 45 + "; do set x=\"$x $x\"; echo $x $x $x $x $x $x $x $x; done\n",
+        "set x=ab\nfor i in " + "1 " * 45 + '; do set x="$x $x"; echo $x $x $x $x $x $x $x $x; done\n',
     ],
 )
 def test_every_loop_and_recursion_is_bounded(tmp_path: Path, script: str) -> None:
