@@ -170,6 +170,7 @@ class Daemon:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._last_sent: Countdown = Countdown()
         self._tasks: set[asyncio.Future[Any]] = set()
+        self._fs_snapshot: tuple[Filesystem, ...] = ()
 
     # --- lifecycle ---
 
@@ -242,11 +243,16 @@ class Daemon:
     def _ordered(self) -> list[Record]:
         return sorted(self.records.values(), key=lambda r: (r.rank, r.seq))
 
-    def _filesystems(self) -> list[Filesystem]:
-        return [r.fs for r in self._ordered() if r.fs is not None]
+    def _filesystems(self) -> tuple[Filesystem, ...]:
+        # Called from loader threads: a tuple swapped whole by the loop thread, never a dict being changed.
+        return self._fs_snapshot
+
+    def _refresh_filesystems(self) -> None:
+        self._fs_snapshot = tuple(r.fs for r in self._ordered() if r.fs is not None)
 
     def _set_info(self, record: Record, **changes: Any) -> None:
         record.info = replace(record.info, **changes)
+        self._refresh_filesystems()
         self.emit(DeviceUpdated(record.info))
 
     # --- devices ---
@@ -272,6 +278,7 @@ class Daemon:
         )
         record = self._new_record(info)
         record.fs = fs
+        self._refresh_filesystems()
         self._spawn(record, lambda: self._load_job(fs))
 
     def handle(self, event: UEvent) -> None:
@@ -343,6 +350,7 @@ class Daemon:
     async def _remove(self, record: Record) -> None:
         record.generation += 1
         self.records.pop(record.info.name, None)
+        self._refresh_filesystems()
         self._drop_entries(record)
         await self._release(record)
         self.emit(DeviceRemoved(record.info.name))
@@ -644,6 +652,9 @@ class Daemon:
             plan = await loop.run_in_executor(
                 None, lambda: api.prepare(kernel, initrds, entry.cmdline, devicetree=devicetree)
             )
+            for warning in getattr(plan, "warnings", ()):
+                self.say(Level.WARNING, f"{title}: {warning}")
+            self.say(Level.INFO, f"checked {title}: the kernel can be loaded")
             if self.dry_run:
                 for line in plan.describe():
                     self.say(Level.INFO, str(line))
