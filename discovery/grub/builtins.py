@@ -191,6 +191,8 @@ class _Test:
         return bool(args[pos])
 
     def file_test(self, op: str, name: str) -> bool:
+        if not name:
+            return False
         ref = self.it.resolve(name)
         if ref.unresolved:
             return False
@@ -202,8 +204,8 @@ class _Test:
         if op == "-d":
             return host.is_dir()
         if op == "-s":
-            # GRUB opens the path: a directory counts as non-empty, a file by its size.
-            return host.is_dir() or host.stat().st_size > 0
+            # GRUB opens the name as a file (grub_file_open): a directory opens nothing.
+            return host.is_file() and host.stat().st_size > 0
         return True
 
 
