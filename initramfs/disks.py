@@ -113,7 +113,10 @@ def make_ext4(source: Path, image: Path, *, label: str, fs_uuid: str, size: int 
 
 
 def make_vfat(source: Path, image: Path, *, label: str, volume_id: str, size: int | None = None) -> Path:
-    """A FAT image (FAT16 or FAT32 by size) holding a copy of `source`. `volume_id` is "ABCD-1234" (how blkid shows it) or 8 hex digits."""
+    """A FAT image (FAT16 or FAT32 by size) holding a copy of `source`.
+
+    `volume_id` is "ABCD-1234" (as blkid shows it) or 8 hex digits; anything else is hashed into one.
+    """
     size = size or _fs_size(source)
     serial = volume_id.replace("-", "")
     if len(serial) != 8:

@@ -1,94 +1,15 @@
-"""Fixtures of the end-to-end suite: the payload (built once, cached by input hash), the second kernel's initrd and
-the test disks. The disks boot the real Debian kernel with an initrd that prints its command line and powers off, so a
-test knows exactly which entry - and which command line - the menu kexec'd."""
+"""Fixtures of the end-to-end suite: the payload built once per session, the test disks, and `boot` for VMs."""
 
 from __future__ import annotations
 
-import hashlib
-import time
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from e2e_support import BASE_APPEND, KERNEL_CACHE, VM_TIMEOUT, TestDisks, build_payload, make_test_disks, second_initrd
+from qemu_console import SerialVm
 
-from initramfs import disks, guests
 from initramfs.qemu import Disk, VmConfig, kernel_in, modules_in
-from tests.conftest import KERNEL_CACHE, REPO
-from tests.qemu.console import SerialVm
-
-CACHE = REPO / ".cache" / "e2e"
-PAYLOAD_SOURCES = ("bootmenu", "discovery", "kexec_core", "initramfs")
-BASE_APPEND = "console=ttyS0,115200 panic=-1 quiet"
-# Every VM run ends within this, whatever happens (the watchdog in initramfs.qemu.Vm kills QEMU).
-VM_TIMEOUT = 240.0
-COMMON = "console=ttyS0,115200 panic=-1 quiet"
-
-GRUB_CFG = f"""\
-set default=0
-set timeout=30
-menuentry 'E2E GRUB default' --id e2e-default {{
-    linux /boot/vmlinuz {COMMON} e2e=grub-default
-    initrd /boot/second.img
-}}
-submenu 'Advanced options for E2E GRUB' {{
-    menuentry 'E2E GRUB recovery' --id e2e-recovery {{
-        linux /boot/vmlinuz {COMMON} e2e=grub-recovery
-        initrd /boot/second.img
-    }}
-}}
-"""
-BLS_ENTRIES = {
-    "e2e-bls.conf": f"title E2E BLS Linux\nversion 6.1\nlinux /vmlinuz\ninitrd /second.img\noptions {COMMON} e2e=bls\n",
-    "e2e-garbage.conf": f"title E2E garbage kernel\nversion 0.1\nlinux /garbage\noptions {COMMON} e2e=garbage\n",
-}
-HOTPLUG_CFG = f"""\
-set default=0
-set timeout=30
-menuentry 'E2E hot-added disk' {{
-    linux /boot/vmlinuz {COMMON} e2e=hotplug
-    initrd /boot/second.img
-}}
-"""
-
-
-def _digest(paths: list[Path]) -> str:
-    h = hashlib.sha256()
-    for path in sorted(paths):
-        h.update(str(path.relative_to(REPO)).encode())
-        h.update(path.read_bytes())
-    return h.hexdigest()[:16]
-
-
-def payload_inputs() -> list[Path]:
-    files: list[Path] = []
-    for package in PAYLOAD_SOURCES:
-        for path in (REPO / package).rglob("*"):
-            if path.is_file() and "__pycache__" not in path.parts and path.suffix not in {".so", ".o", ".pyc"}:
-                files.append(path)
-    return files
-
-
-def build_payload(modules: Path) -> Path:
-    """The payload initramfs, rebuilt only when a source file changes (gzip: quick to build, quick to unpack)."""
-    from initramfs.builder import BuildOptions, build
-    from initramfs.cpio import Compression
-
-    key = _digest(payload_inputs())
-    output = CACHE / f"payload-{key}.img"
-    if not output.exists():
-        CACHE.mkdir(parents=True, exist_ok=True)
-        started = time.monotonic()
-        report = build(BuildOptions(output=output, kernel_modules=modules, compression=Compression.GZIP))
-        print(f"\npayload built in {time.monotonic() - started:.1f} s: {report.compressed / (1 << 20):.1f} MiB")
-    return output
-
-
-@dataclass(frozen=True)
-class TestDisks:
-    grub: Path
-    bls: Path
-    hotplug: Path
 
 
 @pytest.fixture(scope="session")
@@ -104,40 +25,14 @@ def payload(kernel: Path) -> Path:
 
 
 @pytest.fixture(scope="session")
-def second_initrd(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return guests.second_stage_initrd(tmp_path_factory.mktemp("second") / "second.img")
-
-
-@pytest.fixture(scope="session")
-def test_disks(tmp_path_factory: pytest.TempPathFactory, kernel: Path, second_initrd: Path) -> TestDisks:
+def test_disks(tmp_path_factory: pytest.TempPathFactory, kernel: Path) -> TestDisks:
     base = tmp_path_factory.mktemp("disks")
-    grub = base / "grub"
-    (grub / "boot" / "grub").mkdir(parents=True)
-    (grub / "boot" / "grub" / "grub.cfg").write_text(GRUB_CFG)
-    (grub / ".bootmenu-fs").write_text("label=e2e-grub\nfstype=ext4\n")
-    bls = base / "bls"
-    (bls / "loader" / "entries").mkdir(parents=True)
-    for name, text in BLS_ENTRIES.items():
-        (bls / "loader" / "entries" / name).write_text(text)
-    (bls / "garbage").write_bytes(b"this is not a kernel\n" * 4096)
-    (bls / ".bootmenu-fs").write_text("label=E2EBLS\nfstype=vfat\n")
-    hot = base / "hot"
-    (hot / "boot" / "grub").mkdir(parents=True)
-    (hot / "boot" / "grub" / "grub.cfg").write_text(HOTPLUG_CFG)
-    (hot / ".bootmenu-fs").write_text("label=e2e-hot\nfstype=ext4\n")
-    kernel_files = {"boot/vmlinuz": kernel, "boot/second.img": second_initrd}
-    return TestDisks(
-        grub=disks.disk_from_directory(grub, base / "grub.img", kernel_files),
-        bls=disks.disk_from_directory(bls, base / "bls.img", {"vmlinuz": kernel, "second.img": second_initrd}),
-        hotplug=disks.disk_from_directory(hot, base / "hot.img", kernel_files),
-    )
+    return make_test_disks(base, kernel, second_initrd(base))
 
 
 @pytest.fixture
-def boot(
-    kernel: Path, payload: Path, test_disks: TestDisks, tmp_path: Path
-) -> Iterator[type[SerialVm] | object]:
-    """`boot(append="...")` starts the payload with both test disks; every VM is killed when the test ends."""
+def boot(kernel: Path, payload: Path, test_disks: TestDisks, tmp_path: Path) -> Iterator[Callable[..., SerialVm]]:
+    """`boot("bootmenu.x=y")` starts the payload with the GRUB and BLS disks; every VM dies when the test ends."""
     vms: list[SerialVm] = []
 
     def start(append: str = "", hotplug_ports: int = 1) -> SerialVm:

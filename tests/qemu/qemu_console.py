@@ -18,7 +18,15 @@ from initramfs.qemu import Vm, VmConfig
 
 COLUMNS, ROWS = 80, 24
 # The escape sequences a VT100-ish terminal sends for the keys the menu uses.
-KEYS = {"up": "\x1b[A", "down": "\x1b[B", "enter": "\r", "esc": "\x1b", "ctrl-x": "\x18", "end": "\x1b[F"}
+KEYS = {
+    "up": "\x1b[A",
+    "down": "\x1b[B",
+    "enter": "\r",
+    "esc": "\x1b",
+    "ctrl-x": "\x18",
+    "end": "\x1b[F",
+    "home": "\x1b[H",
+}
 
 
 class _ScreenFeed:
