@@ -438,3 +438,46 @@ def test_cmdline_quoting_as_grub_builds_it(tmp_path: Path) -> None:
     cfg = """menuentry A { linux /k "a b" 'x"y' q\\' 'back\\slash' $empty plain }\n"""
     [entry] = run(make_fs(tmp_path, {CFG: cfg, "/k": "k"})).entries
     assert entry.cmdline == '"a b" x\\"y q\\\' back\\\\slash plain'
+
+
+def test_search_by_file_both_forms(tmp_path: Path) -> None:
+    cfg = (
+        "search --no-floppy --file --set=r1 /marker-b\n"
+        "search.file /marker-c r2\n"
+        "menuentry B { linux ($r1)/kb }\n"
+        "menuentry C { set root=$r2; linux /kc }\n"
+    )
+    own = make_fs(tmp_path / "a", {CFG: cfg})
+    b = make_fs(tmp_path / "b", {"/marker-b": "", "/kb": "k"}, name="sdb1")
+    c = make_fs(tmp_path / "c", {"/marker-c": "", "/kc": "k"}, name="sdc1")
+    result = run(own, b, c)
+    assert [(e.title, e.device) for e in result.entries] == [("B", "sdb1"), ("C", "sdc1")]
+
+
+def test_ubuntu_saved_entry_names_a_submenu_path_of_ids(tmp_path: Path) -> None:
+    cfg = """
+if [ -s $prefix/grubenv ]; then
+  set have_grubenv=true
+  load_env
+fi
+set default="${saved_entry}"
+menuentry 'Ubuntu' $menuentry_id_option 'gnulinux-simple-u' { linux /k simple }
+submenu 'Advanced options for Ubuntu' $menuentry_id_option 'gnulinux-advanced-u' {
+  menuentry 'Ubuntu, with Linux 6.8' $menuentry_id_option 'gnulinux-6.8-advanced-u' { linux /k new }
+  menuentry 'Ubuntu, with Linux 6.5' $menuentry_id_option 'gnulinux-6.5-advanced-u' { linux /k old }
+}
+"""
+    env = env_block(saved_entry="gnulinux-advanced-u>gnulinux-6.5-advanced-u")
+    result = run(make_fs(tmp_path, {CFG: cfg, "/k": "k", "/boot/grub/grubenv": env}))
+    assert default_title(result) == "Advanced options for Ubuntu>Ubuntu, with Linux 6.5"
+    assert [e.id for e in result.entries] == ["gnulinux-simple-u", "gnulinux-6.8-advanced-u", "gnulinux-6.5-advanced-u"]
+
+
+def test_warnings_belong_to_the_entry_that_caused_them(tmp_path: Path) -> None:
+    cfg = "menuentry Bad { frobnicate; linux /k }\nmenuentry Good { linux /k }\nmenuentry Exit { linux /k; exit; x }\n"
+    result = run(make_fs(tmp_path, {CFG: cfg, "/k": "k"}))
+    bad, good, exited = result.entries
+    assert [w.line for w in bad.warnings] == [1]
+    assert "frobnicate" in bad.warnings[0].message
+    assert good.warnings == ()
+    assert exited.warnings == ()
