@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -52,7 +53,9 @@ def run(args: argparse.Namespace) -> int:
     except (SettingsError, ScanError) as exc:
         print(f"bootmenu daemon: {exc}", file=sys.stderr)
         return 2
-    ring = daemon_log.setup(file=args.log, kmsg=args.kmsg, debug=settings.debug)
+    # /init of the payload sets BOOTMENU_DEBUG=1 for bootmenu.debug=1 as well.
+    debug = settings.debug or os.environ.get("BOOTMENU_DEBUG") == "1"
+    ring = daemon_log.setup(file=args.log, kmsg=args.kmsg, debug=debug)
     if args.verbose:
         logging.getLogger().addHandler(_stderr_handler())
 
@@ -64,10 +67,14 @@ def run(args: argparse.Namespace) -> int:
             print(f"bootmenu daemon: cannot listen to udev: {exc} (use --no-udev with --root DIR)", file=sys.stderr)
             return 1
 
+    mounter = None if args.no_udev else Mounter(args.run_dir)
+    if mounter is not None:
+        mounter.clean_up()
+
     async def main() -> int:
         daemon = Daemon(
             settings=settings,
-            mounts=None if args.no_udev else Mounter(args.run_dir),
+            mounts=mounter,
             source=source,
             roots=roots,
             dry_run=args.dry_run,

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import re
 import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -111,6 +112,31 @@ class Mounter:
                 log.warning("cannot unmount %s: %s", target, exc)
             with contextlib.suppress(OSError):
                 os.rmdir(target)
+
+    def leftovers(self) -> list[Path]:
+        """Mount points under `run_dir` in /proc/self/mounts, deepest first (a daemon that crashed left them)."""
+        try:
+            table = Path("/proc/self/mounts").read_text()
+        except OSError:
+            return []
+        run_dir = str(self.run_dir.resolve())
+        # /proc/self/mounts escapes spaces and such as octal (\040).
+        points = [
+            re.sub(r"\\([0-7]{3})", lambda m: chr(int(m[1], 8)), line.split()[1])
+            for line in table.splitlines()
+            if line.strip()
+        ]
+        inside = [Path(p) for p in points if p.startswith(run_dir + "/")]
+        return sorted(inside, key=lambda p: len(p.parts), reverse=True)
+
+    def clean_up(self) -> None:
+        """Unmount what a previous run left under `run_dir`, so a restarted daemon does not stack mounts."""
+        for point in self.leftovers():
+            try:
+                _umount(point)
+                log.info("unmounted %s, left by a previous run", point)
+            except OSError as exc:
+                log.warning("cannot unmount %s: %s", point, exc)
 
     @staticmethod
     def _mount(node: str, target: Path, fstype: str, extra: str = "") -> str:

@@ -6,6 +6,7 @@ Mounts here are tmpfs (no block device involved); block-device mounts are exerci
 from __future__ import annotations
 
 import os
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -46,6 +47,21 @@ def test_a_failed_mount_names_the_call_read_only_without_journal_replay(
     assert "flags=0x1" in message
     assert f"data={options}" in message
     assert not (tmp_path / "x").exists(), "no mount point is left behind"
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="mount(2) needs root")
+def test_a_restarted_daemon_unmounts_what_a_crashed_one_left(tmp_path: Path) -> None:
+    mounter = Mounter(tmp_path / "run")
+    crashed = mounter.mount("none", "vda2", "tmpfs")
+    root = crashed.__enter__()  # never exited: the process died
+    try:
+        assert mounter.leftovers() == [root]
+        Mounter(tmp_path / "run").clean_up()
+        assert not _mounted(root)
+        assert mounter.leftovers() == []
+    finally:
+        if _mounted(root):
+            subprocess.run(["umount", "-l", str(root)], check=False)
 
 
 def test_pyudev_source_lists_this_machines_block_devices() -> None:
