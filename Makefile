@@ -60,5 +60,9 @@ bench-parse: setup
 demo: setup
 	$(BIN)/bootmenu demo
 
+# The payload in QEMU (TCG) on the sample disks, serial console here; Ctrl-A x quits.
+qemu: setup kernel
+	$(BIN)/bootmenu qemu
+
 clean:
 	rm -rf $(VENV) build *.egg-info .mypy_cache .ruff_cache .pytest_cache

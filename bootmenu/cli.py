@@ -19,6 +19,7 @@ COMMANDS: dict[str, str] = {
     "ui": "bootmenu.cmd_ui",
     "demo": "bootmenu.cmd_demo",
     "initramfs": "bootmenu.cmd_initramfs",
+    "qemu": "bootmenu.cmd_qemu",
 }
 
 EXIT_OK = 0

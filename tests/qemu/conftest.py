@@ -6,7 +6,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from e2e_support import BASE_APPEND, KERNEL_CACHE, VM_TIMEOUT, TestDisks, build_payload, make_test_disks, second_initrd
+from e2e_support import BASE_APPEND, KERNEL_CACHE, VM_TIMEOUT, E2eDisks, build_payload, make_test_disks, second_initrd
 from qemu_console import SerialVm
 
 from initramfs.qemu import Disk, VmConfig, kernel_in, modules_in
@@ -25,13 +25,13 @@ def payload(kernel: Path) -> Path:
 
 
 @pytest.fixture(scope="session")
-def test_disks(tmp_path_factory: pytest.TempPathFactory, kernel: Path) -> TestDisks:
+def test_disks(tmp_path_factory: pytest.TempPathFactory, kernel: Path) -> E2eDisks:
     base = tmp_path_factory.mktemp("disks")
     return make_test_disks(base, kernel, second_initrd(base))
 
 
 @pytest.fixture
-def boot(kernel: Path, payload: Path, test_disks: TestDisks, tmp_path: Path) -> Iterator[Callable[..., SerialVm]]:
+def boot(kernel: Path, payload: Path, test_disks: E2eDisks, tmp_path: Path) -> Iterator[Callable[..., SerialVm]]:
     """`boot("bootmenu.x=y")` starts the payload with the GRUB and BLS disks; every VM dies when the test ends."""
     vms: list[SerialVm] = []
 

@@ -83,13 +83,13 @@ def build_payload(modules: Path) -> Path:
 
 
 @dataclass(frozen=True)
-class TestDisks:
+class E2eDisks:
     grub: Path
     bls: Path
     hotplug: Path
 
 
-def make_test_disks(base: Path, kernel: Path, second_initrd: Path) -> TestDisks:
+def make_test_disks(base: Path, kernel: Path, second_initrd: Path) -> E2eDisks:
     """Three disks: GRUB with a submenu (ext4), BLS with a garbage-kernel entry (vfat ESP), one for hotplug (ext4)."""
     grub = base / "grub"
     (grub / "boot" / "grub").mkdir(parents=True)
@@ -106,7 +106,7 @@ def make_test_disks(base: Path, kernel: Path, second_initrd: Path) -> TestDisks:
     (hot / "boot" / "grub" / "grub.cfg").write_text(HOTPLUG_CFG)
     (hot / ".bootmenu-fs").write_text("label=e2e-hot\nfstype=ext4\n")
     kernel_files = {"boot/vmlinuz": kernel, "boot/second.img": second_initrd}
-    return TestDisks(
+    return E2eDisks(
         grub=disks.disk_from_directory(grub, base / "grub.img", kernel_files),
         bls=disks.disk_from_directory(bls, base / "bls.img", {"vmlinuz": kernel, "second.img": second_initrd}),
         hotplug=disks.disk_from_directory(hot, base / "hot.img", kernel_files),

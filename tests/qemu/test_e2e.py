@@ -12,7 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from e2e_support import TestDisks
+from e2e_support import E2eDisks
 from qemu_console import SerialVm
 
 from initramfs.guests import SECOND_STAGE_MARKER
@@ -134,7 +134,7 @@ def test_garbage_kernel_shows_error_and_another_entry_still_boots(boot: Boot) ->
     assert "e2e=bls" in second_kernel_cmdline(vm).split()
 
 
-def test_hot_added_disk_appears_in_the_menu(boot: Boot, test_disks: TestDisks, tmp_path: Path) -> None:
+def test_hot_added_disk_appears_in_the_menu(boot: Boot, test_disks: E2eDisks, tmp_path: Path) -> None:
     vm = boot(NO_AUTOBOOT)
     wait_menu(vm, "E2E GRUB default", "E2E BLS Linux")
     assert "E2E hot-added disk" not in vm.text()
