@@ -266,6 +266,12 @@ class Daemon:
         return record
 
     def _add_root(self, fs: Filesystem) -> None:
+        if fs.name in self.records:
+            # Two directories with one basename (`--root a/boot b/boot`): both are served, under distinct names.
+            n = 2
+            while f"{fs.name}-{n}" in self.records:
+                n += 1
+            fs = replace(fs, name=f"{fs.name}-{n}")
         info = DeviceInfo(
             name=fs.name,
             node=str(fs.root),

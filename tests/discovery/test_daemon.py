@@ -552,6 +552,27 @@ def test_timeout_zero_boots_the_default_at_once(tmp_path: Path) -> None:
     run(scenario())
 
 
+def test_directories_with_one_basename_are_both_served(tmp_path: Path) -> None:
+    from discovery.scan import filesystem_for
+
+    a = filesystem_for(bls_tree(tmp_path / "a" / "boot", "First"))
+    b = filesystem_for(bls_tree(tmp_path / "b" / "boot", "Second"))
+
+    async def scenario() -> None:
+        async with serving(tmp_path, roots=[a, b]) as (_daemon, sock):
+            client = await Client.connect(sock)
+            hello = await client.hello()
+            assert [d.name for d in hello.devices] == ["boot", "boot-2"]
+            second = await client.has_seen(is_entry("Second"))
+            assert isinstance(second, EntryAdded)
+            assert second.entry.entry.device == "boot-2"
+            client.send(Boot(second.entry.id))
+            await client.until(is_status("dry run"))
+            client.close()
+
+    run(scenario())
+
+
 def test_rescan_reads_configs_again(tmp_path: Path) -> None:
     root = bls_tree(tmp_path / "vda2", "Old")
 
