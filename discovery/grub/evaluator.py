@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from discovery.entry import Diagnostic, Severity
 from discovery.fs import Filesystem
 from discovery.grub.errors import GrubCommandError, GrubError, GrubLimitError
-from discovery.grub.lexer import PartKind, Word
+from discovery.grub.lexer import Part, PartKind, Word
 from discovery.grub.parser import Block, Command, For, FunctionDef, If, Loop, MenuDef, Node, Script, parse
 
 MAX_VALUE = 256 * 1024  # characters in one variable: `set x=$x$x` in a loop doubles each time
@@ -387,7 +387,7 @@ class Interpreter:
         if lead is not None and lead.kind is PartKind.LITERAL and not lead.quoted:
             m = _ASSIGNMENT.match(lead.text)
             if m:
-                rest = Word((lead.__class__(PartKind.LITERAL, lead.text[m.end() :], True), *first.parts[1:]), 0)
+                rest = Word((Part(PartKind.LITERAL, lead.text[m.end() :], True), *first.parts[1:]), 0)
                 self.scope.env.set(m.group(1), "".join(self.expand(rest, split=False)))
                 self.status = 0
                 return
@@ -596,7 +596,8 @@ class Interpreter:
             device, path = env.get("root"), text
         device = device.strip("()")
         path = "/" + path.lstrip("/")
-        return FileRef(self.device(device), path, env.unresolved.get("root") if device == env.get("root") else None)
+        on_root = device == env.get("root").strip("()")
+        return FileRef(self.device(device), path, env.unresolved.get("root") if on_root else None)
 
     def device(self, name: str) -> Filesystem:
         """The filesystem a GRUB device name stands for: one `search` found, or one named by its UUID (how
