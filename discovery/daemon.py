@@ -436,10 +436,11 @@ class Daemon:
                     asyncio.shield(asyncio.wrap_future(future, loop=loop)), self.job_timeout
                 )
             except TimeoutError:
-                self._set_info(record, state=DeviceState.FAILED, message=f"no answer after {self.job_timeout:g} s")
-                self.say(Level.WARNING, f"{record.info.name}: gave up after {self.job_timeout:g} s")
                 # When the hung call returns at last, undo its mount.
                 future.add_done_callback(_close_late)
+                if record.generation == generation and self.records.get(record.info.name) is record:
+                    self._set_info(record, state=DeviceState.FAILED, message=f"no answer after {self.job_timeout:g} s")
+                    self.say(Level.WARNING, f"{record.info.name}: gave up after {self.job_timeout:g} s")
                 return
             except Exception as exc:
                 log.exception("job for %s failed", record.info.name)
