@@ -43,6 +43,9 @@ def run(args: argparse.Namespace) -> int:
     from bootmenu.client import Client, ClientError
     from bootmenu.controller import ExitAction, Mode, run_menu
 
+    if not (sys.stdin.isatty() and sys.stdout.isatty()):
+        print("bootmenu demo: the menu needs a terminal on stdin and stdout", file=sys.stderr)
+        return 2
     roots = sample_roots()
     missing = [str(r) for r in roots if not (r / ".bootmenu-fs").is_file()]
     if missing:

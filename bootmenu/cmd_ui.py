@@ -37,6 +37,9 @@ def run(args: argparse.Namespace) -> int:
     from bootmenu.client import Client, ClientError
     from bootmenu.controller import ExitAction, Mode, run_menu
 
+    if not (sys.stdin.isatty() and sys.stdout.isatty()):
+        print("bootmenu ui: the menu needs a terminal on stdin and stdout", file=sys.stderr)
+        return 2
     client = Client(args.socket)
     try:
         client.wait_connect(args.connect_timeout)

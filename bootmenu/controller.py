@@ -57,7 +57,7 @@ class Controller:
         self.glyphs = console.glyphs
         self.model = MenuModel(clock=clock)
         self.path: list[MenuPath] = [MenuPath()]
-        self.view = widgets.MenuView(self.glyphs, self._title(title))
+        self.view = widgets.MenuView(self.glyphs, title)
         self.root: urwid.WidgetPlaceholder[urwid.Widget] = urwid.WidgetPlaceholder(self.view)
         self.popup: urwid.Widget | None = None
         self.log_window: widgets.TextWindow | None = None
@@ -80,9 +80,6 @@ class Controller:
             self.loop.screen.set_terminal_properties(colors=1)
         self._watching: int | None = None
         self._tick_handle: object | None = None
-
-    def _title(self, title: str) -> str:
-        return title
 
     # --- running ---
 

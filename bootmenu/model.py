@@ -114,6 +114,10 @@ class NoteRow:
 Row = HeaderRow | EntryRow | SubmenuRow | NoteRow
 
 
+# Devices listed only when they have entries; the others (probing, locked, failed) say why they have none.
+_QUIET_WHEN_EMPTY = frozenset({p.DeviceState.MOUNTED, p.DeviceState.IGNORED})
+
+
 def entry_device(entry: p.EntryInfo) -> str:
     """The device an entry is listed under: where its config is (what GRUB would show on that disk)."""
     return entry.entry.config_device or entry.entry.device
@@ -241,8 +245,10 @@ class MenuModel:
             rows: list[Row] = []
             for name in order:
                 device = self.devices.get(name) or p.DeviceInfo(name=name, state=p.DeviceState.MOUNTED)
-                rows.append(HeaderRow(device))
                 level = self._level_rows(name, (), default_id)
+                if not level and device.state in _QUIET_WHEN_EMPTY:
+                    continue  # a data disk, swap or RAID member: the log says why, the menu stays short
+                rows.append(HeaderRow(device))
                 if not level:
                     rows.append(NoteRow(self._empty_note(device), name))
                 rows.extend(level)
@@ -279,7 +285,6 @@ class MenuModel:
         return {
             p.DeviceState.PROBING: "reading boot configs...",
             p.DeviceState.LOCKED: "encrypted: not opened",
-            p.DeviceState.IGNORED: "not a boot device",
             p.DeviceState.FAILED: "could not be read",
         }.get(device.state, "no boot entries")
 

@@ -122,7 +122,7 @@ def test_menu_boots_an_edited_entry_in_a_submenu(daemon: FakeDaemon, tmp_path: P
     pump(controller)
     shown = screen(controller)
     assert "cmdline: 'ro quiet single'" in shown
-    assert f"Boot: {ADVANCED} > Ubuntu, with Linux 6.8.0-31-generic" in shown
+    assert f"Boot: {ADVANCED} > Ubuntu, with Linux 6.8.0-31... " in shown  # cut to fit 80 columns
 
     controller.feed(["esc", "q"])  # close the window, leave the submenu
     assert f"> * {ADVANCED} >" in screen(controller)

@@ -56,7 +56,13 @@ def test_entries_and_devices_come_and_go() -> None:
     model.apply(p.EntryRemoved("f1"))
     model.apply(p.DeviceUpdated(device("sda1", "vfat", "USB", p.DeviceState.PROBING)))
     model.apply(p.DeviceRemoved("vda2"))
+    model.apply(p.DeviceUpdated(device("sdb2", "swap", state=p.DeviceState.IGNORED)))
+    model.apply(p.DeviceUpdated(device("sdc1", "ext4", "data")))  # mounted, no boot configs
+    model.apply(p.DeviceUpdated(device("sdd1", "crypto_LUKS", state=p.DeviceState.LOCKED)))
     rows = texts(model)
+    assert not any("sdb2" in r or "sdc1" in r for r in rows)
+    locked = rows.index("H [Disk: sdd1 crypto_LUKS] (locked)")
+    assert rows[locked + 1] == "N encrypted: not opened"
     assert 'H [Disk: sda1 vfat "USB"] (probing)' in rows
     assert "N reading boot configs..." in rows
     assert not any("Ubuntu" in r for r in rows if r.startswith("H"))
