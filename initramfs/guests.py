@@ -107,8 +107,9 @@ def _baseline_init(modules: Sequence[str], kexec: bool) -> str:
     lines.append(f'echo "{BASELINE_READY} disks=$(ls /sys/block | tr "\\n" " ")"')
     if kexec:
         lines += [
-            f'/sbin/kexec -s -l /boot/vmlinuz --initrd=/boot/second.img --append="{GUEST_KEXEC_APPEND} baseline"',
+            # The marker comes before the load, as the menu's clock starts before its own kexec_file_load.
             f'echo "{BASELINE_KEXEC}"',
+            f'/sbin/kexec -s -l /boot/vmlinuz --initrd=/boot/second.img --append="{GUEST_KEXEC_APPEND} baseline"',
             "/sbin/kexec -e",
             'echo "kexec -e failed"',
         ]

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from initramfs import disks, guests
+from initramfs.cpio import Compression
 
 REPO = Path(__file__).resolve().parents[2]
 KERNEL_CACHE = REPO / ".cache" / "kernel" / "root"
@@ -67,18 +68,23 @@ def payload_inputs() -> list[Path]:
     return files
 
 
-def build_payload(modules: Path) -> Path:
-    """The payload initramfs, rebuilt only when a source file changes (gzip: quick to build, quick to unpack)."""
+def build_payload(modules: Path, compression: Compression = Compression.GZIP) -> Path:
+    """The payload initramfs, rebuilt only when a source file, the kernel or the compression changes.
+
+    The tests use gzip: quick to build and to unpack under TCG. Older builds are removed.
+    """
     from initramfs.builder import BuildOptions, build
-    from initramfs.cpio import Compression
 
     key = _digest(payload_inputs())
-    output = CACHE / f"payload-{key}.img"
+    stem = f"payload-{modules.name}-{compression}"
+    output = CACHE / f"{stem}-{key}.img"
     if not output.exists():
         CACHE.mkdir(parents=True, exist_ok=True)
+        for old in CACHE.glob(f"{stem}-*.img"):
+            old.unlink()
         started = time.monotonic()
-        report = build(BuildOptions(output=output, kernel_modules=modules, compression=Compression.GZIP))
-        print(f"\npayload built in {time.monotonic() - started:.1f} s: {report.compressed / (1 << 20):.1f} MiB")
+        report = build(BuildOptions(output=output, kernel_modules=modules, compression=compression))
+        print(f"\npayload built in {time.monotonic() - started:.1f} s: {report.compressed / (1 << 20):.2f} MiB")
     return output
 
 

@@ -1,0 +1,161 @@
+"""`make bench`: the payload against a bare busybox LinuxBoot /init, on the same Debian kernel in QEMU (TCG).
+
+Measured in one run and printed as figures and ratios (no pass/fail; the host is shared, so read them as orders of
+magnitude):
+- QEMU start -> the menu showing every entry of two disks, against QEMU start -> a busybox /init's first line;
+- Enter on an entry -> the second kernel's /init, against `kexec -s -l` + `kexec -e` from busybox (kexec-tools from
+  the Debian archive, unpacked into .cache, never installed on the host);
+- the payload's size;
+- the peak resident memory (VmHWM) of the daemon plus one menu, read in the guest from a rescue shell while a second
+  menu (on tty1) and the daemon keep running.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO / "tests" / "qemu"))
+
+from e2e_support import BASE_APPEND, KERNEL_CACHE, build_payload, make_test_disks, second_initrd  # noqa: E402
+from qemu_console import SerialVm  # noqa: E402
+
+from initramfs import guests  # noqa: E402
+from initramfs.cpio import Compression  # noqa: E402
+from initramfs.qemu import Disk, VmConfig, kernel_in, modules_in  # noqa: E402
+from initramfs.run import run  # noqa: E402
+
+KEXEC_CACHE = REPO / ".cache" / "kexec-tools"
+VM_TIMEOUT = 240.0
+MENU_TITLES = ("E2E GRUB default", "E2E BLS Linux")
+BOOT_TITLE = "E2E BLS Linux"
+# Shell command printing the VmHWM (kB) of every bootmenu daemon and ui process, one line each.
+HWM_COMMAND = (
+    "for d in /proc/[0-9]*; do c=$(tr '\\0' ' ' <$d/cmdline 2>/dev/null); case \"$c\" in "
+    "*bootmenu*daemon*|*bootmenu*ui*) echo \"HWM $(grep VmHWM $d/status | tr -s ' \\t' ' ') :: $c\";; esac; done; "
+    "echo HWM-DONE"
+)
+
+
+def kexec_tools() -> Path:
+    """kexec from the Debian package, unpacked with dpkg -x (installing it would arm kexec on the host's reboot)."""
+    binary = KEXEC_CACHE / "root" / "sbin" / "kexec"
+    if binary.is_file():
+        return binary
+    KEXEC_CACHE.mkdir(parents=True, exist_ok=True)
+    run(["apt-get", "download", "kexec-tools"], cwd=KEXEC_CACHE, capture=True)
+    debs = sorted(KEXEC_CACHE.glob("kexec-tools_*.deb"))
+    run(["dpkg", "-x", debs[-1], KEXEC_CACHE / "root"])
+    return binary
+
+
+def baseline(kernel: Path, initrd: Path, disk: Path) -> tuple[float, float]:
+    """(QEMU start -> busybox /init, kexec load+exec -> second /init) for the bare payload."""
+    config = VmConfig(kernel=kernel, initrd=initrd, append=BASE_APPEND, disks=(Disk(disk),))
+    with SerialVm(config, timeout=VM_TIMEOUT) as vm:
+        vm.expect(guests.BASELINE_MARKER, timeout=120)
+        to_init = vm.elapsed()
+        vm.expect(guests.BASELINE_KEXEC, timeout=60)
+        kexec_started = time.monotonic()
+        vm.expect(guests.SECOND_STAGE_MARKER, timeout=120)
+        return to_init, time.monotonic() - kexec_started
+
+
+def select(vm: SerialVm, title: str) -> None:
+    vm.send("home")
+    vm.settle(0.7)
+    for _ in range(12):
+        rows = [line for line in vm.text().splitlines() if title in line]
+        if rows and rows[0].lstrip().startswith(">"):
+            return
+        vm.send("down")
+        vm.settle(0.7)
+    raise RuntimeError(f"could not select {title!r}:\n{vm.text()}")
+
+
+def payload_run(kernel: Path, payload: Path, grub: Path, bls: Path) -> tuple[float, int | None, str, float]:
+    """(QEMU start -> menu, daemon+menu VmHWM in KiB, its detail, Enter -> second /init) for the payload."""
+    # console=tty0 first: /init starts a menu there too, which keeps running while ttyS0 is in the rescue shell.
+    append = BASE_APPEND.replace("console=ttyS0", "console=tty0 console=ttyS0") + " bootmenu.timeout=off"
+    config = VmConfig(kernel=kernel, initrd=payload, append=append, disks=(Disk(grub), Disk(bls)))
+    with SerialVm(config, timeout=VM_TIMEOUT) as vm:
+        for title in MENU_TITLES:
+            vm.wait_screen(title, timeout=180)
+        to_menu = vm.elapsed()
+        vm.settle()
+        hwm: int | None = None
+        detail = ""
+        try:
+            vm.send("x")
+            vm.settle(2.0)
+            vm.child.sendline(HWM_COMMAND)
+            vm.expect(r"HWM-DONE\r?\n", timeout=30)
+            out = vm.child.before.decode("utf-8", "replace")
+            found = re.findall(r"HWM VmHWM: (\d+) kB :: (\S+ \S+ \S+ \S+)", out)
+            # The daemon and the menu still on tty1: one daemon plus one menu.
+            daemons = [int(k) for k, cmd in found if "daemon" in cmd]
+            uis = [int(k) for k, cmd in found if " ui" in cmd]
+            if daemons and uis:
+                hwm = max(daemons) + max(uis)
+                detail = f"daemon {max(daemons) / 1024:.1f} MiB + menu {max(uis) / 1024:.1f} MiB"
+            else:
+                detail = f"processes not found in: {out.strip()[-300:]!r}"
+            vm.child.sendline("exit")
+            for title in MENU_TITLES:
+                vm.wait_screen(title, timeout=60)
+            vm.settle()
+        except Exception as exc:
+            detail = f"not measured: {exc}"
+        select(vm, BOOT_TITLE)
+        started = time.monotonic()
+        vm.send("enter")
+        vm.expect(guests.SECOND_STAGE_MARKER, timeout=120)
+        return to_menu, hwm, detail, time.monotonic() - started
+
+
+def main() -> int:
+    kernel = kernel_in(KERNEL_CACHE)
+    modules = modules_in(KERNEL_CACHE)
+    payload = build_payload(modules)
+    # The size that ships: the builder's default xz (the tests boot the quicker gzip build of the same tree).
+    shipped = build_payload(modules, Compression.XZ)
+    with tempfile.TemporaryDirectory(prefix="bootmenu-bench-") as tmp:
+        base = Path(tmp)
+        second = second_initrd(base)
+        disks = make_test_disks(base, kernel, second)
+        bare = guests.baseline_initrd(
+            base / "baseline.img",
+            modules_dir=modules,
+            kexec_binary=kexec_tools(),
+            second_kernel=kernel,
+            second_initrd=second,
+        )
+        bare_size = bare.stat().st_size
+        bare_init, bare_kexec = baseline(kernel, bare, disks.grub)
+        to_menu, hwm, detail, menu_kexec = payload_run(kernel, payload, disks.grub, disks.bls)
+    mib = 1 << 20
+    print(f"kernel: {kernel.name}, QEMU TCG, q35, 1 vCPU, 1024 MiB")
+    print(f"QEMU start -> menu with all entries:   {to_menu:6.1f} s")
+    print(f"QEMU start -> bare busybox /init:      {bare_init:6.1f} s   (menu / bare: {to_menu / bare_init:.1f}x)")
+    print(f"Enter -> second kernel's /init:        {menu_kexec:6.1f} s")
+    print(
+        f"kexec -s -l + kexec -e -> second /init: {bare_kexec:6.1f} s"
+        f"   (menu / kexec-tools: {menu_kexec / bare_kexec:.1f}x)"
+    )
+    print(
+        f"payload size: {shipped.stat().st_size / mib:.2f} MiB (xz), {payload.stat().st_size / mib:.2f} MiB (gzip);"
+        f" bare baseline with kexec-tools and a second kernel: {bare_size / mib:.2f} MiB"
+    )
+    if hwm is not None:
+        print(f"peak memory, daemon + one menu (VmHWM): {hwm / 1024:.1f} MiB ({detail})")
+    else:
+        print(f"peak memory, daemon + one menu: {detail}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
