@@ -467,6 +467,17 @@ def _other_loader(name: str) -> Builtin:
     return run
 
 
+def cmd_keystatus(it: Interpreter, args: list[str]) -> int:
+    # Modifier state is supported, and nobody holds a key during a scan (Ubuntu's hidden-menu code asks).
+    return 1 if any(a.startswith("-") for a in args) else 0
+
+
+def cmd_hwmatch(it: Interpreter, args: list[str]) -> int:
+    # Matching PCI devices against a blacklist: report the common case, no blacklisted hardware.
+    it.scope.env.set("match", "0")
+    return 0
+
+
 def cmd_blscfg(it: Interpreter, args: list[str]) -> int:
     from discovery.grub.blscfg import expand
 
@@ -508,6 +519,8 @@ BUILTINS: dict[str, Builtin] = {
     "initrdefi": cmd_initrd,
     "devicetree": cmd_devicetree,
     "blscfg": cmd_blscfg,
+    "keystatus": cmd_keystatus,
+    "hwmatch": cmd_hwmatch,
     **{
         name: _other_loader(name)
         for name in (

@@ -210,3 +210,17 @@ def test_stray_closer_at_top_level_is_skipped(tmp_path: Path) -> None:
     it = evaluate(tmp_path, "fi\ndone\n}\nset ok=1\n")
     assert var(it, "ok") == "1"
     assert [d.line for d in it.diagnostics] == [1, 2, 3]
+
+
+def test_ubuntu_hidden_menu_and_hardware_probes_take_the_no_key_no_blacklist_path(tmp_path: Path) -> None:
+    script = """
+set timeout=0
+if keystatus; then
+  if keystatus --shift; then set timeout=-1; else set timeout=0; fi
+fi
+if hwmatch ${prefix}/gfxblacklist.txt 3; then
+  if [ ${match} = 0 ]; then set linux_gfx_mode=keep; else set linux_gfx_mode=text; fi
+fi
+"""
+    it = evaluate(tmp_path, script)
+    assert (var(it, "timeout"), var(it, "linux_gfx_mode")) == ("0", "keep")
