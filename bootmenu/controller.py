@@ -221,14 +221,14 @@ class Controller:
         command = keys.command_for(key)
         selected = self.view.menu.selected()
         row = selected.row if selected else None
-        if command is keys.Command.BOOT:
+        if command in (keys.Command.BOOT, keys.Command.OPEN):
             if isinstance(row, SubmenuRow):
                 self.path.append(row.path)
                 rows = self.model.rows(self.current)
                 # Open on the submenu's default entry, as GRUB does, else on its first entry.
                 self.view.show(self.model, rows, select=self._default_key(rows))
                 self._update_title()
-            elif isinstance(row, EntryRow):
+            elif isinstance(row, EntryRow) and command is keys.Command.BOOT:
                 self.boot(row.info.id)
         elif command is keys.Command.EDIT and isinstance(row, EntryRow):
             self.open_editor(row.info)

@@ -28,6 +28,7 @@ class Command(enum.StrEnum):
     HOME = "home"
     END = "end"
     BOOT = "boot"
+    OPEN = "open"
     EDIT = "edit"
     INFO = "info"
     RESCAN = "rescan"
@@ -73,7 +74,8 @@ KEY_BINDINGS: tuple[KeyBinding, ...] = (
     KeyBinding(Command.PAGE_DOWN, ("page down",), "Down one screen", Category.MOVE),
     KeyBinding(Command.HOME, ("home",), "First entry", Category.MOVE),
     KeyBinding(Command.END, ("end",), "Last entry", Category.MOVE),
-    KeyBinding(Command.BOOT, ("enter", "right"), "Boot the selected entry (or open the submenu)", Category.BOOT),
+    KeyBinding(Command.BOOT, ("enter",), "Boot the selected entry (or open the submenu)", Category.BOOT),
+    KeyBinding(Command.OPEN, ("right",), "Open the selected submenu (never boots)", Category.MOVE),
     KeyBinding(Command.EDIT, ("e",), "Edit the command line for one boot", Category.BOOT),
     KeyBinding(Command.INFO, ("i",), "Details: kernel, initrds, command line, source, warnings", Category.VIEW),
     KeyBinding(Command.RESCAN, ("r",), "Rescan devices and configs", Category.VIEW),

@@ -108,11 +108,12 @@ def test_menu_boots_an_edited_entry_in_a_submenu(daemon: FakeDaemon, tmp_path: P
     controller.feed(["down"])
     assert f"> * {ADVANCED} >" in screen(controller)
 
-    controller.feed(["enter"])  # opens the submenu, selection on its default
+    controller.feed(["right"])  # opens the submenu, selection on its default
     shown = screen(controller)
     assert f"bootmenu (dry run: nothing is booted) > {ADVANCED}" in shown
     assert "> * Ubuntu, with Linux 6.8.0-31-generic" in shown
 
+    controller.feed(["right"])  # on an entry: nothing; an arrow never boots (the next request is the edit's)
     controller.feed(["e", *" single", "ctrl x"])
     boot = daemon.request()
     assert boot == p.Boot("u2", "ro quiet single")
@@ -142,7 +143,7 @@ def test_rescan_log_and_help_are_requests_or_windows(daemon: FakeDaemon, tmp_pat
     pump(controller)
     assert "vda2: mounted read-only" in screen(controller)
     controller.feed(["esc", "?"])
-    assert "Enter, Right   Boot the selected entry (or open the submenu)" in screen(controller)
+    assert "Enter          Boot the selected entry (or open the submenu)" in screen(controller)
     controller.feed(["end"])
     assert "q at the top level quits the menu" in screen(controller)
 
