@@ -596,8 +596,10 @@ class Interpreter:
             device, path = env.get("root"), text
         device = device.strip("()")
         path = "/" + path.lstrip("/")
-        on_root = device == env.get("root").strip("()")
-        return FileRef(self.device(device), path, env.unresolved.get("root") if on_root else None)
+        # A device taken from a variable that a failed `search` should have set (`$root`, or `($bootpart)` left
+        # empty) is unresolved: the filesystem may appear later (the daemon retries when devices come).
+        unresolved = next((spec for var, spec in env.unresolved.items() if env.get(var).strip("()") == device), None)
+        return FileRef(self.device(device), path, unresolved)
 
     def device(self, name: str) -> Filesystem:
         """The filesystem a GRUB device name stands for: one `search` found, or one named by its UUID (how

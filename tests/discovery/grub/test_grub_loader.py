@@ -481,3 +481,9 @@ def test_warnings_belong_to_the_entry_that_caused_them(tmp_path: Path) -> None:
     assert "frobnicate" in bad.warnings[0].message
     assert good.warnings == ()
     assert exited.warnings == ()
+
+
+def test_failed_search_into_another_variable_marks_entries_using_it(tmp_path: Path) -> None:
+    cfg = "search --set=bootpart --label boot\nmenuentry C { linux ($bootpart)/vmlinuz }\nmenuentry D { linux /k }\n"
+    result = run(make_fs(tmp_path, {CFG: cfg, "/k": "k"}))
+    assert [(e.title, e.unresolved) for e in result.entries] == [("C", "label=boot"), ("D", None)]
