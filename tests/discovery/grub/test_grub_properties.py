@@ -62,3 +62,38 @@ def test_interpreter_raises_nothing_and_terminates(text: str) -> None:
         result, _ = evaluate(fs, "/boot/grub/grub.cfg", LoadContext(), SMALL)
     assert isinstance(result, LoadResult)
     assert sum(e.default for e in result.entries) == (1 if result.entries else 0)
+
+
+REAL = """
+function gfxmode { set gfxpayload="${1}"; if [ "${1}" = "keep" ]; then set vt_handoff=vt.handoff=7; fi }
+if [ -s $prefix/grubenv ]; then load_env; fi
+set default="${saved_entry}"
+search --no-floppy --fs-uuid --set=root u
+menuentry 'Ubuntu' --class ubuntu $menuentry_id_option 'gnulinux-simple' {
+    gfxmode keep
+    linux /k root=UUID=1 ro quiet splash $vt_handoff
+    initrd /k
+}
+submenu 'Advanced options' $menuentry_id_option 'adv' {
+    for v in 1 2; do menuentry "v$v" { linux /k "v=$1"; }; done
+}
+"""
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.data())
+def test_damaged_real_configs_still_evaluate(data: st.DataObject) -> None:
+    # Cut a random span out of a real-looking config: recovery must keep going and never raise.
+    start = data.draw(st.integers(0, len(REAL)))
+    end = data.draw(st.integers(start, min(len(REAL), start + 40)))
+    text = REAL[:start] + REAL[end:]
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        (root / "boot/grub").mkdir(parents=True)
+        (root / "boot/grub/grub.cfg").write_text(text)
+        (root / "k").write_text("k")
+        result, _ = evaluate(Filesystem(root=root, name="sda1", uuid="u"), "/boot/grub/grub.cfg", LoadContext(), SMALL)
+    if start == end:
+        assert [e.title for e in result.entries] == ["Ubuntu", "v1", "v2"]
+        assert result.entries[0].cmdline == "root=UUID=1 ro quiet splash vt.handoff=7"
+    assert sum(e.default for e in result.entries) == (1 if result.entries else 0)
