@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
 DEFAULT_SOCKET = Path("/run/bootmenu.sock")  # bootmenu/cmd_daemon.py's default
-EXIT_SHELL = 3  # `x` outside the payload: the caller (a shell loop, /init) starts the shell
+EXIT_SHELL = 3  # `x`: the caller (the payload's /init, a shell loop) starts the shell; initramfs/data/init agrees
 CONNECT_TIMEOUT = 30.0  # in the payload the menu may start before the daemon's socket exists
 
 
@@ -17,15 +16,16 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         "ui",
         help="the boot menu on this terminal (a client of `bootmenu daemon`)",
         description="Shows the daemon's boot entries under their devices; Enter boots, e edits the command line "
-        "once, h shows every key. Exit status: 0 after q, 3 after x (exit to a shell; with --payload, /bin/sh is "
-        "started instead), 1 when the daemon cannot be reached.",
+        "once, h shows every key. Exit status: 0 after q, 3 after x (exit to a shell: the caller, such as the "
+        "payload's /init, starts it), 1 when the daemon cannot be reached, 2 without a terminal.",
     )
     p.add_argument("--socket", type=Path, default=DEFAULT_SOCKET, help="the daemon's socket (default %(default)s)")
     p.add_argument(
         "--payload",
-        action="store_true",
-        help="running as the console program of the LinuxBoot payload: q does not quit, x execs /bin/sh, "
-        "and the kernel console log level is lowered while the menu is shown",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="the console program of the LinuxBoot payload (default: detected, as kexec_core's safety guard does): "
+        "q does not quit, and the kernel console log level is lowered while the menu is shown",
     )
     p.add_argument("--ascii", action="store_true", default=None, help="draw with ASCII only")
     p.add_argument("--mono", action="store_true", default=None, help="no colours")
@@ -46,11 +46,10 @@ def run(args: argparse.Namespace) -> int:
     except ClientError as exc:
         print(f"bootmenu ui: {exc.filename}: {exc.strerror}", file=sys.stderr)
         return 1
-    mode = Mode.PAYLOAD if args.payload else Mode.HOST
-    action = run_menu(client, mode, ascii=args.ascii, mono=args.mono)
-    if action is ExitAction.SHELL:
-        if mode is Mode.PAYLOAD:
-            print("bootmenu: starting a shell; `exit` returns to the menu", flush=True)
-            os.execv("/bin/sh", ["/bin/sh"])
-        return EXIT_SHELL
-    return 0
+    payload = args.payload
+    if payload is None:
+        from kexec_core.guard import environment
+
+        payload = environment().is_boot_environment
+    action = run_menu(client, Mode.PAYLOAD if payload else Mode.HOST, ascii=args.ascii, mono=args.mono)
+    return EXIT_SHELL if action is ExitAction.SHELL else 0

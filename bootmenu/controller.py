@@ -258,7 +258,7 @@ class Controller:
 
     def _leave_help(self) -> str:
         if self.mode is Mode.PAYLOAD:
-            return "q does not quit here: the menu is this console's program. x opens a shell."
+            return "q does not quit here: the menu is this console's program. x opens a shell; exit returns."
         if self.mode is Mode.DEMO:
             return "This is the demo: booting only shows what would be kexec'd. q or x leaves it."
         return "q at the top level quits the menu; x exits to a shell."
