@@ -245,6 +245,11 @@ def cmd_configfile(it: Interpreter, args: list[str]) -> int:
     return 0
 
 
+def cmd_normal(it: Interpreter, args: list[str]) -> int:
+    # `normal FILE` enters normal mode with FILE as its config: the same new menu as `configfile FILE`.
+    return cmd_configfile(it, args) if args else 0
+
+
 def cmd_load_env(it: Interpreter, args: list[str]) -> int:
     name: str | None = None
     wanted: list[str] = []
@@ -503,6 +508,7 @@ BUILTINS: dict[str, Builtin] = {
     "source": cmd_source,
     ".": cmd_source,
     "configfile": cmd_configfile,
+    "normal": cmd_normal,
     "load_env": cmd_load_env,
     "save_env": cmd_save_env,
     "search": cmd_search,

@@ -261,6 +261,13 @@ def test_efi_stub_configfile_to_the_real_config_lists_entries_once(tmp_path: Pat
     assert result.entries[0].default
 
 
+def test_normal_with_a_file_shows_that_files_menu(tmp_path: Path) -> None:
+    files = {"/EFI/BOOT/grub.cfg": "normal /boot/grub/real.cfg\n", "/boot/grub/real.cfg": "menuentry R { linux /k }\n"}
+    result = run(make_fs(tmp_path, {**files, "/k": "k"}))
+    assert titles(result) == ["R"]
+    assert result.entries[0].config == "/boot/grub/real.cfg"
+
+
 def test_efi_directory_is_found_case_insensitively(tmp_path: Path) -> None:
     files = {"/efi/Debian/GRUB.CFG": "menuentry D { linux /k }\n", "/k": "k"}
     result = run(make_fs(tmp_path, files))
