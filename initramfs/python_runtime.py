@@ -18,16 +18,18 @@ modules imported dynamically at run time (RUNTIME_MODULES), minus what can never
 
 from __future__ import annotations
 
+import ast
 import importlib.metadata
 import importlib.util
+import marshal
 import modulefinder
-import py_compile
 import re
 import sys
 import sysconfig
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 # Our top-level packages shipped into the payload.
 OUR_PACKAGES = ("bootmenu", "discovery", "kexec_core", "initramfs")
@@ -127,8 +129,14 @@ EXCLUDED_PREFIXES = (
     "crypt",
 )
 
-# Inside shipped third-party packages: tests and build-time parts.
-_PACKAGE_FILE_EXCLUDE = re.compile(r"(^|/)(tests?|testing|__pycache__)(/|$)|\.dist-info/|\.egg-info/")
+# Inside shipped third-party packages: tests and build-time parts, and optional accelerators whose pure-Python
+# fallback is good enough for a menu (wcwidth's C extension alone is 1.3 MiB, a tenth of the payload budget).
+_PACKAGE_FILE_EXCLUDE = re.compile(
+    r"(^|/)(tests?|testing|__pycache__)(/|$)|\.dist-info/|\.egg-info/|^wcwidth/_wcwidth_c\."
+)
+
+
+_DocNode = TypeVar("_DocNode", ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)
 
 
 class PythonRuntimeError(Exception):
@@ -142,6 +150,7 @@ class StagedFile:
     dest: str
     source: Path
     compile: bool
+    strip_docs: bool = False
 
 
 @dataclass
@@ -172,19 +181,54 @@ class PythonRuntime:
             dest = root / f.dest
             dest.parent.mkdir(parents=True, exist_ok=True)
             if f.compile:
-                try:
-                    py_compile.compile(
-                        str(f.source),
-                        cfile=str(dest),
-                        dfile="/" + f.dest.removesuffix("c"),
-                        doraise=True,
-                        invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH,
-                    )
-                except py_compile.PyCompileError as e:
-                    raise PythonRuntimeError(f"{f.source}: does not compile: {e.msg}") from None
+                dest.write_bytes(compile_pyc(f.source, "/" + f.dest.removesuffix("c"), strip_docstrings=f.strip_docs))
             else:
                 dest.write_bytes(f.source.read_bytes())
                 dest.chmod(0o755 if f.source.suffix == ".so" else 0o644)
+
+
+class _DropDocstrings(ast.NodeTransformer):
+    """Removes docstrings (a third of some modules' bytecode) and keeps asserts, unlike `-OO`."""
+
+    def _strip(self, node: _DocNode) -> _DocNode:
+        self.generic_visit(node)
+        body = node.body
+        first = body[0] if body else None
+        if isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant) and isinstance(first.value.value, str):
+            node.body = body[1:] or [ast.Pass()]
+        return node
+
+    def visit_Module(self, node: ast.Module) -> ast.Module:
+        return self._strip(node)
+
+    def visit_ClassDef(self, node: ast.ClassDef) -> ast.ClassDef:
+        return self._strip(node)
+
+    def visit_FunctionDef(self, node: ast.FunctionDef) -> ast.FunctionDef:
+        return self._strip(node)
+
+    def visit_AsyncFunctionDef(self, node: ast.AsyncFunctionDef) -> ast.AsyncFunctionDef:
+        return self._strip(node)
+
+
+def compile_pyc(source: Path, dfile: str, *, strip_docstrings: bool = False) -> bytes:
+    """A PEP 552 unchecked-hash .pyc of `source`, compiled by this interpreter; `dfile` is the path tracebacks show."""
+    raw = source.read_bytes()
+    try:
+        tree = ast.parse(raw, filename=dfile)
+        if strip_docstrings:
+            tree = ast.fix_missing_locations(_DropDocstrings().visit(tree))
+        code = compile(tree, dfile, "exec", dont_inherit=True)
+    except (SyntaxError, ValueError) as e:
+        raise PythonRuntimeError(f"{source}: does not compile: {e}") from None
+    # Header: magic, flags (bit 0: hash-based, bit 1: check_source - off), the source hash, then the code object.
+    flags = 0b01
+    return (
+        importlib.util.MAGIC_NUMBER
+        + flags.to_bytes(4, "little")
+        + importlib.util.source_hash(raw)
+        + marshal.dumps(code)
+    )
 
 
 def real_interpreter() -> Path:
@@ -279,12 +323,13 @@ def collect(extra_entry_modules: Iterable[str] = ()) -> PythonRuntime:
     modules: list[str] = []
     seen_dest: set[str] = set()
 
-    def add(dest: str, source: Path) -> None:
+    def add(dest: str, source: Path, *, ours: bool = False) -> None:
         if dest in seen_dest:
             return
         seen_dest.add(dest)
         is_py = source.suffix == ".py"
-        runtime.files.append(StagedFile(dest + ("c" if is_py else ""), source, is_py))
+        # Our own docstrings stay (argparse help and error texts may use them); others' go to save space.
+        runtime.files.append(StagedFile(dest + ("c" if is_py else ""), source, is_py, strip_docs=is_py and not ours))
 
     # Our packages, whole (minus caches), from the source tree.
     for pkg in OUR_PACKAGES:
