@@ -366,10 +366,14 @@ class FixedSizeScreen(urwid.display.raw.Screen):
 
 def run_menu(client: Client, mode: Mode, *, ascii: bool | None = None, mono: bool | None = None) -> ExitAction:
     """Runs the menu on this process's terminal (stdin/stdout) until the user leaves it."""
+    import os
     import sys
 
     from bootmenu import console
 
+    if os.environ.get("TERM", "dumb") in ("", "dumb"):
+        # A kernel console or a bare serial getty: vt100 is what every such terminal understands.
+        os.environ["TERM"] = "vt100"
     settings = console.detect(sys.stdin.fileno(), ascii=ascii, mono=mono)
     screen = FixedSizeScreen(settings.size) if settings.size else urwid.display.raw.Screen()
     loglevel = console.ConsoleLogLevel() if mode is Mode.PAYLOAD else None
