@@ -183,7 +183,7 @@ class Controller:
         if Change.COUNTDOWN in change or Change.MENU in change:
             self.view.show_countdown(self.model)
         if Change.STATUS in change and self.boot_window is not None:
-            self.boot_window.set_lines(self._boot_lines())
+            self.boot_window.set_lines(self._boot_lines(), follow=True)
         if Change.LOG in change and self.log_window is not None:
             self.log_window.set_lines(self._log_lines())
 

@@ -215,8 +215,11 @@ class TextWindow(urwid.WidgetWrap[urwid.Widget]):
         box = linebox(self.listbox, title, glyphs)
         super().__init__(box)
 
-    def set_lines(self, lines: Iterable[str]) -> None:
+    def set_lines(self, lines: Iterable[str], *, follow: bool = False) -> None:
+        """Replaces the text; with `follow`, scrolls to the end so the newest line is in view (a boot's progress)."""
         self.walker[:] = [urwid.Text(line) for line in lines] or [urwid.Text("")]
+        if follow:
+            self.listbox.set_focus(len(self.walker) - 1, coming_from="above")
 
     def selectable(self) -> bool:
         return True

@@ -137,3 +137,11 @@ def test_palettes_cover_every_attribute_and_mono_needs_no_colour() -> None:
         palette.check(broken)
     with pytest.raises(palette.PaletteError, match="lacks edit"):
         palette.check(palette.COLOUR[:-1])
+
+
+def test_a_text_window_can_follow_its_newest_line() -> None:
+    window = widgets.TextWindow("Boot", ["first"], ASCII_GLYPHS, lambda: None)
+    window.set_lines([f"line {i}" for i in range(40)], follow=True)
+    inside = [line.strip("|").strip() for line in screen_text(window, (40, 10))[1:-1]]
+    assert inside[-1] == "line 39"
+    assert "line 0" not in inside
