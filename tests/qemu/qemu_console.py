@@ -9,7 +9,7 @@ import re
 import time
 from pathlib import Path
 from types import TracebackType
-from typing import Self
+from typing import BinaryIO, Self
 
 import pexpect
 import pyte
@@ -32,13 +32,17 @@ KEYS = {
 class _ScreenFeed:
     """A pexpect logfile_read that feeds pyte and keeps a raw transcript."""
 
-    def __init__(self, stream: pyte.ByteStream, transcript: bytearray) -> None:
+    def __init__(self, stream: pyte.ByteStream, transcript: bytearray, live: BinaryIO | None) -> None:
         self._stream = stream
         self._transcript = transcript
+        self._live = live
 
     def write(self, data: bytes) -> None:
         self._transcript.extend(data)
         self._stream.feed(data)
+        if self._live is not None:
+            self._live.write(data)
+            self._live.flush()
 
     def flush(self) -> None:
         pass
@@ -51,11 +55,12 @@ class SerialVm:
         self.vm = Vm(config, timeout=timeout)
         self.screen = pyte.Screen(COLUMNS, ROWS)
         self.transcript = bytearray()
-        self._transcript_path = transcript
+        # Written as it comes, so a hung run can be watched with `tail -f`.
+        self._live = transcript.open("wb") if transcript is not None else None
         argv = self.vm.argv()
         self.started = time.monotonic()
         self.child = pexpect.spawn(argv[0], argv[1:], timeout=60, dimensions=(ROWS, COLUMNS), echo=False)
-        self.child.logfile_read = _ScreenFeed(pyte.ByteStream(self.screen), self.transcript)
+        self.child.logfile_read = _ScreenFeed(pyte.ByteStream(self.screen), self.transcript, self._live)
         self.vm.attach(self.child.pid)
 
     def elapsed(self) -> float:
@@ -113,8 +118,8 @@ class SerialVm:
         self.vm.kill()
         self.child.close(force=True)
         self.vm.__exit__(None, None, None)
-        if self._transcript_path is not None:
-            self._transcript_path.write_bytes(bytes(self.transcript))
+        if self._live is not None:
+            self._live.close()
 
     def __enter__(self) -> Self:
         return self
