@@ -13,8 +13,15 @@ menu.c32/vesamenu.c32, plus U-Boot's `doc/README.pxe` keys (FDT, DEVICETREE, FDT
 - The default: ONTIMEOUT, else DEFAULT when it names a label (DEFAULT `*.c32` names the menu program, not a label;
   DEFAULT that names no label is a kernel command line), else the last MENU DEFAULT (descending into a submenu marked
   default), else the first item of the top menu. When that item does not boot Linux, nothing is marked default.
-- Labels that do not boot Linux (COM32, CONFIG, LOCALBOOT, boot sectors, `.c32` modules, MENU EXIT/GOTO/QUIT/HELP,
+- Labels that do not boot Linux (COM32, LOCALBOOT, boot sectors, `.c32` modules, MENU EXIT/GOTO/QUIT/HELP,
   memdisk) and hidden (MENU HIDE), disabled and separator items are not entries. File order is kept.
+- A CONFIG label (`CONFIG file [dir]`, or the directory as its APPEND, as config.c32 passes it) makes ldlinux drop
+  the current config and start afresh with `file` (parser state is not carried over), working directory `dir` when
+  given. The label contributes the entries of that config: see `_follow_config` for where they go. whichsys.c32
+  (`-iso- cmd -sys- cmd -pxe- cmd`) is followed to the command for the medium being scanned.
+- A submenu is shown in its parent by its MENU LABEL; until one is given, by its MENU BEGIN tag, which a MENU TITLE
+  replaces (menu.c32's readconfig.c, "MENU TITLE -> MENU LABEL on submenu": the entry's name is renamed while it is
+  still the tag). That name is what BootEntry.submenu holds.
 """
 
 from __future__ import annotations
@@ -44,6 +51,12 @@ CONFIG_PATHS = (
 
 # syslinux has no limit, it just runs out of memory; 16 is far deeper than any real menu tree.
 MAX_INCLUDE_DEPTH = 16
+
+# CONFIG chains (a menu that loads a menu that loads...): real media use one or two hops; each file is also loaded at
+# most once per scan, so this only bounds pathological trees.
+MAX_CONFIG_DEPTH = 8
+
+WHICHSYS = "whichsys.c32"
 
 # Directives that change nothing a boot entry carries (display, input, serial, help text, network append).
 SILENT = frozenset(
@@ -179,6 +192,11 @@ class _Parse:
     diagnostics: list[Diagnostic] = field(default_factory=list)
     files: list[str] = field(default_factory=list)
     labels: list[_Label] = field(default_factory=list)
+    loaded: set[str] = field(default_factory=set)  # configs loaded in this scan, CONFIG targets included
+    depth: int = 0  # CONFIG hops from the config the scan started with
+    elsewhere: set[int] = field(default_factory=set)  # id() of labels whichsys.c32 runs only on other media
+    timeout_override: float | None = None  # the TIMEOUT of a config followed inline: the menu the user waits at
+    seen: set[tuple[str, int]] = field(default_factory=set)  # (file, line) of every LABEL read in this scan
 
     @property
     def menu(self) -> _Menu:
@@ -391,10 +409,6 @@ def _initrd_option(cmdline: str) -> list[str]:
 def _to_entry(state: _Parse, label: _Label, submenu: tuple[str, ...]) -> BootEntry | None:
     ctx_diags = state.diagnostics
     if not label.boots or label.kind is not KernelKind.LINUX:
-        if label.kind is KernelKind.CONFIG and label.boots and label.kernel:
-            ctx_diags.append(
-                Diagnostic(label.file, label.kernel_line, f"LABEL {label.name} loads another config; not followed")
-            )
         return None
     warnings: list[Diagnostic] = []
     kernel_text = label.kernel
@@ -462,16 +476,107 @@ def _to_entry(state: _Parse, label: _Label, submenu: tuple[str, ...]) -> BootEnt
     )
 
 
-def _flatten(state: _Parse, menu: _Menu, path: tuple[str, ...], out: list[BootEntry], where: dict[int, int]) -> None:
-    """Depth first, in file order; `where` maps id(label) to its entry's index."""
+def _flatten(
+    state: _Parse,
+    menu: _Menu,
+    path: tuple[str, ...],
+    out: list[BootEntry],
+    where: dict[int, int],
+    *,
+    inline: _Label | None,
+) -> None:
+    """Depth first, in file order; `where` maps id(label) to its entry's index (for a CONFIG label, the index of the
+    loaded config's default entry)."""
     for item in menu.items:
         if isinstance(item, _Menu):
-            _flatten(state, item, (*path, item.shown_title), out, where)
+            _flatten(state, item, (*path, item.shown_title), out, where, inline=inline)
+            continue
+        if item.kind is KernelKind.CONFIG and item.boots:
+            if id(item) not in state.elsewhere:
+                _follow_config(state, item, path, out, where, inline=item is inline)
             continue
         entry = _to_entry(state, item, path)
         if entry is not None:
             where[id(item)] = len(out)
             out.append(entry)
+
+
+def _follow_config(
+    state: _Parse, label: _Label, path: tuple[str, ...], out: list[BootEntry], where: dict[int, int], *, inline: bool
+) -> None:
+    """The entries of the config a CONFIG label loads, added where the user meets them.
+
+    Inline (no submenu level) when `inline`: the label is the config's own default path and the config draws no menu
+    (no UI), so ldlinux goes straight to the new config and its menu is the first and only one the user sees (Arch's
+    `DEFAULT select` -> whichsys.c32 -> `CONFIG archiso_sys.cfg`). Otherwise the label is an item of a menu the user
+    sees, and choosing it opens another menu: a submenu titled as the label is shown, like MENU BEGIN. Each config is
+    loaded once per scan (a "back to the main menu" label that CONFIGs the first config is not a new menu), and the
+    chain is at most MAX_CONFIG_DEPTH deep.
+    """
+    words = (label.kernel or "").split()
+    line = label.kernel_line or label.line
+    if not words:
+        state.warn(label.file, line, f"LABEL {label.name}: CONFIG without a file name; ignored")
+        return
+    name = words[0]
+    # ldlinux changes the working directory to the command line's directory when there is one: `CONFIG file dir`,
+    # or the label's APPEND (the form config.c32 and old archiso/isolinux configs use).
+    directory = words[1] if len(words) > 1 else (label.append or "").strip()
+    target = state.resolve(name)
+    if target in state.loaded:
+        return  # already in the menu (or the menu being read): loading it again adds nothing and could loop
+    if state.depth >= MAX_CONFIG_DEPTH:
+        state.warn(label.file, line, f"CONFIG {name}: more than {MAX_CONFIG_DEPTH} configs deep; not followed")
+        return
+    if not state.fs.is_file(target):
+        state.warn(label.file, line, f"CONFIG {name}: {target} not found; LABEL {label.name} shows nothing")
+        return
+    workdir = state.resolve(directory) if directory else state.workdir
+    sub = _Parse(fs=state.fs, workdir=workdir, loaded=state.loaded, depth=state.depth + 1, seen=state.seen)
+    known = set(state.seen)
+    result, default = _load(sub, target)
+    prefix = path if inline else (*path, label.title or label.name)
+    for index, entry in enumerate(result.entries):
+        # A label this scan already read (Debian's Help -> `CONFIG prompt.cfg`, which INCLUDEs the main menu again
+        # for its boot prompt) is already in the menu: the user gains nothing from a second copy.
+        if (entry.config, entry.line) in known:
+            continue
+        if index == default:
+            where[id(label)] = len(out)
+        out.append(entry.replace(submenu=(*prefix, *entry.submenu), default=False))
+    state.diagnostics.extend(result.diagnostics)
+    state.files.extend(f for f in result.configs if f not in state.files)
+    if inline and result.timeout is not None:
+        state.timeout_override = result.timeout
+
+
+def _whichsys_target(state: _Parse, label: _Label) -> _Label:
+    """For a whichsys.c32 label, the label it runs on this medium (`-iso-` on ISO 9660, else `-sys-`); else `label`.
+
+    Labels it names only for other derivatives (`-pxe-`) are remembered in `state.elsewhere`: they are not reachable
+    from this medium's menu.
+    """
+    if label.kind is not KernelKind.COM32 or not label.kernel:
+        return label
+    image, *args = label.kernel.split(None, 1)
+    if PurePosixPath(image).name.lower() != WHICHSYS:
+        return label
+    append = label.append if label.append is not None else label.global_append
+    words = [*(args[0].split() if args else []), *(append or "").split()]
+    commands: dict[str, list[str]] = {}
+    current: list[str] | None = None
+    for word in words:
+        if len(word) > 2 and word.startswith("-") and word.endswith("-"):
+            current = commands.setdefault(word.lower(), [])
+        elif current is not None:
+            current.append(word)
+    ours = "-iso-" if state.fs.fstype == "iso9660" else "-sys-"
+    found = {key: _find_label(state, " ".join(cmd)) for key, cmd in commands.items() if cmd}
+    mine = found.get(ours)
+    for key, other in found.items():
+        if key != ours and other is not None and other is not mine:
+            state.elsewhere.add(id(other))
+    return mine if mine is not None else label
 
 
 def _menu_default(menu: _Menu) -> _Label | None:
@@ -534,46 +639,65 @@ def _timeout(state: _Parse) -> float | None:
 
 
 def load_config(fs: Filesystem, path: str) -> LoadResult:
-    """The menu of one syslinux-family config file on `fs` (`path` absolute within it)."""
-    state = _Parse(fs=fs, workdir=str(PurePosixPath(path).parent))
+    """The menu of one syslinux-family config file on `fs` (`path` absolute within it), CONFIG labels followed."""
+    result, _ = _load(_Parse(fs=fs, workdir=str(PurePosixPath(path).parent)), path)
+    return result
+
+
+def _chooser(state: _Parse) -> tuple[str, str, int, str] | None:
+    """(text, file, line, directive) of what picks the default: ONTIMEOUT, else DEFAULT unless it names the menu
+    program (DEFAULT vesamenu.c32 without UI: the menu's own default applies)."""
+    chooser = state.ontimeout or state.default
+    if chooser is None or not chooser[0].split():
+        return None
+    text, file, line = chooser
+    what = "ONTIMEOUT" if chooser is state.ontimeout else "DEFAULT"
+    if what == "DEFAULT" and not state.has_ui and text.split()[0].lower().endswith(".c32"):
+        return None
+    return text, file, line, what
+
+
+def _load(state: _Parse, path: str) -> tuple[LoadResult, int | None]:
+    """Parse `path` into `state` and build its entries; also the index of the default entry."""
+    state.loaded.add(path)
     _parse_file(state, path, ())
     state.record()
     if state.stack:
         top = state.stack[0]
         state.warn(top.file, top.line, "MENU BEGIN without MENU END; closed at the end of the file")
         state.stack.clear()
+    state.seen.update((label.file, label.line) for label in state.labels)
+    chooser = _chooser(state)
+    named = _find_label(state, chooser[0]) if chooser is not None else None
+    if named is not None:
+        named = _whichsys_target(state, named)
+    # Without a UI no menu is drawn: a default that CONFIGs another file leads straight to that file's menu.
+    inline = named if named is not None and named.kind is KernelKind.CONFIG and not state.has_ui else None
     entries: list[BootEntry] = []
     where: dict[int, int] = {}
-    diags = state.diagnostics
-    _flatten(state, state.root, (), entries, where)
+    _flatten(state, state.root, (), entries, where, inline=inline)
 
     default_index: int | None = None
-    chooser = state.ontimeout or state.default
     chosen: _Label | None = None
     decided = False
-    if chooser is not None and chooser[0].split():
-        text, file, line = chooser
-        what = "ONTIMEOUT" if chooser is state.ontimeout else "DEFAULT"
-        first = text.split()[0]
-        if what == "DEFAULT" and not state.has_ui and first.lower().endswith(".c32"):
-            pass  # DEFAULT vesamenu.c32: the menu program; the menu's own default applies
-        else:
-            chosen = _find_label(state, text)
-            if chosen is not None and not chosen.hidden:
-                decided = True
-                # ldlinux boots `DEFAULT label args` with the args added; menu.c32 only looks at the label.
-                appends = what == "ONTIMEOUT" or not state.has_ui
-                words = text.split(None, 1)
-                extra = words[1] if appends and len(words) > 1 and chosen.name != text.strip() else ""
-                if id(chosen) in where and extra:
-                    n = where[id(chosen)]
-                    entries[n] = entries[n].replace(cmdline=f"{entries[n].cmdline} {extra}".strip())
-            elif chosen is None and not (state.has_ui and what == "DEFAULT"):
-                synthetic = _command_line_entry(state, text, file, line, what)
-                decided = True
-                if synthetic is not None:
-                    entries.append(synthetic)
-                    default_index = len(entries) - 1
+    if chooser is not None:
+        text, file, line, what = chooser
+        chosen = named
+        if chosen is not None and not chosen.hidden:
+            decided = True
+            # ldlinux boots `DEFAULT label args` with the args added; menu.c32 only looks at the label.
+            appends = what == "ONTIMEOUT" or not state.has_ui
+            words = text.split(None, 1)
+            extra = words[1] if appends and len(words) > 1 and chosen.name != text.strip() else ""
+            if id(chosen) in where and extra and chosen.kind is KernelKind.LINUX:
+                n = where[id(chosen)]
+                entries[n] = entries[n].replace(cmdline=f"{entries[n].cmdline} {extra}".strip())
+        elif chosen is None and not (state.has_ui and what == "DEFAULT"):
+            synthetic = _command_line_entry(state, text, file, line, what)
+            decided = True
+            if synthetic is not None:
+                entries.append(synthetic)
+                default_index = len(entries) - 1
     if not decided:
         chosen = _menu_default(state.root)
     if default_index is None and chosen is not None:
@@ -582,13 +706,14 @@ def load_config(fs: Filesystem, path: str) -> LoadResult:
             state.warn(chosen.file, chosen.line, f"the default, LABEL {chosen.name}, does not boot Linux; no default")
     if default_index is not None:
         entries[default_index] = entries[default_index].replace(default=True)
-    timeout = _timeout(state)
-    return LoadResult(
+    timeout = state.timeout_override if state.timeout_override is not None else _timeout(state)
+    result = LoadResult(
         entries=tuple(entries),
-        diagnostics=tuple(diags),
+        diagnostics=tuple(state.diagnostics),
         timeout=timeout,
         configs=tuple(state.files),
     )
+    return result, default_index
 
 
 def find_configs(fs: Filesystem) -> list[str]:

@@ -297,7 +297,7 @@ def test_labels_that_do_not_boot_linux_are_not_entries(tmp_path: Path) -> None:
     assert titles(result) == ["linux"]
     assert default(result) == []  # the default, LOCALBOOT, is not a Linux entry; we must not autoboot another
     assert messages(result) == [
-        "/syslinux/syslinux.cfg:10: LABEL other loads another config; not followed",
+        "/syslinux/syslinux.cfg:10: CONFIG other.cfg: /syslinux/other.cfg not found; LABEL other shows nothing",
         "/syslinux/syslinux.cfg:18: LABEL iso boots memdisk, which needs a BIOS; skipped",
         "/syslinux/syslinux.cfg:7: the default, LABEL local, does not boot Linux; no default",
     ]
