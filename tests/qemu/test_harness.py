@@ -1,0 +1,45 @@
+"""The QEMU harness itself, on the bare busybox baseline: boot under TCG, QMP disk hotplug, no process left behind."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from e2e_support import BASE_APPEND, VM_TIMEOUT, E2eDisks
+from qemu_console import SerialVm
+
+from initramfs import guests
+from initramfs.qemu import Accel, Disk, VmConfig, modules_in
+
+pytestmark = pytest.mark.qemu
+
+
+def test_command_line_is_tcg_q35_with_hotplug_ports(kernel: Path) -> None:
+    argv = VmConfig(kernel=kernel, hotplug_ports=2).argv()
+    assert argv[argv.index("-accel") + 1] == "tcg"
+    assert argv[argv.index("-machine") + 1] == "q35"
+    assert "-no-reboot" in argv
+    ports = [a for a in argv if a.startswith("pcie-root-port")]
+    assert [p.split(",")[1] for p in ports] == ["id=hotplug0", "id=hotplug1"]
+    assert VmConfig(kernel=kernel, accel=Accel.KVM).argv()[2] == "kvm"
+
+
+def test_baseline_boots_and_sees_a_disk_hot_added_over_qmp(kernel: Path, test_disks: E2eDisks, tmp_path: Path) -> None:
+    from e2e_support import KERNEL_CACHE
+
+    initrd = guests.baseline_initrd(tmp_path / "baseline.img", modules_dir=modules_in(KERNEL_CACHE))
+    config = VmConfig(kernel=kernel, initrd=initrd, append=BASE_APPEND, disks=(Disk(test_disks.grub),))
+    with SerialVm(config, timeout=VM_TIMEOUT, transcript=tmp_path / "console.log") as vm:
+        vm.expect(guests.BASELINE_MARKER, timeout=120)
+        print(f"\nbare busybox /init {vm.elapsed():.1f} s after QEMU started")
+        ready = vm.expect(guests.BASELINE_READY.encode() + rb" disks=([^\r\n]*)", timeout=60)
+        assert ready.group(1).split() == [b"vda"]
+        vm.vm.qmp().hotplug_disk(test_disks.hotplug, "hot0", "hotplug0")
+        vm.child.sendline("sleep 2; echo DISKS=$(ls /sys/block | tr '\\n' ,)")
+        listing = vm.expect(rb"DISKS=([a-z,]+)", timeout=60)
+        assert listing.group(1).split(b",")[:2] == [b"vda", b"vdb"]
+        pid = vm.vm.pid
+    assert pid is not None
+    # Gone, not a zombie: the harness reaped it.
+    assert not os.path.exists(f"/proc/{pid}")
