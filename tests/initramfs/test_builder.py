@@ -1,0 +1,161 @@
+"""The whole payload: what the archive holds, that its Python imports everything in a chroot, reproducibility."""
+
+from __future__ import annotations
+
+import contextlib
+import lzma
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from initramfs.builder import BuildError, BuildOptions, BuildReport, build
+from initramfs.cpio import Compression
+from initramfs.python_runtime import compile_pyc
+
+pytestmark = pytest.mark.slow
+PYVER = f"{sys.version_info.major}.{sys.version_info.minor}"
+
+
+def listing(payload: BuildReport) -> dict[str, str]:
+    """path -> the mode column of `cpio -tv`, read by GNU cpio from the decompressed archive."""
+    raw = lzma.decompress(payload.output.read_bytes())
+    out = subprocess.run(["cpio", "-t", "-v", "--quiet"], input=raw, capture_output=True, check=True).stdout.decode()
+    entries: dict[str, str] = {}
+    for line in out.splitlines():
+        fields = line.split()
+        name = fields[fields.index("->") - 1] if "->" in fields else fields[-1]
+        entries[name] = fields[0]
+    return entries
+
+
+def test_archive_holds_the_runtime_the_tools_and_the_modules(payload: BuildReport) -> None:
+    entries = listing(payload)
+    for path in (
+        "init",
+        f"usr/bin/python{PYVER}",
+        "usr/bin/busybox",
+        "usr/bin/bootmenu",
+        "usr/lib/x86_64-linux-gnu/libc.so.6",
+        f"usr/lib/x86_64-linux-gnu/libpython{PYVER}.so.1.0",
+        "usr/lib/x86_64-linux-gnu/libudev.so.1",
+        "usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2",
+        "etc/ld.so.cache",
+        "etc/bootmenu-payload",
+        "etc/mdev.conf",
+        f"usr/lib/python{PYVER}/bootmenu/cli.pyc",
+        f"usr/lib/python{PYVER}/urwid/__init__.pyc",
+        f"usr/lib/python{PYVER}/encodings/utf_8.pyc",
+        "usr/lib/modules/6.1.0-56-amd64/kernel/drivers/block/virtio_blk.ko",
+        "usr/lib/modules/6.1.0-56-amd64/modules.dep",
+        "usr/lib/modules/6.1.0-56-amd64/modules.alias",
+    ):
+        assert path in entries, path
+    assert entries["init"].startswith("-rwx")
+    assert entries["dev/console"].startswith("c")
+    for link in ("bin", "lib", "usr/bin/sh", "usr/sbin/modprobe", "usr/bin/python3", "lib64/ld-linux-x86-64.so.2"):
+        assert entries[link].startswith("l"), link
+    # Bytecode only: no source, no __pycache__, so start-up never compiles.
+    assert not [p for p in entries if p.endswith(".py") or "__pycache__" in p]
+
+
+def test_bytecode_is_unchecked_hash_and_matches_the_interpreter(payload_stage: Path) -> None:
+    import importlib.util
+
+    pycs = list((payload_stage / f"usr/lib/python{PYVER}").rglob("*.pyc"))
+    assert len(pycs) > 300
+    for pyc in pycs:
+        head = pyc.read_bytes()[:8]
+        assert head[:4] == importlib.util.MAGIC_NUMBER, pyc
+        assert int.from_bytes(head[4:8], "little") == 0b01, pyc  # hash-based, source not checked
+
+
+def test_ldconfig_listing_names_libudev_for_ctypes(payload_stage: Path) -> None:
+    text = (payload_stage / "etc/ld.so.cache.txt").read_text()
+    assert "libudev.so.1 (libc6,x86-64) => /usr/lib/x86_64-linux-gnu/libudev.so.1" in text
+
+
+@contextlib.contextmanager
+def dev_bound(root: Path) -> Iterator[None]:
+    subprocess.run(["mount", "--bind", "/dev", str(root / "dev")], check=True)
+    try:
+        yield
+    finally:
+        subprocess.run(["umount", str(root / "dev")], check=True)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="chroot needs root")
+def test_python_in_a_chroot_of_the_payload_imports_everything(payload_stage: Path) -> None:
+    code = (
+        "import bootmenu.cli, discovery.protocol, kexec_core, urwid, pyudev, elftools, cffi, _cffi_backend\n"
+        "import ctypes.util, sys\n"
+        "print(ctypes.util.find_library('udev'))\n"
+        "pyudev.Context()\n"
+        "print(sys.prefix, sys.flags.isolated, sys.flags.no_site)\n"
+    )
+    with dev_bound(payload_stage):
+        proc = subprocess.run(
+            ["chroot", str(payload_stage), "/usr/bin/python3", "-I", "-S", "-X", "utf8", "-c", code],
+            capture_output=True,
+            text=True,
+            env={"PATH": "/usr/bin:/usr/sbin"},
+            check=False,
+        )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == ["libudev.so.1", "/usr", "1", "1"]
+    # The launcher the init scripts use.
+    helped = subprocess.run(
+        ["chroot", str(payload_stage), "/usr/bin/bootmenu", "initramfs", "--help"],
+        capture_output=True,
+        text=True,
+        env={"PATH": "/usr/bin:/usr/sbin"},
+        check=False,
+    )
+    assert helped.returncode == 0, helped.stderr
+    assert "build" in helped.stdout
+
+
+def test_init_script_is_valid_busybox_sh(payload_stage: Path) -> None:
+    subprocess.run(["busybox", "sh", "-n", str(payload_stage / "init")], check=True)
+
+
+def test_size_report_names_the_largest_parts(payload: BuildReport) -> None:
+    report = payload
+    assert report.compressed == payload.output.stat().st_size
+    assert report.compressed < report.uncompressed
+    text = report.format()
+    assert "MiB (xz)" in text
+    assert "libpython" in text
+    names = [p.name for p in report.parts]
+    assert "shared libraries" in names
+    assert any(n.startswith("kernel modules") for n in names)
+
+
+def test_two_builds_are_byte_identical(payload: BuildReport, kernel_root: Path, tmp_path: Path) -> None:
+    (modules,) = sorted((kernel_root / "lib/modules").iterdir())
+    again = build(BuildOptions(output=tmp_path / "again.cpio.xz", kernel_modules=modules))
+    assert again.output.read_bytes() == payload.output.read_bytes()
+
+
+def test_docstrings_are_dropped_but_asserts_stay(tmp_path: Path) -> None:
+    src = tmp_path / "m.py"
+    src.write_text('"""module doc"""\ndef f():\n    """f doc"""\n    assert False, "kept"\n')
+    code = compile_pyc(src, "/m.py", strip_docstrings=True)
+    namespace: dict[str, object] = {}
+    import marshal
+
+    exec(marshal.loads(code[16:]), namespace)
+    assert namespace.get("__doc__") is None
+    func = namespace["f"]
+    assert callable(func)
+    assert func.__doc__ is None
+    with pytest.raises(AssertionError, match="kept"):
+        func()
+
+
+def test_bad_extra_path_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(BuildError, match="does not exist"):
+        build(BuildOptions(output=tmp_path / "x", compression=Compression.NONE, extra=(("etc/x", tmp_path / "nope"),)))
