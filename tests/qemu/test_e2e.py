@@ -11,6 +11,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import pexpect
 import pytest
 from e2e_support import E2eDisks
 from qemu_console import SerialVm
@@ -50,9 +51,28 @@ def select(vm: SerialVm, title: str) -> None:
     raise AssertionError(f"could not select {title!r}; the screen shows:\n{vm.text()}")
 
 
-def second_kernel_cmdline(vm: SerialVm, timeout: float = 120.0) -> str:
+def guest_logs(vm: SerialVm) -> str:
+    """The daemon's and menu's logs, read from the payload's rescue shell (for the message of a failed test)."""
+    try:
+        vm.send("esc", "esc", "x")
+        vm.settle(2.0)
+        vm.child.sendline("tail -n 25 /run/bootmenu/daemon.log /run/bootmenu/ui-ttyS0.log; echo LOGS-DONE")
+        vm.expect(r"LOGS-DONE\r?\n", timeout=20)
+        before: bytes = vm.child.before
+        return before.decode("utf-8", "replace")
+    except Exception as exc:
+        return f"(no logs: {exc})"
+
+
+def second_kernel_cmdline(vm: SerialVm, timeout: float = 90.0) -> str:
     """The command line the kexec'd kernel printed (its /init prints it, then powers off)."""
-    match = vm.expect(SECOND_STAGE_MARKER.encode() + rb"([^\r\n]*)", timeout=timeout)
+    try:
+        match = vm.expect(SECOND_STAGE_MARKER.encode() + rb"([^\r\n]*)", timeout=timeout)
+    except (pexpect.TIMEOUT, pexpect.EOF):
+        screen = vm.text()
+        raise AssertionError(
+            f"no second kernel within {timeout:g} s; the screen:\n{screen}\nguest logs:\n{guest_logs(vm)}"
+        ) from None
     return match.group(1).decode()
 
 
