@@ -197,6 +197,7 @@ class _Parse:
     elsewhere: set[int] = field(default_factory=set)  # id() of labels whichsys.c32 runs only on other media
     timeout_override: float | None = None  # the TIMEOUT of a config followed inline: the menu the user waits at
     seen: set[tuple[str, int]] = field(default_factory=set)  # (file, line) of every LABEL read in this scan
+    runs: dict[int, _Label] = field(default_factory=dict)  # id() of a whichsys.c32 label -> the CONFIG it runs here
 
     @property
     def menu(self) -> _Menu:
@@ -491,13 +492,14 @@ def _flatten(
         if isinstance(item, _Menu):
             _flatten(state, item, (*path, item.shown_title), out, where, inline=inline)
             continue
-        if item.kind is KernelKind.CONFIG and item.boots:
-            if id(item) not in state.elsewhere:
-                _follow_config(state, item, path, out, where, inline=item is inline)
+        label = state.runs.get(id(item), item)
+        if label.kind is KernelKind.CONFIG and label.boots:
+            if id(label) not in state.elsewhere:
+                _follow_config(state, label, path, out, where, inline=label is inline)
             continue
-        entry = _to_entry(state, item, path)
+        entry = _to_entry(state, label, path)
         if entry is not None:
-            where[id(item)] = len(out)
+            where[id(label)] = len(out)
             out.append(entry)
 
 
@@ -576,7 +578,23 @@ def _whichsys_target(state: _Parse, label: _Label) -> _Label:
     for key, other in found.items():
         if key != ours and other is not None and other is not mine:
             state.elsewhere.add(id(other))
-    return mine if mine is not None else label
+    if mine is not None:
+        return mine
+    command = commands.get(ours, [])
+    if command and PurePosixPath(command[0]).name.lower() in ("config", "config.c32") and len(command) > 1:
+        # `-iso- config iso.cfg` (whichsys's own example): the command runs config.c32, which loads the file.
+        runs = _Label(
+            name=label.name,
+            file=label.file,
+            line=label.line,
+            kernel=" ".join(command[1:]),
+            kind=KernelKind.CONFIG,
+            kernel_line=label.kernel_line,
+            menu_label=label.menu_label,
+        )
+        state.runs[id(label)] = runs
+        return runs
+    return label
 
 
 def _menu_default(menu: _Menu) -> _Label | None:
@@ -702,7 +720,8 @@ def _load(state: _Parse, path: str) -> tuple[LoadResult, int | None]:
         chosen = _menu_default(state.root)
     if default_index is None and chosen is not None:
         default_index = where.get(id(chosen))
-        if default_index is None:
+        if default_index is None and chosen.kind is not KernelKind.CONFIG:
+            # (A CONFIG default that yields no entry was diagnosed where it was followed.)
             state.warn(chosen.file, chosen.line, f"the default, LABEL {chosen.name}, does not boot Linux; no default")
     if default_index is not None:
         entries[default_index] = entries[default_index].replace(default=True)

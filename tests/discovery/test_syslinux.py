@@ -201,6 +201,28 @@ def test_submenus_nest_and_take_their_titles_as_syslinux_does(tmp_path: Path) ->
     assert result.diagnostics == ()
 
 
+def test_a_submenu_is_named_by_menu_label_else_by_its_tag_until_a_menu_title_renames_it(tmp_path: Path) -> None:
+    # menu.c32 (readconfig.c): MENU BEGIN gives the parent's entry the tag; MENU TITLE renames it only while it is
+    # still the tag; MENU LABEL always renames it. Fedora's `menu begin ^Troubleshooting` + `menu title ...`.
+    write(tmp_path, "/syslinux/vmlinuz")
+    body = " label k{0}\n  kernel vmlinuz\n"
+    write(
+        tmp_path,
+        CFG,
+        "menu begin ^Tag only\n" + body.format(1) + "menu end\n"
+        "menu begin tag\n menu title First title\n menu title Second title\n" + body.format(2) + "menu end\n"
+        "menu begin tag\n menu title Title\n menu label ^Label after title\n" + body.format(3) + "menu end\n"
+        "menu include sub.cfg ^Included\n",
+    )
+    write(tmp_path, "/syslinux/sub.cfg", "menu title Included title\n" + body.format(4))
+    assert titles(scan(tmp_path)) == [
+        "Tag only>k1",
+        "First title>k2",
+        "Label after title>k3",
+        "Included title>k4",
+    ]
+
+
 def test_unbalanced_menu_begin_and_end_are_diagnosed(tmp_path: Path) -> None:
     write(tmp_path, "/syslinux/vmlinuz")
     write(tmp_path, CFG, "menu end\nmenu begin open\nlabel a\n kernel vmlinuz\n")

@@ -191,3 +191,18 @@ def test_a_help_prompt_config_that_includes_the_menu_again_adds_only_its_own_lab
     assert titles(result) == ["install", "Help>rescue", "expert"]
     assert default(result) == ["install"]
     assert result.diagnostics == ()
+
+
+def test_whichsys_running_config_directly_loads_that_file(tmp_path: Path) -> None:
+    # whichsys.c32's own usage example: the command is `config FILE`, not a label.
+    write(tmp_path, "/vmlinuz")
+    write(
+        tmp_path,
+        CFG,
+        "default select\nlabel select\n com32 whichsys.c32\n append -iso- config iso.cfg -sys- config sys.cfg\n",
+    )
+    write(tmp_path, "/syslinux/sys.cfg", menu("Disk", "a"))
+    write(tmp_path, "/syslinux/iso.cfg", menu("CD", "c"))
+    assert titles(scan(tmp_path, "vfat")) == ["Disk a"]
+    assert titles(scan(tmp_path, "iso9660")) == ["CD c"]
+    assert default(scan(tmp_path, "iso9660")) == ["CD c"]
