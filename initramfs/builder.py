@@ -193,18 +193,18 @@ def stage_libraries(root: Path, elves: Sequence[Path], lib_dirs: Sequence[str] |
     return staged
 
 
-def stage_udev(root: Path) -> bool:
-    """systemd-udevd and its rules, when the build machine has them."""
+def stage_udev(root: Path) -> Path | None:
+    """systemd-udevd and its rules, when the build machine has them; returns the build machine's udevd."""
     udevd = next((p for p in UDEVD_CANDIDATES if p.is_file()), None)
     if udevd is None:
-        return False
+        return None
     _write(root, "usr/lib/systemd/systemd-udevd", udevd.read_bytes(), 0o755)
     for rules in UDEV_RULES_DIRS:
         if rules.is_dir():
             for f in sorted(rules.glob("*.rules")):
                 _write(root, f"usr/lib/udev/rules.d/{f.name}", f.read_bytes())
             break
-    return True
+    return udevd
 
 
 def build_ld_cache(root: Path) -> None:
@@ -236,8 +236,8 @@ def stage(options: BuildOptions, root: Path) -> ModuleSelection | None:
     runtime = python_runtime.collect()
     runtime.stage(root)
     staged_so = [root / f.dest for f in runtime.files if f.dest.endswith(".so")]
-    libs = stage_libraries(root, runtime.extension_modules)
-    stage_udev(root)
+    udevd = stage_udev(root)
+    libs = stage_libraries(root, [*runtime.extension_modules, *([udevd] if udevd else [])])
     if options.strip:
         _strip([root / "usr/bin" / f"python{runtime.version}", *staged_so, *libs])
     selection = None
