@@ -37,7 +37,7 @@ BOOT_TITLE = "E2E BLS Linux"
 HWM_COMMAND = (
     "for d in /proc/[0-9]*; do c=$(tr '\\0' ' ' <$d/cmdline 2>/dev/null); case \"$c\" in "
     "*bootmenu*daemon*|*bootmenu*ui*) echo \"HWM $(grep VmHWM $d/status | tr -s ' \\t' ' ') :: $c\";; esac; done; "
-    "echo HWM-DONE"
+    "echo HWM-\"\"DONE"
 )
 
 
@@ -93,7 +93,7 @@ def payload_run(kernel: Path, payload: Path, grub: Path, bls: Path) -> tuple[flo
             vm.send("x")
             vm.settle(2.0)
             vm.child.sendline(HWM_COMMAND)
-            vm.expect(r"HWM-DONE\r?\n", timeout=30)
+            vm.expect(r"HWM-DONE\r*\n", timeout=30)
             out = vm.child.before.decode("utf-8", "replace")
             found = re.findall(r"HWM VmHWM: (\d+) kB :: (\S+ \S+ \S+ \S+)", out)
             # The daemon and the menu still on tty1: one daemon plus one menu.

@@ -14,9 +14,9 @@ from pathlib import Path
 import pexpect
 import pytest
 from e2e_support import E2eDisks
-from qemu_console import SerialVm
 
 from initramfs.guests import SECOND_STAGE_MARKER
+from tests.qemu.qemu_console import SerialVm
 
 pytestmark = [pytest.mark.qemu, pytest.mark.timeout(420)]
 
@@ -57,7 +57,7 @@ def guest_logs(vm: SerialVm) -> str:
         vm.send("esc", "esc", "x")
         vm.settle(2.0)
         vm.child.sendline("tail -n 25 /run/bootmenu/daemon.log /run/bootmenu/ui-ttyS0.log; echo LOGS-DONE")
-        vm.expect(r"LOGS-DONE\r?\n", timeout=20)
+        vm.expect(r"LOGS-DONE\r*\n", timeout=20)
         before: bytes = vm.child.before
         return before.decode("utf-8", "replace")
     except Exception as exc:
