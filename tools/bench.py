@@ -19,15 +19,14 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO / "tests" / "qemu"))
-
-from e2e_support import BASE_APPEND, KERNEL_CACHE, build_payload, make_test_disks, second_initrd  # noqa: E402
-from qemu_console import SerialVm  # noqa: E402
+sys.path.insert(0, str(REPO))
 
 from initramfs import guests  # noqa: E402
 from initramfs.cpio import Compression  # noqa: E402
 from initramfs.qemu import Disk, VmConfig, kernel_in, modules_in  # noqa: E402
 from initramfs.run import run  # noqa: E402
+from tests.qemu.e2e_support import BASE_APPEND, KERNEL_CACHE, build_payload, make_test_disks, second_initrd  # noqa: E402
+from tests.qemu.qemu_console import SerialVm  # noqa: E402
 
 KEXEC_CACHE = REPO / ".cache" / "kexec-tools"
 VM_TIMEOUT = 240.0
@@ -37,7 +36,7 @@ BOOT_TITLE = "E2E BLS Linux"
 HWM_COMMAND = (
     "for d in /proc/[0-9]*; do c=$(tr '\\0' ' ' <$d/cmdline 2>/dev/null); case \"$c\" in "
     "*bootmenu*daemon*|*bootmenu*ui*) echo \"HWM $(grep VmHWM $d/status | tr -s ' \\t' ' ') :: $c\";; esac; done; "
-    "echo HWM-\"\"DONE"
+    'echo HWM-""DONE'
 )
 
 

@@ -2,14 +2,26 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from e2e_support import BASE_APPEND, KERNEL_CACHE, VM_TIMEOUT, E2eDisks, build_payload, make_test_disks, second_initrd
-from qemu_console import SerialVm
+
+# The suite's helpers are imported as tests.qemu.* (as mypy and tools/bench.py see them): the repository on sys.path.
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from initramfs.qemu import Disk, VmConfig, kernel_in, modules_in
+from tests.qemu.e2e_support import (
+    BASE_APPEND,
+    KERNEL_CACHE,
+    VM_TIMEOUT,
+    E2eDisks,
+    build_payload,
+    make_test_disks,
+    second_initrd,
+)
+from tests.qemu.qemu_console import SerialVm
 
 
 @pytest.fixture(scope="session")
@@ -21,7 +33,8 @@ def kernel() -> Path:
 
 @pytest.fixture(scope="session")
 def payload(kernel: Path) -> Path:
-    return build_payload(modules_in(KERNEL_CACHE))
+    payload: Path = build_payload(modules_in(KERNEL_CACHE))
+    return payload
 
 
 @pytest.fixture(scope="session")

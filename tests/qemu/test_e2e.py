@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pexpect
 import pytest
-from e2e_support import E2eDisks
 
 from initramfs.guests import SECOND_STAGE_MARKER
+from tests.qemu.e2e_support import E2eDisks
 from tests.qemu.qemu_console import SerialVm
 
 pytestmark = [pytest.mark.qemu, pytest.mark.timeout(420)]

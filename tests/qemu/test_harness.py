@@ -6,11 +6,11 @@ import os
 from pathlib import Path
 
 import pytest
-from e2e_support import BASE_APPEND, VM_TIMEOUT, E2eDisks
-from qemu_console import SerialVm
 
 from initramfs import guests
 from initramfs.qemu import Accel, Disk, VmConfig, modules_in
+from tests.qemu.e2e_support import BASE_APPEND, VM_TIMEOUT, E2eDisks
+from tests.qemu.qemu_console import SerialVm
 
 pytestmark = pytest.mark.qemu
 
@@ -26,7 +26,7 @@ def test_command_line_is_tcg_q35_with_hotplug_ports(kernel: Path) -> None:
 
 
 def test_baseline_boots_and_sees_a_disk_hot_added_over_qmp(kernel: Path, test_disks: E2eDisks, tmp_path: Path) -> None:
-    from e2e_support import KERNEL_CACHE
+    from tests.qemu.e2e_support import KERNEL_CACHE
 
     initrd = guests.baseline_initrd(tmp_path / "baseline.img", modules_dir=modules_in(KERNEL_CACHE))
     config = VmConfig(kernel=kernel, initrd=initrd, append=BASE_APPEND, disks=(Disk(test_disks.grub),))
