@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pexpect
 import pytest
-from menu_data import hello
 
 from discovery import protocol as p
+from tests.bootmenu.menu_data import hello
 
 REPO = Path(__file__).resolve().parents[2]
 

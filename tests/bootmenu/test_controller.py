@@ -11,12 +11,12 @@ from pathlib import Path
 
 import pytest
 import urwid
-from menu_data import ADVANCED, hello
 
 from bootmenu.client import Client
 from bootmenu.console import ConsoleLogLevel, ConsoleSettings
 from bootmenu.controller import Controller, FixedSizeScreen, Mode
 from discovery import protocol as p
+from tests.bootmenu.menu_data import ADVANCED, hello
 
 
 class FakeDaemon:

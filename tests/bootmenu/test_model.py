@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from menu_data import ADVANCED, device, entry, hello
-
 from bootmenu.model import Change, EntryRow, HeaderRow, MenuModel, MenuPath, NoteRow, SubmenuRow
 from discovery import protocol as p
+from tests.bootmenu.menu_data import ADVANCED, device, entry, hello
 
 
 def texts(model: MenuModel, path: MenuPath | None = None) -> list[str]:

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import pytest
 import urwid
-from menu_data import ADVANCED, entry, hello
 
 from bootmenu import keys, palette, widgets
 from bootmenu.console import ASCII_GLYPHS, UNICODE_GLYPHS
 from bootmenu.model import MenuModel, MenuPath
 from discovery import protocol as p
+from tests.bootmenu.menu_data import ADVANCED, entry, hello
 
 SIZE = (80, 24)
 

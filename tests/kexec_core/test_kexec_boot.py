@@ -6,12 +6,12 @@ import errno
 from pathlib import Path
 
 import pytest
-from conftest import FakeBackend
-from kexec_craft import arm64_image, bzimage, elf64, gz, newc, pe, write
 
 from kexec_core import boot, guard, syscalls
 from kexec_core.arch import Arch
 from kexec_core.errors import ExecRefused, KexecCoreError, KexecError, PreflightError
+from tests.kexec_core.conftest import FakeBackend
+from tests.kexec_core.kexec_craft import arm64_image, bzimage, elf64, gz, newc, pe, write
 
 
 @pytest.fixture

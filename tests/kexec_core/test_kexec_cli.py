@@ -10,10 +10,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from conftest import FakeBackend
-from kexec_craft import arm64_image, bzimage, newc, write
 
 from bootmenu.cli import main
+from tests.kexec_core.conftest import FakeBackend
+from tests.kexec_core.kexec_craft import arm64_image, bzimage, newc, write
 
 
 def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:

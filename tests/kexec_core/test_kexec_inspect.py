@@ -6,12 +6,12 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from kexec_craft import arm64_image, bzimage, elf64, gz, newc, pe, riscv_image, write, xz
 
 from kexec_core.arch import Arch
 from kexec_core.errors import ImageError
 from kexec_core.image import ImageKind, inspect_kernel
 from kexec_core.initrd import InitrdFormat, inspect_initrd
+from tests.kexec_core.kexec_craft import arm64_image, bzimage, elf64, gz, newc, pe, riscv_image, write, xz
 
 
 def test_real_debian_kernel(kernel_image: Path) -> None:

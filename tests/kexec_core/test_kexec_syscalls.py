@@ -7,10 +7,10 @@ import os
 from pathlib import Path
 
 import pytest
-from conftest import FakeBackend
 
 from kexec_core import syscalls
 from kexec_core.errors import KexecError
+from tests.kexec_core.conftest import FakeBackend
 
 
 def test_mount_and_failure(fake_backend: FakeBackend) -> None:

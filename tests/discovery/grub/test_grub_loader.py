@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from grubtree import default_title, env_block, kernel_files, make_fs, run, titles
 
 from discovery.entry import SourceFormat
+from tests.discovery.grub.grubtree import default_title, env_block, kernel_files, make_fs, run, titles
 
 CFG = "/boot/grub/grub.cfg"
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from grubtree import make_fs
 
 from discovery.grub.evaluator import Interpreter, Limits
 from discovery.grub.parser import parse
+from tests.discovery.grub.grubtree import make_fs
 
 
 def evaluate(tmp_path: Path, script: str, limits: Limits | None = None) -> Interpreter:
