@@ -94,7 +94,7 @@ def payload_run(kernel: Path, payload: Path, grub: Path, bls: Path) -> tuple[flo
             vm.child.sendline(HWM_COMMAND)
             vm.expect(r"HWM-DONE\r*\n", timeout=30)
             out = vm.child.before.decode("utf-8", "replace")
-            found = re.findall(r"HWM VmHWM: (\d+) kB :: (\S+ \S+ \S+ \S+)", out)
+            found = re.findall(r"HWM VmHWM: (\d+) kB :: ([^\r\n]*)", out)
             # The daemon and the menu still on tty1: one daemon plus one menu.
             daemons = [int(k) for k, cmd in found if "daemon" in cmd]
             uis = [int(k) for k, cmd in found if " ui" in cmd]
