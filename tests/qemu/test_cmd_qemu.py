@@ -1,0 +1,38 @@
+"""`bootmenu qemu` as a user runs it: the demo samples become disks whose default entry really kexecs."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pexpect
+import pytest
+
+from bootmenu.cmd_demo import sample_roots
+from initramfs.guests import SECOND_STAGE_MARKER
+
+pytestmark = [pytest.mark.qemu, pytest.mark.timeout(300)]
+
+
+def test_default_sample_entry_kexecs_the_real_kernel(payload: Path) -> None:
+    scanned = subprocess.run(
+        [sys.executable, "-m", "bootmenu", "scan", "--json", *map(str, sample_roots())],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    # One default per disk; the first disk (vda, the Ubuntu sample) is first in the boot order, so its default boots.
+    defaults = [e for e in json.loads(scanned.stdout) if e["default"]]
+    assert defaults[0]["device"] == sample_roots()[0].name
+    command = [sys.executable, "-m", "bootmenu", "qemu", "--initramfs", str(payload), "--append", "bootmenu.timeout=2"]
+    child = pexpect.spawn(command[0], command[1:], timeout=200, dimensions=(24, 80))
+    try:
+        child.expect(SECOND_STAGE_MARKER.encode() + rb"([^\r\n]*)")
+        assert child.match.group(1).decode().split() == defaults[0]["cmdline"].split()
+        # The second kernel powers off; QEMU ends and so does the command, successfully.
+        child.expect(pexpect.EOF, timeout=60)
+    finally:
+        child.close(force=True)
+    assert child.exitstatus == 0
