@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-
-# The suite's helpers are imported as tests.qemu.* (as mypy and tools/bench.py see them): the repository on sys.path.
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from initramfs.qemu import Disk, VmConfig, kernel_in, modules_in
 from tests.qemu.e2e_support import (
