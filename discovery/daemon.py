@@ -670,15 +670,28 @@ class Daemon:
             self.say(Level.INFO, f"loading {title}")
             await loop.run_in_executor(None, lambda: api.load(plan))
             self.say(Level.INFO, f"loaded {title}; starting it")
-            mounts = [str(r.fs.root) for r in self.records.values() if r.fs is not None and r.stack is not None]
-            await loop.run_in_executor(None, lambda: api.execute(mounts=mounts))
+            mounted = [r for r in self.records.values() if r.fs is not None and r.stack is not None]
+            mounts = [str(r.fs.root) for r in mounted if r.fs is not None]
+            try:
+                await loop.run_in_executor(None, lambda: api.execute(mounts=mounts))
+            finally:
+                # execute() unmounts before jumping; if the jump failed the menu needs its filesystems back.
+                for r in mounted:
+                    if r.device is not None and r.info.name in self.records:
+                        await self._reprobe(r, r.device)
             return True
-        except (KexecCoreError, OSError) as exc:
-            self.say(Level.ERROR, f"cannot boot {title}: {exc}")
+        except Exception as exc:
+            if isinstance(exc, KexecCoreError | OSError):
+                self.say(Level.ERROR, f"cannot boot {title}: {exc}")
+            else:
+                # A bug (or a module missing from the payload) must still reach every UI and the log, with the
+                # menu kept alive: the daemon is the only thing between the user and a dead machine.
+                log.exception("unexpected error while booting %s", title)
+                self.say(Level.ERROR, f"cannot boot {title}: internal error {exc!r} (details with l)")
             if not self.dry_run:
                 try:
                     await loop.run_in_executor(None, api.unload)
-                except (KexecCoreError, OSError) as unload_exc:
+                except Exception as unload_exc:
                     log.warning("unloading after a failed boot: %s", unload_exc)
             return False
 

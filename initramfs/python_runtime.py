@@ -76,6 +76,10 @@ RUNTIME_MODULES = (
     "struct",
     "hashlib",
     "uuid",
+    # xz initrds are common: kexec_core checks that they hold a cpio archive.
+    "lzma",
+    # Imported lazily by concurrent.futures.__getattr__, which asyncio's run_in_executor reaches.
+    "concurrent.futures.thread",
 )
 
 # Never in the payload even if something mentions them (GUI, tests, packaging, docs, network servers).
@@ -118,8 +122,7 @@ EXCLUDED_PREFIXES = (
     "nntplib",
     "poplib",
     "telnetlib",
-    "lzma",
-    "_lzma",
+    # bz2 kernels and initrds are rare; without it kexec_core only cannot look inside them (compress.py).
     "bz2",
     "_bz2",
     "readline",

@@ -5,13 +5,13 @@ Used for compressed kernels (Image.gz, vmlinux.xz), for a bzImage's payload, and
 
 from __future__ import annotations
 
-import bz2
 import enum
-import lzma
+import importlib
 import shutil
 import subprocess
 import zlib
 from pathlib import Path
+from types import ModuleType
 
 from kexec_core.errors import ImageError
 
@@ -38,7 +38,7 @@ class Compression(enum.StrEnum):
         """The first PEEK decompressed bytes of `data` (the start of `path`); ImageError if it is not valid."""
         try:
             out = self._peek(data)
-        except (OSError, EOFError, ValueError, zlib.error, lzma.LZMAError) as err:
+        except (OSError, EOFError, ValueError, zlib.error) as err:
             raise ImageError(path, f"corrupt {self} data: {err}") from None
         if not out:
             raise ImageError(path, f"corrupt {self} data: nothing decompresses from its start")
@@ -48,10 +48,17 @@ class Compression(enum.StrEnum):
         if self is Compression.GZIP:
             return zlib.decompressobj(wbits=16 + zlib.MAX_WBITS).decompress(data, PEEK)
         if self in (Compression.XZ, Compression.LZMA):
+            lzma = _stdlib("lzma")
+            assert lzma is not None  # peekable said so
             fmt = lzma.FORMAT_XZ if self is Compression.XZ else lzma.FORMAT_ALONE
-            return lzma.LZMADecompressor(format=fmt).decompress(data, PEEK)
+            try:
+                return bytes(lzma.LZMADecompressor(format=fmt).decompress(data, PEEK))
+            except lzma.LZMAError as err:
+                raise ValueError(str(err)) from None
         if self is Compression.BZIP2:
-            return bz2.BZ2Decompressor().decompress(data, PEEK)
+            bz2 = _stdlib("bz2")
+            assert bz2 is not None
+            return bytes(bz2.BZ2Decompressor().decompress(data, PEEK))
         # zstd, lz4 and lzo have no module in the standard library: use their command-line tools when present.
         tool = {Compression.ZSTD: "zstd", Compression.LZ4: "lz4", Compression.LZO: "lzop"}[self]
         if shutil.which(tool) is None:
@@ -63,8 +70,21 @@ class Compression(enum.StrEnum):
 
     @property
     def peekable(self) -> bool:
+        """Whether this machine can look inside: the payload ships without bz2 (and may lack the tools)."""
+        module = {Compression.XZ: "lzma", Compression.LZMA: "lzma", Compression.BZIP2: "bz2"}.get(self)
+        if module is not None:
+            return _stdlib(module) is not None
         tool = {Compression.ZSTD: "zstd", Compression.LZ4: "lz4", Compression.LZO: "lzop"}.get(self)
         return tool is None or shutil.which(tool) is not None
+
+
+def _stdlib(name: str) -> ModuleType | None:
+    # Imported on use: the payload trims the standard library, and a missing decompressor must only mean
+    # "cannot look inside", never an ImportError in the middle of a boot.
+    try:
+        return importlib.import_module(name)
+    except ImportError:
+        return None
 
 
 _MAGICS: list[tuple[bytes, Compression]] = [

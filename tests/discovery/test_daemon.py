@@ -477,6 +477,43 @@ def test_a_failed_load_is_unloaded_and_the_menu_stays(tmp_path: Path) -> None:
     run(scenario())
 
 
+class BrokenKexec(RecordingKexec):
+    """A boot layer that fails the way a payload missing a module did: an exception nobody planned for."""
+
+    def prepare(self, kernel: Path, initrds: Sequence[Path], cmdline: str, *, devicetree: Path | None = None) -> Any:
+        self.calls.append("prepare")
+        raise ModuleNotFoundError("No module named 'bz2'")
+
+
+def test_an_unexpected_boot_error_reaches_every_client_and_the_daemon_keeps_serving(tmp_path: Path) -> None:
+    root = bls_tree(tmp_path / "vda2", "Fedora")
+    kexec = BrokenKexec()
+
+    async def scenario() -> None:
+        from discovery.scan import filesystem_for
+
+        async with serving(tmp_path, roots=[filesystem_for(root)], dry_run=False, boot_api=kexec) as (_d, sock):
+            a = await Client.connect(sock)
+            b = await Client.connect(sock)
+            await a.hello()
+            await b.hello()
+            added = await a.until(is_entry("Fedora"))
+            assert isinstance(added, EntryAdded)
+            a.send(Boot(added.entry.id))
+            for client in (a, b):
+                error = await client.until(is_status("cannot boot", Level.ERROR))
+                assert isinstance(error, Status)
+                assert "bz2" in error.status.message
+            # Not stuck "booting": a second request is handled again.
+            a.send(Boot(added.entry.id))
+            await a.until(is_status("cannot boot", Level.ERROR))
+            assert kexec.calls.count("prepare") == 2
+            a.close()
+            b.close()
+
+    run(scenario())
+
+
 def test_autoboot_counts_down_and_any_client_cancels_it(tmp_path: Path) -> None:
     root = bls_tree(tmp_path / "vda2", "Fedora", timeout=30)
 
