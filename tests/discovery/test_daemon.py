@@ -518,6 +518,54 @@ def test_an_unexpected_boot_error_reaches_every_client_and_the_daemon_keeps_serv
     run(scenario())
 
 
+class ExecFails(RecordingKexec):
+    """load succeeds; reboot(LINUX_REBOOT_CMD_KEXEC) comes back with an error, after execute() has unmounted."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.mounts: list[str] = []
+
+    def load(self, plan: Any, *, dry_run: bool = False) -> None:
+        self.calls.append("load")
+
+    def execute(self, *, mounts: Sequence[str] = (), force: bool = False, dry_run: bool = False) -> None:
+        from kexec_core.errors import KexecError
+
+        self.calls.append("execute")
+        self.mounts = list(mounts)
+        raise KexecError("reboot(LINUX_REBOOT_CMD_KEXEC)", 22, "")
+
+
+def test_a_failed_exec_remounts_the_disks_and_the_entry_boots_again(tmp_path: Path) -> None:
+    mounts = DirMounts({"/dev/vda2": bls_tree(tmp_path / "vda2", "Fedora")})
+    udev = FakeUdev([fs_event("add", "/dev/vda2", label="root", uuid="1111")])
+    kexec = ExecFails()
+
+    async def scenario() -> None:
+        async with serving(tmp_path, source=udev, mounts=mounts, dry_run=False, boot_api=kexec) as (_d, sock):
+            client = await Client.connect(sock)
+            await client.hello()
+            added = await client.until(is_entry("Fedora"))
+            assert isinstance(added, EntryAdded)
+            client.send(Boot(added.entry.id))
+            error = await client.until(is_status("cannot boot", Level.ERROR))
+            assert isinstance(error, Status)
+            assert "reboot(LINUX_REBOOT_CMD_KEXEC)" in error.status.message
+            assert kexec.mounts == [str(tmp_path / "vda2")], "the menu's mounts were handed over for unmounting"
+            # The disk comes back (execute() may have unmounted it) with the same entry id...
+            again = await client.until(is_entry("Fedora"))
+            assert isinstance(again, EntryAdded)
+            assert again.entry.id == added.entry.id
+            assert mounts.mounted == {"/dev/vda2"}
+            # ...and booting it works as the first time.
+            client.send(Boot(added.entry.id))
+            await client.until(is_status("cannot boot", Level.ERROR))
+            assert kexec.calls.count("execute") == 2
+            client.close()
+
+    run(scenario())
+
+
 def test_autoboot_counts_down_and_any_client_cancels_it(tmp_path: Path) -> None:
     root = bls_tree(tmp_path / "vda2", "Fedora", timeout=30)
 
