@@ -342,17 +342,10 @@ class Interpreter:
             iterations += 1
             if not self.loop_guard(iterations, node.line):
                 break
-            try:
-                self.run_block(node.body)
-            except ContinueLoop as c:
-                if c.levels > 1:
-                    raise ContinueLoop(c.levels - 1) from None
-            except BreakLoop as b:
-                if b.levels > 1:
-                    raise BreakLoop(b.levels - 1) from None
-                status = self.status
-                break
+            broke = self.run_loop_body(node.body)
             status = self.status
+            if broke:
+                break
         self.status = status
 
     def run_for(self, node: For) -> None:
@@ -362,15 +355,21 @@ class Interpreter:
             if not self.loop_guard(iterations, node.line):
                 break
             self.scope.env.set(node.variable, value)
-            try:
-                self.run_block(node.body)
-            except ContinueLoop as c:
-                if c.levels > 1:
-                    raise ContinueLoop(c.levels - 1) from None
-            except BreakLoop as b:
-                if b.levels > 1:
-                    raise BreakLoop(b.levels - 1) from None
+            if self.run_loop_body(node.body):
                 break
+
+    def run_loop_body(self, body: Block) -> bool:
+        """One iteration; True when `break` ends this loop. `break N`/`continue N` for outer loops propagate."""
+        try:
+            self.run_block(body)
+        except ContinueLoop as c:
+            if c.levels > 1:
+                raise ContinueLoop(c.levels - 1) from None
+        except BreakLoop as b:
+            if b.levels > 1:
+                raise BreakLoop(b.levels - 1) from None
+            return True
+        return False
 
     def count_step(self) -> None:
         self.steps += 1
