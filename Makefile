@@ -53,9 +53,11 @@ fmt: $(BIN)/.installed
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-# Everything, QEMU end-to-end tests included.
+# Everything, QEMU end-to-end tests included, on two workers (tests/conftest.py schedules the QEMU tests first,
+# longest first); the 15 slowest tests are listed at the end.
+PYTEST_PARALLEL ?= -n 2 --dist loadgroup --no-loadscope-reorder --durations=15
 test: setup kernel lint typecheck
-	$(BIN)/pytest
+	$(BIN)/pytest $(PYTEST_PARALLEL)
 
 # The quick subset: no QEMU boots.
 test-fast: setup lint typecheck
