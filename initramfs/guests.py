@@ -12,6 +12,7 @@ include /dev/console, without which the kernel cannot give /init a console.
 
 from __future__ import annotations
 
+import re
 import shutil
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -19,10 +20,13 @@ from pathlib import Path
 from initramfs.cpio import Compression, CpioEntry, write_cpio
 from initramfs.run import run
 
-# Markers the host looks for on the serial console.
+# Markers the host looks for on the serial console. A value is framed by a start marker and an end marker line that
+# carries its length, so a kernel message printed into the middle of the line can be cut out again (parse_framed).
 SECOND_STAGE_MARKER = "BOOTMENU-SECOND-STAGE cmdline="
+SECOND_STAGE_END = "BOOTMENU-SECOND-STAGE-END"
 BASELINE_MARKER = "BOOTMENU-BASELINE-INIT"
 BASELINE_READY = "BOOTMENU-BASELINE-READY"
+BASELINE_READY_END = "BOOTMENU-BASELINE-READY-END"
 BASELINE_KEXEC = "BOOTMENU-BASELINE-KEXEC-NOW"
 # Storage modules the baseline loads, dependencies first (modules.dep of the Debian 6.1 kernel).
 VIRTIO_MODULES = (
@@ -79,12 +83,34 @@ SECOND_STAGE_INIT = f"""#!/bin/sh
 # The second kernel's /init: say which command line we were booted with, then power off.
 /bin/busybox mount -t proc proc /proc
 /bin/busybox mount -t devtmpfs dev /dev 2>/dev/null
-line="{SECOND_STAGE_MARKER}$(/bin/busybox cat /proc/cmdline)"
+# Kernel messages off the console from here on (they could cut the line), and the value framed anyway.
+/bin/busybox dmesg -n 1 2>/dev/null
+cmdline=$(/bin/busybox cat /proc/cmdline)
+line="{SECOND_STAGE_MARKER}$cmdline
+{SECOND_STAGE_END} length=${{#cmdline}}"
 echo "$line"
 # Also straight to the first serial port, for an entry whose command line has no console=ttyS0.
 /bin/busybox grep -q console=ttyS0 /proc/cmdline || echo "$line" > /dev/ttyS0
 /bin/busybox poweroff -f
 """
+
+
+# A kernel log line on the console (CONFIG_PRINTK_TIME: "[   12.345678] text"), wherever it starts.
+_KERNEL_LINE = re.compile(rb"\[ *\d+\.\d+\][^\n]*\n")
+
+
+class FramedValueError(ValueError):
+    """The text between a start and an end marker is not the value the guest printed (its length differs)."""
+
+
+def parse_framed(between: bytes, length: int) -> str:
+    """The value a guest printed between a start marker and an end marker `... length=N`, from the console bytes
+    between the two: kernel log lines that interleaved are removed, then line breaks; the length must match."""
+    text = _KERNEL_LINE.sub(b"", between).replace(b"\r", b"").replace(b"\n", b"")
+    value = text.decode("utf-8", "replace")
+    if len(text) != length:
+        raise FramedValueError(f"expected {length} bytes between the markers, got {len(text)}: {between!r}")
+    return value
 
 
 def second_stage_initrd(output: Path, *, busybox: Path | None = None) -> Path:
@@ -104,7 +130,8 @@ def _baseline_init(modules: Sequence[str], kexec: bool) -> str:
         f'echo "{BASELINE_MARKER} uptime=$(cut -d" " -f1 /proc/uptime)"',
     ]
     lines += [f"insmod /lib/modules/{Path(m).name}" for m in modules]
-    lines.append(f'echo "{BASELINE_READY} disks=$(ls /sys/block | tr "\\n" " ")"')
+    lines.append('disks="$(ls /sys/block | tr "\\n" " ")"')
+    lines.append(f'echo "{BASELINE_READY} disks=$disks"; echo "{BASELINE_READY_END} length=${{#disks}}"')
     if kexec:
         lines += [
             # The marker comes before the load, as the menu's clock starts before its own kexec_file_load.

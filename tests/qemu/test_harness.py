@@ -33,11 +33,15 @@ def test_baseline_boots_and_sees_a_disk_hot_added_over_qmp(kernel: Path, test_di
     with SerialVm(config, timeout=VM_TIMEOUT, transcript=tmp_path / "console.log") as vm:
         vm.expect(guests.BASELINE_MARKER, timeout=120)
         print(f"\nbare busybox /init {vm.elapsed():.1f} s after QEMU started")
-        ready = vm.expect(guests.BASELINE_READY.encode() + rb" disks=([^\r\n]*)", timeout=60)
-        assert ready.group(1).split() == [b"vda"]
+        disks = vm.framed(f"{guests.BASELINE_READY} disks=", guests.BASELINE_READY_END, timeout=60)
+        assert disks.split() == ["vda"]
         vm.vm.qmp().hotplug_disk(test_disks.hotplug, "hot0", "hotplug0")
-        vm.child.sendline("sleep 2; echo DISKS=$(ls /sys/block | tr '\\n' ,)")
-        listing = vm.expect(rb"DISKS=([a-z,]+)", timeout=60)
+        # The guest waits for the new disk itself (bounded: 120 x 0.5 s), then lists what it has.
+        vm.child.sendline(
+            "i=0; while [ ! -e /sys/block/vdb ] && [ $i -lt 120 ]; do sleep 0.5; i=$((i+1)); done; "
+            "echo DISKS=$(ls /sys/block | tr '\\n' ,)"
+        )
+        listing = vm.expect(rb"DISKS=([a-z,]+)", timeout=90)
         assert listing.group(1).split(b",")[:2] == [b"vda", b"vdb"]
         pid = vm.vm.pid
     assert pid is not None
