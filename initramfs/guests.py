@@ -18,7 +18,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from initramfs.cpio import Compression, CpioEntry, write_cpio
-from initramfs.run import run
+from initramfs.elf import DependencyWalker, ElfDependencyError, system_lib_dirs
 
 # Markers the host looks for on the serial console. A value is framed by a start marker and an end marker line that
 # carries its length, so a kernel message printed into the middle of the line can be cut out again (parse_framed).
@@ -144,19 +144,21 @@ def _baseline_init(modules: Sequence[str], kexec: bool) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _shared_libraries(binary: Path) -> list[Path]:
-    """The libraries `binary` loads, as the host's dynamic linker resolves them (ldd)."""
-    out = run(["ldd", binary], capture=True).stdout.decode()
-    libs: list[Path] = []
-    for line in out.splitlines():
-        parts = line.split()
-        if "=>" in parts:
-            target = parts[parts.index("=>") + 1]
-            if target.startswith("/"):
-                libs.append(Path(target))
-        elif parts and parts[0].startswith("/"):
-            libs.append(Path(parts[0]))
-    return libs
+def _library_entries(binary: Path, library_roots: Sequence[Path]) -> list[CpioEntry]:
+    """The libraries `binary` needs (DT_NEEDED, recursively, initramfs.elf), searched first in the unpacked packages
+    `library_roots` (lib/, usr/lib/ and their multiarch directories), then on the host. Each keeps the path the loader
+    opens (relative to its package root for unpacked ones: /usr/lib/x86_64-linux-gnu/... is a default directory)."""
+    roots = [r.resolve() for r in library_roots]
+    extra = [str(r / d) for r in roots for d in ("lib/x86_64-linux-gnu", "usr/lib/x86_64-linux-gnu", "lib", "usr/lib")]
+    try:
+        found = DependencyWalker([*extra, *system_lib_dirs()]).walk([binary])
+    except ElfDependencyError as e:
+        raise GuestError(str(e)) from None
+    entries = []
+    for lib in found.values():
+        guest = next((str(lib.path.relative_to(r)) for r in roots if lib.path.is_relative_to(r)), str(lib.path))
+        entries.append(CpioEntry.file(guest.lstrip("/"), source=lib.real, perm=0o755))
+    return entries
 
 
 def baseline_initrd(
@@ -167,8 +169,10 @@ def baseline_initrd(
     second_kernel: Path | None = None,
     second_initrd: Path | None = None,
     busybox: Path | None = None,
+    library_roots: Sequence[Path] = (),
 ) -> Path:
-    """The bare busybox payload; with `kexec_binary` it also kexecs `second_kernel` with `second_initrd`."""
+    """The bare busybox payload; with `kexec_binary` it also kexecs `second_kernel` with `second_initrd`, its
+    libraries taken from the unpacked packages `library_roots` first, then from the host."""
     entries = _base(busybox or find_busybox())
     for module in VIRTIO_MODULES:
         source = modules_dir / module
@@ -180,9 +184,8 @@ def baseline_initrd(
         if second_kernel is None or second_initrd is None:
             raise GuestError("a kexec baseline needs the second kernel and initrd")
         entries.append(CpioEntry.file("sbin/kexec", source=kexec_binary, perm=0o755))
-        for lib in _shared_libraries(kexec_binary):
-            # Keep the path the binary asks for (/lib64/ld-linux-x86-64.so.2 is the interpreter), content resolved.
-            entries.append(CpioEntry.file(str(lib).lstrip("/"), source=lib.resolve(), perm=0o755))
+        # Keep the path the binary asks for (/lib64/ld-linux-x86-64.so.2 is the interpreter), content resolved.
+        entries += _library_entries(kexec_binary, library_roots)
         entries.append(CpioEntry.file("boot/vmlinuz", source=second_kernel))
         entries.append(CpioEntry.file("boot/second.img", source=second_initrd))
     entries.append(CpioEntry.file("init", _baseline_init(VIRTIO_MODULES, kexec).encode(), perm=0o755))
