@@ -57,7 +57,7 @@ fmt: $(BIN)/.installed
 
 # Everything, QEMU end-to-end tests included, on two workers (tests/conftest.py schedules the QEMU tests first,
 # longest first); the 15 slowest tests are listed at the end.
-PYTEST_PARALLEL ?= -n 2 --dist loadgroup --no-loadscope-reorder --durations=15
+PYTEST_PARALLEL ?= -n 2 --dist loadscope --durations=15
 test: setup kernel lint typecheck
 	$(BIN)/pytest $(PYTEST_PARALLEL)
 

@@ -1,6 +1,6 @@
 """Shared fixtures (where the repository, the shared corpus and the cached test kernel are) and the session rules.
 
-Session rules, for `make test` on two pytest-xdist workers (`-n 2 --dist loadgroup`):
+Session rules, for `make test` on two pytest-xdist workers (`-n 2 --dist loadscope`, scopes defined here):
 - scheduling: each test under tests/qemu is a group of its own (both workers boot VMs; they share the payload
   build through a lock), every other file is one group (its module fixtures are built once). QEMU groups go first,
   longest first (durations of earlier runs from pytest's cache, else tests/data/durations.json), so the slow VMs
@@ -24,7 +24,7 @@ import pytest
 REPO = Path(__file__).resolve().parent.parent
 CORPUS = REPO.parent / "shared" / "corpus"
 KERNEL_CACHE = REPO / ".cache" / "kernel" / "root"
-QEMU_TESTS = REPO / "tests" / "qemu"
+QEMU_PREFIX = "tests/qemu/"  # node ids are relative to the repository
 DURATION_HINTS = REPO / "tests" / "data" / "durations.json"
 DURATIONS_KEY = "bootmenu/durations"
 SESSION_ENV = "BOOTMENU_TEST_SESSION"
@@ -75,8 +75,12 @@ def pytest_configure(config: pytest.Config) -> None:
 # --- scheduling ---------------------------------------------------------------------------------------------------
 
 
+def _group_of_nodeid(nodeid: str) -> str:
+    return nodeid if nodeid.startswith(QEMU_PREFIX) else nodeid.split("::", 1)[0]
+
+
 def _group_of(item: pytest.Item) -> str:
-    return item.nodeid if item.path.is_relative_to(QEMU_TESTS) else item.nodeid.split("::", 1)[0]
+    return _group_of_nodeid(item.nodeid)
 
 
 def _known_durations(config: pytest.Config) -> dict[str, float]:
@@ -104,11 +108,23 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
     # sorted() is stable: equal costs keep the collection order, the same in every worker.
     items[:] = [item for name in sorted(groups, key=cost) for item in groups[name]]
-    # In a worker, xdist sets option.loadgroup (its "dist" is "no" there).
-    if getattr(config.option, "loadgroup", False):
-        for name, members in groups.items():
-            for item in members:
-                item.add_marker(pytest.mark.xdist_group(name.replace("@", "_")))
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object | None:
+    """With `--dist loadscope`, the scopes are our groups (see _group_of), sent to the workers in collection order.
+
+    A scheduler rather than xdist_group marks: pytest 9 node ids ignore the "@group" suffix xdist 3.8 writes."""
+    if config.getoption("dist", "no") != "loadscope":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class GroupScheduling(LoadScopeScheduling):  # type: ignore[misc]  # xdist is untyped
+        def _split_scope(self, nodeid: str) -> str:
+            return _group_of_nodeid(nodeid)
+
+    # Our order (QEMU first, longest first), not xdist's "most tests first".
+    config.option.loadscopereorder = False
+    return GroupScheduling(config, log)
 
 
 # Seconds per test (setup + call + teardown) in this run; recorded in pytest's cache at the end.
@@ -116,9 +132,8 @@ _session_durations: dict[str, float] = {}
 
 
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
-    # On the controller under xdist this sees every worker's reports; their node ids end in "@group".
-    nodeid = report.nodeid.rsplit("@", 1)[0] if "@" in report.nodeid else report.nodeid
-    _session_durations[nodeid] = _session_durations.get(nodeid, 0.0) + report.duration
+    # On the controller under xdist this sees every worker's reports.
+    _session_durations[report.nodeid] = _session_durations.get(report.nodeid, 0.0) + report.duration
 
 
 # --- no process left behind ---------------------------------------------------------------------------------------

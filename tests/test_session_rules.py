@@ -63,7 +63,7 @@ def gone(pid: int) -> bool:
     return stat.rsplit(")", 1)[1].split()[0] == "Z"
 
 
-@pytest.mark.parametrize("workers", [[], ["-n", "2", "--dist", "loadgroup"]], ids=["serial", "xdist"])
+@pytest.mark.parametrize("workers", [[], ["-n", "2", "--dist", "loadscope"]], ids=["serial", "xdist"])
 def test_a_leftover_daemon_fails_the_run_and_is_killed(tmp_path: Path, workers: list[str]) -> None:
     result = inner_run(tmp_path, LEAKY_TEST, *workers)
     pid = int((tmp_path / "tests" / "leaked.pid").read_text())
@@ -80,6 +80,6 @@ def test_a_leftover_daemon_fails_the_run_and_is_killed(tmp_path: Path, workers: 
 
 
 def test_a_clean_run_passes(tmp_path: Path) -> None:
-    result = inner_run(tmp_path, "def test_nothing():\n    pass\n", "-n", "2", "--dist", "loadgroup")
+    result = inner_run(tmp_path, "def test_nothing():\n    pass\n", "-n", "2", "--dist", "loadscope")
     assert result.returncode == 0, result.stdout + result.stderr
     assert "leftover" not in result.stdout
