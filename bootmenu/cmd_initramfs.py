@@ -41,7 +41,8 @@ def add_parser(subparsers: Any) -> None:
         "--kernel-modules",
         type=Path,
         metavar="DIR",
-        help="an unpacked lib/modules/<version> tree (with depmod output) to take storage and filesystem modules from",
+        help="a lib/modules/<version> tree, or an unpacked kernel package holding one (dpkg -x; depmod output not "
+        "needed), to take storage and filesystem modules from",
     )
     build.add_argument(
         "--compress", choices=("xz", "gzip", "zstd", "none"), default="xz", help="compression (default: xz)"

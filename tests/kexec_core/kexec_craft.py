@@ -124,7 +124,8 @@ def write(path: Path, data: bytes) -> Path:
 
 
 def gz(data: bytes) -> bytes:
-    return gzip.compress(data)
+    # No timestamp: the bytes (and the test ids made from them) are the same in every xdist worker.
+    return gzip.compress(data, mtime=0)
 
 
 def xz(data: bytes) -> bytes:
