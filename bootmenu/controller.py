@@ -235,7 +235,14 @@ class Controller:
         elif command is keys.Command.INFO and isinstance(row, EntryRow):
             device = self.model.devices.get(row.info.entry.device)
             self._open_popup(
-                widgets.TextWindow("Details", widgets.info_lines(row.info, device), self.glyphs, self.close_popup)
+                widgets.TextWindow(
+                    "Details",
+                    widgets.info_lines(
+                        row.info, device, config_timeout_used=self.model.settings.get("timeout") == "config"
+                    ),
+                    self.glyphs,
+                    self.close_popup,
+                )
             )
         elif command is keys.Command.RESCAN:
             self._send(p.Rescan())
@@ -316,7 +323,8 @@ class Controller:
         self.root.original_widget = self.view
 
     def _log_lines(self) -> list[str]:
-        lines = [
+        lines = [f"settings  warning {w}" for w in self.model.pinned()]
+        lines += [
             f"{time.strftime('%H:%M:%S', time.localtime(s.time))} {s.level:<7} {s.message}" for s in self.model.status
         ]
         if self.model.log is not None:

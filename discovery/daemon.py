@@ -176,6 +176,9 @@ class Daemon:
 
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
+        # Also in every hello's settings, so a menu connecting after the history moved on still shows them.
+        for warning in self.settings.warnings:
+            self.say(Level.WARNING, warning)
         for fs in self.roots:
             self._add_root(fs)
         if self.source is not None:
@@ -511,7 +514,7 @@ class Daemon:
             while eid in seen:
                 eid = hashlib.sha1(eid.encode(), usedforsecurity=False).hexdigest()[:12]
             seen.add(eid)
-            infos.append(EntryInfo(eid, entry))
+            infos.append(EntryInfo(eid, entry, record.result.timeout, record.result.timeout_style))
         ordered = self._ordered()
         before: str | None = None
         for other in ordered:

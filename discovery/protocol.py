@@ -90,17 +90,32 @@ class DeviceInfo:
 
 @dataclass(frozen=True)
 class EntryInfo:
-    """A boot entry with the daemon's id for it (what a client sends back in `boot`)."""
+    """A boot entry with the daemon's id for it (what a client sends back in `boot`), and what its config asked of
+    the menu (`config_timeout` seconds, `timeout_style` such as hidden): shown in its details, never obeyed unless
+    the settings say `timeout = "config"` (the firmware owns autoboot)."""
 
     id: str
     entry: BootEntry
+    config_timeout: float | None = None
+    timeout_style: str | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {"id": self.id, "entry": self.entry.to_json()}
+        return {
+            "id": self.id,
+            "entry": self.entry.to_json(),
+            "config_timeout": self.config_timeout,
+            "timeout_style": self.timeout_style,
+        }
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> EntryInfo:
-        return cls(id=str(data["id"]), entry=BootEntry.from_json(data["entry"]))
+        timeout, style = data.get("config_timeout"), data.get("timeout_style")
+        return cls(
+            id=str(data["id"]),
+            entry=BootEntry.from_json(data["entry"]),
+            config_timeout=None if timeout is None else float(timeout),
+            timeout_style=None if style is None else str(style),
+        )
 
 
 @dataclass(frozen=True)
