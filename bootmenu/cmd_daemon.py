@@ -55,7 +55,8 @@ def run(args: argparse.Namespace) -> int:
 
     # Bad settings are warnings the daemon shows on every menu (Settings.warnings), never a reason to exit: /init
     # would restart it forever and the menu would stay empty.
-    settings = Settings.load(args.settings, args.cmdline)
+    cmdline = args.cmdline if args.cmdline is not None else _proc_cmdline()
+    settings = Settings.load(args.settings, cmdline)
     try:
         roots = [filesystem_for(d) for d in args.root]
     except ScanError as exc:
@@ -87,6 +88,7 @@ def run(args: argparse.Namespace) -> int:
             roots=roots,
             dry_run=args.dry_run,
             log_lines=ring.lines,
+            payload_cmdline=cmdline,
         )
         server = Server(daemon, args.socket)
         try:
@@ -105,6 +107,13 @@ def run(args: argparse.Namespace) -> int:
         return 0
 
     return asyncio.run(main())
+
+
+def _proc_cmdline() -> str:
+    try:
+        return Path("/proc/cmdline").read_text(errors="replace")
+    except OSError:
+        return ""
 
 
 def _stderr_handler() -> logging.Handler:

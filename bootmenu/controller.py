@@ -49,8 +49,12 @@ class Controller:
         screen: urwid.BaseScreen | None = None,
         title: str = "bootmenu",
         clock: Callable[[], float] = time.monotonic,
+        handoff: str | None = None,
     ) -> None:
         self.client = client
+        # This terminal as a `console=` value (`ttyS0,115200n8`, `tty0`): sent with every boot request, so the
+        # kernel booted from here talks here (discovery.consoles).
+        self.handoff = handoff
         self.console = console
         self.mode = mode
         self.loglevel = loglevel
@@ -294,7 +298,7 @@ class Controller:
         title = " > ".join((*info.entry.submenu, info.entry.title)) if info else entry_id
         self.boot_window = widgets.TextWindow(f"Boot: {title}", self._boot_lines(), self.glyphs, self.close_popup)
         self._open_popup(self.boot_window)
-        self._send(p.Boot(entry_id, cmdline))
+        self._send(p.Boot(entry_id, cmdline, self.handoff))
 
     def _boot_lines(self) -> list[str]:
         """What the daemon said since the boot request: in dry run, exactly what would be kexec'd."""
@@ -386,4 +390,7 @@ def run_menu(client: Client, mode: Mode, *, ascii: bool | None = None, mono: boo
     screen = FixedSizeScreen(settings.size) if settings.size else urwid.display.raw.Screen()
     loglevel = console.ConsoleLogLevel() if mode is Mode.PAYLOAD else None
     title = "bootmenu demo" if mode is Mode.DEMO else "bootmenu"
-    return Controller(client, settings, mode, loglevel=loglevel, screen=screen, title=title).run()
+    from discovery.consoles import describe_fd
+
+    handoff = describe_fd(sys.stdin.fileno())
+    return Controller(client, settings, mode, loglevel=loglevel, screen=screen, title=title, handoff=handoff).run()

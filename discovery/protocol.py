@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar, TypeVar
 
 from discovery.entry import BootEntry
+from discovery.settings import TTY_RE
 
 VERSION = 1
 # A message larger than this is a bug or an attack; the reader drops the connection.
@@ -316,19 +317,23 @@ class LogLines(Message):
 @_register
 @dataclass(frozen=True)
 class Boot(Message):
-    """Client -> server: boot entry `id`, with `cmdline` replacing its command line when given (the editor)."""
+    """Client -> server: boot entry `id`, with `cmdline` replacing its command line when given (the editor).
+    `console` is the `console=` value of the menu's terminal (`ttyS0,115200n8`, `tty0`), for the hand-off."""
 
     TYPE: ClassVar[str] = "boot"
     id: str
     cmdline: str | None = None
+    console: str | None = None
 
     def payload(self) -> dict[str, Any]:
-        return {"id": self.id, "cmdline": self.cmdline}
+        return {"id": self.id, "cmdline": self.cmdline, "console": self.console}
 
     @classmethod
     def from_payload(cls, data: Mapping[str, Any]) -> Boot:
-        cmdline = data.get("cmdline")
-        return cls(str(data["id"]), None if cmdline is None else str(cmdline))
+        cmdline, console = data.get("cmdline"), data.get("console")
+        if console is not None and not (isinstance(console, str) and TTY_RE.match(console)):
+            raise ValueError("console must be a tty name such as ttyS0,115200n8")
+        return cls(str(data["id"]), None if cmdline is None else str(cmdline), console)
 
 
 @dataclass(frozen=True)

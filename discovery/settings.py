@@ -182,6 +182,15 @@ PARAMS: tuple[Param, ...] = (
         "terminal size for menus on consoles that cannot report it (default 80x24)",
     ),
     Param(
+        "console_handoff", "console_handoff", _bool("console_handoff"), (Consumer.DAEMON,), "yes/no",
+        "add `console=` for the menu's console to a booted command line that names none (default yes)",
+    ),
+    Param(
+        "autoboot_console", "autoboot_console", _tty, (Consumer.DAEMON,), "tty, `tty,OPTIONS`, `none`",
+        "the console autoboot hands off to: its line settings are read from the device (default: the payload's own "
+        "last `console=`; `none`: no hand-off on autoboot)",
+    ),
+    Param(
         "debug", "debug", _bool("debug"), (Consumer.DAEMON, Consumer.INIT), "yes/no",
         "debug logging in the daemon; /init traces itself (`set -x`)", flag=True,
     ),

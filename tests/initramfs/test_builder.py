@@ -200,7 +200,7 @@ def test_bad_extra_path_is_a_clear_error(tmp_path: Path) -> None:
 
 def test_bad_settings_file_fails_the_build_at_once_naming_file_and_line(tmp_path: Path) -> None:
     bad = tmp_path / "settings.toml"
-    bad.write_text('timeout = 5\ntimeout = = 6\n')
+    bad.write_text("timeout = 5\ntimeout = = 6\n")
     with pytest.raises(BuildError, match=r"--settings .*settings\.toml: .*line 2"):
         build(BuildOptions(output=tmp_path / "x", compression=Compression.NONE, settings=bad))
     with pytest.raises(BuildError, match="No such file"):
