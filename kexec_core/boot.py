@@ -23,6 +23,7 @@ from typing import Any, BinaryIO
 from kexec_core import guard, preflight, syscalls
 from kexec_core.arch import Arch
 from kexec_core.errors import ExecRefused, ImageError, KexecCoreError, KexecError, PreflightError
+from kexec_core.fileio import open_regular
 from kexec_core.image import KernelInfo, inspect_kernel
 from kexec_core.initrd import InitrdInfo, inspect_initrd
 
@@ -160,10 +161,7 @@ def prepare(
 
 
 def _open(path: Path) -> BinaryIO:
-    try:
-        return path.open("rb")
-    except OSError as err:
-        raise ImageError(path, f"cannot open: {err.strerror}") from None
+    return open_regular(path, "a file kexec can load")
 
 
 def _copy_part(part: FilePart, out: BinaryIO) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from kexec_core import arm64, bzimage, elf, pe
 from kexec_core.arch import Arch
@@ -18,6 +18,7 @@ from kexec_core.bzimage import SetupHeader
 from kexec_core.compress import Compression
 from kexec_core.elf import ElfInfo
 from kexec_core.errors import ImageError
+from kexec_core.fileio import open_regular, size_of
 from kexec_core.pe import PeInfo, ZbootInfo
 
 HEAD = 128 * 1024  # the bzImage setup code plus payload start, PE headers, ELF headers all fit in this
@@ -134,32 +135,31 @@ class KernelInfo:
 
 
 def _read_head(path: Path, size: int = HEAD) -> bytes:
+    with open_regular(path) as f:
+        return _read(path, f, size)
+
+
+def _read(path: Path, f: BinaryIO, size: int) -> bytes:
     try:
-        with path.open("rb") as f:
-            return f.read(size)
-    except IsADirectoryError:
-        raise ImageError(path, "is a directory, not a kernel image") from None
-    except FileNotFoundError:
-        raise ImageError(path, "no such file") from None
-    except PermissionError:
-        raise ImageError(path, "permission denied") from None
+        return f.read(size)
     except OSError as err:
         raise ImageError(path, f"cannot read: {err.strerror}") from None
 
 
 def _read_at(path: Path, offset: int, size: int) -> bytes:
-    try:
-        with path.open("rb") as f:
+    with open_regular(path) as f:
+        try:
             f.seek(offset)
-            return f.read(size)
-    except OSError as err:
-        raise ImageError(path, f"cannot read: {err.strerror}") from None
+        except OSError as err:
+            raise ImageError(path, f"cannot read: {err.strerror}") from None
+        return _read(path, f, size)
 
 
 def inspect_kernel(path: Path) -> KernelInfo:
     """Identify and describe a kernel image. Raises ImageError for a missing, unreadable or malformed file."""
-    head = _read_head(path)
-    size = path.stat().st_size
+    with open_regular(path) as f:
+        head = _read(path, f, HEAD)
+        size = size_of(f)
     if size == 0:
         raise ImageError(path, "empty file")
     return _describe(path, head, size)
@@ -169,6 +169,9 @@ def _describe(path: Path, head: bytes, size: int) -> KernelInfo:
     kind = ImageKind.from_head(head)
     if kind is ImageKind.BZIMAGE:
         hdr = bzimage.parse(path, head)
+        short = hdr.truncation(size)
+        if short is not None:
+            raise ImageError(path, f"truncated bzImage: {short}, but the file has only {size} bytes")
         arch = Arch.X86_64 if hdr.xloadflags & bzimage.XLoadFlag.KERNEL_64 else Arch.X86
         version = hdr.version_string.split()[0] if hdr.version_string else None
         return KernelInfo(path, kind, arch, size, version=version, bzimage=hdr)
@@ -177,6 +180,12 @@ def _describe(path: Path, head: bytes, size: int) -> KernelInfo:
         return KernelInfo(path, kind, img.arch, size, image=img)
     if kind is ImageKind.EFI_ZBOOT:
         zb = pe.parse_zboot(path, head)
+        if zb.payload_offset + zb.payload_size > size:
+            raise ImageError(
+                path,
+                f"truncated EFI zboot image: its payload (offset {zb.payload_offset} + size {zb.payload_size}) "
+                f"ends past the end of the file, which has {size} bytes",
+            )
         info = pe.parse(path, head, size)
         return KernelInfo(path, kind, info.arch, size, pe=info, zboot=zb)
     if kind is ImageKind.PE:
@@ -192,6 +201,9 @@ def _describe(path: Path, head: bytes, size: int) -> KernelInfo:
         return KernelInfo(path, kind, info.arch, size, pe=info)
     if kind is ImageKind.ELF:
         e = elf.parse(path)
+        problem = e.not_a_kernel()
+        if problem is not None:
+            raise ImageError(path, problem)
         return KernelInfo(path, kind, e.arch, size, elf=e)
     if kind is ImageKind.COMPRESSED:
         comp = Compression.identify(head)

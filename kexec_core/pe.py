@@ -15,6 +15,7 @@ from typing import Any
 
 from kexec_core.arch import Arch
 from kexec_core.errors import ImageError
+from kexec_core.fileio import open_regular
 
 MZ = b"MZ"
 ZBOOT_MAGIC = b"zimg"
@@ -127,7 +128,7 @@ def parse(path: Path, data: bytes, file_size: int) -> PeInfo:
             raise ImageError(path, f"truncated PE file: section {name} ends at {rawptr + size}, file is {file_size}")
         sections.append(Section(name=name, offset=rawptr, size=size))
     texts = []
-    with path.open("rb") as f:
+    with open_regular(path) as f:
         for s in sections:
             if s.name in TEXT_SECTIONS and s.size <= 65536:
                 f.seek(s.offset)

@@ -25,6 +25,7 @@ def bzimage(
     buf = bytearray(size)
     buf[0:2] = b"MZ"
     buf[0x1F1] = setup_sects
+    struct.pack_into("<I", buf, 0x1F4, (size - (setup_sects + 1) * 512) // 16)  # syssize: all after the setup
     buf[0x1FE:0x200] = b"\x55\xaa"
     buf[0x202:0x206] = b"HdrS"
     struct.pack_into("<H", buf, 0x206, protocol)
@@ -72,7 +73,8 @@ def pe(
     head[0:2] = b"MZ"
     if zboot is not None:
         head[4:8] = b"zimg"
-        struct.pack_into("<II", head, 8, data_at, 1234)
+        # zboot-header.S: the payload is the first section's data here (in real images, inside .data).
+        struct.pack_into("<II", head, 8, data_at, len(sections[0][1]))
         head[24 : 24 + len(zboot)] = zboot.encode()
     struct.pack_into("<I", head, 0x3C, pe_off)
     head[pe_off : pe_off + 4] = b"PE\0\0"

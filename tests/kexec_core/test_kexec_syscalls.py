@@ -45,7 +45,7 @@ def test_finit_module_quotes_the_file(fake_backend: FakeBackend, kernel_root: Pa
             syscalls.finit_module(fd, "debug=1")
     finally:
         os.close(fd)
-    assert f"finit_module(fd={fd}<{ko}>, params='debug=1'" in str(err.value)
+    assert f"finit_module(fd={fd}<{ko.resolve()}>, params='debug=1'" in str(err.value)
     assert "already loaded" in str(err.value)
 
 
