@@ -44,6 +44,7 @@ def add_parser(subparsers: Any) -> None:
     )
     p.add_argument("file", metavar="FILE")
     p.add_argument("--json", action="store_true", help="print JSON")
+    _add_decompress_limit(p)
     p.set_defaults(run=run, action="inspect")
 
     p = sub.add_parser(
@@ -59,6 +60,7 @@ def add_parser(subparsers: Any) -> None:
     cmd.add_argument("--reuse-cmdline", action="store_true", help="use the running kernel's /proc/cmdline")
     p.add_argument("--dry-run", action="store_true", help="check and show the plan, load nothing")
     p.add_argument("--force", action="store_true", help="load even outside the bootmenu payload")
+    _add_decompress_limit(p)
     p.set_defaults(run=run, action="load")
 
     p = sub.add_parser(
@@ -87,6 +89,26 @@ def add_parser(subparsers: Any) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.set_defaults(run=run, action="status")
+
+
+def _size(text: str) -> int:
+    """`64M`, `1G`, `4096`: bytes, with binary K/M/G suffixes."""
+    units = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
+    scale = units.get(text[-1:].upper(), 1)
+    digits = text[:-1] if scale != 1 else text
+    if not digits.isdigit() or int(digits) == 0:
+        raise argparse.ArgumentTypeError(f"not a size: {text!r} (bytes, or a number with K, M or G)")
+    return int(digits) * scale
+
+
+def _add_decompress_limit(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--max-decompressed",
+        type=_size,
+        metavar="SIZE",
+        help="largest decompressed kernel accepted when the file does not declare its size "
+        "(default 512M, and never more than half of MemAvailable)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -118,8 +140,12 @@ def run(args: argparse.Namespace) -> int:
 def _inspect_cmd(args: argparse.Namespace) -> int:
     import json
 
+    from kexec_core import image
+
     path = Path(args.file)
-    info = _inspect(path)
+    info = _inspect(path, args.max_decompressed)
+    if isinstance(info, image.KernelInfo):
+        info.close()  # only the description is wanted
     if args.json:
         print(json.dumps(info.to_json(), indent=2))
         return EXIT_OK
@@ -139,10 +165,15 @@ def _load_cmd(args: argparse.Namespace) -> int:
     cmdline = args.cmdline or ""
     if args.reuse_cmdline:
         cmdline = Path("/proc/cmdline").read_text().strip()
-    plan = boot.prepare(Path(args.kernel), [Path(p) for p in args.initrd], cmdline)
-    for line in plan.describe():
-        print(line)
-    boot.load(plan, dry_run=args.dry_run, force=args.force)
+    plan = boot.prepare(
+        Path(args.kernel), [Path(p) for p in args.initrd], cmdline, decompress_limit=args.max_decompressed
+    )
+    try:
+        for line in plan.describe():
+            print(line)
+        boot.load(plan, dry_run=args.dry_run, force=args.force)
+    finally:
+        plan.close()
     print("dry run: nothing loaded" if args.dry_run else "loaded")
     return EXIT_OK
 
@@ -173,14 +204,14 @@ def _status_cmd(args: argparse.Namespace) -> int:
     return EXIT_OK if is_loaded else EXIT_FAILED
 
 
-def _inspect(path: Path) -> KernelInfo | InitrdInfo:
+def _inspect(path: Path, limit: int | None) -> KernelInfo | InitrdInfo:
     """A kernel, or else an initrd (a cpio archive, maybe compressed); the kernel's error if it is neither."""
     from kexec_core.errors import ImageError
-    from kexec_core.image import ImageKind, inspect_kernel
+    from kexec_core.image import ImageKind, Options, inspect_kernel
     from kexec_core.initrd import InitrdFormat, inspect_initrd
 
     try:
-        kernel = inspect_kernel(path)
+        kernel = inspect_kernel(path, Options(limit=limit))
     except ImageError as err:
         try:
             rd = inspect_initrd(path)

@@ -16,7 +16,7 @@ import logging
 import os
 import tempfile
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -24,8 +24,9 @@ from kexec_core import guard, preflight, syscalls
 from kexec_core.arch import Arch
 from kexec_core.errors import ExecRefused, ImageError, KexecCoreError, KexecError, PreflightError
 from kexec_core.fileio import open_regular
-from kexec_core.image import KernelInfo, inspect_kernel
+from kexec_core.image import KernelInfo, Options, inspect_kernel
 from kexec_core.initrd import InitrdInfo, inspect_initrd
+from kexec_core.memory import MEMINFO
 
 __all__ = [
     "BootPlan",
@@ -71,12 +72,15 @@ class FilePart:
     offset: int = 0
     size: int | None = None  # None: to the end of the file
     section: str | None = None  # the UKI section name, for messages
+    file: BinaryIO | None = field(default=None, compare=False)  # already open: a decompressed kernel's memfd
 
     @property
     def whole(self) -> bool:
-        return self.offset == 0 and self.size is None
+        return self.offset == 0 and self.size is None and self.file is None
 
     def label(self) -> str:
+        if self.file is not None:
+            return f"{self.path} ({self.section})"
         return f"{self.path} ({self.section} section)" if self.section else str(self.path)
 
 
@@ -95,8 +99,15 @@ class BootPlan:
     def initrd_size(self) -> int:
         return sum(i.size for i in self.initrds)
 
+    def close(self) -> None:
+        """Release what the plan holds open (a decompressed kernel's tmpfs copy); also done when it is freed."""
+        self.kernel.close()
+
     def kernel_part(self) -> FilePart:
-        """What is passed as kernel_fd: the file, or a UKI's .linux section (through a memfd)."""
+        """What is passed as kernel_fd: the file, its decompressed copy, or a UKI's .linux section (memfd)."""
+        d = self.kernel.decompressed
+        if d is not None:
+            return FilePart(self.kernel.path, size=d.size, section=f"decompressed from {d.compression}", file=d.file)
         sect = self.kernel.pe.section(".linux") if self.kernel.pe and self.kernel.embedded else None
         if sect is None:
             return FilePart(self.kernel.path)
@@ -114,7 +125,13 @@ class BootPlan:
         """Human lines: kernel (kind, version, arch), each initrd with its size, the command line, the syscall."""
         lines = [f"kernel:  {self.kernel.path} ({self.kernel.summary()}, {self.kernel.size} bytes)"]
         kpart = self.kernel_part()
-        if not kpart.whole:
+        d = self.kernel.decompressed
+        if d is not None:
+            lines.append(
+                f"         decompressed ({d.compression}) in user space to {d.name} on tmpfs: {d.size} bytes "
+                f"(at most {d.cap.describe()}); loading that: {self.kernel.loaded_kernel.summary()}"
+            )
+        elif not kpart.whole:
             lines.append(f"         loading its {kpart.section} section: {self.kernel.loaded_kernel.summary()}")
         lines += [f"initrd:  {p.label()} ({p.size} bytes)" for p in self.initrd_parts() if p.section]
         lines += [f"initrd:  {i.path} ({i.summary()})" for i in self.initrds]
@@ -142,10 +159,27 @@ def prepare(
     *,
     devicetree: Path | None = None,
     machine: Arch | None = None,
-    meminfo: Path = preflight.MEMINFO,
+    meminfo: Path = MEMINFO,
+    decompress_limit: int | None = None,
 ) -> BootPlan:
-    """Inspect the files and run the preflight checks. Raises PreflightError (ImageError for unreadable/bad files)."""
-    info = inspect_kernel(Path(kernel))
+    """Inspect the files and run the preflight checks. Raises PreflightError (ImageError for unreadable/bad files).
+
+    A compressed kernel is decompressed here (to tmpfs, at most `decompress_limit` bytes, see decompress.py) and the
+    plan holds the copy until `close()` or until it is freed.
+    """
+    info = inspect_kernel(Path(kernel), Options(limit=decompress_limit, meminfo=meminfo))
+    try:
+        return _checked_plan(
+            info, initrds, cmdline, devicetree=devicetree, machine=machine or Arch.running(), meminfo=meminfo
+        )
+    except BaseException:
+        info.close()
+        raise
+
+
+def _checked_plan(
+    info: KernelInfo, initrds: Sequence[Path], cmdline: str, *, devicetree: Path | None, machine: Arch, meminfo: Path
+) -> BootPlan:
     rds = tuple(inspect_initrd(Path(p)) for p in initrds)
     if devicetree is not None:
         # kexec_file_load has no devicetree argument: arm64 and riscv pass the running kernel's tree on.
@@ -155,7 +189,7 @@ def prepare(
     if info.embedded is not None and not cmdline and info.pe is not None:
         # As systemd-stub does without Secure Boot: the UKI's own .cmdline unless one is given.
         cmdline = info.pe.text(".cmdline") or ""
-    preflight.run(info, rds, cmdline, machine=machine or Arch.running(), meminfo=meminfo)
+    preflight.run(info, rds, cmdline, machine=machine, meminfo=meminfo)
     warnings = tuple(w for w in (i.warning for i in rds) if w)
     return BootPlan(kernel=info, initrds=rds, cmdline=cmdline, warnings=warnings)
 
@@ -185,6 +219,10 @@ def _copy_part(part: FilePart, out: BinaryIO) -> None:
 @contextlib.contextmanager
 def _part_file(part: FilePart) -> Iterator[BinaryIO]:
     """An open file holding exactly `part`: the file itself, or a memfd with the section copied in."""
+    if part.file is not None:
+        part.file.seek(0)
+        yield part.file
+        return
     if part.whole:
         with _open(part.path) as f:
             yield f

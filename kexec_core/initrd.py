@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from kexec_core.compress import Compression
+from kexec_core.decompress import in_stdlib
 from kexec_core.errors import ImageError
 from kexec_core.fileio import open_regular, size_of
 
@@ -85,5 +86,13 @@ def inspect_initrd(path: Path) -> InitrdInfo:
         return InitrdInfo(path, size, fmt)
     comp = Compression.identify(head)
     assert comp is not None
-    inner = InitrdFormat.from_head(comp.peek(path, head)) if comp.peekable else None
+    inner = None
+    if comp.peekable:
+        try:
+            inner = InitrdFormat.from_head(comp.peek(path, head))
+        except ImageError:
+            if in_stdlib(comp):
+                raise
+            # A program may not decompress the start alone (`lz4 -l`, as initramfs-tools writes, has 8 MiB blocks);
+            # the kernel will say if it is corrupt.
     return InitrdInfo(path, size, fmt, compression=comp, inner=inner)

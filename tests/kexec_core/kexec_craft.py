@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import lzma
 import struct
+import subprocess
 from pathlib import Path
 
 
@@ -63,7 +64,12 @@ def riscv_image(size: int = 4096) -> bytes:
 
 
 def pe(
-    sections: list[tuple[str, bytes]], *, machine: int = 0x8664, zboot: str | None = None, truncate: int = 0
+    sections: list[tuple[str, bytes]],
+    *,
+    machine: int = 0x8664,
+    zboot: str | None = None,
+    zboot_size: int | None = None,
+    truncate: int = 0,
 ) -> bytes:
     """A PE file: DOS header (optionally the EFI zboot one), PE signature, COFF header, no optional header, sections."""
     pe_off = 0x80
@@ -74,7 +80,7 @@ def pe(
     if zboot is not None:
         head[4:8] = b"zimg"
         # zboot-header.S: the payload is the first section's data here (in real images, inside .data).
-        struct.pack_into("<II", head, 8, data_at, len(sections[0][1]))
+        struct.pack_into("<II", head, 8, data_at, len(sections[0][1]) if zboot_size is None else zboot_size)
         head[24 : 24 + len(zboot)] = zboot.encode()
     struct.pack_into("<I", head, 0x3C, pe_off)
     head[pe_off : pe_off + 4] = b"PE\0\0"
@@ -131,3 +137,8 @@ def gz(data: bytes) -> bytes:
 
 def xz(data: bytes) -> bytes:
     return lzma.compress(data)
+
+
+def zst(data: bytes) -> bytes:
+    """zstd by its program (no zstd module in the 3.11 standard library); it writes Frame_Content_Size."""
+    return subprocess.run(["zstd", "-q", "-1", "-c"], input=data, capture_output=True, check=True).stdout
