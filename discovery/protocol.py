@@ -1,27 +1,52 @@
 """The daemon/UI protocol: versioned, newline-delimited JSON over a Unix stream socket.
 
 Every message is one JSON object on one line: `{"v": 1, "type": "...", ...fields}`. A new client first receives
-`hello` with the whole state, then live updates. Unknown message types are ignored by both sides, so either can be
-newer; a different `v` is refused with an `error` status. Payloads are frozen dataclasses with round-trip tests.
+`hello` with the whole state, then live updates. Unknown message types and unknown fields are ignored by both sides,
+so either can be newer; a different `v` is refused with an `error` status. Payloads are frozen dataclasses, encoded
+and decoded by one generic codec driven by their field types: a value of the wrong JSON type is refused with the
+field's name (never turned into a string), so nothing a client sends reaches the daemon as anything but what the
+dataclass declares.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import enum
+import functools
 import json
+import math
+import types
+import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar
 
 from discovery.entry import BootEntry
 
 VERSION = 1
-# A message larger than this is a bug or an attack; the reader drops the connection.
+# A daemon -> client line (a hello with every entry) larger than this is a bug or an attack; the client gives up.
 MAX_LINE = 4 * 1024 * 1024
+# A client -> daemon request is an entry id and at most an edited command line; a longer line is refused.
+MAX_REQUEST = 64 * 1024
+# How much of a client-supplied string an error message quotes.
+QUOTE_LIMIT = 40
 
 
 class ProtocolError(ValueError):
     """A line that is not a valid message of this protocol version."""
+
+
+def clip(text: str, limit: int) -> str:
+    """`text` cut to `limit` characters, saying how long it was."""
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"
+
+
+def quote(value: object, limit: int = QUOTE_LIMIT) -> str:
+    """`repr(value)` for messages that echo what a peer sent, cut to `limit` characters with the full length named,
+    so an id of megabytes never becomes a status line of megabytes."""
+    if isinstance(value, str) and len(value) > limit:
+        return f"{value[:limit]!r}... ({len(value)} characters)"
+    return clip(repr(value), limit)
 
 
 class Level(enum.StrEnum):
@@ -60,33 +85,6 @@ class DeviceInfo:
             bits.append(f'"{self.label}"')
         return f"[{self.kind.capitalize()}: {' '.join(bits)}]"
 
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "node": self.node,
-            "kind": self.kind,
-            "fstype": self.fstype,
-            "uuid": self.uuid,
-            "label": self.label,
-            "state": str(self.state),
-            "message": self.message,
-            "mountpoint": self.mountpoint,
-        }
-
-    @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> DeviceInfo:
-        return cls(
-            name=str(data["name"]),
-            node=str(data.get("node", "")),
-            kind=str(data.get("kind", "disk")),
-            fstype=str(data.get("fstype", "")),
-            uuid=str(data.get("uuid", "")),
-            label=str(data.get("label", "")),
-            state=DeviceState(data.get("state", "probing")),
-            message=str(data.get("message", "")),
-            mountpoint=str(data.get("mountpoint", "")),
-        )
-
 
 @dataclass(frozen=True)
 class EntryInfo:
@@ -95,26 +93,12 @@ class EntryInfo:
     id: str
     entry: BootEntry
 
-    def to_json(self) -> dict[str, Any]:
-        return {"id": self.id, "entry": self.entry.to_json()}
-
-    @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> EntryInfo:
-        return cls(id=str(data["id"]), entry=BootEntry.from_json(data["entry"]))
-
 
 @dataclass(frozen=True)
 class StatusLine:
     level: Level
     message: str
     time: float = 0.0  # seconds since the epoch
-
-    def to_json(self) -> dict[str, Any]:
-        return {"level": str(self.level), "message": self.message, "time": self.time}
-
-    @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> StatusLine:
-        return cls(Level(data["level"]), str(data["message"]), float(data.get("time", 0.0)))
 
 
 @dataclass(frozen=True)
@@ -124,41 +108,23 @@ class Countdown:
     entry_id: str | None = None
     remaining: float | None = None
 
-    def to_json(self) -> dict[str, Any]:
-        return {"entry_id": self.entry_id, "remaining": self.remaining}
-
-    @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> Countdown:
-        remaining = data.get("remaining")
-        return cls(data.get("entry_id"), None if remaining is None else float(remaining))
-
 
 # --- messages ---
 
+_REGISTRY: dict[str, type[Message]] = {}
+
 
 class Message:
-    """Base of every message; subclasses are frozen dataclasses with a `TYPE`."""
+    """Base of every message; subclasses are frozen dataclasses with a `TYPE`, registered by defining them."""
 
     TYPE: ClassVar[str] = ""
 
-    def payload(self) -> dict[str, Any]:
-        raise NotImplementedError
-
-    @classmethod
-    def from_payload(cls, data: Mapping[str, Any]) -> Message:
-        raise NotImplementedError
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if cls.TYPE:
+            _REGISTRY[cls.TYPE] = cls
 
 
-_REGISTRY: dict[str, type[Message]] = {}
-_M = TypeVar("_M", bound=type[Message])
-
-
-def _register(cls: _M) -> _M:
-    _REGISTRY[cls.TYPE] = cls
-    return cls
-
-
-@_register
 @dataclass(frozen=True)
 class Hello(Message):
     """Server -> client, first message: the whole state."""
@@ -171,29 +137,7 @@ class Hello(Message):
     settings: Mapping[str, Any] = field(default_factory=dict)
     dry_run: bool = False
 
-    def payload(self) -> dict[str, Any]:
-        return {
-            "devices": [d.to_json() for d in self.devices],
-            "entries": [e.to_json() for e in self.entries],
-            "status": [s.to_json() for s in self.status],
-            "countdown": self.countdown.to_json(),
-            "settings": dict(self.settings),
-            "dry_run": self.dry_run,
-        }
 
-    @classmethod
-    def from_payload(cls, data: Mapping[str, Any]) -> Hello:
-        return cls(
-            devices=tuple(DeviceInfo.from_json(d) for d in data.get("devices", ())),
-            entries=tuple(EntryInfo.from_json(e) for e in data.get("entries", ())),
-            status=tuple(StatusLine.from_json(s) for s in data.get("status", ())),
-            countdown=Countdown.from_json(data.get("countdown", {})),
-            settings=dict(data.get("settings", {})),
-            dry_run=bool(data.get("dry_run", False)),
-        )
-
-
-@_register
 @dataclass(frozen=True)
 class DeviceUpdated(Message):
     """Server -> client: a device appeared or changed state."""
@@ -201,29 +145,13 @@ class DeviceUpdated(Message):
     TYPE: ClassVar[str] = "device"
     device: DeviceInfo
 
-    def payload(self) -> dict[str, Any]:
-        return {"device": self.device.to_json()}
 
-    @classmethod
-    def from_payload(cls, data: Mapping[str, Any]) -> DeviceUpdated:
-        return cls(DeviceInfo.from_json(data["device"]))
-
-
-@_register
 @dataclass(frozen=True)
 class DeviceRemoved(Message):
     TYPE: ClassVar[str] = "device-removed"
     name: str
 
-    def payload(self) -> dict[str, Any]:
-        return {"name": self.name}
 
-    @classmethod
-    def from_payload(cls, data: Mapping[str, Any]) -> DeviceRemoved:
-        return cls(str(data["name"]))
-
-
-@_register
 @dataclass(frozen=True)
 class EntryAdded(Message):
     """Server -> client: a new entry. `after` is the id it follows in menu order (None: first)."""
@@ -232,57 +160,25 @@ class EntryAdded(Message):
     entry: EntryInfo
     after: str | None = None
 
-    def payload(self) -> dict[str, Any]:
-        return {"entry": self.entry.to_json(), "after": self.after}
 
-    @classmethod
-    def from_payload(cls, data: Mapping[str, Any]) -> EntryAdded:
-        return cls(EntryInfo.from_json(data["entry"]), data.get("after"))
-
-
-@_register
 @dataclass(frozen=True)
 class EntryRemoved(Message):
     TYPE: ClassVar[str] = "entry-removed"
     id: str
 
-    def payload(self) -> dict[str, Any]:
-        return {"id": self.id}
 
-    @classmethod
-    def from_payload(cls, data: Mapping[str, Any]) -> EntryRemoved:
-        return cls(str(data["id"]))
-
-
-@_register
 @dataclass(frozen=True)
 class Status(Message):
     TYPE: ClassVar[str] = "status"
     status: StatusLine
 
-    def payload(self) -> dict[str, Any]:
-        return {"status": self.status.to_json()}
 
-    @classmethod
-    def from_payload(cls, data: Mapping[str, Any]) -> Status:
-        return cls(StatusLine.from_json(data["status"]))
-
-
-@_register
 @dataclass(frozen=True)
 class CountdownUpdate(Message):
     TYPE: ClassVar[str] = "countdown"
     countdown: Countdown
 
-    def payload(self) -> dict[str, Any]:
-        return {"countdown": self.countdown.to_json()}
 
-    @classmethod
-    def from_payload(cls, data: Mapping[str, Any]) -> CountdownUpdate:
-        return cls(Countdown.from_json(data["countdown"]))
-
-
-@_register
 @dataclass(frozen=True)
 class LogLines(Message):
     """Server -> client: the daemon's log, in reply to `get-log`."""
@@ -290,15 +186,7 @@ class LogLines(Message):
     TYPE: ClassVar[str] = "log"
     lines: tuple[str, ...] = ()
 
-    def payload(self) -> dict[str, Any]:
-        return {"lines": list(self.lines)}
 
-    @classmethod
-    def from_payload(cls, data: Mapping[str, Any]) -> LogLines:
-        return cls(tuple(str(x) for x in data.get("lines", ())))
-
-
-@_register
 @dataclass(frozen=True)
 class Boot(Message):
     """Client -> server: boot entry `id`, with `cmdline` replacing its command line when given (the editor)."""
@@ -307,45 +195,155 @@ class Boot(Message):
     id: str
     cmdline: str | None = None
 
-    def payload(self) -> dict[str, Any]:
-        return {"id": self.id, "cmdline": self.cmdline}
-
-    @classmethod
-    def from_payload(cls, data: Mapping[str, Any]) -> Boot:
-        cmdline = data.get("cmdline")
-        return cls(str(data["id"]), None if cmdline is None else str(cmdline))
-
 
 @dataclass(frozen=True)
-class _Empty(Message):
-    def payload(self) -> dict[str, Any]:
-        return {}
-
-    @classmethod
-    def from_payload(cls, data: Mapping[str, Any]) -> Message:
-        return cls()
-
-
-@_register
-@dataclass(frozen=True)
-class CancelAutoboot(_Empty):
+class CancelAutoboot(Message):
     TYPE: ClassVar[str] = "cancel-autoboot"
 
 
-@_register
 @dataclass(frozen=True)
-class Rescan(_Empty):
+class Rescan(Message):
     TYPE: ClassVar[str] = "rescan"
 
 
-@_register
 @dataclass(frozen=True)
-class GetLog(_Empty):
+class GetLog(Message):
     TYPE: ClassVar[str] = "get-log"
 
 
+# --- the codec ---
+
+# JSON names that differ from the field's: BootEntry's wire format is also `bootmenu scan --json`'s (BootEntry.to_json).
+_JSON_NAMES: dict[type, dict[str, str]] = {BootEntry: {"initrds": "initrd"}}
+
+
+@dataclass(frozen=True)
+class _Field:
+    name: str
+    key: str
+    type: Any
+    required: bool
+
+
+@functools.cache
+def _fields(cls: type) -> tuple[_Field, ...]:
+    hints = typing.get_type_hints(cls)
+    names = _JSON_NAMES.get(cls, {})
+    return tuple(
+        _Field(
+            f.name,
+            names.get(f.name, f.name),
+            hints[f.name],
+            f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING,
+        )
+        for f in dataclasses.fields(cls)
+    )
+
+
+def to_json(value: Any) -> Any:
+    """The JSON form of a protocol value: dataclasses as objects, tuples as lists, enums as their string."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.key: to_json(getattr(value, f.name)) for f in _fields(type(value))}
+    if isinstance(value, enum.Enum):
+        return value.value
+    if isinstance(value, tuple | list):
+        return [to_json(v) for v in value]
+    if isinstance(value, Mapping):
+        return {str(k): to_json(v) for k, v in value.items()}
+    return value
+
+
+_JSON_TYPE = {dict: "an object", list: "a list", str: "a string", bool: "a boolean", int: "a number", float: "a number"}
+
+
+def _wrong(where: str, expected: str, value: object) -> ProtocolError:
+    got = "null" if value is None else _JSON_TYPE.get(type(value), type(value).__name__)
+    return ProtocolError(f"{where}: expected {expected}, got {got}")
+
+
+def from_json(tp: Any, value: Any, where: str = "") -> Any:
+    """`value` (parsed JSON) as type `tp`, or ProtocolError naming the field (`entries[0].entry.title`)."""
+    if tp is Any:
+        return value  # settings: any JSON value, shown as it is
+    origin = typing.get_origin(tp)
+    if origin in (types.UnionType, typing.Union):
+        args = typing.get_args(tp)
+        if value is None and type(None) in args:
+            return None
+        (inner,) = (a for a in args if a is not type(None))  # the protocol only uses `X | None`
+        if not isinstance(value, _python_types(inner)):
+            raise _wrong(where, _expected(inner) + " or null", value)
+        return from_json(inner, value, where)
+    if origin is tuple:
+        item = typing.get_args(tp)[0]
+        if not isinstance(value, list):
+            raise _wrong(where, "a list", value)
+        return tuple(from_json(item, v, f"{where}[{i}]") for i, v in enumerate(value))
+    if origin in (Mapping, dict):
+        _, item = typing.get_args(tp)
+        if not isinstance(value, dict):
+            raise _wrong(where, "an object", value)
+        return {k: from_json(item, v, f"{where}.{quote(k)}") for k, v in value.items()}
+    if tp is bool or tp is str:
+        if type(value) is not tp:
+            raise _wrong(where, _expected(tp), value)
+        return value
+    if tp is int:
+        if type(value) is not int:
+            raise _wrong(where, "an integer", value)
+        return value
+    if tp is float:
+        if type(value) not in (int, float):
+            raise _wrong(where, "a number", value)
+        number = float(value) if type(value) is float or abs(value) < 2**1023 else math.inf
+        if not math.isfinite(number):
+            raise ProtocolError(f"{where}: number out of range")
+        return number
+    if isinstance(tp, type) and issubclass(tp, enum.Enum):
+        if not isinstance(value, str):
+            raise _wrong(where, "a string", value)
+        try:
+            return tp(value)
+        except ValueError:
+            choices = ", ".join(str(m.value) for m in tp)
+            raise ProtocolError(f"{where}: {quote(value)} is not one of {choices}") from None
+    if isinstance(tp, type) and dataclasses.is_dataclass(tp):
+        if not isinstance(value, dict):
+            raise _wrong(where, "an object", value)
+        kwargs = {}
+        for f in _fields(tp):
+            if f.key in value:
+                kwargs[f.name] = from_json(f.type, value[f.key], f"{where}.{f.key}" if where else f.key)
+            elif f.required:
+                raise ProtocolError(f"{where + '.' if where else ''}{f.key}: missing")
+        return tp(**kwargs)
+    raise TypeError(f"no JSON decoding for {tp!r}")  # a protocol dataclass with a field type the codec lacks
+
+
+def _expected(tp: Any) -> str:
+    names = {str: "a string", bool: "a boolean", int: "an integer", float: "a number"}
+    if tp in names:
+        return names[tp]
+    if typing.get_origin(tp) is tuple:
+        return "a list"
+    return "an object" if dataclasses.is_dataclass(tp) else "a string"
+
+
+def _python_types(tp: Any) -> tuple[type, ...]:
+    """The JSON values that are the right kind for `tp` (whose inner errors are worth reporting as they are)."""
+    if tp is float:
+        return (int, float)
+    if typing.get_origin(tp) is tuple:
+        return (list,)
+    if isinstance(tp, type) and issubclass(tp, enum.Enum):
+        return (str,)
+    if isinstance(tp, type) and dataclasses.is_dataclass(tp):
+        return (dict,)
+    return (tp,) if isinstance(tp, type) else ()
+
+
 def encode(message: Message) -> bytes:
-    body = {"v": VERSION, "type": message.TYPE, **message.payload()}
+    body = {"v": VERSION, "type": message.TYPE, **to_json(message)}
     return json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode() + b"\n"
 
 
@@ -353,16 +351,22 @@ def decode(line: bytes | str) -> Message | None:
     """The message on `line`; None for a well-formed message of a type this side does not know."""
     try:
         data = json.loads(line)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ProtocolError(f"not JSON: {exc}") from exc
+    except RecursionError:
+        raise ProtocolError("not JSON: nested too deeply") from None
+    except ValueError as exc:  # also UnicodeDecodeError, and integers over sys.get_int_max_str_digits() digits
+        raise ProtocolError(f"not JSON: {exc}") from None
     if not isinstance(data, dict):
         raise ProtocolError("a message must be a JSON object")
     if data.get("v") != VERSION:
-        raise ProtocolError(f"protocol version {data.get('v')!r}, this side speaks {VERSION}")
-    cls = _REGISTRY.get(str(data.get("type")))
+        raise ProtocolError(f"protocol version {quote(data.get('v'))}, this side speaks {VERSION}")
+    kind = data.get("type")
+    cls = _REGISTRY.get(kind) if isinstance(kind, str) else None
     if cls is None:
         return None
     try:
-        return cls.from_payload(data)
-    except (KeyError, TypeError, ValueError) as exc:
-        raise ProtocolError(f"bad {data.get('type')} message: {exc!r}") from exc
+        message: Message = from_json(cls, data, "")
+    except RecursionError:
+        raise ProtocolError(f"bad {kind} message: nested too deeply") from None
+    except ProtocolError as exc:
+        raise ProtocolError(f"bad {kind} message: {exc}") from None
+    return message
