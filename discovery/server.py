@@ -72,6 +72,7 @@ class Client:
         self._wakeup.set()
         if self.queued > CLIENT_QUEUE_BYTES:
             self.drop(f"it stopped reading ({self.queued} bytes waiting, limit {CLIENT_QUEUE_BYTES})")
+        self.server.enforce_total()
 
     def _count(self, n: int) -> None:
         self.queued += n
@@ -146,9 +147,9 @@ class Server:
             return
         for client in list(self.clients):
             client.send_bytes(data)
-        self._enforce_total()
 
-    def _enforce_total(self) -> None:
+    def enforce_total(self) -> None:
+        """Past TOTAL_QUEUE_BYTES, cut off the clients with the most waiting until under it."""
         while self.queued > TOTAL_QUEUE_BYTES:
             worst = max(self.clients, key=lambda c: c.queued, default=None)
             if worst is None or worst.queued == 0:
@@ -200,10 +201,16 @@ class Server:
                 writer.write(protocol.encode(Status(StatusLine(Level.ERROR, "too many clients; try again later"))))
             writer.close()
             return
+        try:
+            hello = protocol.encode(self.daemon.hello())
+        except Exception:  # MemoryError or a bug: this client is closed, the next one is tried afresh
+            log.exception("cannot make the hello for client %s; closing it", name)
+            writer.close()
+            return
         client = Client(self, reader, writer, name)
         # The snapshot and the registration happen in one step of the loop, so no update falls between them.
-        client.send(self.daemon.hello())
         self.clients.add(client)
+        client.send_bytes(hello)
         pump = asyncio.create_task(client.pump())
         self._tasks.add(pump)
         try:

@@ -169,3 +169,114 @@ def test_unknown_type_is_ignored_so_either_side_can_be_newer() -> None:
 def test_bad_lines_are_refused_with_a_reason(line: bytes, reason: str) -> None:
     with pytest.raises(ProtocolError, match=reason):
         protocol.decode(line)
+
+
+def test_the_wire_format_of_an_entry_is_bootmenu_scan_json() -> None:
+    entry = BootEntry(
+        title="Fedora",
+        kernel="/vmlinuz",
+        initrds=("/initrd",),
+        boot_count=BootCount(2, 1),
+        warnings=(Diagnostic("/loader/entries/f.conf", 3, "unknown key"),),
+    )
+    assert protocol.to_json(entry) == entry.to_json()
+
+
+def _boot(**fields: object) -> bytes:
+    return json.dumps({"v": 1, "type": "boot", **fields}).encode()
+
+
+@pytest.mark.parametrize(
+    ("line", "reason"),
+    [
+        (_boot(id="x", cmdline={"a": [1]}), "bad boot message: cmdline: expected a string or null, got an object"),
+        (_boot(id=["x"]), "bad boot message: id: expected a string, got a list"),
+        (_boot(id=7), "id: expected a string, got a number"),
+        (_boot(id=None), "id: expected a string, got null"),
+        (_boot(id=True), "id: expected a string, got a boolean"),
+        (
+            json.dumps({"v": 1, "type": "hello", "entries": [{"id": "a", "entry": {"title": "t", "kernel": 1}}]}),
+            "bad hello message: entries[0].entry.kernel: expected a string, got a number",
+        ),
+        (
+            json.dumps(
+                {
+                    "v": 1,
+                    "type": "hello",
+                    "entries": [{"id": "a", "entry": {"title": "t", "kernel": "k", "initrd": "x"}}],
+                }
+            ),
+            "entries[0].entry.initrd: expected a list, got a string",
+        ),
+        (
+            json.dumps(
+                {"v": 1, "type": "entry", "entry": {"id": "a", "entry": {"title": "t", "kernel": "k", "line": True}}}
+            ),
+            "entry.entry.line: expected an integer, got a boolean",
+        ),
+        (
+            json.dumps(
+                {"v": 1, "type": "entry", "entry": {"id": "a", "entry": {"title": "t", "kernel": "k", "line": 1.5}}}
+            ),
+            "entry.entry.line: expected an integer, got a number",
+        ),
+        (
+            json.dumps({"v": 1, "type": "countdown", "countdown": {"remaining": "9"}}),
+            "countdown.remaining: expected a number or null",
+        ),
+        (
+            b'{"v": 1, "type": "countdown", "countdown": {"remaining": 1e999}}',
+            "countdown.remaining: number out of range",
+        ),
+        (json.dumps({"v": 1, "type": "hello", "settings": [1]}), "settings: expected an object, got a list"),
+        (
+            json.dumps({"v": 1, "type": "device", "device": {"name": "a", "state": "gone"}}),
+            "'gone' is not one of probing",
+        ),
+        (json.dumps({"v": 1, "type": "device", "device": {}}), "device.name: missing"),
+        (json.dumps({"v": 1, "type": "log", "lines": ["a", None]}), "lines[1]: expected a string, got null"),
+    ],
+)
+def test_wrong_types_are_refused_naming_the_field_never_stringified(line: bytes | str, reason: str) -> None:
+    with pytest.raises(ProtocolError) as caught:
+        protocol.decode(line)
+    assert reason in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("line", "reason"),
+    [
+        (b"[" * 100_000, "nested too deeply"),
+        (
+            b'{"v": 1, "type": "boot", "id": "x", "cmdline": ' + b"[" * 100_000 + b"]" * 100_000 + b"}",
+            "nested too deeply",
+        ),
+        (b'{"v": 1, "type": "boot", "id": ' + b"9" * 5000 + b"}", "4300 digits"),
+        (b'{"v": ' + b"1" * 4301 + b"}", "4300 digits"),
+        (b'{"v": 1, "type": "boot", "id": "\xff"}', "not JSON"),
+    ],
+)
+def test_parser_limits_are_a_protocol_error_not_a_crash(line: bytes, reason: str) -> None:
+    with pytest.raises(ProtocolError, match=reason):
+        protocol.decode(line)
+
+
+def test_client_text_in_errors_is_quoted_with_a_cap() -> None:
+    with pytest.raises(ProtocolError) as caught:
+        protocol.decode(json.dumps({"v": "x" * 1_000_000}))
+    assert len(str(caught.value)) < 200
+    assert "1000000 characters" in str(caught.value)
+    with pytest.raises(ProtocolError) as caught:
+        protocol.decode(json.dumps({"v": 1, "type": "device", "device": {"name": "a", "state": "s" * 10**6}}))
+    assert len(str(caught.value)) < 300
+    assert protocol.quote("abc") == "'abc'"
+    assert protocol.quote("a" * 100, 5) == "'aaaaa'... (100 characters)"
+    assert protocol.quote([1] * 100, 5) == "[1, 1... (300 characters)"
+    assert protocol.clip("short", 10) == "short"
+
+
+def test_numbers_widen_to_float_and_unknown_fields_are_ignored() -> None:
+    line = b'{"v": 1, "type": "countdown", "countdown": {"entry_id": "a", "remaining": 10, "newer": [1]}, "x": {}}'
+    assert protocol.decode(line) == CountdownUpdate(Countdown("a", 10.0))
+    assert protocol.decode(b'{"v": 1, "type": "boot", "id": "a"}') == Boot("a")
+    assert protocol.decode(b'{"v": 1, "type": 5}') is None, "a type that is not a string is an unknown type"
