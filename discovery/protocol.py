@@ -17,7 +17,7 @@ import json
 import math
 import types
 import typing
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -212,125 +212,70 @@ class GetLog(Message):
 
 
 # --- the codec ---
+#
+# Encoding: json.dumps does tuples, StrEnums and numbers itself; `_default` turns each dataclass into an object.
+# Decoding: one decoder per type, built once from the dataclass field annotations. A wrong value raises `_Bad`,
+# which each enclosing list and object extends with its index or key, so the path (`entries[3].entry.kernel`) is
+# only put together for a message that is refused.
 
 # JSON names that differ from the field's: BootEntry's wire format is also `bootmenu scan --json`'s (BootEntry.to_json).
 _JSON_NAMES: dict[type, dict[str, str]] = {BootEntry: {"initrds": "initrd"}}
 
-
-@dataclass(frozen=True)
-class _Field:
-    name: str
-    key: str
-    type: Any
-    required: bool
+_Decoder = Callable[[Any], Any]
 
 
 @functools.cache
-def _fields(cls: type) -> tuple[_Field, ...]:
-    hints = typing.get_type_hints(cls)
+def _fields(cls: type) -> tuple[tuple[str, str], ...]:
+    """(field name, JSON key) of a dataclass."""
     names = _JSON_NAMES.get(cls, {})
-    return tuple(
-        _Field(
-            f.name,
-            names.get(f.name, f.name),
-            hints[f.name],
-            f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING,
-        )
-        for f in dataclasses.fields(cls)
-    )
+    return tuple((f.name, names.get(f.name, f.name)) for f in dataclasses.fields(cls))
+
+
+def _default(value: Any) -> Any:
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {key: getattr(value, name) for name, key in _fields(type(value))}
+    if isinstance(value, Mapping):
+        return dict(value)
+    raise TypeError(f"{type(value).__name__} is not part of the protocol")
 
 
 def to_json(value: Any) -> Any:
-    """The JSON form of a protocol value: dataclasses as objects, tuples as lists, enums as their string."""
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.key: to_json(getattr(value, f.name)) for f in _fields(type(value))}
-    if isinstance(value, enum.Enum):
-        return value.value
-    if isinstance(value, tuple | list):
-        return [to_json(v) for v in value]
-    if isinstance(value, Mapping):
-        return {str(k): to_json(v) for k, v in value.items()}
-    return value
+    """The JSON form of a protocol value (what `encode` writes for it), as Python objects."""
+    return json.loads(json.dumps(value, default=_default))
 
 
-_JSON_TYPE = {dict: "an object", list: "a list", str: "a string", bool: "a boolean", int: "a number", float: "a number"}
+class _Bad(Exception):
+    def __init__(self, reason: str, *path: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.path = list(path)  # innermost first
+
+    def where(self) -> str:
+        out = ""
+        for part in reversed(self.path):
+            out += part if part.startswith("[") or not out else "." + part
+        return out
 
 
-def _wrong(where: str, expected: str, value: object) -> ProtocolError:
-    got = "null" if value is None else _JSON_TYPE.get(type(value), type(value).__name__)
-    return ProtocolError(f"{where}: expected {expected}, got {got}")
+_KIND = {dict: "an object", list: "a list", str: "a string", bool: "a boolean", int: "a number", float: "a number"}
 
 
-def from_json(tp: Any, value: Any, where: str = "") -> Any:
-    """`value` (parsed JSON) as type `tp`, or ProtocolError naming the field (`entries[0].entry.title`)."""
-    if tp is Any:
-        return value  # settings: any JSON value, shown as it is
-    origin = typing.get_origin(tp)
-    if origin in (types.UnionType, typing.Union):
-        args = typing.get_args(tp)
-        if value is None and type(None) in args:
-            return None
-        (inner,) = (a for a in args if a is not type(None))  # the protocol only uses `X | None`
-        if not isinstance(value, _python_types(inner)):
-            raise _wrong(where, _expected(inner) + " or null", value)
-        return from_json(inner, value, where)
-    if origin is tuple:
-        item = typing.get_args(tp)[0]
-        if not isinstance(value, list):
-            raise _wrong(where, "a list", value)
-        return tuple(from_json(item, v, f"{where}[{i}]") for i, v in enumerate(value))
-    if origin in (Mapping, dict):
-        _, item = typing.get_args(tp)
-        if not isinstance(value, dict):
-            raise _wrong(where, "an object", value)
-        return {k: from_json(item, v, f"{where}.{quote(k)}") for k, v in value.items()}
-    if tp is bool or tp is str:
-        if type(value) is not tp:
-            raise _wrong(where, _expected(tp), value)
-        return value
-    if tp is int:
-        if type(value) is not int:
-            raise _wrong(where, "an integer", value)
-        return value
-    if tp is float:
-        if type(value) not in (int, float):
-            raise _wrong(where, "a number", value)
-        number = float(value) if type(value) is float or abs(value) < 2**1023 else math.inf
-        if not math.isfinite(number):
-            raise ProtocolError(f"{where}: number out of range")
-        return number
-    if isinstance(tp, type) and issubclass(tp, enum.Enum):
-        if not isinstance(value, str):
-            raise _wrong(where, "a string", value)
-        try:
-            return tp(value)
-        except ValueError:
-            choices = ", ".join(str(m.value) for m in tp)
-            raise ProtocolError(f"{where}: {quote(value)} is not one of {choices}") from None
-    if isinstance(tp, type) and dataclasses.is_dataclass(tp):
-        if not isinstance(value, dict):
-            raise _wrong(where, "an object", value)
-        kwargs = {}
-        for f in _fields(tp):
-            if f.key in value:
-                kwargs[f.name] = from_json(f.type, value[f.key], f"{where}.{f.key}" if where else f.key)
-            elif f.required:
-                raise ProtocolError(f"{where + '.' if where else ''}{f.key}: missing")
-        return tp(**kwargs)
-    raise TypeError(f"no JSON decoding for {tp!r}")  # a protocol dataclass with a field type the codec lacks
+def _wrong(expected: str, value: object) -> _Bad:
+    got = "null" if value is None else _KIND.get(type(value), type(value).__name__)
+    return _Bad(f"expected {expected}, got {got}")
 
 
 def _expected(tp: Any) -> str:
     names = {str: "a string", bool: "a boolean", int: "an integer", float: "a number"}
     if tp in names:
-        return names[tp]
+        return str(names[tp])
     if typing.get_origin(tp) is tuple:
         return "a list"
     return "an object" if dataclasses.is_dataclass(tp) else "a string"
 
 
-def _python_types(tp: Any) -> tuple[type, ...]:
-    """The JSON values that are the right kind for `tp` (whose inner errors are worth reporting as they are)."""
+def _kinds(tp: Any) -> tuple[type, ...]:
+    """The JSON value types of the right kind for `tp` (a value of another kind is refused as `X or null`)."""
     if tp is float:
         return (int, float)
     if typing.get_origin(tp) is tuple:
@@ -342,9 +287,144 @@ def _python_types(tp: Any) -> tuple[type, ...]:
     return (tp,) if isinstance(tp, type) else ()
 
 
+def _exact(tp: type, expected: str) -> _Decoder:
+    def decode(value: Any) -> Any:
+        if type(value) is not tp:  # `is`, not isinstance: true is not a number, 1 is not a boolean
+            raise _wrong(expected, value)
+        return value
+
+    return decode
+
+
+def _number(value: Any) -> float:
+    if type(value) is float:
+        number = value
+    elif type(value) is int:
+        number = float(value) if abs(value) < 2**1023 else math.inf
+    else:
+        raise _wrong("a number", value)
+    if not math.isfinite(number):
+        raise _Bad("number out of range")
+    return number
+
+
+def _identity(value: Any) -> Any:
+    return value  # settings: any JSON value, shown as it is
+
+
+@functools.cache
+def _decoder(tp: Any) -> _Decoder:
+    if tp is Any:
+        return _identity
+    if tp in (str, bool, int):
+        return _exact(tp, _expected(tp))
+    if tp is float:
+        return _number
+    origin = typing.get_origin(tp)
+    if origin in (types.UnionType, typing.Union):
+        (inner,) = (a for a in typing.get_args(tp) if a is not type(None))  # the protocol only uses `X | None`
+        decode_inner, kinds, expected = _decoder(inner), _kinds(inner), _expected(inner) + " or null"
+
+        def optional(value: Any) -> Any:
+            if value is None:
+                return None
+            if not isinstance(value, kinds):
+                raise _wrong(expected, value)
+            return decode_inner(value)
+
+        return optional
+    if origin is tuple:
+        decode_item = _decoder(typing.get_args(tp)[0])
+
+        def sequence(value: Any) -> tuple[Any, ...]:
+            if type(value) is not list:
+                raise _wrong("a list", value)
+            out = []
+            for i, item in enumerate(value):
+                try:
+                    out.append(decode_item(item))
+                except _Bad as bad:
+                    bad.path.append(f"[{i}]")
+                    raise
+            return tuple(out)
+
+        return sequence
+    if origin in (Mapping, dict):
+        decode_value = _decoder(typing.get_args(tp)[1])
+
+        def mapping(value: Any) -> dict[str, Any]:
+            if type(value) is not dict:
+                raise _wrong("an object", value)
+            out = {}
+            for key, item in value.items():
+                try:
+                    out[key] = decode_value(item)
+                except _Bad as bad:
+                    bad.path.append(quote(key))
+                    raise
+            return out
+
+        return mapping
+    if isinstance(tp, type) and issubclass(tp, enum.Enum):
+        members = {str(m.value): m for m in tp}
+        choices = ", ".join(members)
+
+        def member(value: Any) -> enum.Enum:
+            if type(value) is not str:
+                raise _wrong("a string", value)
+            if value not in members:
+                raise _Bad(f"{quote(value)} is not one of {choices}")
+            return members[value]
+
+        return member
+    if isinstance(tp, type) and dataclasses.is_dataclass(tp):
+        return _object_decoder(tp)
+    raise TypeError(f"no JSON decoding for {tp!r}")  # a protocol dataclass with a field type the codec lacks
+
+
+def _object_decoder(cls: type) -> _Decoder:
+    hints = typing.get_type_hints(cls)
+    names = dict(_fields(cls))
+    fields = [
+        (
+            f.name,
+            names[f.name],
+            _decoder(hints[f.name]),
+            f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING,
+        )
+        for f in dataclasses.fields(cls)
+    ]
+
+    def decode(value: Any) -> Any:
+        if type(value) is not dict:
+            raise _wrong("an object", value)
+        kwargs = {}
+        for name, key, decode_field, required in fields:
+            if key in value:
+                try:
+                    kwargs[name] = decode_field(value[key])
+                except _Bad as bad:
+                    bad.path.append(key)
+                    raise
+            elif required:
+                raise _Bad("missing", key)
+        return cls(**kwargs)
+
+    return decode
+
+
+def from_json(tp: Any, value: Any) -> Any:
+    """`value` (parsed JSON) as type `tp`, or ProtocolError naming the field (`entries[0].entry.title: ...`)."""
+    try:
+        return _decoder(tp)(value)
+    except _Bad as bad:
+        where = bad.where()
+        raise ProtocolError(f"{where}: {bad.reason}" if where else bad.reason) from None
+
+
 def encode(message: Message) -> bytes:
-    body = {"v": VERSION, "type": message.TYPE, **to_json(message)}
-    return json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode() + b"\n"
+    body = {"v": VERSION, "type": message.TYPE, **_default(message)}
+    return json.dumps(body, separators=(",", ":"), ensure_ascii=False, default=_default).encode() + b"\n"
 
 
 def decode(line: bytes | str) -> Message | None:
@@ -364,9 +444,7 @@ def decode(line: bytes | str) -> Message | None:
     if cls is None:
         return None
     try:
-        message: Message = from_json(cls, data, "")
-    except RecursionError:
-        raise ProtocolError(f"bad {kind} message: nested too deeply") from None
+        message: Message = from_json(cls, data)
     except ProtocolError as exc:
         raise ProtocolError(f"bad {kind} message: {exc}") from None
     return message
