@@ -42,10 +42,10 @@ class Daemon:
     socket: Path
     log: Path
 
-    def status(self, key: str) -> int:
-        """A /proc/PID/status figure in KiB (VmHWM, VmRSS)."""
+    def status(self, key: str, unit: str = " kB") -> int:
+        """A /proc/PID/status figure: VmHWM and VmRSS in KiB, Threads."""
         text = Path(f"/proc/{self.proc.pid}/status").read_text()
-        match = re.search(rf"^{key}:\s+(\d+) kB$", text, re.MULTILINE)
+        match = re.search(rf"^{key}:\s+(\d+){unit}$", text, re.MULTILINE)
         assert match, f"no {key} in /proc/{self.proc.pid}/status"
         return int(match.group(1))
 
@@ -259,6 +259,16 @@ def test_abusive_clients_cost_bounded_memory_and_never_stop_service(daemon: Daem
     daemon.alive()
     assert "stopped reading" in daemon.log.read_text(errors="replace")
 
+    # Half-sent requests that never end, and clients that come and go without a word: they hold nothing for long.
+    stalled = [Conn(daemon.socket) for _ in range(10)]
+    for conn in stalled:
+        conn.send(b'{"v": 1, "type": "boot", "id": "' + b"s" * 30_000)
+    for _ in range(100):
+        passing = Conn(daemon.socket)
+        passing.sock.shutdown(socket.SHUT_WR)  # no request at all: the daemon sends the hello and closes
+        assert b"\n" in read_to_end(passing.sock)
+        passing.close()
+
     # 200 clients at once: every one gets the whole state.
     t0 = time.monotonic()
     crowd = [Conn(daemon.socket) for _ in range(CONCURRENT)]
@@ -271,6 +281,8 @@ def test_abusive_clients_cost_bounded_memory_and_never_stop_service(daemon: Daem
         for conn in crowd:
             conn.close()
     crowd_s = time.monotonic() - t0
+    for conn in stalled:
+        conn.close()
 
     # Afterwards: a well-behaved client is greeted, its hello is small, and it boots (dry run).
     observer.close()
@@ -285,10 +297,11 @@ def test_abusive_clients_cost_bounded_memory_and_never_stop_service(daemon: Daem
     daemon.alive()
 
     hwm_kib = daemon.status("VmHWM")
+    threads = daemon.status("Threads", unit="")
     print(
         f"\nabuse: idle RSS {idle_kib / 1024:.1f} MiB, peak RSS (VmHWM) {hwm_kib / 1024:.1f} MiB "
         f"(bound {RSS_BOUND_MIB} MiB); {FLOODERS} flooders cut off in {flood_s:.1f} s; "
-        f"{CONCURRENT} clients greeted in {crowd_s:.1f} s; final hello {size} bytes; "
+        f"{CONCURRENT} clients greeted in {crowd_s:.1f} s; final hello {size} bytes; {threads} threads; "
         f"total {time.monotonic() - start:.1f} s"
     )
     assert hwm_kib < RSS_BOUND_MIB * 1024
