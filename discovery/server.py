@@ -30,7 +30,7 @@ log = logging.getLogger(__name__)
 
 # Bytes waiting to be written to one client (its hello included) before it counts as stuck and is disconnected.
 CLIENT_QUEUE_BYTES = 2 * protocol.MAX_LINE
-# Bytes waiting for all clients together; the same bytes sent to many clients count once per client.
+# Bytes waiting for all clients together, as they are in memory: an update waiting for many clients counts once.
 TOTAL_QUEUE_BYTES = 32 * 1024 * 1024
 # Connected clients; one more is told so and closed. A menu per console and a few tools need far fewer.
 MAX_CLIENTS = 256
@@ -51,7 +51,8 @@ class Client:
         self.writer = writer
         self.name = name
         self.queue: collections.deque[bytes] = collections.deque()
-        self.queued = 0  # bytes in `queue` plus the message being written
+        self.queued = 0  # bytes in `queue` plus `writing`
+        self.writing: bytes | None = None
         self.ending = False  # write what is queued, then close
         self.dropped = False  # cut off: nothing more is written
         self._wakeup = asyncio.Event()
@@ -68,15 +69,19 @@ class Client:
         if self.ending or self.dropped:
             return
         self.queue.append(data)
-        self._count(len(data))
+        self.queued += len(data)
+        self.server.hold(data)
         self._wakeup.set()
         if self.queued > CLIENT_QUEUE_BYTES:
             self.drop(f"it stopped reading ({self.queued} bytes waiting, limit {CLIENT_QUEUE_BYTES})")
         self.server.enforce_total()
 
-    def _count(self, n: int) -> None:
-        self.queued += n
-        self.server.queued += n
+    def _release_all(self) -> None:
+        for data in (*self.queue, *([self.writing] if self.writing is not None else [])):
+            self.server.release(data)
+        self.queue.clear()
+        self.writing = None
+        self.queued = 0
 
     def end(self) -> None:
         """Write what is queued, then close."""
@@ -89,8 +94,7 @@ class Client:
             return
         log.warning("disconnected client %s: %s", self.name, reason)
         self.dropped = True
-        self.queue.clear()
-        self._count(-self.queued)
+        self._release_all()
         self.writer.transport.abort()
         self._wakeup.set()
 
@@ -103,17 +107,18 @@ class Client:
                     self._wakeup.clear()
                     await self._wakeup.wait()
                     continue
-                data = self.queue.popleft()
+                data = self.writing = self.queue.popleft()
                 self.writer.write(data)
                 await self.writer.drain()
-                if not self.dropped:
-                    self._count(-len(data))
+                if not self.dropped:  # else drop() released it
+                    self.writing = None
+                    self.queued -= len(data)
+                    self.server.release(data)
         except (ConnectionError, OSError):
             pass  # the client went away mid-write: nothing left to tell it
         finally:
             if not self.dropped:
-                self.queue.clear()
-                self._count(-self.queued)
+                self._release_all()
                 self.dropped = True
             self.writer.close()
 
@@ -133,7 +138,8 @@ class Server:
         self.daemon = daemon
         self.path = path
         self.clients: set[Client] = set()
-        self.queued = 0  # bytes waiting for all clients
+        self.queued = 0  # distinct bytes waiting for clients
+        self._held: dict[int, tuple[bytes, int]] = {}  # id(data) -> (data, how many queues hold it)
         self._server: asyncio.base_events.Server | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._numbers = itertools.count(1)
@@ -147,6 +153,20 @@ class Server:
             return
         for client in list(self.clients):
             client.send_bytes(data)
+
+    def hold(self, data: bytes) -> None:
+        held = self._held.get(id(data))
+        if held is None:
+            self.queued += len(data)
+        self._held[id(data)] = (data, 1 if held is None else held[1] + 1)
+
+    def release(self, data: bytes) -> None:
+        _, count = self._held[id(data)]
+        if count > 1:
+            self._held[id(data)] = (data, count - 1)
+        else:
+            del self._held[id(data)]
+            self.queued -= len(data)
 
     def enforce_total(self) -> None:
         """Past TOTAL_QUEUE_BYTES, cut off the clients with the most waiting until under it."""

@@ -27,8 +27,9 @@ from discovery.protocol import Boot, GetLog, Hello, Level, Message, Rescan, Stat
 
 SAMPLES = Path(__file__).resolve().parents[2] / "bootmenu" / "samples"
 ROOTS = ("fedora", "ubuntu", "alpine")
-# The daemon's peak resident memory after all of the abuse. An idle daemon is about 30 MiB; its queues may hold
-# server.TOTAL_QUEUE_BYTES (32 MiB) of which every client's reader buffer and the log and status rings are a part.
+# The daemon's peak resident memory after all of the abuse. An idle daemon is about 30 MiB; on top of that the
+# queues may hold server.TOTAL_QUEUE_BYTES (32 MiB) and the readers' buffers 2 * MAX_REQUEST per client (32 MiB for
+# server.MAX_CLIENTS), the status history and log ring under 1 MiB: about 100 MiB at worst.
 RSS_BOUND_MIB = 128
 WAIT = 30.0  # seconds any one condition may take on a loaded 2-core machine before the test fails
 FLOODERS = 20

@@ -100,6 +100,27 @@ def test_over_the_total_the_client_with_most_waiting_is_cut_off(
     assert any("it had the most" in r.getMessage() for r in caplog.records)
 
 
+def test_a_burst_for_many_clients_counts_once_against_the_total(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setattr(server, "TOTAL_QUEUE_BYTES", 512 * 1024)
+
+    async def scenario() -> None:
+        async with serving(tmp_path) as (daemon, sock):
+            clients = [await Client.connect(sock) for _ in range(20)]
+            for client in clients:
+                await client.hello()
+            for n in range(300):  # 300 KB in one step of the loop, for 20 clients: 6 MB if counted per copy
+                daemon.say(Level.INFO, f"burst {n}: " + "b" * 1000)
+            for client in clients:
+                await client.until(is_status("burst 299:"))
+                client.close()
+
+    with caplog.at_level(logging.WARNING, logger="discovery.server"):
+        run(scenario())
+    assert not [r for r in caplog.records if "disconnected" in r.getMessage()]
+
+
 def test_an_over_long_request_is_refused_then_the_connection_closed(tmp_path: Path) -> None:
     async def scenario() -> None:
         async with serving(tmp_path) as (_daemon, sock):
