@@ -115,7 +115,12 @@ _REGISTRY: dict[str, type[Message]] = {}
 
 
 class Message:
-    """Base of every message; subclasses are frozen dataclasses with a `TYPE`, registered by defining them."""
+    """Base of every message; subclasses are frozen dataclasses with a `TYPE`, registered by defining them.
+
+    `payload` and `from_payload` are the generic codec's; a message may override them (then its `from_payload`
+    raises KeyError, TypeError or ValueError for a bad message). A check on values belongs in `__post_init__`
+    (raising ValueError): the decoder reports it with the field's path.
+    """
 
     TYPE: ClassVar[str] = ""
 
@@ -123,6 +128,15 @@ class Message:
         super().__init_subclass__(**kwargs)
         if cls.TYPE:
             _REGISTRY[cls.TYPE] = cls
+
+    def payload(self) -> dict[str, Any]:
+        cls: type = type(self)
+        return {key: getattr(self, name) for name, key in _fields(cls)}
+
+    @classmethod
+    def from_payload(cls, data: Mapping[str, Any]) -> Message:
+        message: Message = from_json(cls, data)
+        return message
 
 
 @dataclass(frozen=True)
@@ -232,6 +246,11 @@ def _fields(cls: type) -> tuple[tuple[str, str], ...]:
 
 
 def _default(value: Any) -> Any:
+    if isinstance(value, Message):
+        return value.payload()
+    to_json = getattr(value, "to_json", None)
+    if to_json is not None and dataclasses.is_dataclass(value):
+        return to_json()  # BootEntry: its own JSON (also `scan --json`'s), which leaves out daemon-side fields
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return {key: getattr(value, name) for name, key in _fields(type(value))}
     if isinstance(value, Mapping):
@@ -408,7 +427,10 @@ def _object_decoder(cls: type) -> _Decoder:
                     raise
             elif required:
                 raise _Bad("missing", key)
-        return cls(**kwargs)
+        try:
+            return cls(**kwargs)
+        except (TypeError, ValueError) as exc:  # a check in __post_init__
+            raise _Bad(clip(str(exc), 200)) from None
 
     return decode
 
@@ -423,7 +445,7 @@ def from_json(tp: Any, value: Any) -> Any:
 
 
 def encode(message: Message) -> bytes:
-    body = {"v": VERSION, "type": message.TYPE, **_default(message)}
+    body = {"v": VERSION, "type": message.TYPE, **message.payload()}
     return json.dumps(body, separators=(",", ":"), ensure_ascii=False, default=_default).encode() + b"\n"
 
 
@@ -444,7 +466,8 @@ def decode(line: bytes | str) -> Message | None:
     if cls is None:
         return None
     try:
-        message: Message = from_json(cls, data)
+        return cls.from_payload(data)
     except ProtocolError as exc:
         raise ProtocolError(f"bad {kind} message: {exc}") from None
-    return message
+    except (KeyError, TypeError, ValueError) as exc:  # a hand-written from_payload
+        raise ProtocolError(f"bad {kind} message: {clip(repr(exc), 200)}") from None
