@@ -19,7 +19,7 @@ import types
 import typing
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 from discovery.entry import BootEntry
 
@@ -139,6 +139,18 @@ class Message:
         return message
 
 
+_M = TypeVar("_M", bound=type[Message])
+
+
+def _register(cls: _M) -> _M:
+    """A no-op kept for messages written when registration was explicit (Message.__init_subclass__ does it now)."""
+    return cls
+
+
+class _Empty(Message):
+    """Base of messages without fields (the generic codec needs nothing from it; kept for older definitions)."""
+
+
 @dataclass(frozen=True)
 class Hello(Message):
     """Server -> client, first message: the whole state."""
@@ -211,17 +223,17 @@ class Boot(Message):
 
 
 @dataclass(frozen=True)
-class CancelAutoboot(Message):
+class CancelAutoboot(_Empty):
     TYPE: ClassVar[str] = "cancel-autoboot"
 
 
 @dataclass(frozen=True)
-class Rescan(Message):
+class Rescan(_Empty):
     TYPE: ClassVar[str] = "rescan"
 
 
 @dataclass(frozen=True)
-class GetLog(Message):
+class GetLog(_Empty):
     TYPE: ClassVar[str] = "get-log"
 
 
