@@ -351,7 +351,7 @@ def _decodable(tp: object, seen: set[object]) -> list[str]:
         )
     if origin is tuple and len(args) == 2 and args[1] is Ellipsis:
         return _decodable(args[0], seen)
-    if origin is Mapping and args[0] is str:
+    if origin in (Mapping, dict) and args[0] is str:
         return _decodable(args[1], seen)
     if isinstance(tp, type) and issubclass(tp, enum.StrEnum):
         return []
@@ -364,4 +364,5 @@ def _decodable(tp: object, seen: set[object]) -> list[str]:
 def test_every_field_of_every_message_has_a_json_rule() -> None:
     """A field type the codec lacks (a Path, a set) would be a crash at decode time; this names it first."""
     seen: set[object] = set()
-    assert [bad for cls in protocol._REGISTRY.values() for bad in _decodable(cls, seen)] == []
+    generic = [c for c in protocol._REGISTRY.values() if c.from_payload.__func__ is Message.from_payload.__func__]  # type: ignore[attr-defined]
+    assert [bad for cls in generic for bad in _decodable(cls, seen)] == []
