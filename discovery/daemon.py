@@ -670,6 +670,9 @@ class Daemon:
             self.say(Level.INFO, f"loading {title}")
             await loop.run_in_executor(None, lambda: api.load(plan))
             self.say(Level.INFO, f"loaded {title}; starting it")
+            # Issue 11 section 1: the boot loader's own writes (grubenv save_env, BLS boot counting), one line each.
+            for level, text in await loop.run_in_executor(None, self._loader_writes, entry):
+                self.say(level, text)
             mounted = [r for r in self.records.values() if r.fs is not None and r.stack is not None]
             mounts = [str(r.fs.root) for r in mounted if r.fs is not None]
             try:
@@ -694,6 +697,16 @@ class Daemon:
                 except Exception as unload_exc:
                     log.warning("unloading after a failed boot: %s", unload_exc)
             return False
+
+    def _loader_writes(self, entry: BootEntry) -> list[tuple[Level, str]]:
+        from discovery import loaderwrites
+
+        targets = {
+            r.info.name: loaderwrites.Target(r.device.node if r.device else None, r.fs)
+            for r in self.records.values()
+            if r.fs is not None
+        }
+        return loaderwrites.before_jump(entry, targets)
 
     def get_log(self) -> tuple[str, ...]:
         return tuple(self.log_lines())
