@@ -7,7 +7,7 @@ CACHE ?= .cache
 APT_PACKAGES := qemu-system-x86 busybox-static dosfstools mtools fdisk e2fsprogs kmod cpio xz-utils zstd gcc python3-dev libudev1 btrfs-progs xfsprogs squashfs-tools genisoimage
 APT_COMMANDS := qemu-system-x86_64 busybox mkfs.vfat mcopy sfdisk mkfs.ext4 depmod cpio xz zstd gcc mkfs.btrfs mkfs.xfs mksquashfs genisoimage
 
-.PHONY: all setup system-deps kernel test test-fast lint fmt typecheck bench bench-parse demo qemu clean
+.PHONY: all setup system-deps kernel grub-editenv test test-fast lint fmt typecheck bench bench-parse demo qemu clean
 
 all: test
 
@@ -31,6 +31,10 @@ setup: system-deps $(BIN)/.installed
 kernel: system-deps
 	@tools/fetch-kernel $(CACHE)/kernel >/dev/null
 
+# Debian's grub-editenv (grub-common unpacked under .cache, never installed): the tests check grubenv writes with it.
+grub-editenv:
+	@tools/fetch-grub-editenv $(CACHE)/grub-common >/dev/null
+
 lint: $(BIN)/.installed
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
@@ -43,11 +47,11 @@ fmt: $(BIN)/.installed
 	$(BIN)/ruff check --fix .
 
 # Everything, QEMU end-to-end tests included.
-test: setup kernel lint typecheck
+test: setup kernel grub-editenv lint typecheck
 	$(BIN)/pytest
 
 # The quick subset: no QEMU boots.
-test-fast: setup lint typecheck
+test-fast: setup grub-editenv lint typecheck
 	$(BIN)/pytest -m 'not qemu'
 
 bench: setup kernel
