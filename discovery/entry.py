@@ -107,6 +107,11 @@ class BootEntry:
     env_saves: tuple[EnvSave, ...] = field(default=(), compare=False)
 
     @property
+    def bad(self) -> bool:
+        """BLS boot counting says every try failed (`+0-N`): listed last, marked, never the autoboot default."""
+        return self.boot_count is not None and self.boot_count.left == 0
+
+    @property
     def key(self) -> str:
         """A stable identity for the entry within one daemon run: device, config, menu path and title."""
         path = ">".join((*self.submenu, self.title))

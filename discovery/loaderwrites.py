@@ -10,7 +10,9 @@
   to `NAME+(LEFT-1)-(DONE+1).conf`; the vfat filesystem (ESP/XBOOTLDR, what systemd-boot writes through the
   firmware's FAT driver) is remounted read-write for the rename only, then read-only again. `+0` entries are not
   renamed (systemd-boot leaves them as they are).
-Every write, and every refusal, is one status line naming the file.
+Every write, and every refusal, is one status line naming the file. Writing to a block device or remounting is
+allowed only where kexec is (kexec_core.guard: the payload's boot environment); an image file given as the device
+(the host tests) is written without it.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from __future__ import annotations
 import errno
 import logging
 import os
+import stat
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -93,6 +96,7 @@ def _write_env(target: Target | None, path: str, saves: Sequence[EnvSave]) -> st
         raise OSError(errno.ENODEV, "its filesystem is not present")
     if target.node is None:
         raise OSError(errno.ENOTBLK, "its filesystem is a directory, not a block device")
+    _guard(target.node, "write a grubenv block")
     why = blockmap.device_refusal(target.node)
     if why is not None:
         raise OSError(errno.EOPNOTSUPP, why)
@@ -113,6 +117,22 @@ def _write_env(target: Target | None, path: str, saves: Sequence[EnvSave]) -> st
         raise OSError(errno.EIO, "written, but the filesystem reads other bytes back", str(host))
     spans = ", ".join(f"{e.length} bytes at {e.physical}" for e in blocks.extents)
     return f"{blocks.method}: {spans} of {target.node}; read back"
+
+
+def _guard(node: str, action: str) -> None:
+    """Refuse (OSError EPERM) to touch a real device outside the payload; a regular file (a test image) passes."""
+    from kexec_core import guard
+    from kexec_core.errors import ExecRefused
+
+    try:
+        if stat.S_ISREG(os.stat(node).st_mode):
+            return
+    except OSError:
+        pass
+    try:
+        guard.require_boot_environment(action)
+    except ExecRefused as exc:
+        raise OSError(errno.EPERM, str(exc)) from None
 
 
 # --- BLS boot counting ---
@@ -145,6 +165,7 @@ def count_boot(entry: BootEntry, targets: Mapping[str, Target]) -> Report:
     if host is None or not host.is_file():
         return Level.WARNING, f"boot counting: {where} not renamed: no such file"
     try:
+        _guard(target.node, "remount a filesystem read-write")
         rename_on_remount(target.node, target.fs.root, target.fs.fstype, host, host.with_name(new))
     except OSError as exc:
         return Level.WARNING, f"boot counting: {where} not renamed to {new}: {_reason(exc)}"

@@ -300,9 +300,11 @@ def test_blocks_not_on_the_named_device_are_refused_and_nothing_written(tmp_path
 
 
 def test_full_block_is_refused_before_any_write(tmp_path: Path) -> None:
-    fs = make_fs(tmp_path, {"/grubenv": grubenv.render({"a": "x" * 990})})
+    fs = make_fs(tmp_path / "root", {"/grubenv": grubenv.render({"a": "x" * 990})})
+    image = tmp_path / "device.img"
+    image.write_bytes(bytes(4096))
     reports = loaderwrites.write_grubenv(
-        (EnvSave("sda1", "/grubenv", "recordfail", "1"),), {"sda1": loaderwrites.Target("/nonexistent-node", fs)}
+        (EnvSave("sda1", "/grubenv", "recordfail", "1"),), {"sda1": loaderwrites.Target(str(image), fs)}
     )
     assert reports[0][1].endswith("not written (recordfail=1): environment block too small"), reports
 
@@ -374,3 +376,82 @@ def test_rename_never_overwrites(tmp_path: Path) -> None:
     with pytest.raises(OSError, match="new name exists") as info:
         loaderwrites.rename_on_remount("/dev/null", tmp_path, "vfat", tmp_path / "a+3-0.conf", tmp_path / "a+2-1.conf")
     assert info.value.errno == errno.EEXIST
+
+
+def test_real_devices_are_only_written_inside_the_payload(tmp_path: Path) -> None:
+    # The host is no boot environment: a device node is refused before anything is opened for writing.
+    fs = make_fs(tmp_path, {"/grubenv": grubenv.render({})})
+    saves = (EnvSave("sda1", "/grubenv", "recordfail", "1"),)
+    reports = loaderwrites.write_grubenv(saves, {"sda1": loaderwrites.Target("/dev/null", fs)})
+    assert "not written (recordfail=1): refusing to write a grubenv block" in reports[0][1]
+    vfat = Filesystem(root=tmp_path, name="sda1", fstype="vfat")
+    (tmp_path / "a+3-0.conf").write_text("title A\nlinux /vmlinuz\n")
+    entry = _entry(format=SourceFormat.BLS, config="/a+3-0.conf", boot_count=BootCount(3, 0))
+    reports = loaderwrites.before_jump(entry, {"sda1": loaderwrites.Target("/dev/null", vfat)})
+    assert "not renamed to a+2-1.conf: refusing to remount a filesystem read-write" in reports[0][1]
+    assert (tmp_path / "a+3-0.conf").exists()
+
+
+def _bls(root: Path, files: dict[str, str]) -> list[BootEntry]:
+    from discovery import bls
+    from discovery.loaders import LoadContext
+
+    make_fs(root, {"/vmlinuz": "x", **{f"/loader/{k}": v for k, v in files.items()}})
+    return list(bls.load(Filesystem(root=root, name="esp"), LoadContext()).entries)
+
+
+def test_bad_entries_are_never_the_default_and_are_marked(tmp_path: Path) -> None:
+    from bootmenu.model import EntryRow
+    from discovery.protocol import EntryInfo
+
+    entries = _bls(
+        tmp_path / "a",
+        {
+            "loader.conf": "default new*\n",
+            "entries/new+0-3.conf": "title New\nversion 6.9\nlinux /vmlinuz\n",
+            "entries/old+1-2.conf": "title Old\nversion 6.1\nlinux /vmlinuz\n",
+        },
+    )
+    assert [(e.title, e.default, e.bad) for e in entries] == [("Old", True, False), ("New", False, True)]
+    assert "no boot tries left (3 failed): listed last, never the default" in [d.message for d in entries[1].warnings]
+    assert EntryRow(EntryInfo("x", entries[1]), False).text() == "New (bad: no boot tries left)"
+    assert EntryRow(EntryInfo("y", entries[0]), True).text() == "Old"
+    spent = _bls(tmp_path / "b", {"entries/only+0-3.conf": "title Only\nlinux /vmlinuz\n"})
+    assert [(e.title, e.default) for e in spent] == [("Only", False)]  # listed, bootable by hand, never autobooted
+
+
+def test_daemon_names_each_write_between_load_and_exec_and_boots_on(tmp_path: Path) -> None:
+    import asyncio
+
+    from discovery.protocol import Boot, EntryAdded, Status
+    from tests.discovery import test_daemon as td
+
+    root = td.bls_tree(tmp_path / "vda2")
+    (root / "boot" / "grub").mkdir(parents=True)
+    (root / "boot" / "grub" / "grubenv").write_bytes(grubenv.render({"next_entry": "deb"}))
+    cfg = DEBIAN_CFG.replace("/vmlinuz-old", "/vmlinuz")
+    cfg = cfg.replace("linux /vmlinuz root=/dev/sda2", "linux /vmlinuz root=/dev/sda2\n    initrd /initrd.img")
+    (root / "boot" / "grub" / "grub.cfg").write_text(cfg.replace("--id old", "--id deb"))
+    mounts = td.DirMounts({"/dev/vda2": root})
+    udev = td.FakeUdev([td.fs_event("add", "/dev/vda2", label="root", uuid="1111")])
+    kexec = td.ExecFails()
+
+    async def scenario() -> None:
+        async with td.serving(tmp_path, source=udev, mounts=mounts, dry_run=False, boot_api=kexec) as (_d, sock):
+            client = await td.Client.connect(sock)
+            await client.hello()
+            added = await client.until(td.is_entry("Debian, old kernel"))
+            assert isinstance(added, EntryAdded)
+            client.send(Boot(added.entry.id))
+            await client.until(td.is_status("loaded Debian, old kernel; starting it"))
+            line = await client.until(td.is_status("grubenv vda2:/boot/grub/grubenv"))
+            assert isinstance(line, Status)
+            assert line.status.level is Level.WARNING
+            # The host is no payload: the real node is refused, nothing opened for writing, the boot goes on.
+            assert "not written (next_entry=): refusing to write a grubenv block" in line.status.message
+            await client.until(td.is_status("cannot boot", Level.ERROR))  # the fake exec fails after the writes
+            assert kexec.calls[-1] == "execute"
+            client.close()
+
+    asyncio.run(asyncio.wait_for(scenario(), 60))
+    assert grubenv.parse((root / "boot/grub/grubenv").read_bytes()) == {"next_entry": "deb"}
