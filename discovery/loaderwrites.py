@@ -7,9 +7,9 @@
   line and the boot going on, where loadenv.c refuses, and for a device GRUB reaches through diskfilter or
   cryptodisk (LVM, md RAID, dm-crypt), which GRUB does not write.
 - BLS automatic boot assessment (systemd-boot, UAPI.1 "Boot counting"): booting `NAME+LEFT-DONE.conf` renames it
-  to `NAME+(LEFT-1)-(DONE+1).conf`; the vfat filesystem (ESP/XBOOTLDR, what systemd-boot writes through the
-  firmware's FAT driver) is remounted read-write for the rename only, then read-only again. `+0` entries are not
-  renamed (systemd-boot leaves them as they are).
+  to `NAME+(LEFT-1)-(DONE+1).conf` (a Type #2 `NAME+LEFT-DONE.efi` likewise); the vfat filesystem (ESP/XBOOTLDR,
+  what systemd-boot writes through the firmware's FAT driver) is remounted read-write for the rename only, then
+  read-only again. `+0` entries are not renamed (systemd-boot leaves them as they are).
 Every write, and every refusal, is one status line naming the file. Writing to a block device or remounting is
 allowed only where kexec is (kexec_core.guard: the payload's boot environment); an image file given as the device
 (the host tests) is written without it.
@@ -138,15 +138,19 @@ def _guard(node: str, action: str) -> None:
 # --- BLS boot counting ---
 
 
+COUNTED_SUFFIXES = (".conf", ".efi")  # Type #1 entry files and Type #2 unified kernel images
+
+
 def counted_name(filename: str) -> str | None:
     """The name booting `filename` gives it: one try less, one more done; None when nothing changes (no counter,
     or no tries left)."""
-    if not filename.endswith(".conf"):
+    suffix = next((s for s in COUNTED_SUFFIXES if filename.lower().endswith(s)), None)
+    if suffix is None:
         return None
-    stem, count = split_filename(filename[: -len(".conf")])
+    stem, count = split_filename(filename[: -len(suffix)])
     if count is None or count.left == 0:
         return None
-    return f"{stem}+{count.left - 1}-{(count.done or 0) + 1}.conf"
+    return f"{stem}+{count.left - 1}-{(count.done or 0) + 1}{filename[-len(suffix) :]}"
 
 
 def count_boot(entry: BootEntry, targets: Mapping[str, Target]) -> Report:

@@ -344,6 +344,9 @@ def test_diskfilter_and_crypt_devices_are_refused(tmp_path: Path) -> None:
         ("fedora-6.5+0-3.conf", None),
         ("fedora-6.5.conf", None),
         ("a+b+2-1.conf", "a+b+1-2.conf"),
+        ("arch-linux+3-1.efi", "arch-linux+2-2.efi"),
+        ("ARCH+1.EFI", "ARCH+0-1.EFI"),
+        ("arch+1.img", None),
     ],
 )
 def test_counted_name(name: str, renamed: str | None) -> None:
