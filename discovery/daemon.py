@@ -671,8 +671,7 @@ class Daemon:
             await loop.run_in_executor(None, lambda: api.load(plan))
             self.say(Level.INFO, f"loaded {title}; starting it")
             # Issue 11 section 1: the boot loader's own writes (grubenv save_env, BLS boot counting), one line each.
-            for level, text in await loop.run_in_executor(None, self._loader_writes, entry):
-                self.say(level, text)
+            await self._loader_writes(entry)
             mounted = [r for r in self.records.values() if r.fs is not None and r.stack is not None]
             mounts = [str(r.fs.root) for r in mounted if r.fs is not None]
             try:
@@ -698,15 +697,18 @@ class Daemon:
                     log.warning("unloading after a failed boot: %s", unload_exc)
             return False
 
-    def _loader_writes(self, entry: BootEntry) -> list[tuple[Level, str]]:
+    async def _loader_writes(self, entry: BootEntry) -> None:
         from discovery import loaderwrites
 
+        # Taken on the loop thread (the only one that changes records); the writes run in a worker.
         targets = {
             r.info.name: loaderwrites.Target(r.device.node if r.device else None, r.fs)
             for r in self.records.values()
             if r.fs is not None
         }
-        return loaderwrites.before_jump(entry, targets)
+        loop = asyncio.get_running_loop()
+        for level, text in await loop.run_in_executor(None, loaderwrites.before_jump, entry, targets):
+            self.say(level, text)
 
     def get_log(self) -> tuple[str, ...]:
         return tuple(self.log_lines())

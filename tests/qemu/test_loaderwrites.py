@@ -27,6 +27,7 @@ pytestmark = [pytest.mark.qemu, pytest.mark.timeout(600)]
 REPO = Path(__file__).resolve().parents[2]
 GRUB_EDITENV = REPO / ".cache" / "grub-common" / "root" / "usr" / "bin" / "grub-editenv"
 BOOT_TIMEOUT = 300.0
+ESCAPES = re.compile(r"\x1b(\[[0-9;?$]*[A-Za-z]|[()][0-9A-Za-z]|c)")
 
 # Debian's 00_header logic for grubenv; recordfail saved unconditionally (Debian skips it on a grub-reboot boot,
 # `boot_once`), so that one boot shows both writes in the same block.
@@ -81,7 +82,9 @@ def debugfs(image: Path, request: str) -> str:
     return subprocess.run(["debugfs", "-R", request, str(image)], capture_output=True, text=True, check=True).stdout
 
 
-def run_to_second_kernel(kernel: Path, payload: Path, disk: Path, transcript: Path) -> str:
+def run_to_second_kernel(kernel: Path, payload: Path, disk: Path, transcript: Path) -> tuple[str, str]:
+    """The second kernel's command line and the console up to it, terminal escapes removed (the menu's status
+    lines name each write before the jump)."""
     config = VmConfig(
         kernel=kernel,
         initrd=payload,
@@ -90,12 +93,21 @@ def run_to_second_kernel(kernel: Path, payload: Path, disk: Path, transcript: Pa
     )
     with SerialVm(config, timeout=VM_TIMEOUT + 120, transcript=transcript) as vm:
         try:
-            match = vm.expect(re.escape(SECOND_STAGE_MARKER).encode() + rb"([^\r\n]*)", timeout=BOOT_TIMEOUT)
+            match = vm.expect(re.escape(SECOND_STAGE_MARKER).encode() + rb"([^\r\n]*)[\r\n]", timeout=BOOT_TIMEOUT)
         except Exception:
             raise AssertionError(f"no second kernel; the console:\n{vm.tail(60)}") from None
         cmdline = match.group(1).decode()
+        print(f"\nsecond kernel {vm.elapsed():.1f} s after QEMU started")
         vm.wait_exit(timeout=60)  # it powers off: QEMU has flushed the image
-    return cmdline
+        console = ESCAPES.sub("", vm.transcript.decode("utf-8", "replace"))
+    return cmdline, console
+
+
+def show_status_line(console: str, pattern: str) -> None:
+    """Print the write's status line when the menu drew it before the jump (a race with kexec, so not asserted:
+    the images are the evidence)."""
+    found = re.search(pattern, console)
+    print(found.group(0) if found else f"(the menu did not draw {pattern!r} before the jump)")
 
 
 def test_grubenv_block_rewritten_in_place(kernel: Path, payload: Path, tmp_path: Path) -> None:
@@ -114,8 +126,14 @@ def test_grubenv_block_rewritten_in_place(kernel: Path, payload: Path, tmp_path:
     before = partition(image, tmp_path / "before.ext4")
     inode_before = debugfs(before, "stat /boot/grub/grubenv")
 
-    cmdline = run_to_second_kernel(kernel, payload, image, tmp_path / "console.log")
+    cmdline, console = run_to_second_kernel(kernel, payload, image, tmp_path / "console.log")
     assert "e2e=oneshot" in cmdline.split(), "grub-reboot's next_entry was the default"
+    show_status_line(
+        console,
+        # A long status line wraps onto the next screen row.
+        r"grubenv \S+:/boot/grub/grubenv: wrote next_entry=, recordfail=1 in place\s*"
+        r"\(FIEMAP: 1024 bytes at \d+ of /dev/vda1; read back\)",
+    )
 
     after = partition(image, tmp_path / "after.ext4")
     debugfs(after, f"dump /boot/grub/grubenv {tmp_path / 'grubenv'}")
@@ -137,8 +155,9 @@ def test_bls_boot_counting_renames_the_entry(kernel: Path, payload: Path, tmp_pa
     image = disks.disk_from_directory(
         tree, tmp_path / "esp.img", {"vmlinuz": kernel, "second.img": second_initrd(tmp_path)}
     )
-    cmdline = run_to_second_kernel(kernel, payload, image, tmp_path / "console.log")
+    cmdline, console = run_to_second_kernel(kernel, payload, image, tmp_path / "console.log")
     assert "e2e=counted" in cmdline.split()
+    show_status_line(console, r"boot counting: renamed \S+:/loader/entries/counted\+3-0\.conf to counted\+2-1\.conf")
     esp = partition(image, tmp_path / "esp.vfat")
     listing = subprocess.run(
         ["mdir", "-b", "-i", str(esp), "::/loader/entries"],
