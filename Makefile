@@ -35,7 +35,7 @@ kernel: system-deps
 
 # Debian's grub-editenv (grub-common unpacked under .cache, never installed): the tests check grubenv writes with it.
 grub-editenv:
-	@tools/fetch-grub-editenv $(CACHE)/grub-common >/dev/null
+	@tools/fetch-deb grub-common $(CACHE)/grub-common >/dev/null
 
 lint: $(BIN)/.installed
 	$(BIN)/ruff check .

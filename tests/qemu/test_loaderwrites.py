@@ -112,7 +112,7 @@ def show_status_line(console: str, pattern: str) -> None:
 
 def test_grubenv_block_rewritten_in_place(kernel: Path, payload: Path, tmp_path: Path) -> None:
     if not GRUB_EDITENV.exists():
-        pytest.fail("no grub-editenv: run `make grub-editenv` (tools/fetch-grub-editenv) first")
+        pytest.fail("no grub-editenv: run `make grub-editenv` first")
     tree = tmp_path / "tree"
     (tree / "boot" / "grub").mkdir(parents=True)
     (tree / "boot" / "grub" / "grub.cfg").write_text(GRUB_CFG)
