@@ -744,6 +744,8 @@ class Daemon:
             self.say(Level.INFO, f"loading {title}")
             await loop.run_in_executor(None, lambda: api.load(plan))
             self.say(Level.INFO, f"loaded {title}; starting it")
+            # Issue 11 section 1: the boot loader's own writes (grubenv save_env, BLS boot counting), one line each.
+            await self._loader_writes(entry)
             mounted = [r for r in self.records.values() if r.fs is not None and r.stack is not None]
             mounts = [str(r.fs.root) for r in mounted if r.fs is not None]
             try:
@@ -768,6 +770,19 @@ class Daemon:
                 except Exception as unload_exc:
                     log.warning("unloading after a failed boot: %s", unload_exc)
             return False
+
+    async def _loader_writes(self, entry: BootEntry) -> None:
+        from discovery import loaderwrites
+
+        # Taken on the loop thread (the only one that changes records); the writes run in a worker.
+        targets = {
+            r.info.name: loaderwrites.Target(r.device.node if r.device else None, r.fs)
+            for r in self.records.values()
+            if r.fs is not None
+        }
+        loop = asyncio.get_running_loop()
+        for level, text in await loop.run_in_executor(None, loaderwrites.before_jump, entry, targets):
+            self.say(level, text)
 
     def get_log(self) -> tuple[str, ...]:
         return tuple(self.log_lines())
