@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from discovery.entry import BootCount, BootEntry, Diagnostic, LoadResult, Severity, SourceFormat
 from discovery.fs import Filesystem
+from discovery.loaders import file_problem, missing, os_problem
 
 if TYPE_CHECKING:
     from discovery.loaders import LoadContext
@@ -386,12 +387,12 @@ def read_entries(fs: Filesystem, directory: str) -> tuple[list[BlsEntry], list[D
         if not name.endswith(".conf") or name.startswith("."):
             continue
         path = str(PurePosixPath(directory, name))
-        if not fs.is_file(path):
-            continue
         try:
+            if not fs.is_file(path):
+                continue
             text = fs.read_text(path)
         except OSError as exc:
-            diags.append(Diagnostic(path, 0, f"cannot read entry: {exc.strerror or exc}", Severity.ERROR))
+            diags.append(Diagnostic(path, 0, f"cannot read entry: {os_problem(exc)}", Severity.ERROR))
             continue
         entry, problems = parse_entry(text, path)
         entries.append(entry)
@@ -534,12 +535,16 @@ def _matches(pattern: str, entry: BlsEntry) -> bool:
     return fnmatch.fnmatchcase(entry.systemd_id.lower(), pat) or fnmatch.fnmatchcase(entry.stem.lower(), pat)
 
 
-def _prefix(fs: Filesystem, root: str, kernel: str) -> str | None:
-    """Where this entry's paths live within `fs` (see the module docstring); None when the kernel is nowhere."""
+def _prefix(fs: Filesystem, root: str, kernel: str) -> tuple[str | None, str]:
+    """Where this entry's paths live within `fs` (see the module docstring), or None and why the kernel is
+    nowhere ("not found", or the OSError of the lookup of the path as written)."""
+    problems = []
     for prefix in ("",) if root == "/" else ("", root.rstrip("/")):
-        if fs.is_file(_under(prefix, kernel)):
-            return prefix
-    return None
+        problem = file_problem(fs, _under(prefix, kernel))
+        if problem is None:
+            return prefix, ""
+        problems.append(problem)
+    return None, next((p for p in problems if p != "not found"), "not found")
 
 
 def _under(prefix: str, path: str) -> str:
@@ -552,7 +557,7 @@ def _load_root(fs: Filesystem, ctx: LoadContext, root: str) -> LoadResult:
     configs = [e.path for e in entries]
     conf = LoaderConf()
     conf_path = str(PurePosixPath(root, LOADER_CONF))
-    if fs.is_file(conf_path):
+    if file_problem(fs, conf_path) is None:
         try:
             conf, problems = parse_loader_conf(fs.read_text(conf_path), conf_path)
             diags.extend(problems)
@@ -590,19 +595,20 @@ def _load_root(fs: Filesystem, ctx: LoadContext, root: str) -> LoadResult:
     for n, entry in enumerate(ordered):
         warnings = [d for d in diags if d.file == entry.path]
         assert entry.linux is not None
-        prefix = _prefix(fs, root, entry.linux)
+        prefix, problem = _prefix(fs, root, entry.linux)
         found_kernel = prefix is not None
         resolve = functools.partial(_under, prefix or "")
         if not found_kernel:
-            warnings.append(Diagnostic(entry.path, entry.line_of("linux"), f"kernel {entry.linux} not found"))
+            warnings.append(Diagnostic(entry.path, entry.line_of("linux"), missing("kernel", entry.linux, problem)))
         if "$" in entry.cmdline:
             # RHEL 8 style `options $kernelopts`: only GRUB's blscfg expands these; systemd-boot passes them as text.
             warnings.append(
                 Diagnostic(entry.path, entry.line_of("options"), "options use GRUB variables, passed unexpanded")
             )
         for key, value in [("initrd", i) for i in entry.initrds] + [("devicetree", entry.devicetree or "")]:
-            if value and found_kernel and not fs.is_file(resolve(value)):
-                warnings.append(Diagnostic(entry.path, entry.line_of(key), f"{key} {value} not found"))
+            lookup = file_problem(fs, resolve(value)) if value and found_kernel else None
+            if lookup is not None:
+                warnings.append(Diagnostic(entry.path, entry.line_of(key), missing(key, value, lookup)))
         diags.extend(w for w in warnings if w not in diags)
         boot_entries.append(
             entry.to_boot_entry(

@@ -6,6 +6,7 @@ Spec entries not already expanded by GRUB's `blscfg`, then syslinux/extlinux/iso
 
 from __future__ import annotations
 
+import errno
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -22,6 +23,36 @@ class LoadContext:
 
     resolver: Resolver = field(default_factory=lambda: StaticResolver(()))
     platform: Platform = field(default_factory=Platform)
+
+
+# Paths quoted in diagnostics are cut to this many characters: a 4 KB path helps no one on a status line.
+SHOWN_PATH = 96
+
+
+def shown(path: str) -> str:
+    """A config-supplied path as quoted in a diagnostic, shortened when it is absurdly long."""
+    return path if len(path) <= SHOWN_PATH else f"{path[: SHOWN_PATH - 24]}...{path[-20:]}"
+
+
+def os_problem(exc: OSError) -> str:
+    """What a failed lookup says in a diagnostic: the error text and errno name, `File name too long (ENAMETOOLONG)`."""
+    name = errno.errorcode.get(exc.errno or 0)
+    text = exc.strerror or str(exc)
+    return f"{text} ({name})" if name else text
+
+
+def file_problem(fs: Filesystem, path: str) -> str | None:
+    """None when `path` is a regular file of `fs`; else why not: "not found", or the OSError of the lookup (a
+    component over 255 bytes, an I/O error). Never raises: one bad path costs only the entry naming it."""
+    try:
+        return None if fs.is_file(path) else "not found"
+    except OSError as exc:
+        return os_problem(exc)
+
+
+def missing(what: str, path: str, problem: str) -> str:
+    """`kernel /vmlinuz not found`, `initrd /x...: File name too long (ENAMETOOLONG)`."""
+    return f"{what} {shown(path)} {problem}" if problem == "not found" else f"{what} {shown(path)}: {problem}"
 
 
 LoaderFn = Callable[[Filesystem, LoadContext], LoadResult]

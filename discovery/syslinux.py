@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING
 
 from discovery.entry import BootEntry, Diagnostic, LoadResult, Severity, SourceFormat
 from discovery.fs import Filesystem
+from discovery.loaders import file_problem, missing, shown
 
 if TYPE_CHECKING:
     from discovery.loaders import LoadContext
@@ -226,7 +227,10 @@ class _Parse:
             path = "/" + path[2:].lstrip("/")
         joined = str(PurePosixPath(self.workdir, path)) if not path.startswith("/") else path
         normal = _normalise(joined)
-        return self.fs.find_ci(normal) or normal
+        try:
+            return self.fs.find_ci(normal) or normal
+        except OSError:
+            return normal  # the check of the file itself reports the error against the line naming it
 
 
 def _normalise(path: str) -> str:
@@ -381,8 +385,12 @@ def _include(state: _Parse, path: str, number: int, arg: str, chain: tuple[str, 
     if len(chain) > MAX_INCLUDE_DEPTH:
         state.warn(path, number, f"INCLUDE {name} nested more than {MAX_INCLUDE_DEPTH} deep; ignored", Severity.ERROR)
         return
-    if not state.fs.is_file(target):
-        state.warn(path, number, f"INCLUDE {name}: {target} not found; ignored")
+    problem = file_problem(state.fs, target)
+    if problem == "not found":
+        state.warn(path, number, f"INCLUDE {shown(name)}: {shown(target)} not found; ignored")
+        return
+    if problem is not None:
+        state.warn(path, number, f"INCLUDE {shown(name)}: {problem}; ignored", Severity.ERROR)
         return
     tag = tag.strip()
     if tag:
@@ -415,7 +423,7 @@ def _to_entry(state: _Parse, label: _Label, submenu: tuple[str, ...]) -> BootEnt
     kernel_text = label.kernel
     if not kernel_text:
         # syslinux boots a file named like the label when the label names no kernel.
-        if label.kernel is None and state.fs.is_file(state.resolve(label.name)):
+        if label.kernel is None and file_problem(state.fs, state.resolve(label.name)) is None:
             kernel_text = label.name
         else:
             ctx_diags.append(Diagnostic(label.file, label.line, f"LABEL {label.name} has no KERNEL or LINUX; skipped"))
@@ -432,8 +440,9 @@ def _to_entry(state: _Parse, label: _Label, submenu: tuple[str, ...]) -> BootEnt
     cmdline = " ".join(p for p in (*kernel_args, append or "") if p).strip()
     kernel = state.resolve(image)
     line = label.kernel_line or label.line
-    if not state.fs.is_file(kernel):
-        warnings.append(Diagnostic(label.file, line, f"kernel {image} not found"))
+    problem = file_problem(state.fs, kernel)
+    if problem is not None:
+        warnings.append(Diagnostic(label.file, line, missing("kernel", image, problem)))
     if label.initrd is not None:
         initrd_names = [p.strip() for p in label.initrd.split(",") if p.strip()]
         if _initrd_option(cmdline):
@@ -448,13 +457,15 @@ def _to_entry(state: _Parse, label: _Label, submenu: tuple[str, ...]) -> BootEnt
     for name in initrd_names:
         found = state.resolve(name)
         initrds.append(found)
-        if not state.fs.is_file(found):
-            warnings.append(Diagnostic(label.file, initrd_line, f"initrd {name} not found"))
+        problem = file_problem(state.fs, found)
+        if problem is not None:
+            warnings.append(Diagnostic(label.file, initrd_line, missing("initrd", name, problem)))
     devicetree = None
     if label.fdt:
         devicetree = state.resolve(label.fdt)
-        if not state.fs.is_file(devicetree):
-            warnings.append(Diagnostic(label.file, label.fdt_line, f"devicetree {label.fdt} not found"))
+        problem = file_problem(state.fs, devicetree)
+        if problem is not None:
+            warnings.append(Diagnostic(label.file, label.fdt_line, missing("devicetree", label.fdt, problem)))
     elif label.fdtdir:
         warnings.append(
             Diagnostic(label.file, line, f"FDTDIR {label.fdtdir}: the firmware picks the file; the running one is used")
@@ -530,8 +541,10 @@ def _follow_config(
     if state.depth >= MAX_CONFIG_DEPTH:
         state.warn(label.file, line, f"CONFIG {name}: more than {MAX_CONFIG_DEPTH} configs deep; not followed")
         return
-    if not state.fs.is_file(target):
-        state.warn(label.file, line, f"CONFIG {name}: {target} not found; LABEL {label.name} shows nothing")
+    problem = file_problem(state.fs, target)
+    if problem is not None:
+        why = f"{shown(target)} not found" if problem == "not found" else problem
+        state.warn(label.file, line, f"CONFIG {shown(name)}: {why}; LABEL {label.name} shows nothing")
         return
     workdir = state.resolve(directory) if directory else state.workdir
     sub = _Parse(fs=state.fs, workdir=workdir, loaded=state.loaded, depth=state.depth + 1, seen=state.seen)
@@ -626,8 +639,12 @@ def _command_line_entry(state: _Parse, text: str, file: str, line: int, what: st
     if KernelKind.of_directive("kernel", image) is not KernelKind.LINUX:
         return None
     kernel = state.resolve(image)
-    if not state.fs.is_file(kernel):
-        state.warn(file, line, f"{what} {image} names no label and no kernel file; nothing to boot")
+    problem = file_problem(state.fs, kernel)
+    if problem == "not found":
+        state.warn(file, line, f"{what} {shown(image)} names no label and no kernel file; nothing to boot")
+        return None
+    if problem is not None:
+        state.warn(file, line, f"{what} {shown(image)}: {problem}; nothing to boot")
         return None
     cmdline = args[0].strip() if args else ""
     initrds = tuple(state.resolve(p) for p in _initrd_option(cmdline))

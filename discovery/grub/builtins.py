@@ -14,6 +14,7 @@ from discovery.fs import SearchKind
 from discovery.grub import grubenv
 from discovery.grub.errors import GrubCommandError
 from discovery.grub.evaluator import BootCapture, BreakLoop, ContinueLoop, ExitScript, ReturnFromFunction
+from discovery.loaders import file_problem, missing, shown
 
 if TYPE_CHECKING:
     from discovery.grub.evaluator import Builtin, Interpreter
@@ -428,8 +429,11 @@ def cmd_linux(it: Interpreter, args: list[str]) -> int:
     capture.initrds = []  # loading a kernel drops earlier initrds, as GRUB's loader does
     capture.devicetree = None
     capture.other_loader = None
-    if not capture.kernel.unresolved and not capture.kernel.fs.is_file(capture.kernel.path):
-        it.warn(f"kernel {capture.kernel.path} not found on {capture.kernel.fs.name}")
+    problem = None if kernel.unresolved else file_problem(kernel.fs, kernel.path)
+    if problem == "not found":
+        it.warn(f"kernel {shown(kernel.path)} not found on {kernel.fs.name}")
+    elif problem is not None:
+        it.warn(missing("kernel", kernel.path, problem))
     return 0
 
 
@@ -447,8 +451,11 @@ def cmd_initrd(it: Interpreter, args: list[str]) -> int:
             continue
         ref = it.resolve(name)
         capture.initrds.append(ref)
-        if not ref.unresolved and not ref.fs.is_file(ref.path):
-            it.warn(f"initrd {ref.path} not found on {ref.fs.name}")
+        problem = None if ref.unresolved else file_problem(ref.fs, ref.path)
+        if problem == "not found":
+            it.warn(f"initrd {shown(ref.path)} not found on {ref.fs.name}")
+        elif problem is not None:
+            it.warn(missing("initrd", ref.path, problem))
     return 0
 
 
