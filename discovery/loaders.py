@@ -6,11 +6,14 @@ Spec entries not already expanded by GRUB's `blscfg`, then syslinux/extlinux/iso
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from discovery.budget import Budget, Clock, current_deadline
 from discovery.entry import Diagnostic, LoadResult, Severity
 from discovery.fs import Filesystem, Platform, Resolver, StaticResolver
 
@@ -23,6 +26,15 @@ class LoadContext:
 
     resolver: Resolver = field(default_factory=lambda: StaticResolver(()))
     platform: Platform = field(default_factory=Platform)
+    # When this loader must be done (`clock` time); None: only the step budgets bound it. See discovery.budget.
+    deadline: float | None = None
+    clock: Clock = time.monotonic
+
+    def budget(self, steps: int) -> Budget:
+        """A fresh budget of `steps` for one config, ending at this context's deadline; half the time left again as
+        grace for turning what was read into entries."""
+        grace = max(0.0, (self.deadline - self.clock()) / 2) if self.deadline is not None else 0.0
+        return Budget(limit=steps, deadline=self.deadline, grace=grace, clock=self.clock)
 
 
 # Paths quoted in diagnostics are cut to this many characters: a 4 KB path helps no one on a status line.
@@ -55,6 +67,20 @@ def missing(what: str, path: str, problem: str) -> str:
     return f"{what} {shown(path)} {problem}" if problem == "not found" else f"{what} {shown(path)}: {problem}"
 
 
+# No real config comes near this (a big grub.cfg is 100 KiB); reading and lexing stays bounded in time and memory.
+MAX_CONFIG_BYTES = 8 * 1024 * 1024
+
+
+def read_config(fs: Filesystem, path: str) -> str:
+    """The text of config `path` of `fs`; OSError (EFBIG) for a file over MAX_CONFIG_BYTES, which is not read."""
+    found = fs.host_path(path)
+    if found is not None and found.is_file():
+        size = found.stat().st_size
+        if size > MAX_CONFIG_BYTES:
+            raise OSError(errno.EFBIG, f"larger than {MAX_CONFIG_BYTES // (1024 * 1024)} MiB ({size} bytes); not read")
+    return fs.read_text(path)
+
+
 LoaderFn = Callable[[Filesystem, LoadContext], LoadResult]
 
 
@@ -68,10 +94,17 @@ def _loaders() -> list[tuple[str, LoaderFn]]:
 def load_filesystem(fs: Filesystem, ctx: LoadContext | None = None) -> LoadResult:
     """All boot entries of `fs`, in menu order, with every diagnostic; never raises for bad configs."""
     ctx = ctx or LoadContext()
+    deadline = ctx.deadline if ctx.deadline is not None else current_deadline()
     total = LoadResult()
-    for name, fn in _loaders():
+    loaders = _loaders()
+    for index, (name, fn) in enumerate(loaders):
+        share = ctx
+        if deadline is not None:
+            # Each loader gets an equal part of the time left, so one slow format never costs the others' entries.
+            now = ctx.clock()
+            share = dataclasses.replace(ctx, deadline=now + max(0.0, deadline - now) / (len(loaders) - index))
         try:
-            result = fn(fs, ctx)
+            result = fn(fs, share)
         except Exception as exc:  # a loader bug must not hide the other formats' entries
             log.exception("%s loader failed on %s", name, fs.name)
             result = LoadResult(diagnostics=(Diagnostic(fs.name, 0, f"{name} loader failed: {exc!r}", Severity.ERROR),))

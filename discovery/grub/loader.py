@@ -72,7 +72,18 @@ class _Builder:
 
     def menu(self, scope: Scope, parents: tuple[str, ...], depth: int) -> list[_Node]:
         nodes: list[_Node] = []
-        for item in scope.menu:
+        for index, item in enumerate(scope.menu):
+            if self.it.budget.exhausted:
+                # One diagnostic for the rest: the entries whose bodies already ran are kept.
+                self.it.diagnostics.append(
+                    Diagnostic(
+                        item.file,
+                        item.line,
+                        f"{len(scope.menu) - index} menu items from here not evaluated: step budget or time used up",
+                        Severity.ERROR,
+                    )
+                )
+                break
             self.evaluated += 1
             if self.evaluated > self.it.limits.menu_size:
                 # Submenus that define submenus through functions could otherwise grow exponentially.
@@ -208,8 +219,11 @@ def evaluate(
             return fs
         return ctx.resolver.find(search, value)
 
-    it = Interpreter(fs, find, firmware=ctx.platform.firmware, cpu=ctx.platform.cpu, limits=limits)
+    limits = limits or Limits()
+    budget = ctx.budget(limits.total_steps)
+    it = Interpreter(fs, find, firmware=ctx.platform.firmware, cpu=ctx.platform.cpu, limits=limits, budget=budget)
     scope = it.run_config(fs, path)
+    budget.final_phase()  # the menu read so far becomes entries even when reading it hit the deadline
     builder = _Builder(it)
     nodes = builder.menu(scope, (), 0)
     default_node, exact = choose_default(nodes, scope.env.get("default"))

@@ -76,6 +76,7 @@ class Script:
     file: str
     body: Block
     diagnostics: tuple[Diagnostic, ...]
+    size: int = 0  # characters of the text: what reading it again costs
 
 
 class _Parser:
@@ -286,4 +287,4 @@ def parse(text: str, file: str) -> Script:
     """Parse a whole script. Never raises: syntax errors become diagnostics and the rest still parses."""
     parser = _Parser(tokenize(text), file)
     body = parser.program()
-    return Script(file, body, tuple(parser.diags))
+    return Script(file, body, tuple(parser.diags), len(text))
