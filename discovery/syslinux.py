@@ -31,9 +31,10 @@ from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 from typing import TYPE_CHECKING
 
+from discovery.budget import Budget, BudgetExceeded
 from discovery.entry import BootEntry, Diagnostic, LoadResult, Severity, SourceFormat
 from discovery.fs import Filesystem
-from discovery.loaders import file_problem, missing, shown
+from discovery.loaders import file_problem, missing, os_problem, read_config, shown
 
 if TYPE_CHECKING:
     from discovery.loaders import LoadContext
@@ -52,6 +53,10 @@ CONFIG_PATHS = (
 
 # syslinux has no limit, it just runs out of memory; 16 is far deeper than any real menu tree.
 MAX_INCLUDE_DEPTH = 16
+
+# Steps (lines read, INCLUDEs, labels built) for one config and everything it INCLUDEs or CONFIGs: one budget, so a
+# file that INCLUDEs another twice, which INCLUDEs another twice, ... 16 deep stays bounded. Real configs use < 1,000.
+CONFIG_STEPS = 200_000
 
 # CONFIG chains (a menu that loads a menu that loads...): real media use one or two hops; each file is also loaded at
 # most once per scan, so this only bounds pathological trees.
@@ -199,6 +204,9 @@ class _Parse:
     timeout_override: float | None = None  # the TIMEOUT of a config followed inline: the menu the user waits at
     seen: set[tuple[str, int]] = field(default_factory=set)  # (file, line) of every LABEL read in this scan
     runs: dict[int, _Label] = field(default_factory=dict)  # id() of a whichsys.c32 label -> the CONFIG it runs here
+    budget: Budget = field(default_factory=lambda: Budget(CONFIG_STEPS))  # shared with INCLUDEs and CONFIG targets
+    texts: dict[str, str] = field(default_factory=dict)  # files read in this scan, by path: INCLUDEd again, not reread
+    cut: bool = False  # building entries stopped at the deadline (diagnosed once)
 
     @property
     def menu(self) -> _Menu:
@@ -250,16 +258,33 @@ def _split(line: str) -> tuple[str, str]:
     return word.lower(), (rest[0].strip() if rest else "")
 
 
+class _Stopped(Exception):
+    """The config's budget ran out at `file`:`line`; parsing of the whole config stops there."""
+
+    def __init__(self, file: str, line: int, message: str) -> None:
+        super().__init__(message)
+        self.file, self.line, self.message = file, line, message
+
+
 def _parse_file(state: _Parse, path: str, chain: tuple[str, ...]) -> None:
-    try:
-        text = state.fs.read_text(path)
-    except OSError as exc:
-        state.warn(chain[-1] if chain else path, 0, f"cannot read {path}: {exc.strerror or exc}", Severity.ERROR)
-        return
-    state.files.append(path)
+    text = state.texts.get(path)
+    if text is None:
+        try:
+            text = read_config(state.fs, path)
+        except OSError as exc:
+            state.warn(chain[-1] if chain else path, 0, f"cannot read {path}: {os_problem(exc)}", Severity.ERROR)
+            return
+        state.texts[path] = text
+    if path not in state.files:
+        state.files.append(path)
     chain = (*chain, path)
     lines = iter(enumerate(text.splitlines(), 1))
+    budget = state.budget
     for number, raw in lines:
+        try:
+            budget.charge()
+        except BudgetExceeded as exc:
+            raise _Stopped(path, number, exc.message) from None
         stripped = raw.strip()
         if not stripped or stripped.startswith("#"):
             continue
@@ -500,6 +525,11 @@ def _flatten(
     """Depth first, in file order; `where` maps id(label) to its entry's index (for a CONFIG label, the index of the
     loaded config's default entry)."""
     for item in menu.items:
+        if state.budget.late:  # building is linear in what was read; only the deadline cuts it short
+            if not state.cut:
+                state.cut = True
+                state.warn(item.file, item.line, "time limit exceeded; this and later items not listed", Severity.ERROR)
+            return
         if isinstance(item, _Menu):
             _flatten(state, item, (*path, item.shown_title), out, where, inline=inline)
             continue
@@ -547,7 +577,15 @@ def _follow_config(
         state.warn(label.file, line, f"CONFIG {shown(name)}: {why}; LABEL {label.name} shows nothing")
         return
     workdir = state.resolve(directory) if directory else state.workdir
-    sub = _Parse(fs=state.fs, workdir=workdir, loaded=state.loaded, depth=state.depth + 1, seen=state.seen)
+    sub = _Parse(
+        fs=state.fs,
+        workdir=workdir,
+        loaded=state.loaded,
+        depth=state.depth + 1,
+        seen=state.seen,
+        budget=state.budget,
+        texts=state.texts,
+    )
     known = set(state.seen)
     result, default = _load(sub, target)
     prefix = path if inline else (*path, label.title or label.name)
@@ -673,9 +711,11 @@ def _timeout(state: _Parse) -> float | None:
     return tenths / 10 if tenths else None  # 0: wait for the user
 
 
-def load_config(fs: Filesystem, path: str) -> LoadResult:
-    """The menu of one syslinux-family config file on `fs` (`path` absolute within it), CONFIG labels followed."""
-    result, _ = _load(_Parse(fs=fs, workdir=str(PurePosixPath(path).parent)), path)
+def load_config(fs: Filesystem, path: str, budget: Budget | None = None) -> LoadResult:
+    """The menu of one syslinux-family config file on `fs` (`path` absolute within it), CONFIG labels followed;
+    all of it charged to `budget` (default: CONFIG_STEPS steps, no deadline)."""
+    state = _Parse(fs=fs, workdir=str(PurePosixPath(path).parent), budget=budget or Budget(CONFIG_STEPS))
+    result, _ = _load(state, path)
     return result
 
 
@@ -695,7 +735,11 @@ def _chooser(state: _Parse) -> tuple[str, str, int, str] | None:
 def _load(state: _Parse, path: str) -> tuple[LoadResult, int | None]:
     """Parse `path` into `state` and build its entries; also the index of the default entry."""
     state.loaded.add(path)
-    _parse_file(state, path, ())
+    try:
+        _parse_file(state, path, ())
+    except _Stopped as stop:
+        state.warn(stop.file, stop.line, f"{stop.message}; the config is read up to here", Severity.ERROR)
+    state.budget.final_phase()
     state.record()
     if state.stack:
         top = state.stack[0]
@@ -770,10 +814,9 @@ def find_configs(fs: Filesystem) -> list[str]:
 
 def load(fs: Filesystem, ctx: LoadContext) -> LoadResult:
     """Every syslinux-family config on `fs`; a config already INCLUDEd by an earlier one is not read again."""
-    del ctx  # syslinux configs never name another filesystem
-    total = LoadResult()
+    total = LoadResult()  # (syslinux configs never name another filesystem: ctx gives only the deadline)
     for path in find_configs(fs):
         if path in total.configs:
             continue
-        total = total + load_config(fs, path)
+        total = total + load_config(fs, path, ctx.budget(CONFIG_STEPS))
     return total
