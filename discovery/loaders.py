@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import errno
+import functools
 import logging
 import time
 from collections.abc import Callable
@@ -85,10 +86,14 @@ LoaderFn = Callable[[Filesystem, LoadContext], LoadResult]
 
 
 def _loaders() -> list[tuple[str, LoaderFn]]:
-    from discovery import bls, syslinux
+    from discovery import bls, syslinux, uki
     from discovery.grub import loader as grub
 
-    return [("grub", grub.load), ("bls", bls.load), ("syslinux", syslinux.load)]
+    return [
+        ("grub", grub.load),
+        ("bls", functools.partial(bls.load, type2=uki.read_type2)),
+        ("syslinux", syslinux.load),
+    ]
 
 
 def load_filesystem(fs: Filesystem, ctx: LoadContext | None = None) -> LoadResult:
