@@ -70,7 +70,7 @@ def expand(it: Interpreter, args: list[str]) -> int:
     if directory is None:
         it.warn(f"blscfg: no BLS entries directory ({', '.join(candidates)}) on {fs.name}")
         return 1
-    entries, diags = read_entries(fs, directory)
+    entries, diags = read_entries(fs, directory, it.budget)  # the config's one budget
     it.sink.extend(diags)
     for entry in blscfg_order(entries):
         if entry.linux is None:

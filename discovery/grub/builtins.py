@@ -380,6 +380,65 @@ def cmd_probe(it: Interpreter, args: list[str]) -> int:
     return 0
 
 
+# A backtracking matcher (Python's, and GRUB's gnulib regex for back-references) can take exponential time, and no
+# step budget or deadline can interrupt it: patterns that may are refused (status 1, a warning), and subjects are
+# short. Real configs match device names and paths with one or two repetitions.
+REGEXP_MAX_SUBJECT = 4096
+REGEXP_MAX_UNBOUNDED = 2
+
+
+def regexp_risk(pattern: str) -> str | None:
+    """Why matching `pattern` might not finish in reasonable time, or None: a repeated group that itself repeats or
+    alternates (`(a+)+`, `(a|aa)*`), a back-reference, or more than REGEXP_MAX_UNBOUNDED unbounded repetitions."""
+    groups: list[bool] = []  # per open group: holds a repetition or an alternation
+    last_group_varies = False
+    unbounded = 0
+    i, n = 0, len(pattern)
+    while i < n:
+        c = pattern[i]
+        closed_varies, last_group_varies = last_group_varies, False
+        if c == "\\":
+            if i + 1 < n and pattern[i + 1].isdigit():
+                return "a back-reference"
+            i += 2
+            continue
+        if c == "[":
+            j = i + 1
+            j += j < n and pattern[j] == "^"
+            j += j < n and pattern[j] == "]"
+            while j < n and pattern[j] != "]":
+                j += 1 + (pattern[j] == "\\")
+            i = j + 1
+            continue
+        if c == "(":
+            groups.append(False)
+        elif c == ")":
+            varies = groups.pop() if groups else False
+            if groups and varies:
+                groups[-1] = True
+            last_group_varies = varies
+        elif c == "|":
+            if groups:
+                groups[-1] = True
+        elif c in "*+?{":
+            end = pattern.find("}", i) if c == "{" else i
+            if c == "{" and end < 0:
+                i += 1
+                continue
+            if closed_varies:
+                return "a repeated group that itself repeats"
+            if groups:
+                groups[-1] = True
+            if c in "*+" or (c == "{" and pattern[i:end].endswith(",")):
+                unbounded += 1
+            i = end + 1
+            continue
+        i += 1
+    if unbounded > REGEXP_MAX_UNBOUNDED:
+        return f"more than {REGEXP_MAX_UNBOUNDED} unbounded repetitions"
+    return None
+
+
 def cmd_regexp(it: Interpreter, args: list[str]) -> int:
     sets: list[tuple[int, str]] = []
     rest: list[str] = []
@@ -400,6 +459,11 @@ def cmd_regexp(it: Interpreter, args: list[str]) -> int:
             rest.append(arg)
     if len(rest) != 2:
         raise GrubCommandError("two arguments expected")
+    risk = regexp_risk(rest[0])
+    if risk is not None:
+        raise GrubCommandError(f"pattern {rest[0][:80]!r} not evaluated: {risk} may take exponential time")
+    if len(rest[1]) > REGEXP_MAX_SUBJECT:
+        raise GrubCommandError(f"subject longer than {REGEXP_MAX_SUBJECT} characters not matched")
     try:
         m = re.search(rest[0], rest[1])
     except (re.error, RecursionError, OverflowError):

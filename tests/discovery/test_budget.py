@@ -194,3 +194,29 @@ def test_lexer_is_linear_on_repeated_unterminated_constructs(unit: str) -> None:
 def test_lexer_rescans_are_linear_on_any_mix(units: list[str]) -> None:
     text = "".join(units) * 20
     assert rescanned(text) <= 3 * len(text) + 16
+
+
+@pytest.mark.parametrize(
+    ("pattern", "risk"),
+    [
+        ("(a+)+b", "repeated group"),
+        ("(a|aa)*c", "repeated group"),
+        ("(x*)*y", "repeated group"),
+        (".*.*.*.*b", "unbounded repetitions"),
+        ("(a)\\1", "back-reference"),
+    ],
+)
+def test_regexp_that_could_backtrack_exponentially_is_refused(tmp_path: Path, pattern: str, risk: str) -> None:
+    # No budget can interrupt the matcher itself: such a pattern on 40 characters would not finish.
+    text = GOOD + f"regexp --set=m '{pattern}' '{'a' * 40}'\nif [ -z \"$m\" ]; then set ok=1; fi\n" + AFTER
+    result = grub(tmp_path, text)
+    assert titles(result) == ["good", "after"]
+    assert stopped(result, "may take exponential time", risk)
+
+
+def test_regexp_as_real_configs_use_it_still_matches(tmp_path: Path) -> None:
+    text = (
+        "regexp --set=1:dev --set=2:path '^\\(([^)]*)\\)(.*)$' '(hd0,gpt2)/vmlinuz-6.8'\n"
+        'menuentry "$dev $path" { linux /k }\n'
+    )
+    assert titles(grub(tmp_path, text)) == ["hd0,gpt2 /vmlinuz-6.8"]
