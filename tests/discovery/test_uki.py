@@ -7,6 +7,7 @@ from pathlib import Path
 from discovery.entry import BootCount, LoadResult
 from discovery.fs import Filesystem, Platform
 from discovery.loaders import LoadContext, load_filesystem
+from initramfs.uki import STUB_CACHE, build_uki, stub
 from tests.kexec_core.kexec_craft import bzimage, pe
 
 X86 = LoadContext(platform=Platform(firmware="efi", cpu="x86_64"))
@@ -128,3 +129,24 @@ def test_a_bad_image_costs_no_other_entry(tmp_path: Path) -> None:
     result = scan(tmp_path)
     assert sorted(e.title for e in result.entries) == ["B", "C"]
     assert any("a.efi" in m for m in messages(result))
+
+
+def test_uki_built_from_systemds_stub_is_read(tmp_path: Path) -> None:
+    # The stub carries sections of its own (.text, .sdmagic, .sbat, ...) before the ones objcopy adds.
+    repo = Path(__file__).resolve().parents[2]
+    linux = tmp_path / "vmlinuz"
+    linux.write_bytes(bzimage(size=8192))
+    build_uki(
+        tmp_path / "esp/EFI/Linux/debian-6.1.efi",
+        linux=linux,
+        osrel='PRETTY_NAME="Debian GNU/Linux 12 (bookworm)"\nID=debian\nVERSION_ID="12"\n',
+        cmdline="root=UUID=0a1b quiet",
+        uname="6.1.0-57-amd64",
+        stub_file=stub(repo / STUB_CACHE),
+    )
+    [entry] = scan(tmp_path / "esp").entries
+    assert (entry.title, entry.version, entry.cmdline) == (
+        "Debian GNU/Linux 12 (bookworm)",
+        "12",
+        "root=UUID=0a1b quiet",
+    )
