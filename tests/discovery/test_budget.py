@@ -55,7 +55,7 @@ AFTER = "menuentry after { linux /k }\n"
         pytest.param("for i in 1 2; do " * 30 + "true; " + "done; " * 30, id="30 nested for loops over 2 words"),
         pytest.param("for i in 1 2; do " * 30 + "for j in; do true; done; " + "done; " * 30, id="nested, no command"),
         pytest.param(
-            "set w=\"" + "x " * 1000 + "\"\nfor a in $w; do for b in $w; do for c in $w; do true; done; done; done",
+            'set w="' + "x " * 1000 + '"\nfor a in $w; do for b in $w; do for c in $w; do true; done; done; done',
             id="three nested loops over 1000 words",
         ),
         pytest.param("while true; do until false; do true; done; done", id="nested while/until"),
