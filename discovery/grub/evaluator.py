@@ -25,7 +25,7 @@ from discovery.fs import Filesystem
 from discovery.grub.errors import GrubCommandError, GrubError, GrubLimitError
 from discovery.grub.lexer import Part, PartKind, Word
 from discovery.grub.parser import Block, Command, For, FunctionDef, If, Loop, MenuDef, Node, Script, parse
-from discovery.loaders import os_problem, read_config
+from discovery.loaders import os_problem, read_config, shown
 
 MAX_VALUE = 256 * 1024  # characters in one variable: `set x=$x$x` in a loop doubles each time
 SOURCE_BYTES_PER_STEP = 1024  # reading (lexing, parsing) a script costs a step per KiB
@@ -446,7 +446,9 @@ class Interpreter:
                 self.warn(f"{name}: {exc.message}")
                 return 1
             except OSError as exc:  # an unreadable file or directory fails the command, as in GRUB
-                self.warn(f"{name}: {exc.strerror or exc}")
+                # Name the path the lookup failed on (a component over 255 bytes, an I/O error), shortened.
+                what = f" {shown(self.config_path(str(exc.filename)))}:" if exc.filename else ""
+                self.warn(f"{name}:{what} {os_problem(exc)}")
                 return 1
         fn = self.scope.env.functions.get(name)
         if fn is not None:
@@ -455,6 +457,15 @@ class Interpreter:
             return 0
         self.warn(f"unknown command '{name}' (ignored)")
         return 1
+
+    def config_path(self, host: str) -> str:
+        """A host path (an OSError's file name) as the config names it, `NAME:/path`, when it is on a known
+        filesystem: diagnostics never show where the daemon mounted a disk."""
+        for fs in (self.scope.fs, *self.devices.values()):
+            root = str(fs.root).rstrip("/")
+            if host == root or host.startswith(root + "/"):
+                return f"{fs.name}:{host[len(root) :] or '/'}"
+        return host
 
     def call_function(self, fn: FunctionDef, args: list[str]) -> int:
         self.enter()

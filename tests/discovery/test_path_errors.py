@@ -148,3 +148,18 @@ def test_an_io_error_on_one_path_costs_only_that_entry(tree: Path) -> None:
         if entry.title == "io":
             assert any("Input/output error (EIO)" in w.message for w in entry.warnings), entry
     assert not any("loader failed" in str(d) for d in result.diagnostics)
+
+
+def test_grub_file_tests_and_sources_with_long_paths_fail_only_that_command(tree: Path) -> None:
+    write(
+        tree,
+        "boot/grub/grub.cfg",
+        f"if [ -f /{LONG} ]; then set found=1; fi\nsource /{LONG}.cfg\nsearch --file --set=root /{LONG}\n"
+        'menuentry "good $found" { linux /vmlinuz-good }\n',
+    )
+    result = scan(tree)
+    assert titles(result) == ["grub:good "]
+    messages = [str(d) for d in result.diagnostics]
+    assert all("ENAMETOOLONG" in m for m in messages), messages
+    assert all(": sda1:/xxx" in m and str(tree) not in m for m in messages), messages  # never the host mount point
+    assert [m.split(":")[1] for m in messages] == ["1", "2", "3"]
