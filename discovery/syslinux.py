@@ -64,6 +64,10 @@ MAX_CONFIG_DEPTH = 8
 
 WHICHSYS = "whichsys.c32"
 
+# Submenus nested by MENU BEGIN (and tagged INCLUDEs): real menus nest two or three; building entries recurses per
+# level, so deeper ones join their parent (with one warning) rather than exhaust the stack.
+MAX_MENU_DEPTH = 32
+
 # Directives that change nothing a boot entry carries (display, input, serial, help text, network append).
 SILENT = frozenset(
     {"say", "prompt", "ui", "serial", "console", "font", "kbdmap", "display", "noescape", "nocomplete", "nohalt",
@@ -172,6 +176,7 @@ class _Menu:
     file: str = ""
     line: int = 0
     tag: str | None = None
+    position: int = 0  # index among its parent's items (MENU DEFAULT inside it marks that item; no search)
     items: list[_Label | _Menu] = field(default_factory=list)
     default: int | None = None
     titled: bool = False  # MENU LABEL inside the submenu named it; MENU TITLE no longer renames it
@@ -207,6 +212,7 @@ class _Parse:
     budget: Budget = field(default_factory=lambda: Budget(CONFIG_STEPS))  # shared with INCLUDEs and CONFIG targets
     texts: dict[str, str] = field(default_factory=dict)  # files read in this scan, by path: INCLUDEd again, not reread
     cut: bool = False  # building entries stopped at the deadline (diagnosed once)
+    flattened: int = 0  # MENU BEGINs open beyond MAX_MENU_DEPTH, not made submenus (their MENU ENDs are theirs)
 
     @property
     def menu(self) -> _Menu:
@@ -368,7 +374,7 @@ def _menu_directive(state: _Parse, path: str, number: int, *, sub: str, arg: str
             label.default = True
         elif state.stack:
             parent = state.stack[-2] if len(state.stack) > 1 else state.root
-            parent.default = parent.items.index(menu)
+            parent.default = menu.position
     elif sub == "hide":
         if label is not None:
             label.hidden = True
@@ -382,12 +388,19 @@ def _menu_directive(state: _Parse, path: str, number: int, *, sub: str, arg: str
         state.record()
     elif sub == "begin":
         state.record()
-        submenu = _Menu(title=arg, file=path, line=number, tag=arg or None)
+        if len(state.stack) >= MAX_MENU_DEPTH:
+            state.flattened += 1
+            if state.flattened == 1:
+                state.warn(path, number, f"MENU BEGIN nested deeper than {MAX_MENU_DEPTH}; its items join the parent")
+            return
+        submenu = _Menu(title=arg, file=path, line=number, tag=arg or None, position=len(menu.items))
         menu.items.append(submenu)
         state.stack.append(submenu)
     elif sub == "end":
         state.record()
-        if state.stack:
+        if state.flattened:
+            state.flattened -= 1
+        elif state.stack:
             state.stack.pop()
         else:
             state.warn(path, number, "MENU END without MENU BEGIN; ignored")
@@ -418,10 +431,10 @@ def _include(state: _Parse, path: str, number: int, arg: str, chain: tuple[str, 
         state.warn(path, number, f"INCLUDE {shown(name)}: {problem}; ignored", Severity.ERROR)
         return
     tag = tag.strip()
-    if tag:
+    if tag and len(state.stack) < MAX_MENU_DEPTH:
         # MENU INCLUDE file tagname / INCLUDE file tagname: the file becomes a submenu.
         state.record()
-        submenu = _Menu(title=tag, file=path, line=number, tag=tag)
+        submenu = _Menu(title=tag, file=path, line=number, tag=tag, position=len(state.menu.items))
         state.menu.items.append(submenu)
         state.stack.append(submenu)
         depth = len(state.stack)

@@ -220,3 +220,14 @@ def test_regexp_as_real_configs_use_it_still_matches(tmp_path: Path) -> None:
         'menuentry "$dev $path" { linux /k }\n'
     )
     assert titles(grub(tmp_path, text)) == ["hd0,gpt2 /vmlinuz-6.8"]
+
+
+def test_syslinux_submenus_nested_thousands_deep_join_their_parent(tmp_path: Path) -> None:
+    write(tmp_path, "k")
+    deep = "MENU BEGIN x\n" * 5000 + "LABEL deep\n  KERNEL /k\n" + "MENU END\n" * 5000
+    write(tmp_path, "syslinux.cfg", "LABEL good\n  KERNEL /k\n" + deep + "LABEL after\n  KERNEL /k\n")
+    result = load_filesystem(Filesystem(root=tmp_path, name="sdb1"))
+    assert titles(result) == ["good", "deep", "after"]
+    assert [len(e.submenu) for e in result.entries] == [0, 32, 0]
+    assert stopped(result, "MENU BEGIN nested deeper than 32")
+    assert not stopped(result, "MENU END without")

@@ -80,6 +80,7 @@ HOSTILE = {
         "LABEL loop\n  CONFIG {self}",
         f"LABEL long\n  KERNEL /{LONG}/vmlinuz\n  INITRD /{LONG}\n  FDT /{LONG}",
         "MENU BEGIN\n" * 20,
+        "MENU BEGIN x\n" * 3000 + "LABEL deep\n  KERNEL /vmlinuz\n" + "MENU END\n" * 3000,
         "MENU END\n" * 5,
         "TEXT HELP\n",
         f"DEFAULT /{LONG} quiet",
