@@ -22,6 +22,9 @@ from discovery.grub.evaluator import BootCapture, Interpreter, Limits, MenuItem,
 from discovery.loaders import LoadContext
 
 CANDIDATES = ("/boot/grub/grub.cfg", "/grub/grub.cfg", "/boot/grub2/grub.cfg", "/grub2/grub.cfg")
+# Configs evaluated per filesystem, each with its own budget: an ESP holds a handful of vendor directories; a
+# filesystem with thousands of `/EFI/*/grub.cfg` must not cost thousands of budgets.
+MAX_CONFIGS = 16
 
 
 def find_configs(fs: Filesystem) -> list[str]:
@@ -253,7 +256,13 @@ def evaluate(
 def load(fs: Filesystem, ctx: LoadContext) -> LoadResult:
     """Every GRUB config's entries on `fs`, in menu order. Never raises for bad configs."""
     evaluations: list[tuple[str, LoadResult, set[tuple[str, str]]]] = []
-    for path in find_configs(fs):
+    paths = find_configs(fs)
+    if len(paths) > MAX_CONFIGS:
+        skipped = ", ".join(paths[MAX_CONFIGS : MAX_CONFIGS + 3])
+        note = Diagnostic(paths[MAX_CONFIGS], 0, f"more than {MAX_CONFIGS} GRUB configs; {skipped}... not evaluated")
+        evaluations.append((paths[MAX_CONFIGS], LoadResult(diagnostics=(note,)), set()))
+        paths = paths[:MAX_CONFIGS]
+    for path in paths:
         try:
             result, it = evaluate(fs, path, ctx)
         except (GrubError, OSError) as exc:  # one unreadable config must not hide the others

@@ -184,7 +184,7 @@ def test_bls_entries_directory_is_bounded(tmp_path: Path) -> None:
     ["${", "'", '"\n', '"${x\\\\\\"\n', "$", "\\", '"\\"', "${\n", "#${", '"$"'],
 )
 def test_lexer_is_linear_on_repeated_unterminated_constructs(unit: str) -> None:
-    text = unit * (200_000 // len(unit))
+    text = unit * (100_000 // len(unit))
     # Characters looked at again (rewinds, searches ahead) stay within three times the text: no quadratic rescans.
     assert rescanned(text) <= 3 * len(text) + 16
 
@@ -231,3 +231,12 @@ def test_syslinux_submenus_nested_thousands_deep_join_their_parent(tmp_path: Pat
     assert [len(e.submenu) for e in result.entries] == [0, 32, 0]
     assert stopped(result, "MENU BEGIN nested deeper than 32")
     assert not stopped(result, "MENU END without")
+
+
+def test_grub_configs_per_filesystem_are_bounded(tmp_path: Path) -> None:
+    write(tmp_path, "k")
+    for n in range(40):
+        write(tmp_path, f"EFI/vendor{n:02}/grub.cfg", f"menuentry v{n:02} {{ linux /k }}\n")
+    result = load_filesystem(Filesystem(root=tmp_path, name="esp"))
+    assert titles(result) == [f"v{n:02}" for n in range(16)]
+    assert stopped(result, "more than 16 GRUB configs")
