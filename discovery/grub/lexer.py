@@ -61,6 +61,9 @@ class Word:
         return "".join(out)
 
 
+_BRACE_PARTS = {c: Part(PartKind.LITERAL, c) for c in "{}"}
+
+
 class TokenKind(enum.StrEnum):
     WORD = "word"
     SEPARATOR = "separator"
@@ -113,6 +116,10 @@ class _Lexer:
             elif c == "#":
                 end = self._next("\n", self.i)
                 self.i = n if end < 0 else end
+            elif c in "{}":
+                line = self.line  # a word of its own (block delimiter); its one part is shared
+                self.tokens.append(Token(TokenKind.WORD, line, Word((_BRACE_PARTS[c],), line)))
+                self.i += 1
             else:
                 self._word()
         self.tokens.append(Token(TokenKind.EOF, self.line))
