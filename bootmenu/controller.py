@@ -18,8 +18,9 @@ import urwid
 from bootmenu import keys, palette, widgets
 from bootmenu.client import Client, ClientError, Disconnected
 from bootmenu.console import ConsoleError, ConsoleLogLevel, ConsoleSettings
-from bootmenu.model import Change, EntryRow, MenuModel, MenuPath, Row, SubmenuRow
+from bootmenu.model import ActionRow, Change, EntryRow, MenuModel, MenuPath, Row, SubmenuRow
 from discovery import protocol as p
+from kexec_core.power import PowerAction
 
 RECONNECT_INTERVAL = 1.0
 TICK = 1.0
@@ -175,7 +176,7 @@ class Controller:
         if Change.MENU in change:
             while not self.model.menu_exists(self.current):
                 self.path.pop()
-            rows = self.model.rows(self.current)
+            rows = self.model.menu_rows(self.current)
             self.view.show(self.model, rows, select=None if self.touched else self._default_key(rows))
             self._update_title()
         if Change.STATUS in change:
@@ -224,12 +225,14 @@ class Controller:
         if command in (keys.Command.BOOT, keys.Command.OPEN):
             if isinstance(row, SubmenuRow):
                 self.path.append(row.path)
-                rows = self.model.rows(self.current)
+                rows = self.model.menu_rows(self.current)
                 # Open on the submenu's default entry, as GRUB does, else on its first entry.
                 self.view.show(self.model, rows, select=self._default_key(rows))
                 self._update_title()
             elif isinstance(row, EntryRow) and command is keys.Command.BOOT:
                 self.boot(row.info.id)
+            elif isinstance(row, ActionRow) and command is keys.Command.BOOT:
+                return self._unhandled(keys.binding(row.command).keys[0])
         elif command is keys.Command.EDIT and isinstance(row, EntryRow):
             self.open_editor(row.info)
         elif command is keys.Command.INFO and isinstance(row, EntryRow):
@@ -252,6 +255,8 @@ class Controller:
         elif command is keys.Command.SHELL:
             self.exit_action = ExitAction.SHELL
             raise urwid.ExitMainLoop()
+        elif command in (keys.Command.REBOOT, keys.Command.POWER_OFF):
+            self.ask_power(PowerAction.REBOOT if command is keys.Command.REBOOT else PowerAction.POWER_OFF)
         else:
             return False
         return True
@@ -267,7 +272,9 @@ class Controller:
         if len(self.path) > 1:
             left = self.path.pop()
             self.view.show(
-                self.model, self.model.rows(self.current), select=f"submenu:{left.device}:{'>'.join(left.titles)}"
+                self.model,
+                self.model.menu_rows(self.current),
+                select=f"submenu:{left.device}:{'>'.join(left.titles)}",
             )
             self._update_title()
             return
@@ -288,6 +295,21 @@ class Controller:
         self.boot_window = widgets.TextWindow(f"Boot: {title}", self._boot_lines(), self.glyphs, self.close_popup)
         self._open_popup(self.boot_window)
         self._send(p.Boot(entry_id, cmdline))
+
+    def ask_power(self, action: PowerAction) -> None:
+        """Asks first; on `y` the daemon does it (through kexec_core's guard) and the window shows what it said."""
+        title = "Reboot" if action is PowerAction.REBOOT else "Power off"
+
+        def yes() -> None:
+            self.close_popup()
+            self._restore_console()  # the kernel's last words ("reboot: Power down") belong on the screen
+            self.model.mark_boot()
+            self.boot_window = widgets.TextWindow(title, self._boot_lines(), self.glyphs, self.close_popup)
+            self._open_popup(self.boot_window)
+            self._send(p.Power(str(action)))
+
+        question = f"{action.verb.capitalize()} now? Unsaved work on a shell of another console is lost."
+        self._open_popup(widgets.Question(title, question, self.glyphs, yes, self.close_popup), height_percent=40)
 
     def _boot_lines(self) -> list[str]:
         """What the daemon said since the boot request: in dry run, exactly what would be kexec'd."""

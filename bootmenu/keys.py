@@ -18,6 +18,11 @@ class Category(enum.StrEnum):
     VIEW = "Information"
     LEAVE = "Leaving"
     EDIT = "Editor"
+    DIALOG = "Questions"
+
+
+# Bindings of these categories act only inside their window (the editor, a yes/no question), never in the menu.
+_MODAL = frozenset({Category.EDIT, Category.DIALOG})
 
 
 class Command(enum.StrEnum):
@@ -38,6 +43,10 @@ class Command(enum.StrEnum):
     BACK = "back"
     EDIT_BOOT = "edit-boot"
     EDIT_CANCEL = "edit-cancel"
+    REBOOT = "reboot"
+    POWER_OFF = "poweroff"
+    YES = "yes"
+    NO = "no"
 
 
 @dataclass(frozen=True)
@@ -83,8 +92,12 @@ KEY_BINDINGS: tuple[KeyBinding, ...] = (
     KeyBinding(Command.HELP, ("h", "?"), "This help", Category.VIEW),
     KeyBinding(Command.BACK, ("q", "esc", "left"), "Leave a submenu or window (top level: quit)", Category.LEAVE),
     KeyBinding(Command.SHELL, ("x",), "Exit to a shell", Category.LEAVE),
+    KeyBinding(Command.REBOOT, ("R",), "Reboot the machine (asks first)", Category.LEAVE),
+    KeyBinding(Command.POWER_OFF, ("P",), "Power the machine off (asks first)", Category.LEAVE),
     KeyBinding(Command.EDIT_BOOT, ("ctrl x",), "Editor: boot the edited entry", Category.EDIT),
     KeyBinding(Command.EDIT_CANCEL, ("esc",), "Editor: discard the edit and return", Category.EDIT),
+    KeyBinding(Command.YES, ("y",), "Question: yes, do it", Category.DIALOG),
+    KeyBinding(Command.NO, ("n", "esc", "q"), "Question: no, back to the menu", Category.DIALOG),
 )
 
 _BY_COMMAND = {b.command: b for b in KEY_BINDINGS}
@@ -98,12 +111,12 @@ def is_command_key(command: Command, key: str) -> bool:
     return key in _BY_COMMAND[command].keys
 
 
-def command_for(key: str, *, editor: bool = False) -> Command | None:
-    """The menu (or, with `editor`, the editor) command bound to `key`, if any."""
-    for b in KEY_BINDINGS:
-        if (b.category is Category.EDIT) == editor and key in b.keys:
-            return b.command
-    return None
+def command_for(key: str, *, editor: bool = False, dialog: bool = False) -> Command | None:
+    """The command bound to `key` in the menu, or with `editor` in the editor, or with `dialog` in a question."""
+    if editor or dialog:
+        wanted = Category.EDIT if editor else Category.DIALOG
+        return next((b.command for b in KEY_BINDINGS if b.category is wanted and key in b.keys), None)
+    return next((b.command for b in KEY_BINDINGS if b.category not in _MODAL and key in b.keys), None)
 
 
 def help_lines() -> Iterator[tuple[str, str]]:

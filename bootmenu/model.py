@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from bootmenu.keys import Command
 from discovery import protocol as p
 
 MAX_STATUS = 500
@@ -111,7 +112,44 @@ class NoteRow:
         return self.message
 
 
-Row = HeaderRow | EntryRow | SubmenuRow | NoteRow
+@dataclass(frozen=True)
+class TitleRow:
+    """A heading that is not a device: `[System]` above the action rows."""
+
+    title: str
+
+    @property
+    def key(self) -> str:
+        return f"title:{self.title}"
+
+    def text(self) -> str:
+        return f"[{self.title}]"
+
+
+@dataclass(frozen=True)
+class ActionRow:
+    """A selectable row that runs a menu command (Petitboot's "System information", "Exit to shell")."""
+
+    command: Command
+    title: str
+    is_default: bool = False
+
+    @property
+    def key(self) -> str:
+        return f"action:{self.command}"
+
+    def text(self) -> str:
+        return self.title
+
+
+# The rows below the entries on the top level, in order.
+ACTIONS: tuple[tuple[Command, str], ...] = (
+    (Command.REBOOT, "Reboot"),
+    (Command.POWER_OFF, "Power off"),
+    (Command.SHELL, "Exit to shell"),
+)
+
+Row = HeaderRow | EntryRow | SubmenuRow | NoteRow | TitleRow | ActionRow
 
 
 # Devices listed only when they have entries; the others (probing, locked, failed) say why they have none.
@@ -256,6 +294,13 @@ class MenuModel:
         assert path.device is not None
         device = self.devices.get(path.device) or p.DeviceInfo(name=path.device, state=p.DeviceState.MOUNTED)
         return [HeaderRow(device, path.titles), *self._level_rows(path.device, path.titles, default_id)]
+
+    def menu_rows(self, path: MenuPath) -> list[Row]:
+        """What the menu shows on one level: `rows`, and on the top level the action rows below them."""
+        rows = self.rows(path)
+        if path.is_top:
+            rows += [TitleRow("System"), *(ActionRow(command, title) for command, title in ACTIONS)]
+        return rows
 
     def _level_rows(self, device: str, titles: tuple[str, ...], default_id: str | None) -> list[Row]:
         rows: list[Row] = []

@@ -13,7 +13,7 @@ import urwid
 
 from bootmenu import keys
 from bootmenu.console import Glyphs
-from bootmenu.model import EntryRow, HeaderRow, MenuModel, NoteRow, Row, SubmenuRow
+from bootmenu.model import ActionRow, EntryRow, HeaderRow, MenuModel, NoteRow, Row, SubmenuRow, TitleRow
 from bootmenu.palette import Attr
 from discovery import protocol as p
 
@@ -34,10 +34,14 @@ class MenuItem(urwid.Widget):
     _selectable = True
     _sizing = frozenset([urwid.FLOW])
 
-    def __init__(self, row: EntryRow | SubmenuRow, glyphs: Glyphs) -> None:
+    def __init__(self, row: EntryRow | SubmenuRow | ActionRow, glyphs: Glyphs) -> None:
         super().__init__()
         self.row = row
         self.glyphs = glyphs
+
+    @property
+    def is_action(self) -> bool:
+        return isinstance(self.row, ActionRow)
 
     def rows(self, size: tuple[int], focus: bool = False) -> int:
         return 1
@@ -62,7 +66,7 @@ class MenuItem(urwid.Widget):
 
 
 def row_widget(row: Row, glyphs: Glyphs) -> urwid.Widget:
-    if isinstance(row, HeaderRow):
+    if isinstance(row, HeaderRow | TitleRow):
         return urwid.Text((Attr.HEADER.value, row.text()), wrap="clip")
     if isinstance(row, NoteRow):
         return urwid.Text((Attr.HINT.value, "     " + row.text()), wrap="clip")
@@ -120,7 +124,9 @@ class MenuList(urwid.ListBox):  # type: ignore[type-arg]
             self._focus_near(0)
             return None
         elif command is keys.Command.END:
-            self._focus_near(len(self.walker) - 1)
+            # The last boot entry, not the action rows below the entries.
+            entries = [i for i, w in enumerate(self.walker) if isinstance(w, MenuItem) and not w.is_action]
+            self._focus_near(entries[-1] if entries else len(self.walker) - 1)
             return None
         else:
             return key
@@ -237,6 +243,34 @@ class TextWindow(urwid.WidgetWrap[urwid.Widget]):
         elif command is keys.Command.END:
             self.listbox.set_focus(len(self.walker) - 1)
         return None
+
+
+class Question(urwid.WidgetWrap[urwid.Widget]):
+    """A yes/no question (reboot, power off): `y` does it, `n`, `q` or Esc goes back; every other key is ignored."""
+
+    def __init__(
+        self, title: str, text: str, glyphs: Glyphs, on_yes: Callable[[], None], on_no: Callable[[], None]
+    ) -> None:
+        self.on_yes = on_yes
+        self.on_no = on_no
+        yes, no = keys.binding(keys.Command.YES), keys.binding(keys.Command.NO)
+        rows: list[urwid.Widget] = [
+            urwid.Text(text),
+            urwid.Divider(),
+            urwid.Text((Attr.HINT.value, f"{yes.label()}: yes.  {no.label()}: no, back to the menu.")),
+        ]
+        super().__init__(linebox(urwid.Filler(urwid.Pile(rows), valign="top"), title, glyphs))
+
+    def selectable(self) -> bool:
+        return True
+
+    def keypress(self, size: Size, key: str) -> str | None:
+        command = keys.command_for(key, dialog=True)
+        if command is keys.Command.YES:
+            self.on_yes()
+        elif command is keys.Command.NO:
+            self.on_no()
+        return None  # modal: an unbound key must not reach the menu (a stray Enter must not boot)
 
 
 class Editor(urwid.WidgetWrap[urwid.Widget]):

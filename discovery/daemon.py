@@ -670,15 +670,13 @@ class Daemon:
             self.say(Level.INFO, f"loading {title}")
             await loop.run_in_executor(None, lambda: api.load(plan))
             self.say(Level.INFO, f"loaded {title}; starting it")
-            mounted = [r for r in self.records.values() if r.fs is not None and r.stack is not None]
+            mounted = self._mounted()
             mounts = [str(r.fs.root) for r in mounted if r.fs is not None]
             try:
                 await loop.run_in_executor(None, lambda: api.execute(mounts=mounts))
             finally:
                 # execute() unmounts before jumping; if the jump failed the menu needs its filesystems back.
-                for r in mounted:
-                    if r.device is not None and r.info.name in self.records:
-                        await self._reprobe(r, r.device)
+                await self._remount(mounted)
             return True
         except Exception as exc:
             if isinstance(exc, KexecCoreError | OSError):
@@ -694,6 +692,51 @@ class Daemon:
                 except Exception as unload_exc:
                     log.warning("unloading after a failed boot: %s", unload_exc)
             return False
+
+    def _mounted(self) -> list[Record]:
+        """The records whose filesystem this daemon mounted (not `--root` directories)."""
+        return [r for r in self.records.values() if r.fs is not None and r.stack is not None]
+
+    async def _remount(self, mounted: Sequence[Record]) -> None:
+        for r in mounted:
+            if r.device is not None and r.info.name in self.records:
+                await self._reprobe(r, r.device)
+
+    async def power(self, word: str) -> bool:
+        """Reboot or power off (`word`: reboot, poweroff) through kexec_core's guard; in dry run, report the plan.
+        Returns True when the plan was reported (dry run) or a fake reboot(2) returned (tests)."""
+        from kexec_core import power
+        from kexec_core.errors import ExecRefused, KexecCoreError
+
+        try:
+            action = power.PowerAction(word)
+        except ValueError:
+            self.say(Level.ERROR, f"unknown power action {word[:40]!r}: reboot or poweroff")
+            return False
+        if self._booting:
+            self.say(Level.WARNING, "a boot is in progress; not now")
+            return False
+        self.cancel_autoboot()
+        mounted = self._mounted()
+        mounts = [str(r.fs.root) for r in mounted if r.fs is not None]
+        plan = power.steps(action, mounts)
+        if self.dry_run:
+            self.say(Level.INFO, f"dry run: would {action.verb}: {', '.join(plan)}")
+            return True
+        self.say(Level.INFO, f"{action.verb}: {', '.join(plan)}")
+        self._booting = True
+        loop = asyncio.get_running_loop()
+        try:
+            await loop.run_in_executor(None, lambda: power.perform(action, mounts=mounts))
+            return True
+        except (KexecCoreError, OSError) as exc:
+            self.say(Level.ERROR, f"cannot {action.verb}: {exc}")
+            if not isinstance(exc, ExecRefused):
+                # The guard refuses before anything is unmounted; a failed reboot(2) comes after the unmounts.
+                await self._remount(mounted)
+            return False
+        finally:
+            self._booting = False
 
     def get_log(self) -> tuple[str, ...]:
         return tuple(self.log_lines())

@@ -344,6 +344,25 @@ class GetLog(_Empty):
     TYPE: ClassVar[str] = "get-log"
 
 
+@_register
+@dataclass(frozen=True)
+class Power(Message):
+    """Client -> server: reboot or power off the machine (`action` is kexec_core.power.PowerAction's value)."""
+
+    TYPE: ClassVar[str] = "power"
+    action: str
+
+    def payload(self) -> dict[str, Any]:
+        return {"action": self.action}
+
+    @classmethod
+    def from_payload(cls, data: Mapping[str, Any]) -> Power:
+        action = data["action"]
+        if not isinstance(action, str):
+            raise TypeError("action must be a string")
+        return cls(action)
+
+
 def encode(message: Message) -> bytes:
     body = {"v": VERSION, "type": message.TYPE, **message.payload()}
     return json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode() + b"\n"

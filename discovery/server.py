@@ -17,7 +17,18 @@ from pathlib import Path
 
 from discovery import protocol
 from discovery.daemon import Daemon
-from discovery.protocol import Boot, CancelAutoboot, GetLog, Level, LogLines, Message, Rescan, Status, StatusLine
+from discovery.protocol import (
+    Boot,
+    CancelAutoboot,
+    GetLog,
+    Level,
+    LogLines,
+    Message,
+    Power,
+    Rescan,
+    Status,
+    StatusLine,
+)
 
 log = logging.getLogger(__name__)
 
@@ -151,6 +162,8 @@ class Server:
             daemon.background(daemon.rescan())
         elif isinstance(message, GetLog):
             client.send(LogLines(daemon.get_log()))
+        elif isinstance(message, Power):
+            daemon.background(daemon.power(message.action))
         # Anything else (a newer client's message, or a server->client type) is ignored, as the protocol says.
 
 
