@@ -18,7 +18,7 @@ import urwid
 from bootmenu import keys, palette, widgets
 from bootmenu.client import Client, ClientError, Disconnected
 from bootmenu.console import ConsoleError, ConsoleLogLevel, ConsoleSettings
-from bootmenu.model import ActionRow, Change, EntryRow, MenuModel, MenuPath, Row, SubmenuRow
+from bootmenu.model import ActionRow, Change, EntryRow, MenuModel, MenuPath, Row, SubmenuRow, sysinfo_lines
 from discovery import protocol as p
 from kexec_core.power import PowerAction
 
@@ -63,6 +63,7 @@ class Controller:
         self.popup: urwid.Widget | None = None
         self.log_window: widgets.TextWindow | None = None
         self.boot_window: widgets.TextWindow | None = None
+        self.sysinfo_window: widgets.TextWindow | None = None
         self.exit_action = ExitAction.QUIT
         self.base_title = title
         # Until the first key, the selection follows the default entry as it appears (GRUB highlights the default);
@@ -187,6 +188,8 @@ class Controller:
             self.boot_window.set_lines(self._boot_lines(), follow=True)
         if Change.LOG in change and self.log_window is not None:
             self.log_window.set_lines(self._log_lines())
+        if Change.SYSINFO in change and self.sysinfo_window is not None and self.model.sysinfo is not None:
+            self.sysinfo_window.set_lines(sysinfo_lines(self.model.sysinfo))
 
     @staticmethod
     def _default_key(rows: list[Row]) -> str | None:
@@ -240,6 +243,9 @@ class Controller:
             self._open_popup(
                 widgets.TextWindow("Details", widgets.info_lines(row.info, device), self.glyphs, self.close_popup)
             )
+        elif command in (keys.Command.INFO, keys.Command.SYSINFO):
+            # `i` on anything but an entry (a submenu, an action row, an empty menu): the machine's details.
+            self.open_sysinfo()
         elif command is keys.Command.RESCAN:
             self._send(p.Rescan())
         elif command is keys.Command.LOG:
@@ -296,6 +302,13 @@ class Controller:
         self._open_popup(self.boot_window)
         self._send(p.Boot(entry_id, cmdline))
 
+    def open_sysinfo(self) -> None:
+        """The system information window, filled when the daemon's answer arrives (it reads sysfs as root)."""
+        lines = ["Asking the boot daemon..."] if self.model.sysinfo is None else sysinfo_lines(self.model.sysinfo)
+        self.sysinfo_window = widgets.TextWindow("System information", lines, self.glyphs, self.close_popup)
+        self._open_popup(self.sysinfo_window, height_percent=100)
+        self._send(p.GetSysinfo())
+
     def ask_power(self, action: PowerAction) -> None:
         """Asks first; on `y` the daemon does it (through kexec_core's guard) and the window shows what it said."""
         title = "Reboot" if action is PowerAction.REBOOT else "Power off"
@@ -335,6 +348,7 @@ class Controller:
         self.popup = None
         self.log_window = None
         self.boot_window = None
+        self.sysinfo_window = None
         self.root.original_widget = self.view
 
     def _log_lines(self) -> list[str]:

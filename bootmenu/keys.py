@@ -45,6 +45,7 @@ class Command(enum.StrEnum):
     EDIT_CANCEL = "edit-cancel"
     REBOOT = "reboot"
     POWER_OFF = "poweroff"
+    SYSINFO = "sysinfo"
     YES = "yes"
     NO = "no"
 
@@ -87,6 +88,9 @@ KEY_BINDINGS: tuple[KeyBinding, ...] = (
     KeyBinding(Command.OPEN, ("right",), "Open the selected submenu (never boots)", Category.MOVE),
     KeyBinding(Command.EDIT, ("e",), "Edit the command line for one boot", Category.BOOT),
     KeyBinding(Command.INFO, ("i",), "Details: kernel, initrds, command line, source, warnings", Category.VIEW),
+    KeyBinding(
+        Command.SYSINFO, ("s",), "System information: machine, firmware, CPUs, memory, disks, network", Category.VIEW
+    ),
     KeyBinding(Command.RESCAN, ("r",), "Rescan devices and configs", Category.VIEW),
     KeyBinding(Command.LOG, ("l",), "Status log", Category.VIEW),
     KeyBinding(Command.HELP, ("h", "?"), "This help", Category.VIEW),

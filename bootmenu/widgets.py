@@ -180,8 +180,8 @@ class MenuView(urwid.Frame[urwid.Widget, urwid.Widget, urwid.Widget]):  # type: 
     """Title line, the entry list, and a footer: countdown, status area and a key hint."""
 
     HINT = keys.hint(
-        keys.Command.BOOT, keys.Command.EDIT, keys.Command.INFO, keys.Command.RESCAN, keys.Command.LOG,
-        keys.Command.SHELL, keys.Command.HELP, keys.Command.BACK,
+        keys.Command.BOOT, keys.Command.EDIT, keys.Command.INFO, keys.Command.SYSINFO, keys.Command.RESCAN,
+        keys.Command.LOG, keys.Command.SHELL, keys.Command.HELP, keys.Command.BACK,
     )  # fmt: skip
 
     def __init__(self, glyphs: Glyphs, title: str = "bootmenu") -> None:

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
 
+from discovery import sysinfo
 from discovery.autoboot import Autoboot
 from discovery.devices import BlockDevice, UdevSource, UEvent
 from discovery.entry import BootEntry, LoadResult
@@ -46,6 +47,7 @@ from discovery.protocol import (
 from discovery.resolver import LiveResolver
 from discovery.settings import Settings
 from discovery.superblock import ProbeError, probe
+from discovery.sysinfo import SystemInfo
 
 log = logging.getLogger(__name__)
 
@@ -148,7 +150,11 @@ class Daemon:
         log_lines: Callable[[], Sequence[str]] = tuple,
         clock: Callable[[], float] = time.monotonic,
         job_timeout: float = JOB_TIMEOUT,
+        sys_root: Path = Path("/sys"),
+        proc_root: Path = Path("/proc"),
     ) -> None:
+        self.sys_root = sys_root
+        self.proc_root = proc_root
         self.settings = settings
         self.mounts = mounts
         self.source = source
@@ -737,6 +743,34 @@ class Daemon:
             return False
         finally:
             self._booting = False
+
+    async def sysinfo(self) -> SystemInfo:
+        """The system information screen's facts; each disk and partition says what this daemon found there."""
+        found = {name: self._found(record) for name, record in self.records.items()}
+
+        def lookup(name: str) -> tuple[str, str]:
+            return found.get(name, ("", ""))
+
+        loop = asyncio.get_running_loop()
+        # sysfs reads are quick, but a driver's attribute can block: never on the loop.
+        return await loop.run_in_executor(None, lambda: sysinfo.gather(self.sys_root, self.proc_root, lookup))
+
+    @staticmethod
+    def _found(record: Record) -> tuple[str, str]:
+        info = record.info
+        if info.state is DeviceState.MOUNTED:
+            count = len(record.entries)
+            note = f"{count} boot entr{'y' if count == 1 else 'ies'}" if count else "no boot configs"
+            if info.message:
+                note += f" ({info.message})"
+            waiting = sum(1 for e in record.entries if e.entry.unresolved)
+            if waiting:
+                note += f", {waiting} waiting for another device"
+            return info.fstype, note
+        reason = info.message or {DeviceState.LOCKED: "encrypted: not opened", DeviceState.PROBING: "reading"}.get(
+            info.state, ""
+        )
+        return info.fstype, f"{info.state}: {reason}" if reason else str(info.state)
 
     def get_log(self) -> tuple[str, ...]:
         return tuple(self.log_lines())

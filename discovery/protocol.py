@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar, TypeVar
 
 from discovery.entry import BootEntry
+from discovery.sysinfo import SystemInfo
 
 VERSION = 1
 # A message larger than this is a bug or an attack; the reader drops the connection.
@@ -361,6 +362,30 @@ class Power(Message):
         if not isinstance(action, str):
             raise TypeError("action must be a string")
         return cls(action)
+
+
+@_register
+@dataclass(frozen=True)
+class GetSysinfo(_Empty):
+    """Client -> server: ask for the system information screen's facts (answered with `sysinfo`)."""
+
+    TYPE: ClassVar[str] = "get-sysinfo"
+
+
+@_register
+@dataclass(frozen=True)
+class Sysinfo(Message):
+    """Server -> client: machine, firmware, CPUs, memory, kernel, disks (with what was found), network, watchdogs."""
+
+    TYPE: ClassVar[str] = "sysinfo"
+    info: SystemInfo = field(default_factory=SystemInfo)
+
+    def payload(self) -> dict[str, Any]:
+        return {"info": self.info.to_json()}
+
+    @classmethod
+    def from_payload(cls, data: Mapping[str, Any]) -> Sysinfo:
+        return cls(SystemInfo.from_json(data["info"]))
 
 
 def encode(message: Message) -> bytes:

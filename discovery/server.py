@@ -21,6 +21,7 @@ from discovery.protocol import (
     Boot,
     CancelAutoboot,
     GetLog,
+    GetSysinfo,
     Level,
     LogLines,
     Message,
@@ -28,6 +29,7 @@ from discovery.protocol import (
     Rescan,
     Status,
     StatusLine,
+    Sysinfo,
 )
 
 log = logging.getLogger(__name__)
@@ -164,7 +166,12 @@ class Server:
             client.send(LogLines(daemon.get_log()))
         elif isinstance(message, Power):
             daemon.background(daemon.power(message.action))
+        elif isinstance(message, GetSysinfo):
+            daemon.background(self._send_sysinfo(client))
         # Anything else (a newer client's message, or a server->client type) is ignored, as the protocol says.
+
+    async def _send_sysinfo(self, client: Client) -> None:
+        client.send(Sysinfo(await self.daemon.sysinfo()))
 
 
 async def _alive(path: Path) -> bool:

@@ -3,10 +3,12 @@ table. Against a real Unix socket served by the in-test daemon of test_controlle
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 from bootmenu import keys
 from discovery import protocol as p
+from discovery import sysinfo
 from tests.bootmenu.test_controller import FakeDaemon, daemon, make_controller, pump, screen
 
 __all__ = ["daemon"]  # the fixture
@@ -63,3 +65,47 @@ def test_help_is_the_key_table(daemon: FakeDaemon, tmp_path: Path) -> None:
         assert f"{b.label():<14} {b.help}" in text
     assert keys.command_for("y") is None, "a question's keys do nothing in the menu"
     assert keys.command_for("y", dialog=True) is keys.Command.YES
+
+
+def test_system_information_window_scrolls_on_80x24(daemon: FakeDaemon, tmp_path: Path) -> None:
+    from tests.discovery.test_sysinfo import fake_tree
+
+    info = sysinfo.gather(*fake_tree(tmp_path), lambda name: ("ext4", "3 boot entries") if name == "vda1" else ("", ""))
+    more = [sysinfo.Disk(f"nvme{n}n1", "Samsung SSD 980 PRO 1TB", 10**12) for n in range(8)]
+    info = dataclasses.replace(info, disks=(*more, *info.disks))  # more than one screen
+    controller = make_controller(tmp_path / "daemon.sock")
+    pump(controller)
+    controller.feed(["s"])
+    assert isinstance(daemon.request(), p.CancelAutoboot)
+    assert isinstance(daemon.request(), p.GetSysinfo)
+    assert "Asking the boot daemon..." in screen(controller)
+    daemon.send(p.Sysinfo(info))
+    pump(controller)
+    shown = screen(controller)
+    assert "System information" in shown
+    assert "Machine:   Supermicro  SYS-1029P-WTR  0123456789" in shown
+    assert "Serial:    S123456X" in shown
+    assert "Firmware:  UEFI  American Megatrends Inc.  3.4  (11/25/2020)" in shown
+    assert "CPUs:      5 x Intel(R) Xeon(R) Gold 6230" in shown
+    assert "Memory:    3.8 GiB" in shown
+    assert "Watchdog:" not in shown, "24 rows: the rest is below"
+    controller.feed(["end"])
+    shown = screen(controller)
+    assert "vda1  512 MiB  ext4  3 boot entries" in shown
+    assert "vda2  511 MiB  not examined" in shown
+    assert "eth0  52:54:00:12:34:56  up  link  1000 Mb/s" in shown
+    assert "watchdog0  i6300ESB timer  timeout 30 s  inactive" in shown
+    controller.feed(["q"])
+    assert "Memory:" not in screen(controller)
+
+
+def test_i_on_an_action_row_is_the_system_information(daemon: FakeDaemon, tmp_path: Path) -> None:
+    controller = make_controller(tmp_path / "daemon.sock")
+    pump(controller)
+    controller.feed(["end", "down"])
+    assert ">   System information" in screen(controller)
+    controller.feed(["i"])
+    assert isinstance(daemon.request(), p.CancelAutoboot)
+    assert isinstance(daemon.request(), p.GetSysinfo)
+    controller.feed(["esc", "enter"])  # Enter on the row: the same window
+    assert isinstance(daemon.request(), p.GetSysinfo)

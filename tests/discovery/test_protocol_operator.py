@@ -7,13 +7,24 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from discovery import protocol
-from discovery.protocol import Message, Power, ProtocolError
+from discovery.protocol import GetSysinfo, Message, Power, ProtocolError, Sysinfo
+from discovery.sysinfo import Nic, SystemInfo
 
 text = st.text(max_size=30)
 
-OPERATOR_TYPES: set[type[Message]] = {Power}
+OPERATOR_TYPES: set[type[Message]] = {Power, GetSysinfo, Sysinfo}
 operator_messages: st.SearchStrategy[Message] = st.one_of(
     st.builds(Power, action=text),
+    st.just(GetSysinfo()),
+    st.builds(
+        Sysinfo,
+        info=st.builds(
+            SystemInfo,
+            cpus=st.integers(0, 4096),
+            kernel=text,
+            nics=st.lists(st.builds(Nic, name=text, carrier=st.none() | st.booleans()), max_size=3).map(tuple),
+        ),
+    ),
 )
 
 
