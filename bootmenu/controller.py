@@ -24,6 +24,18 @@ from kexec_core.power import PowerAction
 
 RECONNECT_INTERVAL = 1.0
 TICK = 1.0
+# Seconds before the daemon's password window ends at which the menu asks again.
+AUTH_MARGIN = 10.0
+
+
+def _tty_name() -> str:
+    """`ttyS0`: the console this menu runs on, named in the daemon's log of password answers."""
+    import os
+
+    try:
+        return os.path.basename(os.ttyname(0))
+    except OSError:
+        return ""
 
 
 class Mode(enum.StrEnum):
@@ -50,6 +62,7 @@ class Controller:
         screen: urwid.BaseScreen | None = None,
         title: str = "bootmenu",
         clock: Callable[[], float] = time.monotonic,
+        console_name: str = "",
     ) -> None:
         self.client = client
         self.console = console
@@ -57,6 +70,10 @@ class Controller:
         self.loglevel = loglevel
         self.glyphs = console.glyphs
         self.model = MenuModel(clock=clock)
+        self.clock = clock
+        self.console_name = console_name or _tty_name()
+        self.unlocked_until = 0.0
+        self.pending: tuple[str, Callable[[], None]] | None = None
         self.path: list[MenuPath] = [MenuPath()]
         self.view = widgets.MenuView(self.glyphs, title)
         self.root: urwid.WidgetPlaceholder[urwid.Widget] = urwid.WidgetPlaceholder(self.view)
@@ -123,6 +140,8 @@ class Controller:
         change = Change.NONE
         for message in messages:
             change |= self.model.apply(message)
+            if isinstance(message, p.AuthResult):
+                self._auth_result(message)
             if isinstance(message, p.Hello):
                 self._console_size_from(message.settings)
         self._refresh(change)
@@ -233,11 +252,17 @@ class Controller:
                 self.view.show(self.model, rows, select=self._default_key(rows))
                 self._update_title()
             elif isinstance(row, EntryRow) and command is keys.Command.BOOT:
-                self.boot(row.info.id)
+                default = self.model.default_entry()
+                info = row.info
+                if default is not None and default.id == info.id:
+                    self.boot(info.id)  # the default boots without the password, as autoboot would boot it
+                else:
+                    self.gated("boot", "boot this entry", lambda: self.boot(info.id))
             elif isinstance(row, ActionRow) and command is keys.Command.BOOT:
                 return self._unhandled(keys.binding(row.command).keys[0])
         elif command is keys.Command.EDIT and isinstance(row, EntryRow):
-            self.open_editor(row.info)
+            entry_info = row.info
+            self.gated("edit", "edit an entry", lambda: self.open_editor(entry_info))
         elif command is keys.Command.INFO and isinstance(row, EntryRow):
             device = self.model.devices.get(row.info.entry.device)
             self._open_popup(
@@ -259,8 +284,7 @@ class Controller:
         elif command is keys.Command.BACK:
             self.back()
         elif command is keys.Command.SHELL:
-            self.exit_action = ExitAction.SHELL
-            raise urwid.ExitMainLoop()
+            self.gated("shell", "open a shell", self._exit_to_shell)
         elif command in (keys.Command.REBOOT, keys.Command.POWER_OFF):
             self.ask_power(PowerAction.REBOOT if command is keys.Command.REBOOT else PowerAction.POWER_OFF)
         else:
@@ -315,6 +339,9 @@ class Controller:
 
         def yes() -> None:
             self.close_popup()
+            self.gated("power", action.verb, go)
+
+        def go() -> None:
             self._restore_console()  # the kernel's last words ("reboot: Power down") belong on the screen
             self.model.mark_boot()
             self.boot_window = widgets.TextWindow(title, self._boot_lines(), self.glyphs, self.close_popup)
@@ -323,6 +350,38 @@ class Controller:
 
         question = f"{action.verb.capitalize()} now? Unsaved work on a shell of another console is lost."
         self._open_popup(widgets.Question(title, question, self.glyphs, yes, self.close_popup), height_percent=40)
+
+    def _exit_to_shell(self) -> None:
+        self.exit_action = ExitAction.SHELL
+        raise urwid.ExitMainLoop()
+
+    # --- the password: asked here, checked by the daemon ---
+
+    def gated(self, action: str, what: str, then: Callable[[], None]) -> None:
+        """Runs `then` at once when no password is set (or it was given a moment ago), else after the daemon has
+        accepted the password typed now. The daemon refuses gated requests of a connection that did not give it."""
+        if not self.model.settings.get("password") or self.clock() < self.unlocked_until:
+            then()
+            return
+
+        def submit(answer: str) -> None:
+            self.close_popup()
+            self.pending = (action, then)
+            self._note(p.Level.INFO, "checking the password...")
+            self._send(p.Authenticate(answer, action, self.console_name))
+
+        prompt = widgets.PasswordPrompt(f"Password to {what}", self.glyphs, submit, self.close_popup)
+        self._open_popup(prompt, height_percent=40)
+
+    def _auth_result(self, result: p.AuthResult) -> None:
+        pending, self.pending = self.pending, None
+        if not result.ok:
+            self._note(p.Level.ERROR, result.message or "wrong password")
+            return
+        # A little less than the daemon's window, so the menu asks again before the daemon would refuse.
+        self.unlocked_until = self.clock() + max(0.0, result.seconds - AUTH_MARGIN)
+        if pending is not None and pending[0] == result.action:
+            pending[1]()
 
     def _boot_lines(self) -> list[str]:
         """What the daemon said since the boot request: in dry run, exactly what would be kexec'd."""

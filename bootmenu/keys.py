@@ -19,10 +19,11 @@ class Category(enum.StrEnum):
     LEAVE = "Leaving"
     EDIT = "Editor"
     DIALOG = "Questions"
+    PROMPT = "Password"
 
 
-# Bindings of these categories act only inside their window (the editor, a yes/no question), never in the menu.
-_MODAL = frozenset({Category.EDIT, Category.DIALOG})
+# Bindings of these categories act only inside their window (the editor, a question, the password prompt).
+_MODAL = frozenset({Category.EDIT, Category.DIALOG, Category.PROMPT})
 
 
 class Command(enum.StrEnum):
@@ -48,6 +49,8 @@ class Command(enum.StrEnum):
     SYSINFO = "sysinfo"
     YES = "yes"
     NO = "no"
+    PROMPT_OK = "prompt-ok"
+    PROMPT_CANCEL = "prompt-cancel"
 
 
 @dataclass(frozen=True)
@@ -102,6 +105,8 @@ KEY_BINDINGS: tuple[KeyBinding, ...] = (
     KeyBinding(Command.EDIT_CANCEL, ("esc",), "Editor: discard the edit and return", Category.EDIT),
     KeyBinding(Command.YES, ("y",), "Question: yes, do it", Category.DIALOG),
     KeyBinding(Command.NO, ("n", "esc", "q"), "Question: no, back to the menu", Category.DIALOG),
+    KeyBinding(Command.PROMPT_OK, ("enter",), "Password: check it and go on", Category.PROMPT),
+    KeyBinding(Command.PROMPT_CANCEL, ("esc",), "Password: give up, back to the menu", Category.PROMPT),
 )
 
 _BY_COMMAND = {b.command: b for b in KEY_BINDINGS}
@@ -115,10 +120,10 @@ def is_command_key(command: Command, key: str) -> bool:
     return key in _BY_COMMAND[command].keys
 
 
-def command_for(key: str, *, editor: bool = False, dialog: bool = False) -> Command | None:
-    """The command bound to `key` in the menu, or with `editor` in the editor, or with `dialog` in a question."""
-    if editor or dialog:
-        wanted = Category.EDIT if editor else Category.DIALOG
+def command_for(key: str, *, editor: bool = False, dialog: bool = False, prompt: bool = False) -> Command | None:
+    """The command bound to `key` in the menu, or in the editor, a yes/no question or the password prompt."""
+    if editor or dialog or prompt:
+        wanted = Category.EDIT if editor else Category.DIALOG if dialog else Category.PROMPT
         return next((b.command for b in KEY_BINDINGS if b.category is wanted and key in b.keys), None)
     return next((b.command for b in KEY_BINDINGS if b.category not in _MODAL and key in b.keys), None)
 

@@ -273,6 +273,36 @@ class Question(urwid.WidgetWrap[urwid.Widget]):
         return None  # modal: an unbound key must not reach the menu (a stray Enter must not boot)
 
 
+class PasswordPrompt(urwid.WidgetWrap[urwid.Widget]):
+    """Asks for the menu password (typed as `*`); Enter sends it to the daemon, which checks it, Esc gives up."""
+
+    def __init__(
+        self, title: str, glyphs: Glyphs, on_submit: Callable[[str], None], on_cancel: Callable[[], None]
+    ) -> None:
+        self.on_submit = on_submit
+        self.on_cancel = on_cancel
+        self.edit = urwid.Edit("Password: ", mask="*")
+        ok, cancel = keys.binding(keys.Command.PROMPT_OK), keys.binding(keys.Command.PROMPT_CANCEL)
+        rows: list[urwid.Widget] = [
+            urwid.AttrMap(self.edit, Attr.EDIT.value),
+            urwid.Divider(),
+            urwid.Text((Attr.HINT.value, f"{ok.label()}: check it.  {cancel.label()}: back to the menu.")),
+        ]
+        super().__init__(linebox(urwid.Filler(urwid.Pile(rows, focus_item=0), valign="top"), title, glyphs))
+
+    def keypress(self, size: Size, key: str) -> str | None:
+        command = keys.command_for(key, prompt=True)
+        if command is keys.Command.PROMPT_OK:
+            answer: str = self.edit.edit_text
+            self.edit.set_edit_text("")
+            self.on_submit(answer)
+        elif command is keys.Command.PROMPT_CANCEL:
+            self.on_cancel()
+        else:
+            super().keypress(size, key)
+        return None  # modal
+
+
 class Editor(urwid.WidgetWrap[urwid.Widget]):
     """GRUB-style one-shot editor of an entry's command line: Ctrl-X boots the edit, Esc discards it."""
 

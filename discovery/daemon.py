@@ -29,6 +29,8 @@ from discovery.devices import BlockDevice, UdevSource, UEvent
 from discovery.entry import BootEntry, LoadResult
 from discovery.fs import Filesystem, Platform
 from discovery.protocol import (
+    AuthResult,
+    Boot,
     Countdown,
     CountdownUpdate,
     DeviceInfo,
@@ -41,6 +43,7 @@ from discovery.protocol import (
     Hello,
     Level,
     Message,
+    Power,
     Status,
     StatusLine,
 )
@@ -55,6 +58,12 @@ log = logging.getLogger(__name__)
 JOB_TIMEOUT = 30.0
 # Status lines kept for the hello snapshot.
 STATUS_HISTORY = 200
+# After the right password, a connection's gated requests are allowed this long.
+AUTH_SECONDS = 300.0
+# A wrong password is answered after AUTH_DELAY seconds, doubling with each wrong answer in a row up to AUTH_DELAY_MAX;
+# answers are checked one at a time across all consoles, so guessing is slow from any number of them.
+AUTH_DELAY = 2.0
+AUTH_DELAY_MAX = 30.0
 
 
 class Mounts(Protocol):
@@ -152,9 +161,13 @@ class Daemon:
         job_timeout: float = JOB_TIMEOUT,
         sys_root: Path = Path("/sys"),
         proc_root: Path = Path("/proc"),
+        auth_delay: float = AUTH_DELAY,
     ) -> None:
         self.sys_root = sys_root
         self.proc_root = proc_root
+        self.auth_delay = auth_delay
+        self._auth_lock = asyncio.Lock()
+        self._auth_failures = 0
         self.settings = settings
         self.mounts = mounts
         self.source = source
@@ -772,8 +785,55 @@ class Daemon:
         )
         return info.fstype, f"{info.state}: {reason}" if reason else str(info.state)
 
+    # --- the password (discovery/password.py) ---
+
+    def gate(self, message: Message) -> str | None:
+        """What `message` would do that needs the password, or None (no password set, or not a gated request).
+        Autoboot of the default never comes through here: it needs no password."""
+        if self.settings.password is None:
+            return None
+        if isinstance(message, Boot):
+            if message.cmdline is not None:
+                return "boot an edited entry"
+            if message.id != self._default()[0]:
+                return "boot an entry other than the default"
+        if isinstance(message, Power):
+            return "reboot or power off"
+        return None
+
+    def refuse(self, what: str, console: str) -> None:
+        self.say(Level.ERROR, f"the password is needed to {what} (request from {_clean(console)} refused)")
+
+    async def authenticate(self, password: str, action: str, console: str) -> AuthResult:
+        """Checks `password` (scrypt in a thread); a wrong one is logged and answered late."""
+        action, where = _clean(action), _clean(console)
+        async with self._auth_lock:
+            hashed = self.settings.password
+            if hashed is None:
+                return AuthResult(True, action, "no password is set", AUTH_SECONDS)
+            loop = asyncio.get_running_loop()
+            try:
+                ok = await loop.run_in_executor(None, hashed.matches, password)
+            except ValueError as exc:  # no scrypt implementation: nobody gets in, and the log says why
+                self.say(Level.ERROR, f"cannot check the password: {exc}")
+                return AuthResult(False, action, "the password cannot be checked (see the log)")
+            if ok:
+                self._auth_failures = 0
+                log.info("password accepted on %s to %s", where, action)
+                return AuthResult(True, action, "", AUTH_SECONDS)
+            self._auth_failures += 1
+            delay = min(self.auth_delay * 2 ** min(self._auth_failures - 1, 10), AUTH_DELAY_MAX)
+            self.say(Level.WARNING, f"wrong password on {where} to {action} ({self._auth_failures} in a row)")
+            await asyncio.sleep(delay)
+            return AuthResult(False, action, "wrong password")
+
     def get_log(self) -> tuple[str, ...]:
         return tuple(self.log_lines())
+
+
+def _clean(text: str, limit: int = 40) -> str:
+    """Client-supplied words for a log line: short and printable."""
+    return "".join(c for c in text[:limit] if c.isalnum() or c in "/_.:-") or "?"
 
 
 def _close_late(future: concurrent.futures.Future[JobResult]) -> None:

@@ -388,6 +388,65 @@ class Sysinfo(Message):
         return cls(SystemInfo.from_json(data["info"]))
 
 
+def _short_str(data: Mapping[str, Any], key: str, limit: int) -> str:
+    value = data.get(key, "")
+    if not isinstance(value, str):
+        raise TypeError(f"{key} must be a string")
+    if len(value) > limit:
+        raise ValueError(f"{key} longer than {limit} characters")
+    return value
+
+
+@_register
+@dataclass(frozen=True, repr=False)
+class Authenticate(Message):
+    """Client -> server: the menu password typed on `console`, to allow `action` (boot, edit, shell, power).
+
+    A right answer allows this connection's gated requests for AUTH_SECONDS; a wrong one is answered after a delay.
+    """
+
+    TYPE: ClassVar[str] = "authenticate"
+    password: str
+    action: str = ""
+    console: str = ""
+
+    def payload(self) -> dict[str, Any]:
+        return {"password": self.password, "action": self.action, "console": self.console}
+
+    @classmethod
+    def from_payload(cls, data: Mapping[str, Any]) -> Authenticate:
+        if "password" not in data:
+            raise KeyError("password")
+        return cls(_short_str(data, "password", 1024), _short_str(data, "action", 40), _short_str(data, "console", 40))
+
+    def __repr__(self) -> str:  # the password never reaches a log line
+        return f"Authenticate(action={self.action!r}, console={self.console!r})"
+
+
+@_register
+@dataclass(frozen=True)
+class AuthResult(Message):
+    """Server -> client: the answer to `authenticate`; `seconds` is how long the connection stays allowed."""
+
+    TYPE: ClassVar[str] = "auth-result"
+    ok: bool
+    action: str = ""
+    message: str = ""
+    seconds: float = 0.0
+
+    def payload(self) -> dict[str, Any]:
+        return {"ok": self.ok, "action": self.action, "message": self.message, "seconds": self.seconds}
+
+    @classmethod
+    def from_payload(cls, data: Mapping[str, Any]) -> AuthResult:
+        ok, seconds = data["ok"], data.get("seconds", 0.0)
+        if not isinstance(ok, bool):
+            raise TypeError("ok must be true or false")
+        if not isinstance(seconds, int | float) or isinstance(seconds, bool):
+            raise TypeError("seconds must be a number")
+        return cls(ok, _short_str(data, "action", 40), _short_str(data, "message", 400), float(seconds))
+
+
 def encode(message: Message) -> bytes:
     body = {"v": VERSION, "type": message.TYPE, **message.payload()}
     return json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode() + b"\n"

@@ -18,6 +18,8 @@ from pathlib import Path
 from discovery import protocol
 from discovery.daemon import Daemon
 from discovery.protocol import (
+    Authenticate,
+    AuthResult,
     Boot,
     CancelAutoboot,
     GetLog,
@@ -47,6 +49,10 @@ class Client:
         self.reader = reader
         self.writer = writer
         self.queue: asyncio.Queue[bytes | None] = asyncio.Queue()
+        # The daemon's clock time until which this connection's gated requests are allowed (the password).
+        self.authorized_until = 0.0
+        self.authenticating = False
+        self.console = ""
 
     def send(self, message: Message) -> None:
         if self.queue.qsize() >= MAX_QUEUED:
@@ -156,6 +162,19 @@ class Server:
 
     def _dispatch(self, client: Client, message: Message | None) -> None:
         daemon = self.daemon
+        if isinstance(message, Authenticate):
+            client.console = message.console
+            if client.authenticating:  # one answer at a time per connection: no queue of guesses
+                client.send(AuthResult(False, message.action, "an answer is being checked"))
+            else:
+                client.authenticating = True
+                daemon.background(self._authenticate(client, message))
+            return
+        if message is not None:
+            what = daemon.gate(message)
+            if what is not None and client.authorized_until <= daemon.clock():
+                daemon.refuse(what, client.console or "a menu")
+                return
         if isinstance(message, Boot):
             daemon.background(daemon.boot(message.id, message.cmdline))
         elif isinstance(message, CancelAutoboot):
@@ -169,6 +188,15 @@ class Server:
         elif isinstance(message, GetSysinfo):
             daemon.background(self._send_sysinfo(client))
         # Anything else (a newer client's message, or a server->client type) is ignored, as the protocol says.
+
+    async def _authenticate(self, client: Client, message: Authenticate) -> None:
+        try:
+            result = await self.daemon.authenticate(message.password, message.action, message.console)
+        finally:
+            client.authenticating = False
+        if result.ok:
+            client.authorized_until = self.daemon.clock() + result.seconds
+        client.send(result)
 
     async def _send_sysinfo(self, client: Client) -> None:
         client.send(Sysinfo(await self.daemon.sysinfo()))

@@ -6,9 +6,11 @@ File keys (all optional):
     boot_order = ["uuid:0a1b...", "label:root", "type:usb", "type:disk"]
     console = "80x24"       # terminal size for UIs on consoles that cannot report it
     debug = false
+    password = "$scrypt$..." # from `bootmenu passwd`: asked before edits, the shell, power, non-default boots
 
 Kernel parameters: `bootmenu.timeout=SECONDS|0|off`, `bootmenu.order=uuid:X,label:Y,type:usb`,
-`bootmenu.console=COLSxROWS`, `bootmenu.debug` (or `bootmenu.debug=1`).
+`bootmenu.console=COLSxROWS`, `bootmenu.debug` (or `bootmenu.debug=1`). The password is a file setting only (a
+kernel command line is readable by every process and ends up in logs).
 """
 
 from __future__ import annotations
@@ -19,9 +21,11 @@ import re
 import shlex
 import tomllib
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
+
+from discovery.password import PasswordError, PasswordHash
 
 
 class SettingsError(ValueError):
@@ -73,6 +77,7 @@ class Settings:
     boot_order: tuple[OrderRule, ...] = ()
     console: tuple[int, int] | None = None
     debug: bool = False
+    password: PasswordHash | None = field(default=None, repr=False)
 
     def rank(self, *, uuid: str, label: str, kind: str) -> int:
         """The device's place in the boot order: index of the first matching rule, len(rules) when none."""
@@ -93,12 +98,15 @@ class Settings:
         return DEFAULT_TIMEOUT
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        out = {
             "timeout": self.timeout if self.autoboot else "off",
             "boot_order": [str(r) for r in self.boot_order],
             "console": f"{self.console[0]}x{self.console[1]}" if self.console else None,
             "debug": self.debug,
         }
+        if self.password is not None:
+            out["password"] = True  # menus ask before gated actions; the hash itself never leaves the daemon
+        return out
 
     # --- sources ---
 
@@ -119,6 +127,16 @@ class Settings:
             if isinstance(value, bool):
                 return replace(self, debug=value)
             return replace(self, debug=str(value).lower() not in ("0", "no", "false", "off"))
+        if key == "password":
+            if where.startswith("kernel command line"):
+                name = where.split("=", maxsplit=1)[0]  # never the value
+                raise SettingsError(f"{name}: the password belongs in the settings file, not here")
+            if not isinstance(value, str):
+                raise SettingsError(f"{where}: the password must be a string from `bootmenu passwd`")
+            try:
+                return replace(self, password=PasswordHash.parse(value))
+            except PasswordError as exc:
+                raise SettingsError(f"{where}: {exc}") from None
         raise SettingsError(f"{where}: unknown setting {key!r}")
 
     def _with_timeout(self, value: Any, where: str) -> Settings:

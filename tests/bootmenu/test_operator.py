@@ -4,11 +4,17 @@ table. Against a real Unix socket served by the in-test daemon of test_controlle
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterator
 from pathlib import Path
 
+import pytest
+import urwid
+
 from bootmenu import keys
+from bootmenu.controller import Controller, Mode
 from discovery import protocol as p
 from discovery import sysinfo
+from tests.bootmenu.menu_data import hello
 from tests.bootmenu.test_controller import FakeDaemon, daemon, make_controller, pump, screen
 
 __all__ = ["daemon"]  # the fixture
@@ -109,3 +115,63 @@ def test_i_on_an_action_row_is_the_system_information(daemon: FakeDaemon, tmp_pa
     assert isinstance(daemon.request(), p.GetSysinfo)
     controller.feed(["esc", "enter"])  # Enter on the row: the same window
     assert isinstance(daemon.request(), p.GetSysinfo)
+
+
+@pytest.fixture
+def locked(tmp_path: Path) -> Iterator[FakeDaemon]:
+    """A daemon whose settings say a password is set (the daemon checks it; this one answers as the test says)."""
+    server = FakeDaemon(tmp_path / "locked.sock", dataclasses.replace(hello(), settings={"password": True}))
+    yield server
+    server.close()
+
+
+def _answer(controller: Controller, server: FakeDaemon, typed: str, action: str, result: p.AuthResult) -> None:
+    controller.feed([*typed, "enter"])
+    assert server.request() == p.Authenticate(typed, action, "ttyS0")
+    server.send(result)
+    pump(controller)
+
+
+def test_the_shell_asks_for_the_password_and_the_daemons_answer_decides(locked: FakeDaemon, tmp_path: Path) -> None:
+    controller = make_controller(tmp_path / "locked.sock", Mode.PAYLOAD)
+    controller.console_name = "ttyS0"
+    pump(controller)
+    controller.feed(["x"])
+    shown = screen(controller)
+    assert "Password to open a shell" in shown
+    controller.feed([*"hunter2"])
+    assert "Password: *******" in screen(controller), "the answer is not echoed"
+    controller.feed(["esc"])
+    assert "Password to open a shell" not in screen(controller)
+    controller.feed(["x"])
+    _answer(controller, locked, "guess", "shell", p.AuthResult(False, "shell", "wrong password"))
+    assert "wrong password" in screen(controller)
+    assert controller.exit_action != "shell"
+    controller.feed(["x"])
+    with pytest.raises(urwid.ExitMainLoop):
+        _answer(controller, locked, "hunter2", "shell", p.AuthResult(True, "shell", seconds=300))
+    assert controller.exit_action == "shell"
+
+
+def test_booting_a_non_default_entry_or_editing_asks_but_the_default_boots(locked: FakeDaemon, tmp_path: Path) -> None:
+    controller = make_controller(tmp_path / "locked.sock")
+    controller.console_name = "ttyS0"
+    pump(controller)
+    controller.feed(["right", "enter"])  # the submenu's default entry: no password
+    assert locked.request() == p.Boot("u2", None)
+    controller.feed(["esc", "q", "end", "enter"])  # Fedora rescue (top level) is not the default
+    assert "Password to boot this entry" in screen(controller)
+    _answer(controller, locked, "hunter2", "boot", p.AuthResult(True, "boot", seconds=300))
+    assert locked.request() == p.Boot("f2", None)
+    controller.feed(["esc", "e"])  # given a moment ago: the editor opens at once
+    assert "Edit: Fedora Linux (0-rescue)" in screen(controller)
+
+
+def test_power_asks_the_question_then_the_password(locked: FakeDaemon, tmp_path: Path) -> None:
+    controller = make_controller(tmp_path / "locked.sock")
+    controller.console_name = "ttyS0"
+    pump(controller)
+    controller.feed(["P", "y"])
+    assert "Password to power the machine off" in screen(controller)
+    _answer(controller, locked, "pw", "power", p.AuthResult(True, "power", seconds=300))
+    assert locked.request() == p.Power("poweroff")
