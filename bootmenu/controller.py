@@ -144,6 +144,7 @@ class Controller:
                 self._auth_result(message)
             if isinstance(message, p.Hello):
                 self._console_size_from(message.settings)
+                self.unlocked_until = 0.0  # a new connection: the daemon has not been given the password on it
         self._refresh(change)
 
     def _console_size_from(self, settings: Mapping[str, object]) -> None:

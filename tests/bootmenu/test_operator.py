@@ -165,6 +165,11 @@ def test_booting_a_non_default_entry_or_editing_asks_but_the_default_boots(locke
     assert locked.request() == p.Boot("f2", None)
     controller.feed(["esc", "e"])  # given a moment ago: the editor opens at once
     assert "Edit: Fedora Linux (0-rescue)" in screen(controller)
+    controller.feed(["esc"])
+    locked.send(dataclasses.replace(hello(), settings={"password": True}))  # as after a reconnection
+    pump(controller)
+    controller.feed(["e"])
+    assert "Password to edit an entry" in screen(controller), "a new connection has not been given the password"
 
 
 def test_power_asks_the_question_then_the_password(locked: FakeDaemon, tmp_path: Path) -> None:
