@@ -28,6 +28,7 @@ from discovery.autoboot import Autoboot
 from discovery.devices import BlockDevice, UdevSource, UEvent
 from discovery.entry import BootEntry, LoadResult
 from discovery.fs import Filesystem, Platform
+from discovery.mount import boot_subvolume
 from discovery.protocol import (
     AuthResult,
     Boot,
@@ -417,7 +418,10 @@ class Daemon:
             fstype=device.fstype,
             partuuid=device.partuuid,
             partlabel=device.partlabel,
+            subvolume=boot_subvolume(root) if device.fstype == "btrfs" else "",
         )
+        if fs.subvolume:
+            log.info("%s: btrfs top level has no boot files; paths also resolve in subvolume %s", name, fs.subvolume)
         try:
             result = self.loader(fs, self.resolver)
         except Exception as exc:  # a loader bug must not leak the mount
