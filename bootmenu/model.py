@@ -18,6 +18,7 @@ from discovery import protocol as p
 from discovery.sysinfo import Disk, SystemInfo
 
 MAX_STATUS = 500
+MAX_PINNED = 20
 
 
 class Change(enum.Flag):
@@ -81,6 +82,8 @@ class EntryRow:
     def text(self) -> str:
         entry = self.info.entry
         suffix = " (missing device)" if entry.unresolved else ""
+        if entry.bad:
+            suffix += " (bad: no boot tries left)"
         return entry.title + suffix
 
 
@@ -245,6 +248,13 @@ class MenuModel:
         return running
 
     # --- queries ---
+
+    def pinned(self) -> list[str]:
+        """The daemon's settings warnings: shown on the status line for as long as the menu runs."""
+        warnings = self.settings.get("warnings")
+        if not isinstance(warnings, list):
+            return []
+        return [str(w) for w in warnings[:MAX_PINNED]]
 
     def entry(self, entry_id: str) -> p.EntryInfo | None:
         return next((e for e in self.entries if e.id == entry_id), None)

@@ -501,6 +501,7 @@ class LoaderConf:
     default: str | None = None
     default_line: int = 0
     timeout: float | None = None
+    timeout_style: str | None = None
 
 
 def parse_loader_conf(text: str, path: str) -> tuple[LoaderConf, list[Diagnostic]]:
@@ -509,6 +510,7 @@ def parse_loader_conf(text: str, path: str) -> tuple[LoaderConf, list[Diagnostic
     default: str | None = None
     default_line = 0
     timeout: float | None = None
+    style: str | None = None
     for number, raw in enumerate(text.splitlines(), 1):
         stripped = raw.strip()
         if not stripped or stripped.startswith("#"):
@@ -524,14 +526,15 @@ def parse_loader_conf(text: str, path: str) -> tuple[LoaderConf, list[Diagnostic
                 default, default_line = value or None, number
         elif key == "timeout":
             if value == "menu-force":
-                timeout = None  # show the menu until the user picks
+                timeout, style = None, "menu"  # show the menu until the user picks
             elif value in ("menu-hidden", "menu-disabled"):
-                timeout = 0.0  # boot the default at once unless a key is pressed
+                timeout, style = 0.0, "hidden"  # boot the default at once unless a key is pressed
             elif value.isdigit():
-                timeout = float(int(value))
+                timeout, style = float(int(value)), None
             else:
                 diags.append(Diagnostic(path, number, f"timeout '{value}' is not a number of seconds; ignored"))
-    return LoaderConf(path=path, default=default, default_line=default_line, timeout=timeout), diags
+    conf = LoaderConf(path=path, default=default, default_line=default_line, timeout=timeout, timeout_style=style)
+    return conf, diags
 
 
 def _matches(pattern: str, entry: BlsEntry) -> bool:
@@ -591,11 +594,22 @@ def _load_root(fs: Filesystem, ctx: LoadContext, root: str, type2: Type2Reader |
             usable.append(entry)
     ordered = systemd_boot_order(usable)
     titles = unique_titles(ordered)
-    chosen = 0
+    # Boot counting: an entry with no tries left is never the default (systemd-boot sorted it last already);
+    # when every entry is bad there is no default, so nothing autoboots.
+    good = [n for n, e in enumerate(ordered) if not e.bad]
+    chosen = good[0] if good else -1
     if conf.default is not None:
         found = [n for n, e in enumerate(ordered) if _matches(conf.default, e)]
-        if found:
+        if found and found[0] in good:
             chosen = found[0]
+        elif found:
+            diags.append(
+                Diagnostic(
+                    conf.path,
+                    conf.default_line,
+                    f"default '{conf.default}' has no boot tries left (boot counting); not the default",
+                )
+            )
         elif ordered:
             diags.append(
                 Diagnostic(conf.path, conf.default_line, f"default '{conf.default}' matches no entry; using the first")
@@ -617,6 +631,14 @@ def _load_root(fs: Filesystem, ctx: LoadContext, root: str, type2: Type2Reader |
         for key, value in [("initrd", i) for i in entry.initrds] + [("devicetree", entry.devicetree or "")]:
             if value and found_kernel and not fs.is_file(resolve(value)):
                 warnings.append(Diagnostic(entry.path, entry.line_of(key), f"{key} {value} not found"))
+        if entry.bad and entry.boot_count is not None:
+            warnings.append(
+                Diagnostic(
+                    entry.path,
+                    0,
+                    f"no boot tries left ({entry.boot_count.done or 0} failed): listed last, never the default",
+                )
+            )
         diags.extend(w for w in warnings if w not in diags)
         boot_entries.append(
             entry.to_boot_entry(
@@ -624,7 +646,11 @@ def _load_root(fs: Filesystem, ctx: LoadContext, root: str, type2: Type2Reader |
             )
         )
     return LoadResult(
-        entries=tuple(boot_entries), diagnostics=tuple(diags), timeout=conf.timeout, configs=tuple(configs)
+        entries=tuple(boot_entries),
+        diagnostics=tuple(diags),
+        timeout=conf.timeout,
+        timeout_style=conf.timeout_style,
+        configs=tuple(configs),
     )
 
 

@@ -59,12 +59,17 @@ class PasswordHash:
             raise PasswordError(f"scrypt parameters out of range (ln 1..{MAX_LN}, r 1..{MAX_R}, p 1..{MAX_P})")
         return cls(ln, r, p, _b64decode(match[4]), _b64decode(match[5]))
 
+    @classmethod
+    def locked(cls) -> PasswordHash:
+        """A hash no password matches: what a malformed setting becomes (fail closed)."""
+        return cls(DEFAULT_LN, DEFAULT_R, DEFAULT_P, b"", b"")
+
     def encode(self) -> str:
         return f"{PREFIX}ln={self.ln},r={self.r},p={self.p}${_b64encode(self.salt)}${_b64encode(self.key)}"
 
     def matches(self, password: str) -> bool:
         raw = password.encode()
-        if len(raw) > MAX_PASSWORD:
+        if len(raw) > MAX_PASSWORD or not self.key:
             return False
         key = scrypt(raw, self.salt, n=1 << self.ln, r=self.r, p=self.p, dklen=len(self.key))
         return hmac.compare_digest(key, self.key)

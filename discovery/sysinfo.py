@@ -5,20 +5,17 @@ sysfs-class-net, sysfs-class-watchdog, and proc(5) for meminfo and cpuinfo), nev
 takes the roots as parameters so tests use a fake tree. Reads are bounded (READ_LIMIT bytes a file, MAX_ITEMS items
 a list); a missing or unreadable file is an empty value, never an error: the screen shows what there is.
 
-The values are frozen dataclasses with JSON round-trips (field types checked), sent by the daemon in `sysinfo`.
+The values are frozen dataclasses, sent by the daemon in `sysinfo` (discovery.protocol's codec checks every field's
+type on the way in).
 """
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import re
-import types
-import typing
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
 
 READ_LIMIT = 4096
 CPUINFO_LIMIT = 64 * 1024
@@ -96,61 +93,6 @@ class SystemInfo:
     disks: tuple[Disk, ...] = ()
     nics: tuple[Nic, ...] = ()
     watchdogs: tuple[Watchdog, ...] = ()
-
-    def to_json(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_json(cls, data: Any) -> SystemInfo:
-        """Raises TypeError or ValueError on a field of the wrong type (the protocol's bad-message path)."""
-        return _build(cls, data)
-
-
-# --- typed JSON: every field checked against its annotation ---
-
-_T = TypeVar("_T")
-
-
-def _build(cls: type[_T], data: Any) -> _T:
-    if not isinstance(data, Mapping):
-        raise TypeError(f"{cls.__name__} must be an object")
-    hints = typing.get_type_hints(cls)
-    values = {}
-    for f in dataclasses.fields(cls):  # type: ignore[arg-type]
-        if f.name in data:
-            values[f.name] = _value(hints[f.name], data[f.name], f"{cls.__name__}.{f.name}")
-    return cls(**values)
-
-
-def _value(hint: Any, value: Any, where: str) -> Any:
-    origin = typing.get_origin(hint)
-    if origin in (typing.Union, types.UnionType):
-        if value is None and type(None) in typing.get_args(hint):
-            return None
-        (inner,) = [a for a in typing.get_args(hint) if a is not type(None)]
-        return _value(inner, value, where)
-    if origin is tuple:
-        if not isinstance(value, list | tuple):
-            raise TypeError(f"{where} must be a list")
-        if len(value) > MAX_PARTITIONS:
-            raise ValueError(f"{where}: more than {MAX_PARTITIONS} items")
-        item = typing.get_args(hint)[0]
-        return tuple(_value(item, v, where) for v in value)
-    if dataclasses.is_dataclass(hint):
-        return _build(hint, value)  # type: ignore[arg-type]
-    if hint is bool:
-        if not isinstance(value, bool):
-            raise TypeError(f"{where} must be true or false")
-        return value
-    if hint is int:
-        if not isinstance(value, int) or isinstance(value, bool):
-            raise TypeError(f"{where} must be an integer")
-        return value
-    if hint is str:
-        if not isinstance(value, str):
-            raise TypeError(f"{where} must be a string")
-        return value
-    raise TypeError(f"{where}: unsupported field type {hint!r}")
 
 
 # --- readers ---

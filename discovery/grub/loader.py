@@ -69,6 +69,9 @@ class _Builder:
     def __init__(self, it: Interpreter) -> None:
         self.it = it
         self.evaluated = 0
+        # `save_env` at GRUB's start (grub-reboot's next_entry, Fedora's boot_success): written with every entry.
+        # Taken before entry and submenu bodies run; a submenu body's own save_env is not written (documented).
+        self.config_saves = tuple(it.saves)
 
     def menu(self, scope: Scope, parents: tuple[str, ...], depth: int) -> list[_Node]:
         nodes: list[_Node] = []
@@ -136,6 +139,7 @@ class _Builder:
             config_device=item.fs.name,
             unresolved=kernel.unresolved,
             warnings=tuple(warnings),
+            env_saves=(*self.config_saves, *capture.saves),
         ), False
 
 
@@ -229,6 +233,7 @@ def evaluate(
         entries=tuple(entries),
         diagnostics=tuple(it.diagnostics),
         timeout=_timeout(scope),
+        timeout_style=scope.env.get("timeout_style").strip()[:20] or None,
         configs=tuple(dict.fromkeys(p for _, p in it.read)),
         unresolved=tuple(it.unresolved),
         consumed=tuple(dict.fromkeys(it.consumed)),
