@@ -175,6 +175,7 @@ class Param:
     values: str  # what it accepts, for the README
     help: str
     flag: bool = False  # `bootmenu.NAME` alone means true
+    cmdline: bool = True  # False: a settings-file key only (a secret: the command line is readable by everyone)
 
     @property
     def parameter(self) -> str:
@@ -214,6 +215,7 @@ PARAMS: tuple[Param, ...] = (
         "password", "password", _password, (Consumer.DAEMON,), "`$scrypt$...` from `bootmenu passwd` (file only)",
         "asked before editing an entry, the shell, booting anything but the default, reboot and power off; checked "
         "by the daemon. A malformed value refuses those actions until it is fixed",
+        cmdline=False,
     ),
     Param(
         "shell", None, _checked(_bool("shell")), (Consumer.INIT,), "yes/no",
@@ -361,8 +363,10 @@ class Settings:
             where = f"kernel command line: {word}"
             param = BY_NAME.get(name.removeprefix(PREFIX))
             if param is None:
-                known = ", ".join(p.parameter for p in PARAMS)
+                known = ", ".join(p.parameter for p in PARAMS if p.cmdline)
                 out = out.warn(f"{where}: unknown parameter ignored (known: {known})")
+            elif not param.cmdline:
+                out = out.warn(f"kernel command line: {param.parameter}: belongs in the settings file; ignored")
             elif not sep and not param.flag:
                 out = out.warn(f"{where}: needs a value ({param.parameter}=...); ignored")
             else:
@@ -388,7 +392,8 @@ def markdown_table() -> str:
     rows = ["| kernel parameter | file key | values | read by | meaning |", "| --- | --- | --- | --- | --- |"]
     for p in PARAMS:
         key = f"`{p.key}`" if p.key else "-"
+        parameter = f"`{p.parameter}`" if p.cmdline else "-"
         values = p.values + (" (bare: yes)" if p.flag else "")
         consumers = ", ".join(p.consumers)
-        rows.append(f"| `{p.parameter}` | {key} | {values} | {consumers} | {p.help} |")
+        rows.append(f"| {parameter} | {key} | {values} | {consumers} | {p.help} |")
     return "\n".join(rows) + "\n"

@@ -69,7 +69,7 @@ def test_the_password_is_not_a_kernel_parameter() -> None:
     settings = Settings().with_cmdline(f"quiet bootmenu.password={FAST}")
     assert settings.password is None
     (warning,) = settings.warnings
-    assert "belongs in the settings file" in warning
+    assert "bootmenu.password: belongs in the settings file" in warning
     assert FAST not in warning
 
 
