@@ -4,7 +4,8 @@ Each corpus case is laid out as tools/corpus_cases.py lays it out for test_corpu
 for grub-emu (see grub_emu.py), and GRUB's menu is compared with bootmenu's, as for the golden fixtures. Answers are
 recorded in tests/data/grub_conformance.json by content hash; reasons for differences in
 tests/data/grub_conformance.toml under `[corpus]`, and differences found and not fixed yet under `[corpus-open]`
-(reported as `different`, not failed on, so the totals stay honest). Skipped when the corpus is absent (it is not part of the project).
+(reported as `different`, not failed on, so the totals stay honest). Skipped when the corpus is absent (it is not
+part of the project).
 """
 
 from __future__ import annotations
