@@ -93,6 +93,8 @@ class Client:
             partial = partial and b"\n" not in chunk  # only the new bytes are searched: linear in the message
             if partial and size > p.MAX_LINE:
                 raise p.ProtocolError(f"{self.path}: a message longer than {p.MAX_LINE} bytes")
+        if len(chunks) == 1 and not eof:
+            return []  # nothing new: what is buffered holds no complete line
         messages = []
         *lines, self.buffer = b"".join(chunks).split(b"\n")
         for line in lines:
