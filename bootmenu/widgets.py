@@ -13,7 +13,7 @@ import urwid
 
 from bootmenu import keys
 from bootmenu.console import Glyphs
-from bootmenu.model import EntryRow, HeaderRow, MenuModel, NoteRow, Row, SubmenuRow
+from bootmenu.model import ActionRow, EntryRow, HeaderRow, MenuModel, NoteRow, Row, SubmenuRow, TitleRow
 from bootmenu.palette import Attr
 from discovery import protocol as p
 
@@ -34,10 +34,14 @@ class MenuItem(urwid.Widget):
     _selectable = True
     _sizing = frozenset([urwid.FLOW])
 
-    def __init__(self, row: EntryRow | SubmenuRow, glyphs: Glyphs) -> None:
+    def __init__(self, row: EntryRow | SubmenuRow | ActionRow, glyphs: Glyphs) -> None:
         super().__init__()
         self.row = row
         self.glyphs = glyphs
+
+    @property
+    def is_action(self) -> bool:
+        return isinstance(self.row, ActionRow)
 
     def rows(self, size: tuple[int], focus: bool = False) -> int:
         return 1
@@ -62,7 +66,7 @@ class MenuItem(urwid.Widget):
 
 
 def row_widget(row: Row, glyphs: Glyphs) -> urwid.Widget:
-    if isinstance(row, HeaderRow):
+    if isinstance(row, HeaderRow | TitleRow):
         return urwid.Text((Attr.HEADER.value, row.text()), wrap="clip")
     if isinstance(row, NoteRow):
         return urwid.Text((Attr.HINT.value, "     " + row.text()), wrap="clip")
@@ -120,7 +124,9 @@ class MenuList(urwid.ListBox):  # type: ignore[type-arg]
             self._focus_near(0)
             return None
         elif command is keys.Command.END:
-            self._focus_near(len(self.walker) - 1)
+            # The last boot entry, not the action rows below the entries.
+            entries = [i for i, w in enumerate(self.walker) if isinstance(w, MenuItem) and not w.is_action]
+            self._focus_near(entries[-1] if entries else len(self.walker) - 1)
             return None
         else:
             return key
@@ -139,7 +145,8 @@ def wrap_lines(messages: Iterable[str], cols: int) -> list[str]:
 
 
 class StatusArea(urwid.Widget):
-    """The last status messages, newest at the bottom, wrapped and clipped to `max_rows` lines."""
+    """The last status messages, newest at the bottom, wrapped and clipped to `max_rows` lines; a pinned message
+    (the daemon's settings warnings) keeps the first line, cut to the width."""
 
     _sizing = frozenset([urwid.FLOW])
 
@@ -147,14 +154,22 @@ class StatusArea(urwid.Widget):
         super().__init__()
         self.max_rows = max_rows
         self.lines: list[p.StatusLine] = []
+        self.pinned: p.StatusLine | None = None
 
-    def set_status(self, lines: Sequence[p.StatusLine]) -> None:
+    def set_status(self, lines: Sequence[p.StatusLine], pinned: p.StatusLine | None = None) -> None:
         self.lines = list(lines)
+        self.pinned = pinned
         self._invalidate()
 
     def _text(self, cols: int) -> list[str]:
         messages = [("! " if s.level is not p.Level.INFO else "") + s.message for s in self.lines]
-        return wrap_lines(messages, cols)[-self.max_rows :]
+        if self.pinned is None:
+            return wrap_lines(messages, cols)[-self.max_rows :]
+        first = "! " + self.pinned.message
+        if len(first) > cols:
+            first = first[: max(0, cols - 3)] + "..."
+        rest = wrap_lines(messages, cols)[-(self.max_rows - 1) :] if self.max_rows > 1 else []
+        return [first, *rest]
 
     def rows(self, size: tuple[int], focus: bool = False) -> int:
         return max(1, len(self._text(size[0])))
@@ -162,7 +177,8 @@ class StatusArea(urwid.Widget):
     def render(self, size: Size, focus: bool = False) -> urwid.Canvas:
         cols = size[0] if size else 80
         lines = self._text(cols) or [""]
-        worst = max((s.level for s in self.lines), key=_LEVEL_ORDER.index, default=p.Level.INFO)
+        shown = [*self.lines, *([self.pinned] if self.pinned else [])]
+        worst = max((s.level for s in shown), key=_LEVEL_ORDER.index, default=p.Level.INFO)
         attr = {p.Level.ERROR: Attr.ERROR, p.Level.WARNING: Attr.WARNING}.get(worst, Attr.STATUS)
         return urwid.Text((attr.value, "\n".join(lines)), wrap="clip").render((cols,))
 
@@ -174,8 +190,8 @@ class MenuView(urwid.Frame[urwid.Widget, urwid.Widget, urwid.Widget]):  # type: 
     """Title line, the entry list, and a footer: countdown, status area and a key hint."""
 
     HINT = keys.hint(
-        keys.Command.BOOT, keys.Command.EDIT, keys.Command.INFO, keys.Command.RESCAN, keys.Command.LOG,
-        keys.Command.SHELL, keys.Command.HELP, keys.Command.BACK,
+        keys.Command.BOOT, keys.Command.EDIT, keys.Command.INFO, keys.Command.SYSINFO, keys.Command.RESCAN,
+        keys.Command.LOG, keys.Command.SHELL, keys.Command.HELP, keys.Command.BACK,
     )  # fmt: skip
 
     def __init__(self, glyphs: Glyphs, title: str = "bootmenu") -> None:
@@ -195,7 +211,14 @@ class MenuView(urwid.Frame[urwid.Widget, urwid.Widget, urwid.Widget]):  # type: 
         self.show_countdown(model)
 
     def show_status(self, model: MenuModel) -> None:
-        self.status.set_status(model.status[-2:])
+        pinned = model.pinned()
+        if not pinned:
+            self.status.set_status(model.status[-2:])
+            return
+        # Settings warnings stay on the first status line; the newest messages below it.
+        more = f" (+{len(pinned) - 1} more: l)" if len(pinned) > 1 else ""
+        warning = p.StatusLine(p.Level.WARNING, f"settings{more}: {pinned[0]}")
+        self.status.set_status(model.status[-2:], pinned=warning)
 
     def show_countdown(self, model: MenuModel) -> None:
         text = model.countdown_text()
@@ -237,6 +260,64 @@ class TextWindow(urwid.WidgetWrap[urwid.Widget]):
         elif command is keys.Command.END:
             self.listbox.set_focus(len(self.walker) - 1)
         return None
+
+
+class Question(urwid.WidgetWrap[urwid.Widget]):
+    """A yes/no question (reboot, power off): `y` does it, `n`, `q` or Esc goes back; every other key is ignored."""
+
+    def __init__(
+        self, title: str, text: str, glyphs: Glyphs, on_yes: Callable[[], None], on_no: Callable[[], None]
+    ) -> None:
+        self.on_yes = on_yes
+        self.on_no = on_no
+        yes, no = keys.binding(keys.Command.YES), keys.binding(keys.Command.NO)
+        rows: list[urwid.Widget] = [
+            urwid.Text(text),
+            urwid.Divider(),
+            urwid.Text((Attr.HINT.value, f"{yes.label()}: yes.  {no.label()}: no, back to the menu.")),
+        ]
+        super().__init__(linebox(urwid.Filler(urwid.Pile(rows), valign="top"), title, glyphs))
+
+    def selectable(self) -> bool:
+        return True
+
+    def keypress(self, size: Size, key: str) -> str | None:
+        command = keys.command_for(key, dialog=True)
+        if command is keys.Command.YES:
+            self.on_yes()
+        elif command is keys.Command.NO:
+            self.on_no()
+        return None  # modal: an unbound key must not reach the menu (a stray Enter must not boot)
+
+
+class PasswordPrompt(urwid.WidgetWrap[urwid.Widget]):
+    """Asks for the menu password (typed as `*`); Enter sends it to the daemon, which checks it, Esc gives up."""
+
+    def __init__(
+        self, title: str, glyphs: Glyphs, on_submit: Callable[[str], None], on_cancel: Callable[[], None]
+    ) -> None:
+        self.on_submit = on_submit
+        self.on_cancel = on_cancel
+        self.edit = urwid.Edit("Password: ", mask="*")
+        ok, cancel = keys.binding(keys.Command.PROMPT_OK), keys.binding(keys.Command.PROMPT_CANCEL)
+        rows: list[urwid.Widget] = [
+            urwid.AttrMap(self.edit, Attr.EDIT.value),
+            urwid.Divider(),
+            urwid.Text((Attr.HINT.value, f"{ok.label()}: check it.  {cancel.label()}: back to the menu.")),
+        ]
+        super().__init__(linebox(urwid.Filler(urwid.Pile(rows, focus_item=0), valign="top"), title, glyphs))
+
+    def keypress(self, size: Size, key: str) -> str | None:
+        command = keys.command_for(key, prompt=True)
+        if command is keys.Command.PROMPT_OK:
+            answer: str = self.edit.edit_text
+            self.edit.set_edit_text("")
+            self.on_submit(answer)
+        elif command is keys.Command.PROMPT_CANCEL:
+            self.on_cancel()
+        else:
+            super().keypress(size, key)
+        return None  # modal
 
 
 class Editor(urwid.WidgetWrap[urwid.Widget]):
@@ -288,7 +369,7 @@ class Editor(urwid.WidgetWrap[urwid.Widget]):
         return None  # the editor is modal: no key reaches the menu below
 
 
-def info_lines(info: p.EntryInfo, device: p.DeviceInfo | None) -> list[str]:
+def info_lines(info: p.EntryInfo, device: p.DeviceInfo | None, *, config_timeout_used: bool = False) -> list[str]:
     e = info.entry
     lines = [
         f"Title:    {e.title}",
@@ -309,6 +390,14 @@ def info_lines(info: p.EntryInfo, device: p.DeviceInfo | None) -> list[str]:
         lines.append(f"Version:  {e.version}")
     if e.unresolved:
         lines.append(f"Waiting for: {e.unresolved}")
+    if info.config_timeout is not None or info.timeout_style:
+        asked = []
+        if info.config_timeout is not None:
+            asked.append("wait for the user" if info.config_timeout < 0 else f"timeout {info.config_timeout:g} s")
+        if info.timeout_style:
+            asked.append(f"menu style {info.timeout_style}")
+        used = "used for autoboot" if config_timeout_used else "not used: the firmware's countdown governs"
+        lines.append(f"Config:   {', '.join(asked)} ({used})")
     if e.warnings:
         lines.append("")
         lines.append("Warnings:")

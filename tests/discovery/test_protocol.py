@@ -37,6 +37,7 @@ from discovery.protocol import (
     Status,
     StatusLine,
 )
+from tests.discovery.test_protocol_operator import OPERATOR_TYPES
 
 text = st.text(max_size=30)
 opt_text = st.none() | text
@@ -129,7 +130,7 @@ def test_every_registered_type_is_covered() -> None:
         CancelAutoboot,
         Rescan,
         GetLog,
-    }
+    } | OPERATOR_TYPES
     assert set(protocol._REGISTRY.values()) == covered
 
 
@@ -147,7 +148,10 @@ def test_a_realistic_hello_round_trips() -> None:
     )
     hello = Hello(
         devices=(DeviceInfo("vda2", "/dev/vda2", "disk", "ext4", "3f1c7a52", "root", DeviceState.MOUNTED),),
-        entries=(EntryInfo("abc123", entry),),
+        entries=(
+            EntryInfo("abc123", entry),
+            EntryInfo("def456", entry, config_timeout=0.0, timeout_style="hidden"),
+        ),
         status=(StatusLine(Level.INFO, "vda2: 1 boot entry", 1.7e9),),
         countdown=Countdown("abc123", 9.5),
         settings={"timeout": 10, "boot_order": ["type:usb"]},
