@@ -7,7 +7,7 @@ CACHE ?= .cache
 APT_PACKAGES := python3-venv qemu-system-x86 busybox-static dosfstools mtools fdisk e2fsprogs kmod cpio xz-utils zstd gcc python3-dev libudev1 btrfs-progs xfsprogs squashfs-tools genisoimage binutils
 APT_COMMANDS := qemu-system-x86_64 busybox mkfs.vfat mcopy sfdisk mkfs.ext4 depmod cpio xz zstd gcc mkfs.btrfs mkfs.xfs mksquashfs genisoimage objcopy
 
-.PHONY: all setup system-deps kernel test test-fast lint fmt typecheck bench bench-parse demo qemu clean
+.PHONY: all setup system-deps kernel conformance test test-fast lint fmt typecheck bench bench-parse demo qemu clean
 
 all: test
 
@@ -43,6 +43,14 @@ setup: system-deps $(BIN)/.installed
 kernel: system-deps
 	@tools/fetch-kernel $(CACHE)/kernel >/dev/null
 	@tools/fetch-deb systemd-boot-efi $(CACHE)/systemd-boot-efi >/dev/null
+
+# bootmenu against real GRUB 2.06 (Debian's grub-emu, unpacked, run as nobody with no capabilities): records GRUB's
+# answers for changed fixtures in tests/data/grub_conformance.json and prints each config's verdict and the totals.
+conformance: setup
+	@tools/fetch-deb grub-emu $(CACHE)/grub-emu >/dev/null
+	@if ldd $(CACHE)/grub-emu/root/usr/bin/grub-emu | grep -q 'not found'; then \
+	    apt-get install -y -q --no-install-recommends libsdl1.2debian libdevmapper1.02.1; fi
+	$(BIN)/pytest -q -s -p no:cacheprovider tests/conformance
 
 lint: $(BIN)/.installed
 	$(BIN)/ruff check .

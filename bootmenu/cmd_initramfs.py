@@ -61,6 +61,12 @@ def add_parser(subparsers: Any) -> None:
     build.add_argument(
         "--stage-dir", type=Path, metavar="DIR", help="stage the tree in DIR and keep it (for debugging)"
     )
+    build.add_argument(
+        "--settings",
+        type=Path,
+        metavar="FILE",
+        help="a TOML settings file for the daemon, put at /etc/bootmenu/settings.toml (kernel parameters still win)",
+    )
     build.add_argument("--no-strip", action="store_true", help="keep symbols in the copied ELF files")
     build.set_defaults(run=run)
 
@@ -86,6 +92,7 @@ def run(args: argparse.Namespace) -> int:
         extra=tuple(args.extra),
         strip=not args.no_strip,
         keep_stage=args.stage_dir,
+        settings=args.settings,
     )
     try:
         report = build(options)

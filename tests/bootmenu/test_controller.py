@@ -219,3 +219,15 @@ def test_serial_console_takes_the_daemons_size_and_reports_printk_trouble_on_scr
         assert f"! {short / 'no-printk'}: cannot read console log level: No such file or directory" in shown
     finally:
         server.close()
+
+
+def test_a_boot_request_names_the_console_the_menu_runs_on(daemon: FakeDaemon, tmp_path: Path) -> None:
+    client = Client(tmp_path / "daemon.sock")
+    client.wait_connect(5)
+    settings = ConsoleSettings(size=(80, 24), ascii=True, mono=True)
+    controller = Controller(client, settings, Mode.PAYLOAD, screen=FixedSizeScreen((80, 24)), handoff="ttyS0,115200n8")
+    pump(controller)
+    controller.feed(["up"])
+    assert isinstance(daemon.request(), p.CancelAutoboot)
+    controller.feed(["enter"])
+    assert daemon.request() == p.Boot("u1", None, "ttyS0,115200n8")
