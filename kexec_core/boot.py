@@ -334,7 +334,9 @@ def _initrd_file(parts: Sequence[FilePart], tmpdir: Path | None = None) -> Itera
 
 
 def load(plan: BootPlan, *, dry_run: bool = False, force: bool = False, tmpdir: Path | None = None) -> None:
-    """kexec_file_load the plan. Raises KexecError (syscall failure), ExecRefused (guard), ImageError (files).
+    """Load the plan: kexec_file_load, or kexec_load with its segments (also when kexec_file_load is ENOSYS).
+
+    Raises KexecError (syscall failure), ExecRefused (guard), ImageError (files).
 
     dry_run loads nothing (and does not consult the guard). `force` bypasses the guard: never on a development machine.
     """
@@ -346,9 +348,24 @@ def load(plan: BootPlan, *, dry_run: bool = False, force: bool = False, tmpdir: 
         log.info("kexec_load: %s", "; ".join(plan.segments.describe()))
         syscalls.kexec_load(plan.segments.entry, segments, syscalls.flags().KEXEC_ARCH_DEFAULT)
         return
-    with _part_file(plan.kernel_part()) as kernel, _initrd_file(plan.initrd_parts(), tmpdir) as initrd:
-        flags = 0 if initrd is not None else syscalls.flags().KEXEC_FILE_NO_INITRAMFS
-        syscalls.kexec_file_load(kernel.fileno(), initrd.fileno() if initrd else -1, plan.cmdline, flags)
+    try:
+        with _part_file(plan.kernel_part()) as kernel, _initrd_file(plan.initrd_parts(), tmpdir) as initrd:
+            flags = 0 if initrd is not None else syscalls.flags().KEXEC_FILE_NO_INITRAMFS
+            syscalls.kexec_file_load(kernel.fileno(), initrd.fileno() if initrd else -1, plan.cmdline, flags)
+    except KexecError as err:
+        # A kernel built without CONFIG_KEXEC_FILE: kexec_load does the same job if its segments can be built here.
+        # Never for EPERM/EKEYREJECTED/EBADMSG: a signature or lockdown refusal is not to be dodged (and lockdown
+        # refuses kexec_load as well).
+        if err.errno != errno.ENOSYS or not _segments_possible(plan):
+            raise
+        fallback = _with_segments(plan, Arch.running(), MemoryLayout())
+        assert fallback.segments is not None
+        log.warning("%s; loading with kexec_load instead: %s", err, "; ".join(fallback.segments.describe()))
+        load(fallback, force=force, tmpdir=tmpdir)
+
+
+def _segments_possible(plan: BootPlan) -> bool:
+    return Arch.running() is Arch.X86_64 and plan.kernel.loaded_kernel.kind is ImageKind.BZIMAGE
 
 
 def unload(*, force: bool = False) -> None:

@@ -242,3 +242,32 @@ def test_cli_inspect_shows_the_segments(capsys: pytest.CaptureFixture[str], kern
     assert "kexec_load (-c, no initrd, empty command line):" in out
     assert re.search(r"^\s+kernel: 0x[0-9a-f]+-0x[0-9a-f]+ \(\d+ bytes", out, re.M)
     assert re.search(r"^\s+entry 0x[0-9a-f]+ \(trampoline\)", out, re.M)
+
+
+def test_enosys_from_kexec_file_load_falls_back_to_kexec_load(
+    kernel_image: Path, meminfo: Path, fake_backend: FakeBackend, caplog: pytest.LogCaptureFixture
+) -> None:
+    if Arch.running() is not Arch.X86_64 or not x86_64.MEMMAP.is_dir():
+        pytest.skip("the fallback builds segments for this machine's memory map")
+    import errno
+
+    fake_backend.fail["kexec_file_load"] = errno.ENOSYS
+    plan = boot.prepare(kernel_image, [], "quiet", machine=Arch.X86_64, meminfo=meminfo)
+    boot.load(plan, force=True)
+    assert fake_backend.names() == ["kexec_file_load", "kexec_load"]
+    assert "loading with kexec_load instead" in caplog.text
+
+
+@pytest.mark.parametrize("code", ["EPERM", "EKEYREJECTED", "EBADMSG"])
+def test_signature_and_lockdown_refusals_are_not_dodged(
+    kernel_image: Path, meminfo: Path, fake_backend: FakeBackend, code: str
+) -> None:
+    import errno
+
+    from kexec_core.errors import KexecError
+
+    fake_backend.fail["kexec_file_load"] = getattr(errno, code)
+    plan = boot.prepare(kernel_image, [], "", machine=Arch.X86_64, meminfo=meminfo)
+    with pytest.raises(KexecError, match=code):
+        boot.load(plan, force=True)
+    assert fake_backend.names() == ["kexec_file_load"]
