@@ -172,18 +172,29 @@ def prepare(
     machine: Arch | None = None,
     meminfo: Path = MEMINFO,
     decompress_limit: int | None = None,
-    method: LoadMethod = LoadMethod.KEXEC_FILE_LOAD,
+    method: LoadMethod | None = None,
     memory: MemoryLayout | None = None,
 ) -> BootPlan:
     """Inspect the files and run the preflight checks. Raises PreflightError (ImageError for unreadable/bad files).
 
     A compressed kernel is decompressed here (to tmpfs, at most `decompress_limit` bytes, see decompress.py) and the
-    plan holds the copy until `close()` or until it is freed.
+    plan holds the copy until `close()` or until it is freed. `method` None chooses: kexec_load for an x86_64 ELF
+    vmlinux (kexec_file_load cannot take one), kexec_file_load otherwise.
     """
     info = inspect_kernel(Path(kernel), Options(limit=decompress_limit, meminfo=meminfo))
+    arch = machine or Arch.running()
+    if method is None:
+        elf_kernel = info.loaded_kernel.kind is ImageKind.ELF and arch is Arch.X86_64
+        method = LoadMethod.KEXEC_LOAD if elf_kernel else LoadMethod.KEXEC_FILE_LOAD
     try:
         plan = _checked_plan(
-            info, initrds, cmdline, devicetree=devicetree, machine=machine or Arch.running(), meminfo=meminfo
+            info,
+            initrds,
+            cmdline,
+            devicetree=devicetree,
+            machine=arch,
+            meminfo=meminfo,
+            file_load=method is LoadMethod.KEXEC_FILE_LOAD,
         )
         if method is LoadMethod.KEXEC_LOAD:
             plan = _with_segments(plan, machine or Arch.running(), memory or MemoryLayout())
@@ -206,11 +217,11 @@ class MemoryLayout:
 
 def _with_segments(plan: BootPlan, machine: Arch, layout: MemoryLayout) -> BootPlan:
     loaded = plan.kernel.loaded_kernel
-    if machine is not Arch.X86_64 or loaded.kind is not ImageKind.BZIMAGE:
+    if machine is not Arch.X86_64 or loaded.kind not in (ImageKind.BZIMAGE, ImageKind.ELF):
         raise PreflightError(
             plan.kernel.path,
-            f"kexec_load segments are built for x86_64 bzImages only so far (this is a {loaded.kind} for "
-            f"{machine}); use kexec_file_load (-s)",
+            f"kexec_load segments are built for x86_64 bzImages and ELF kernels only so far (this is a "
+            f"{loaded.kind} for {machine}); use kexec_file_load (-s)",
         )
     with _part_file(plan.kernel_part()) as f:
         kernel = _read_all(plan.kernel.path, f)
@@ -218,16 +229,23 @@ def _with_segments(plan: BootPlan, machine: Arch, layout: MemoryLayout) -> BootP
         initrd = b"" if rd is None else _read_all(plan.kernel.path, rd)
     memmap = layout.memmap if layout.memmap is not None else tuple(x86_64.read_memmap())
     avoid = layout.avoid if layout.avoid is not None else tuple(x86_64.read_crash_regions())
-    segments = x86_64.build(
-        plan.kernel.path,
-        kernel,
-        initrd,
-        plan.cmdline,
-        memmap=memmap,
-        avoid=avoid,
-        mem_min=layout.mem_min,
-        mem_max=layout.mem_max,
-    )
+    lo, hi = layout.mem_min, layout.mem_max
+    if loaded.elf is not None:
+        segments = x86_64.build_elf(
+            plan.kernel.path,
+            loaded.elf,
+            kernel,
+            initrd,
+            plan.cmdline,
+            memmap=memmap,
+            avoid=avoid,
+            mem_min=lo,
+            mem_max=hi,
+        )
+    else:
+        segments = x86_64.build(
+            plan.kernel.path, kernel, initrd, plan.cmdline, memmap=memmap, avoid=avoid, mem_min=lo, mem_max=hi
+        )
     return replace(plan, method=LoadMethod.KEXEC_LOAD, segments=segments)
 
 
@@ -239,7 +257,14 @@ def _read_all(path: Path, f: BinaryIO) -> bytes:
 
 
 def _checked_plan(
-    info: KernelInfo, initrds: Sequence[Path], cmdline: str, *, devicetree: Path | None, machine: Arch, meminfo: Path
+    info: KernelInfo,
+    initrds: Sequence[Path],
+    cmdline: str,
+    *,
+    devicetree: Path | None,
+    machine: Arch,
+    meminfo: Path,
+    file_load: bool,
 ) -> BootPlan:
     rds = tuple(inspect_initrd(Path(p)) for p in initrds)
     if devicetree is not None:
@@ -252,7 +277,7 @@ def _checked_plan(
     if info.embedded is not None and not cmdline and info.pe is not None:
         # As systemd-stub does without Secure Boot: the UKI's own .cmdline unless one is given.
         cmdline = info.pe.text(".cmdline") or ""
-    preflight.run(info, rds, cmdline, machine=machine, meminfo=meminfo)
+    preflight.run(info, rds, cmdline, machine=machine, meminfo=meminfo, file_load=file_load)
     warnings = tuple(w for w in (i.warning for i in rds) if w)
     return BootPlan(kernel=info, initrds=rds, cmdline=cmdline, warnings=warnings)
 

@@ -131,7 +131,7 @@ def test_compressed_real_vmlinux_is_described_as_elf(
     finally:
         info.close()
     with pytest.raises(PreflightError, match=f"the {comp}-compressed kernel decompresses to ELF"):
-        boot.prepare(path, [], "", machine=Arch.X86_64, meminfo=meminfo)
+        boot.prepare(path, [], "", machine=Arch.X86_64, meminfo=meminfo, method=boot.LoadMethod.KEXEC_FILE_LOAD)
 
 
 # --- EFI zboot -----------------------------------------------------------------------------------------------------

@@ -192,7 +192,7 @@ def test_load_calls_kexec_load_with_the_segments(
 
 
 def test_kexec_load_refused_for_what_it_cannot_build(tmp_path: Path, meminfo: Path) -> None:
-    with pytest.raises(PreflightError, match="x86_64 bzImages only so far"):
+    with pytest.raises(PreflightError, match="x86_64 bzImages and ELF kernels only so far"):
         boot.prepare(
             write(tmp_path / "Image", arm64_image()),
             [],
@@ -271,3 +271,40 @@ def test_signature_and_lockdown_refusals_are_not_dodged(
     with pytest.raises(KexecError, match=code):
         boot.load(plan, force=True)
     assert fake_backend.names() == ["kexec_file_load"]
+
+
+def test_elf_vmlinux_segments_at_their_physical_addresses(
+    debian_vmlinux: Path, tmp_path: Path, meminfo: Path, fake_backend: FakeBackend
+) -> None:
+    """The ELF inside the Debian bzImage: kexec_load is chosen by itself, each PT_LOAD lands at its p_paddr."""
+    rd = write(tmp_path / "initrd.img", newc("init", b"x"))
+    memory = boot.MemoryLayout(memmap=QEMU_MEMMAP, avoid=())
+    plan = boot.prepare(debian_vmlinux, [rd], CMDLINE, machine=Arch.X86_64, meminfo=meminfo, memory=memory)
+    assert plan.method is boot.LoadMethod.KEXEC_LOAD
+    assert plan.segments is not None
+    assert plan.kernel.elf is not None
+    data = debian_vmlinux.read_bytes()
+    segs = by_name(plan.segments)
+    for i, load in enumerate(plan.kernel.elf.segments):
+        seg = segs[f"PT_LOAD {i}"]
+        assert seg.mem == load.paddr // 4096 * 4096
+        pad = load.paddr - seg.mem
+        assert seg.buf[pad:] == data[load.offset : load.offset + load.filesz]
+        assert seg.mem + seg.memsz >= load.paddr + load.memsz
+    bp_seg = segs["boot_params+cmdline"]
+    bp = bp_seg.buf
+    assert bp[0x202:0x206] == b"HdrS"
+    assert struct.unpack_from("<H", bp, 0x1FE)[0] == 0xAA55
+    assert struct.unpack_from("<I", bp, 0x218)[0] == segs["initrd"].mem
+    (cmd_ptr,) = struct.unpack_from("<I", bp, 0x228)
+    assert bp[cmd_ptr - bp_seg.mem :].startswith(CMDLINE.encode() + b"\0")
+    assert segs["trampoline"].buf == x86_64.trampoline_code(bp_seg.mem, plan.kernel.elf.entry)
+    with pytest.raises(PreflightError, match=r"PT_LOAD segment 0 wants .* not free System RAM"):
+        boot.prepare(
+            debian_vmlinux,
+            [],
+            "",
+            machine=Arch.X86_64,
+            meminfo=meminfo,
+            memory=boot.MemoryLayout(memmap=QEMU_MEMMAP, avoid=((0x1000000, 0x1001000),)),
+        )
