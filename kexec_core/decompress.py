@@ -387,6 +387,13 @@ def decompress(
     return Decompressed(file=out, size=sink.size, compression=comp, cap=cap)
 
 
+def peek_is_final(comp: Compression) -> bool:
+    """Whether a failed peek at the first bytes means corrupt data: true for the stream formats the standard library
+    decodes incrementally (gzip, xz, lzma); bzip2 (up to 900 KiB blocks), zstd and lz4 (legacy frame: 8 MiB blocks)
+    may need more than the start before anything comes out."""
+    return comp in (Compression.GZIP, Compression.XZ, Compression.LZMA) and in_stdlib(comp)
+
+
 def in_stdlib(comp: Compression) -> bool:
     module = {Compression.GZIP: "zlib", Compression.XZ: "lzma", Compression.LZMA: "lzma", Compression.BZIP2: "bz2"}
     return comp in module and _stdlib(module[comp]) is not None

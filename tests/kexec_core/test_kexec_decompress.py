@@ -319,3 +319,14 @@ def test_cli_max_decompressed(capsys: pytest.CaptureFixture[str], tmp_path: Path
     with pytest.raises(SystemExit):
         main(["kexec", "inspect", str(path), "--max-decompressed", "lots"])
     assert "not a size: 'lots'" in capsys.readouterr().err
+
+
+def test_bzip2_with_big_blocks_is_decompressed(kernel_image: Path, tmp_path: Path, meminfo: Path) -> None:
+    """bzip2 -9 (900 KiB blocks, as the kernel's Makefile.lib uses): nothing comes out of the first 128 KiB alone."""
+    path = tmp_path / "vmlinuz.bz2"
+    with path.open("wb") as out:
+        subprocess.run(["bzip2", "-9", "-c", str(kernel_image)], stdout=out, check=True)
+    info = inspect_kernel(path, Options(meminfo=meminfo))
+    assert info.decompressed is not None
+    assert info.decompressed.size == kernel_image.stat().st_size
+    info.close()
