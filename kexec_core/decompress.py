@@ -298,6 +298,8 @@ def _run_stdlib(src: Source, comp: Compression, sink: _Sink) -> None:
                 out = step(b"", CHUNK)
             if finished():
                 return  # what follows the stream (a size_append word, padding) is not kernel
+    except ImageError:
+        raise  # over the cap, or a read error: already a whole message
     except (OSError, EOFError, ValueError, zlib.error) as err:
         raise ImageError(path, f"corrupt {comp} data after {sink.size} decompressed bytes: {err}") from None
     except Exception as err:  # lzma.LZMAError is an Exception subclass from a module that may be absent
