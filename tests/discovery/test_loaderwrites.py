@@ -458,3 +458,40 @@ def test_daemon_names_each_write_between_load_and_exec_and_boots_on(tmp_path: Pa
 
     asyncio.run(asyncio.wait_for(scenario(), 60))
     assert grubenv.parse((root / "boot/grub/grubenv").read_bytes()) == {"next_entry": "deb"}
+
+
+@pytest.mark.parametrize(
+    ("flags", "why"),
+    [
+        (0x200, "stored inline in the inode"),
+        (0x8, "stored encoded (compressed)"),
+        (0x2, "its location is unknown"),
+        (0x80, "it is encrypted"),
+        (0x800, "unwritten"),
+        (0x2000, "shared with another file"),
+    ],
+)
+def test_extents_that_are_not_the_files_bytes_are_refused(
+    monkeypatch: pytest.MonkeyPatch, flags: int, why: str
+) -> None:
+    # The fake sits at the syscall boundary: FS_IOC_FIEMAP's answer, as btrfs (inline, compressed) or ext4
+    # (inline_data) gives it.
+    def fake_ioctl(fd: int, request: int, arg: bytearray, path: str, name: str) -> None:
+        assert request == blockmap.FS_IOC_FIEMAP
+        header = blockmap._FIEMAP_HEADER
+        header.pack_into(arg, 0, 0, 1024, 1, 1, blockmap.MAX_EXTENTS, 0)
+        blockmap._FIEMAP_EXTENT.pack_into(arg, header.size, 0, 8192, 4096, 0, 0, flags | 0x1, 0, 0, 0)
+
+    monkeypatch.setattr(blockmap, "_ioctl", fake_ioctl)
+    with pytest.raises(blockmap.BlockMapError, match=re.escape(why)):
+        blockmap.fiemap(-1, 1024, "grubenv")
+
+
+def test_fiemap_answer_is_trimmed_to_the_file(monkeypatch: pytest.MonkeyPatch) -> None:
+    def fake_ioctl(fd: int, request: int, arg: bytearray, path: str, name: str) -> None:
+        header = blockmap._FIEMAP_HEADER
+        header.pack_into(arg, 0, 0, 1024, 1, 1, blockmap.MAX_EXTENTS, 0)
+        blockmap._FIEMAP_EXTENT.pack_into(arg, header.size, 0, 8192, 4096, 0, 0, 0x1, 0, 0, 0)
+
+    monkeypatch.setattr(blockmap, "_ioctl", fake_ioctl)
+    assert blockmap.fiemap(-1, 1024, "grubenv").extents == (blockmap.Extent(0, 8192, 1024),)
