@@ -495,3 +495,18 @@ def test_fiemap_answer_is_trimmed_to_the_file(monkeypatch: pytest.MonkeyPatch) -
 
     monkeypatch.setattr(blockmap, "_ioctl", fake_ioctl)
     assert blockmap.fiemap(-1, 1024, "grubenv").extents == (blockmap.Extent(0, 8192, 1024),)
+
+
+def test_checksummed_filesystems_are_refused(tmp_path: Path) -> None:
+    fs = Filesystem(root=tmp_path, name="sda2", fstype="btrfs")
+    (tmp_path / "grubenv").write_bytes(grubenv.render({}))
+    reports = loaderwrites.write_grubenv(
+        (EnvSave("sda2", "/grubenv", "recordfail", "1"),), {"sda2": loaderwrites.Target("/dev/sda2", fs)}
+    )
+    assert reports == [
+        (
+            Level.WARNING,
+            "grubenv sda2:/grubenv not written (recordfail=1): btrfs checksums its data blocks: "
+            "one changed in place would fail its checksum",
+        )
+    ]
