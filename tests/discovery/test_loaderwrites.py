@@ -510,3 +510,16 @@ def test_checksummed_filesystems_are_refused(tmp_path: Path) -> None:
             "one changed in place would fail its checksum",
         )
     ]
+
+
+def test_fedora_blscfg_entries_carry_the_boot_success_saves(tmp_path: Path) -> None:
+    cfg = FEDORA_CFG.replace("menuentry 'Fedora' { linux /vmlinuz }\n", "blscfg\n")
+    files: dict[str, str | bytes] = {
+        "/boot/grub2/grub.cfg": cfg,
+        "/boot/grub2/grubenv": env_block(boot_success="0", boot_indeterminate="1"),
+        "/boot/loader/entries/f41.conf": "title Fedora 41\nversion 6.11\nlinux /vmlinuz\n",
+    }
+    files.update(kernel_files("/boot/vmlinuz"))
+    result = run(make_fs(tmp_path, files))
+    assert [e.title for e in result.entries] == ["Fedora 41"]
+    assert saves_of(result.entries[0]) == [("boot_success", "0"), ("boot_indeterminate", "2")]
