@@ -9,6 +9,7 @@ re-running the loaders whose results had unresolved references whenever a filesy
 from __future__ import annotations
 
 import asyncio
+import collections
 import concurrent.futures
 import contextlib
 import errno
@@ -24,6 +25,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from discovery.autoboot import Autoboot
+from discovery.consoles import describe_device, names_console, preferred
 from discovery.devices import BlockDevice, UdevSource, UEvent
 from discovery.entry import BootEntry, LoadResult
 from discovery.fs import Filesystem, Platform
@@ -43,6 +45,8 @@ from discovery.protocol import (
     Message,
     Status,
     StatusLine,
+    clip,
+    quote,
 )
 from discovery.resolver import LiveResolver
 from discovery.settings import Settings
@@ -52,8 +56,11 @@ log = logging.getLogger(__name__)
 
 # A probe+mount+load taking longer than this marks the device failed; its thread is left to finish on its own.
 JOB_TIMEOUT = 30.0
-# Status lines kept for the hello snapshot.
+# Status lines kept for the hello snapshot, bounded in number and in bytes (a status line may quote a config).
 STATUS_HISTORY = 200
+STATUS_HISTORY_BYTES = 256 * 1024
+# A longer status message is cut (with its length named): a UI shows one line, the log has the details.
+STATUS_MESSAGE_CHARS = 4096
 
 
 class Mounts(Protocol):
@@ -149,6 +156,8 @@ class Daemon:
         log_lines: Callable[[], Sequence[str]] = tuple,
         clock: Callable[[], float] = time.monotonic,
         job_timeout: float = JOB_TIMEOUT,
+        payload_cmdline: str = "",
+        dev: str = "/dev",
     ) -> None:
         self.settings = settings
         self.mounts = mounts
@@ -160,8 +169,12 @@ class Daemon:
         self.log_lines = log_lines
         self.clock = clock
         self.job_timeout = job_timeout
+        # The payload kernel's own command line: its last console= is where autoboot hands off by default.
+        self.payload_cmdline = payload_cmdline
+        self.dev = dev
         self.records: dict[str, Record] = {}
-        self.status: list[StatusLine] = []
+        self.status: collections.deque[StatusLine] = collections.deque()
+        self._status_bytes = 0
         self.autoboot = Autoboot()
         self.listeners: list[Callable[[Message], None]] = []
         self.resolver = LiveResolver(self._filesystems)
@@ -172,11 +185,16 @@ class Daemon:
         self._last_sent: Countdown = Countdown()
         self._tasks: set[asyncio.Future[Any]] = set()
         self._fs_snapshot: tuple[Filesystem, ...] = ()
+        self._rescan: asyncio.Future[None] | None = None
+        self._rescan_again = False
 
     # --- lifecycle ---
 
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
+        # Also in every hello's settings, so a menu connecting after the history moved on still shows them.
+        for warning in self.settings.warnings:
+            self.say(Level.WARNING, warning)
         for fs in self.roots:
             self._add_root(fs)
         if self.source is not None:
@@ -197,11 +215,12 @@ class Daemon:
         for record in list(self.records.values()):
             await self._release(record)
 
-    def background(self, coro: Coroutine[Any, Any, Any]) -> None:
+    def background(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Future[Any]:
         """Run `coro` as a task the daemon keeps a reference to (so it is not garbage-collected mid-way)."""
         task = asyncio.ensure_future(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        return task
 
     def _on_source(self) -> None:
         assert self.source is not None
@@ -215,10 +234,12 @@ class Daemon:
             listener(message)
 
     def say(self, level: Level, message: str) -> None:
-        line = StatusLine(level, message, time.time())
-        self.status.append(line)
-        del self.status[:-STATUS_HISTORY]
         {Level.INFO: log.info, Level.WARNING: log.warning, Level.ERROR: log.error}[level]("%s", message)
+        line = StatusLine(level, clip(message, STATUS_MESSAGE_CHARS), time.time())
+        self.status.append(line)
+        self._status_bytes += len(line.message.encode(errors="replace"))
+        while len(self.status) > STATUS_HISTORY or self._status_bytes > STATUS_HISTORY_BYTES:
+            self._status_bytes -= len(self.status.popleft().message.encode(errors="replace"))
         self.emit(Status(line))
 
     def hello(self) -> Hello:
@@ -419,8 +440,9 @@ class Daemon:
             return JobResult(None, fs, LoadResult(), None, DeviceState.FAILED, f"cannot read configs: {exc!r}")
         return JobResult(None, fs, result, None, DeviceState.MOUNTED)
 
-    def _spawn(self, record: Record, job: Callable[[], JobResult]) -> None:
-        """Run `job` in its own thread; its result is applied on the loop unless the record moved on meanwhile."""
+    def _spawn(self, record: Record, job: Callable[[], JobResult]) -> asyncio.Future[Any]:
+        """Run `job` in its own thread; its result is applied on the loop unless the record moved on meanwhile.
+        Returns the task that waits for it."""
         assert self._loop is not None
         loop = self._loop
         generation = record.generation
@@ -456,7 +478,7 @@ class Daemon:
                 return
             self._apply(record, result)
 
-        self.background(wait())
+        return self.background(wait())
 
     def _apply(self, record: Record, job: JobResult) -> None:
         if job.stack is not None:
@@ -515,7 +537,7 @@ class Daemon:
             while eid in seen:
                 eid = hashlib.sha1(eid.encode(), usedforsecurity=False).hexdigest()[:12]
             seen.add(eid)
-            infos.append(EntryInfo(eid, entry))
+            infos.append(EntryInfo(eid, entry, record.result.timeout, record.result.timeout_style))
         ordered = self._ordered()
         before: str | None = None
         for other in ordered:
@@ -576,7 +598,7 @@ class Daemon:
             self.autoboot = self.autoboot.fire()
             self._send_countdown()
             self.say(Level.INFO, "autoboot: booting the default entry")
-            self.background(self.boot(due))
+            self.background(self.boot(due, autoboot=True))
 
     async def _countdown_loop(self) -> None:
         while True:
@@ -587,12 +609,28 @@ class Daemon:
 
     # --- requests from clients ---
 
+    def request_rescan(self) -> None:
+        """A client's `rescan`: requests arriving while one runs (its loads included) make one more run after it,
+        so a flood of requests costs two rescans, not a thread per request and device."""
+        if self._rescan is not None and not self._rescan.done():
+            self._rescan_again = True
+            return
+        self._rescan = self.background(self._rescans())
+
+    async def _rescans(self) -> None:
+        again = True
+        while again:
+            self._rescan_again = False
+            await self.rescan()
+            again = self._rescan_again
+
     async def rescan(self) -> None:
         self.say(Level.INFO, "rescanning devices")
+        loads = []
         for record in list(self.records.values()):
             if record.fs is not None:
                 fs = record.fs
-                self._spawn(record, functools.partial(self._reload_job, fs, record))
+                loads.append(self._spawn(record, functools.partial(self._reload_job, fs, record)))
         if self.source is not None:
             present = set()
             for event in self.source.existing():
@@ -606,6 +644,7 @@ class Daemon:
                 elif record.device is not None and record.info.state is DeviceState.FAILED:
                     # A device that timed out or failed to mount gets another chance.
                     await self._reprobe(record, record.device)
+        await asyncio.gather(*loads, return_exceptions=True)  # each ends by JOB_TIMEOUT at the latest
 
     def boot_api(self) -> BootApi:
         if self._boot_api is None:
@@ -615,24 +654,55 @@ class Daemon:
         assert self._boot_api is not None
         return self._boot_api
 
-    async def boot(self, eid: str, cmdline: str | None = None) -> bool:
+    async def boot(
+        self, eid: str, cmdline: str | None = None, *, console: str | None = None, autoboot: bool = False
+    ) -> bool:
         """Boot entry `eid`; every step and any failure go to every client. Returns True when the kernel started
-        (only ever reached in tests with a fake kexec) or, in dry run, when the plan was reported."""
+        (only ever reached in tests with a fake kexec) or, in dry run, when the plan was reported.
+
+        `console` is the `console=` value of the menu that asked (its terminal); on autoboot the
+        `autoboot_console` setting's. It is added when the command line names no console (issue 10)."""
         if self._booting:
             self.say(Level.WARNING, "a boot is already in progress")
             return False
         found = self.find_entry(eid)
         if found is None:
-            self.say(Level.ERROR, f"no boot entry {eid!r} (it may have gone with its device)")
+            self.say(Level.ERROR, f"no boot entry {quote(eid)} (it may have gone with its device)")
             return False
         self.cancel_autoboot()
         _, info = found
         entry = info.entry if cmdline is None else info.entry.replace(cmdline=cmdline)
         self._booting = True
         try:
-            return await self._boot(entry)
+            return await self._boot(await self._hand_off(entry, console, autoboot))
         finally:
             self._booting = False
+
+    async def _hand_off(self, entry: BootEntry, console: str | None, autoboot: bool) -> BootEntry:
+        """`entry` with `console=` for the console it is booted from, when its command line names none."""
+        if not self.settings.console_handoff or names_console(entry.cmdline):
+            return entry
+        if autoboot:
+            console = await self._autoboot_console()
+        if not console:
+            return entry
+        word = f"console={console}"
+        why = "autoboot" if autoboot else f"booted from {console.partition(',')[0]}"
+        self.say(Level.INFO, f"{why}: adding {word} to the command line")
+        return entry.replace(cmdline=f"{entry.cmdline} {word}".strip())
+
+    async def _autoboot_console(self) -> str | None:
+        name = self.settings.autoboot_console
+        if name == "none":
+            return None
+        if not name:
+            return preferred(self.payload_cmdline)
+        loop = asyncio.get_running_loop()
+        try:
+            return await loop.run_in_executor(None, functools.partial(describe_device, name, self.dev))
+        except OSError as exc:
+            self.say(Level.WARNING, f"autoboot_console {name}: {exc.filename}: {exc.strerror}; no console= added")
+            return None
 
     async def _boot(self, entry: BootEntry) -> bool:
         from kexec_core.errors import KexecCoreError

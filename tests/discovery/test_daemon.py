@@ -577,7 +577,8 @@ def test_autoboot_counts_down_and_any_client_cancels_it(tmp_path: Path) -> None:
     async def scenario() -> None:
         from discovery.scan import filesystem_for
 
-        async with serving(tmp_path, roots=[filesystem_for(root)], settings=Settings()) as (_daemon, sock):
+        settings = Settings().with_cmdline("bootmenu.timeout=config")
+        async with serving(tmp_path, roots=[filesystem_for(root)], settings=settings) as (_daemon, sock):
             a = await Client.connect(sock)
             b = await Client.connect(sock)
             await a.hello()
@@ -588,7 +589,7 @@ def test_autoboot_counts_down_and_any_client_cancels_it(tmp_path: Path) -> None:
             assert isinstance(tick, CountdownUpdate)
             assert tick.countdown.entry_id == added.entry.id
             assert tick.countdown.remaining is not None
-            assert 25 < tick.countdown.remaining <= 30, "loader.conf's timeout is used"
+            assert 25 < tick.countdown.remaining <= 30, "timeout=config: loader.conf's timeout is used"
             b.send(CancelAutoboot())
             for client in (a, b):
                 await client.until(lambda m: isinstance(m, CountdownUpdate) and m.countdown.remaining is None)
@@ -597,6 +598,34 @@ def test_autoboot_counts_down_and_any_client_cancels_it(tmp_path: Path) -> None:
             assert (await late.hello()).countdown.remaining is None
             for client in (a, b, late):
                 client.close()
+
+    run(scenario())
+
+
+def test_the_firmware_timeout_governs_a_hidden_menu(tmp_path: Path) -> None:
+    from discovery.scan import filesystem_for
+
+    root = tmp_path / "vda2"
+    (root / "boot" / "grub").mkdir(parents=True)
+    (root / "boot" / "vmlinuz").write_bytes(KERNEL.read_bytes())
+    # What Ubuntu writes when it sees one OS: boot at once, no menu.
+    (root / "boot" / "grub" / "grub.cfg").write_text(
+        "set timeout_style=hidden\nset timeout=0\nmenuentry 'Ubuntu' {\n  linux /boot/vmlinuz root=/dev/vda2\n}\n"
+    )
+
+    async def scenario() -> None:
+        async with serving(tmp_path, roots=[filesystem_for(root)], settings=Settings()) as (_daemon, sock):
+            client = await Client.connect(sock)
+            await client.hello()
+            added = await client.until(is_entry("Ubuntu"))
+            assert isinstance(added, EntryAdded)
+            assert (added.entry.config_timeout, added.entry.timeout_style) == (0, "hidden"), "shown in the details"
+            tick = await client.until(lambda m: isinstance(m, CountdownUpdate) and m.countdown.remaining is not None)
+            assert isinstance(tick, CountdownUpdate)
+            assert tick.countdown.remaining is not None
+            assert 8 < tick.countdown.remaining <= 10, "the firmware's 10 s, not the config's 0"
+            assert not any(is_status("autoboot: booting")(m) for m in client.seen)
+            client.close()
 
     run(scenario())
 
