@@ -18,11 +18,24 @@ import urwid
 from bootmenu import keys, palette, widgets
 from bootmenu.client import Client, ClientError, Disconnected
 from bootmenu.console import ConsoleError, ConsoleLogLevel, ConsoleSettings
-from bootmenu.model import Change, EntryRow, MenuModel, MenuPath, Row, SubmenuRow
+from bootmenu.model import ActionRow, Change, EntryRow, MenuModel, MenuPath, Row, SubmenuRow, sysinfo_lines
 from discovery import protocol as p
+from kexec_core.power import PowerAction
 
 RECONNECT_INTERVAL = 1.0
 TICK = 1.0
+# Seconds before the daemon's password window ends at which the menu asks again.
+AUTH_MARGIN = 10.0
+
+
+def _tty_name() -> str:
+    """`ttyS0`: the console this menu runs on, named in the daemon's log of password answers."""
+    import os
+
+    try:
+        return os.path.basename(os.ttyname(0))
+    except OSError:
+        return ""
 
 
 class Mode(enum.StrEnum):
@@ -50,6 +63,7 @@ class Controller:
         title: str = "bootmenu",
         clock: Callable[[], float] = time.monotonic,
         handoff: str | None = None,
+        console_name: str = "",
     ) -> None:
         self.client = client
         # This terminal as a `console=` value (`ttyS0,115200n8`, `tty0`): sent with every boot request, so the
@@ -60,12 +74,17 @@ class Controller:
         self.loglevel = loglevel
         self.glyphs = console.glyphs
         self.model = MenuModel(clock=clock)
+        self.clock = clock
+        self.console_name = console_name or _tty_name()
+        self.unlocked_until = 0.0
+        self.pending: tuple[str, Callable[[], None]] | None = None
         self.path: list[MenuPath] = [MenuPath()]
         self.view = widgets.MenuView(self.glyphs, title)
         self.root: urwid.WidgetPlaceholder[urwid.Widget] = urwid.WidgetPlaceholder(self.view)
         self.popup: urwid.Widget | None = None
         self.log_window: widgets.TextWindow | None = None
         self.boot_window: widgets.TextWindow | None = None
+        self.sysinfo_window: widgets.TextWindow | None = None
         self.exit_action = ExitAction.QUIT
         self.base_title = title
         # Until the first key, the selection follows the default entry as it appears (GRUB highlights the default);
@@ -125,8 +144,11 @@ class Controller:
         change = Change.NONE
         for message in messages:
             change |= self.model.apply(message)
+            if isinstance(message, p.AuthResult):
+                self._auth_result(message)
             if isinstance(message, p.Hello):
                 self._console_size_from(message.settings)
+                self.unlocked_until = 0.0  # a new connection: the daemon has not been given the password on it
         self._refresh(change)
 
     def _console_size_from(self, settings: Mapping[str, object]) -> None:
@@ -179,7 +201,7 @@ class Controller:
         if Change.MENU in change:
             while not self.model.menu_exists(self.current):
                 self.path.pop()
-            rows = self.model.rows(self.current)
+            rows = self.model.menu_rows(self.current)
             self.view.show(self.model, rows, select=None if self.touched else self._default_key(rows))
             self._update_title()
         if Change.STATUS in change:
@@ -190,6 +212,8 @@ class Controller:
             self.boot_window.set_lines(self._boot_lines(), follow=True)
         if Change.LOG in change and self.log_window is not None:
             self.log_window.set_lines(self._log_lines())
+        if Change.SYSINFO in change and self.sysinfo_window is not None and self.model.sysinfo is not None:
+            self.sysinfo_window.set_lines(sysinfo_lines(self.model.sysinfo))
 
     @staticmethod
     def _default_key(rows: list[Row]) -> str | None:
@@ -228,14 +252,22 @@ class Controller:
         if command in (keys.Command.BOOT, keys.Command.OPEN):
             if isinstance(row, SubmenuRow):
                 self.path.append(row.path)
-                rows = self.model.rows(self.current)
+                rows = self.model.menu_rows(self.current)
                 # Open on the submenu's default entry, as GRUB does, else on its first entry.
                 self.view.show(self.model, rows, select=self._default_key(rows))
                 self._update_title()
             elif isinstance(row, EntryRow) and command is keys.Command.BOOT:
-                self.boot(row.info.id)
+                default = self.model.default_entry()
+                info = row.info
+                if default is not None and default.id == info.id:
+                    self.boot(info.id)  # the default boots without the password, as autoboot would boot it
+                else:
+                    self.gated("boot", "boot this entry", lambda: self.boot(info.id))
+            elif isinstance(row, ActionRow) and command is keys.Command.BOOT:
+                return self._unhandled(keys.binding(row.command).keys[0])
         elif command is keys.Command.EDIT and isinstance(row, EntryRow):
-            self.open_editor(row.info)
+            entry_info = row.info
+            self.gated("edit", "edit an entry", lambda: self.open_editor(entry_info))
         elif command is keys.Command.INFO and isinstance(row, EntryRow):
             device = self.model.devices.get(row.info.entry.device)
             self._open_popup(
@@ -248,6 +280,9 @@ class Controller:
                     self.close_popup,
                 )
             )
+        elif command in (keys.Command.INFO, keys.Command.SYSINFO):
+            # `i` on anything but an entry (a submenu, an action row, an empty menu): the machine's details.
+            self.open_sysinfo()
         elif command is keys.Command.RESCAN:
             self._send(p.Rescan())
         elif command is keys.Command.LOG:
@@ -261,8 +296,9 @@ class Controller:
         elif command is keys.Command.BACK:
             self.back()
         elif command is keys.Command.SHELL:
-            self.exit_action = ExitAction.SHELL
-            raise urwid.ExitMainLoop()
+            self.gated("shell", "open a shell", self._exit_to_shell)
+        elif command in (keys.Command.REBOOT, keys.Command.POWER_OFF):
+            self.ask_power(PowerAction.REBOOT if command is keys.Command.REBOOT else PowerAction.POWER_OFF)
         else:
             return False
         return True
@@ -278,7 +314,9 @@ class Controller:
         if len(self.path) > 1:
             left = self.path.pop()
             self.view.show(
-                self.model, self.model.rows(self.current), select=f"submenu:{left.device}:{'>'.join(left.titles)}"
+                self.model,
+                self.model.menu_rows(self.current),
+                select=f"submenu:{left.device}:{'>'.join(left.titles)}",
             )
             self._update_title()
             return
@@ -299,6 +337,63 @@ class Controller:
         self.boot_window = widgets.TextWindow(f"Boot: {title}", self._boot_lines(), self.glyphs, self.close_popup)
         self._open_popup(self.boot_window)
         self._send(p.Boot(entry_id, cmdline, self.handoff))
+
+    def open_sysinfo(self) -> None:
+        """The system information window, filled when the daemon's answer arrives (it reads sysfs as root)."""
+        lines = ["Asking the boot daemon..."] if self.model.sysinfo is None else sysinfo_lines(self.model.sysinfo)
+        self.sysinfo_window = widgets.TextWindow("System information", lines, self.glyphs, self.close_popup)
+        self._open_popup(self.sysinfo_window, height_percent=100)
+        self._send(p.GetSysinfo())
+
+    def ask_power(self, action: PowerAction) -> None:
+        """Asks first; on `y` the daemon does it (through kexec_core's guard) and the window shows what it said."""
+        title = "Reboot" if action is PowerAction.REBOOT else "Power off"
+
+        def yes() -> None:
+            self.close_popup()
+            self.gated("power", action.verb, go)
+
+        def go() -> None:
+            self._restore_console()  # the kernel's last words ("reboot: Power down") belong on the screen
+            self.model.mark_boot()
+            self.boot_window = widgets.TextWindow(title, self._boot_lines(), self.glyphs, self.close_popup)
+            self._open_popup(self.boot_window)
+            self._send(p.Power(str(action)))
+
+        question = f"{action.verb.capitalize()} now? Unsaved work on a shell of another console is lost."
+        self._open_popup(widgets.Question(title, question, self.glyphs, yes, self.close_popup), height_percent=40)
+
+    def _exit_to_shell(self) -> None:
+        self.exit_action = ExitAction.SHELL
+        raise urwid.ExitMainLoop()
+
+    # --- the password: asked here, checked by the daemon ---
+
+    def gated(self, action: str, what: str, then: Callable[[], None]) -> None:
+        """Runs `then` at once when no password is set (or it was given a moment ago), else after the daemon has
+        accepted the password typed now. The daemon refuses gated requests of a connection that did not give it."""
+        if not self.model.settings.get("password") or self.clock() < self.unlocked_until:
+            then()
+            return
+
+        def submit(answer: str) -> None:
+            self.close_popup()
+            self.pending = (action, then)
+            self._note(p.Level.INFO, "checking the password...")
+            self._send(p.Authenticate(answer, action, self.console_name))
+
+        prompt = widgets.PasswordPrompt(f"Password to {what}", self.glyphs, submit, self.close_popup)
+        self._open_popup(prompt, height_percent=40)
+
+    def _auth_result(self, result: p.AuthResult) -> None:
+        pending, self.pending = self.pending, None
+        if not result.ok:
+            self._note(p.Level.ERROR, result.message or "wrong password")
+            return
+        # A little less than the daemon's window, so the menu asks again before the daemon would refuse.
+        self.unlocked_until = self.clock() + max(0.0, result.seconds - AUTH_MARGIN)
+        if pending is not None and pending[0] == result.action:
+            pending[1]()
 
     def _boot_lines(self) -> list[str]:
         """What the daemon said since the boot request: in dry run, exactly what would be kexec'd."""
@@ -324,6 +419,7 @@ class Controller:
         self.popup = None
         self.log_window = None
         self.boot_window = None
+        self.sysinfo_window = None
         self.root.original_widget = self.view
 
     def _log_lines(self) -> list[str]:
