@@ -26,6 +26,7 @@ from typing import Any, Protocol
 
 from discovery import sysinfo
 from discovery.autoboot import Autoboot
+from discovery.budget import time_limit
 from discovery.consoles import describe_device, names_console, preferred
 from discovery.devices import BlockDevice, UdevSource, UEvent
 from discovery.entry import BootEntry, LoadResult
@@ -61,6 +62,8 @@ log = logging.getLogger(__name__)
 
 # A probe+mount+load taking longer than this marks the device failed; its thread is left to finish on its own.
 JOB_TIMEOUT = 30.0
+# The part of JOB_TIMEOUT the config loaders may use (their deadline); the rest is margin for probe and mount.
+LOAD_SHARE = 0.5
 # Status lines kept for the hello snapshot, bounded in number and in bytes (a status line may quote a config).
 STATUS_HISTORY = 200
 STATUS_HISTORY_BYTES = 256 * 1024
@@ -469,7 +472,10 @@ class Daemon:
 
         def work() -> None:
             try:
-                future.set_result(job())
+                # The loaders check this deadline as they run (discovery.budget), so a config that would take
+                # longer stops by itself, with what it read so far, well before the job is given up on.
+                with time_limit(self.job_timeout * LOAD_SHARE):
+                    future.set_result(job())
             except BaseException as exc:
                 future.set_exception(exc)
 

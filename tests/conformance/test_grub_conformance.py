@@ -41,12 +41,21 @@ def grub_fixtures() -> list[str]:
     return names
 
 
+def _fs_name(device: str, disks: dict[str, str]) -> str:
+    """The filesystem behind a GRUB device name. Each test disk has one partition, so a config's hard-coded
+    `hd0,msdos1` or `hd0,gpt2` (written for the machine it came from) means that disk's filesystem."""
+    if device in disks:
+        return disks[device]
+    disk = device.split(",", 1)[0]
+    return next((name for dev, name in disks.items() if dev.split(",", 1)[0] == disk), device)
+
+
 def _strip_device(path: str, disks: dict[str, str], root: str) -> tuple[str, str]:
     """(filesystem name, path within it) of a GRUB path: `(hd0,gpt1)/boot/x` or `/boot/x` on `$root`."""
     if path.startswith("("):
         device, _, rest = path[1:].partition(")")
-        return disks.get(device, device), rest or "/"
-    return disks.get(root, root), path
+        return _fs_name(device, disks), rest or "/"
+    return _fs_name(root, disks), path
 
 
 def grub_rows(answer: grub_emu.Answer) -> list[Row]:
