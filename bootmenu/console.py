@@ -15,7 +15,7 @@ import logging
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 log = logging.getLogger(__name__)
@@ -60,6 +60,10 @@ class ConsoleSettings:
     mono: bool
     # True when `size` is only the 80x24 guess: a size from the daemon's settings may replace it.
     guessed: bool = False
+    # The terminal's device name (ttyS0, tty1; "" when unknown) and the running kernel's command line: what a
+    # debug boot needs for its early console words (discovery/debugboot.py).
+    tty: str = field(default="", compare=False)
+    cmdline: str = field(default="", compare=False)
 
     @property
     def glyphs(self) -> Glyphs:
@@ -125,7 +129,11 @@ def detect(
         ascii = needs_ascii(term, encoding) or "bootmenu.ascii" in cmdline.split()
     if mono is None:
         mono = term.startswith(("vt1", "vt2", "dumb")) or "NO_COLOR" in env or "bootmenu.mono" in cmdline.split()
-    return ConsoleSettings(size=size, ascii=ascii, mono=mono, guessed=guessed)
+    try:
+        tty = os.path.basename(os.ttyname(fd))
+    except OSError:
+        tty = ""
+    return ConsoleSettings(size=size, ascii=ascii, mono=mono, guessed=guessed, tty=tty, cmdline=cmdline)
 
 
 class ConsoleLogLevel:

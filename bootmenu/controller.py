@@ -19,6 +19,7 @@ from bootmenu import keys, palette, widgets
 from bootmenu.client import Client, ClientError, Disconnected
 from bootmenu.console import ConsoleError, ConsoleLogLevel, ConsoleSettings
 from bootmenu.model import Change, EntryRow, MenuModel, MenuPath, Row, SubmenuRow
+from discovery import debugboot
 from discovery import protocol as p
 
 RECONNECT_INTERVAL = 1.0
@@ -232,6 +233,8 @@ class Controller:
                 self.boot(row.info.id)
         elif command is keys.Command.EDIT and isinstance(row, EntryRow):
             self.open_editor(row.info)
+        elif command in (keys.Command.DEBUG_BOOT, keys.Command.DEBUG_BOOT_INITCALLS) and isinstance(row, EntryRow):
+            self.debug_boot(row.info, initcalls=command is keys.Command.DEBUG_BOOT_INITCALLS)
         elif command is keys.Command.INFO and isinstance(row, EntryRow):
             device = self.model.devices.get(row.info.entry.device)
             self._open_popup(
@@ -288,6 +291,12 @@ class Controller:
         self.boot_window = widgets.TextWindow(f"Boot: {title}", self._boot_lines(), self.glyphs, self.close_popup)
         self._open_popup(self.boot_window)
         self._send(p.Boot(entry_id, cmdline))
+
+    def debug_boot(self, info: p.EntryInfo, *, initcalls: bool = False) -> None:
+        """Boot `info` with the debug words for this console added; the boot window's plan shows the command line."""
+        words = debugboot.debug_words(self.console.tty or "console", initcall=initcalls, cmdline=self.console.cmdline)
+        self._note(p.Level.INFO, f"debug boot: adding {' '.join(words)}")
+        self.boot(info.id, debugboot.with_debug(info.entry.cmdline, words))
 
     def _boot_lines(self) -> list[str]:
         """What the daemon said since the boot request: in dry run, exactly what would be kexec'd."""

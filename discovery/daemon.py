@@ -23,9 +23,12 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
 
+from discovery import attempts, quiesce, watchdog
+from discovery.attempts import Attempt, EfiStore, FileStore, Store
 from discovery.autoboot import Autoboot
 from discovery.devices import BlockDevice, UdevSource, UEvent
 from discovery.entry import BootEntry, LoadResult
+from discovery.evidence import KMSG, Evidence, Kmsg
 from discovery.fs import Filesystem, Platform
 from discovery.protocol import (
     Countdown,
@@ -70,9 +73,35 @@ class BootApi(Protocol):
 
     def load(self, plan: Any, *, dry_run: bool = False) -> None: ...
 
-    def execute(self, *, mounts: Sequence[str] = (), force: bool = False, dry_run: bool = False) -> None: ...
+    def release(self, *, mounts: Sequence[str] = ()) -> None: ...
+
+    def jump(self) -> None: ...
 
     def unload(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class Machine:
+    """Where the steps around the jump touch the machine: sysfs (quiesce, watchdog), /dev, the kernel log, efivarfs.
+
+    `sysfs=None` means "not the payload": quiesce, the watchdog and the attempt record are skipped (and say so), so
+    that no test or development run can unbind a driver or arm a watchdog on the machine it runs on. `detect()`
+    decides with kexec_core's safety guard; tests pass a temporary tree.
+    """
+
+    sysfs: Path | None
+    dev: Path = Path("/dev")
+    kmsg: Path | None = KMSG
+    efivars: Path = attempts.EFIVARS
+    remount: bool = True
+
+    @classmethod
+    def detect(cls) -> Machine:
+        from kexec_core.guard import environment
+
+        if environment().is_boot_environment:
+            return cls(Path("/sys"))
+        return cls(None, kmsg=None)
 
 
 Loader = Callable[[Filesystem, Any], LoadResult]
@@ -148,6 +177,7 @@ class Daemon:
         log_lines: Callable[[], Sequence[str]] = tuple,
         clock: Callable[[], float] = time.monotonic,
         job_timeout: float = JOB_TIMEOUT,
+        machine: Machine | None = None,
     ) -> None:
         self.settings = settings
         self.mounts = mounts
@@ -171,11 +201,20 @@ class Daemon:
         self._last_sent: Countdown = Countdown()
         self._tasks: set[asyncio.Future[Any]] = set()
         self._fs_snapshot: tuple[Filesystem, ...] = ()
+        self.machine = machine or Machine.detect()
+        # What the last start left (read in start()): the watchdog that reset the machine, the attempt record.
+        self._reset: watchdog.Watchdog | None = None
+        self._store: Store | None = None
+        self._attempt: Attempt | None = None
+        self._record_read = False
+        self._failed: tuple[str, ...] = ()
+        self._reason = ""
 
     # --- lifecycle ---
 
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
+        self._read_last_start()
         for fs in self.roots:
             self._add_root(fs)
         if self.source is not None:
@@ -237,8 +276,8 @@ class Daemon:
     def countdown(self) -> Countdown:
         left = self.autoboot.remaining(self.clock())
         if left is None:
-            return Countdown()
-        return Countdown(self.autoboot.entry_id, left)
+            return Countdown(reason=self._reason)
+        return Countdown(self.autoboot.entry_id, left, self._reason)
 
     def _ordered(self) -> list[Record]:
         return sorted(self.records.values(), key=lambda r: (r.rank, r.seq))
@@ -474,6 +513,8 @@ class Daemon:
         for diag in job.result.diagnostics:
             log.warning("%s: %s", record.info.name, diag)
         self._replace_entries(record, job.result.entries)
+        if job.state is DeviceState.MOUNTED and job.fs is not None:
+            self._found_state_fs(record.info, job.fs)
         if job.state is DeviceState.MOUNTED:
             count = len(job.result.entries)
             self.say(Level.INFO, f"{record.info.name}: {count} boot entr{'y' if count == 1 else 'ies'}")
@@ -511,7 +552,7 @@ class Daemon:
             while eid in seen:
                 eid = hashlib.sha1(eid.encode(), usedforsecurity=False).hexdigest()[:12]
             seen.add(eid)
-            infos.append(EntryInfo(eid, entry))
+            infos.append(EntryInfo(eid, entry, self._note(eid)))
         ordered = self._ordered()
         before: str | None = None
         for other in ordered:
@@ -531,9 +572,88 @@ class Daemon:
                     return record, info
         return None
 
+    # --- what the last start left (issue 11: watchdog reset cause, attempt record) ---
+
+    def _read_last_start(self) -> None:
+        sysfs = self.machine.sysfs
+        if sysfs is None:
+            return
+        if (self.machine.efivars).is_dir():
+            self._store = EfiStore(self.machine.efivars)
+        self._reset = watchdog.last_reset(sysfs)
+        if self._reset is None:
+            return
+        self.say(Level.WARNING, f"the previous boot did not come up: {self._reset.label()} reset the machine")
+        if self._store is not None:
+            self._use_record(self._store)
+        elif self.settings.state is not None:
+            self._reason = f"The previous boot did not come up; waiting for the state filesystem {self.settings.state}"
+        else:
+            self._hold('no boot attempt record names it (set `state = "LABEL=..."` for a fallback)')
+
+    def _found_state_fs(self, info: DeviceInfo, fs: Filesystem) -> None:
+        spec = self.settings.state
+        if spec is None or self.machine.sysfs is None or isinstance(self._store, EfiStore):
+            return
+        if not spec.matches(label=info.label, uuid=info.uuid):
+            return
+        self._store = FileStore(fs.root, remount=self.machine.remount)
+        log.info("boot attempt records go to %s (%s)", self._store.describe(), spec)
+        if self._reset is not None and not self._record_read:
+            self._use_record(self._store)
+
+    def _use_record(self, store: Store) -> None:
+        self._record_read = True
+        try:
+            attempt = store.read()
+        except (OSError, attempts.RecordError) as exc:
+            self.say(Level.WARNING, f"cannot read the boot attempt record: {exc}")
+            attempt = None
+        if attempt is None:
+            self._hold(f"no boot attempt record in {store.describe()}")
+            return
+        self._attempt = attempt
+        self._failed = (*attempt.failed, attempt.entry_id)[-attempts.MAX_FAILED :]
+        self._reason = f"The previous boot of '{attempt.title}' did not come up (watchdog reset)"
+        self.say(
+            Level.WARNING,
+            f"'{attempt.title}' on {attempt.device}, booted {attempt.when()}, did not come up: "
+            "it is marked and autoboot falls back to the next entry",
+        )
+        # Mark the failed entries already listed.
+        for record in self._ordered():
+            if any(i.id in self._failed for i in record.entries):
+                self._replace_entries(record, [i.entry for i in record.entries])
+        self._update_autoboot()
+
+    def _hold(self, why: str) -> None:
+        self._record_read = True
+        self._reason = "The previous boot did not come up; autoboot is held until you choose an entry"
+        self.say(Level.WARNING, f"autoboot held: the previous boot did not come up and {why}")
+        self._update_autoboot()
+
+    def _note(self, eid: str) -> str:
+        if eid in self._failed:
+            return "did not come up last time"
+        return ""
+
+    def _fallback(self) -> tuple[str | None, float | None]:
+        """After a watchdog reset: nothing until the record is read; then the entry after the failed one, or none."""
+        if self._attempt is None:
+            return None, None
+        order = [i.id for r in self._ordered() for i in r.entries if not i.entry.unresolved]
+        eid = attempts.fallback(order, self._failed, self._attempt.entry_id)
+        if eid is None:
+            return None, None
+        found = self.find_entry(eid)
+        timeout = self.settings.effective_timeout(found[0].result.timeout if found else None)
+        return eid, timeout
+
     # --- autoboot ---
 
     def _default(self) -> tuple[str | None, float | None]:
+        if self._reset is not None:
+            return self._fallback()
         for record in self._ordered():
             for info in record.entries:
                 if info.entry.default and not info.entry.unresolved:
@@ -561,7 +681,9 @@ class Daemon:
     def _send_countdown(self) -> None:
         countdown = self.countdown()
         # Whole seconds are what a UI shows; do not flood clients with sub-second changes.
-        key = Countdown(countdown.entry_id, None if countdown.remaining is None else round(countdown.remaining))
+        key = Countdown(
+            countdown.entry_id, None if countdown.remaining is None else round(countdown.remaining), countdown.reason
+        )
         if key != self._last_sent:
             self._last_sent = key
             self.emit(CountdownUpdate(countdown))
@@ -626,59 +748,77 @@ class Daemon:
         entry = info.entry if cmdline is None else info.entry.replace(cmdline=cmdline)
         self._booting = True
         try:
-            return await self._boot(entry)
+            return await self._boot(eid, entry)
         finally:
             self._booting = False
 
-    async def _boot(self, entry: BootEntry) -> bool:
+    async def _boot(self, eid: str, entry: BootEntry) -> bool:
+        """The boot path, end to end (DESIGN.md): each step is announced before it runs, and any failure before the
+        jump puts back what the steps changed and returns to the menu."""
         from kexec_core.errors import KexecCoreError
 
         loop = asyncio.get_running_loop()
         title = " > ".join((*entry.submenu, entry.title))
-        if entry.unresolved:
-            self.say(Level.ERROR, f"cannot boot {title}: {entry.unresolved} is not present")
+        machine = self.machine
+        api = self.boot_api()
+        # 1. resolve the entry's files on their read-only mount
+        resolved = self._resolve(entry, title)
+        if resolved is None:
             return False
-        record = self.records.get(entry.device)
-        if record is None or record.fs is None:
-            self.say(Level.ERROR, f"cannot boot {title}: device {entry.device or '?'} is not mounted")
-            return False
+        record, paths = resolved
         fs = record.fs
-        paths: list[Path] = []
-        for path in (entry.kernel, *entry.initrds, *([entry.devicetree] if entry.devicetree else [])):
-            host = fs.host_path(path)
-            if host is None or not host.is_file():
-                self.say(Level.ERROR, f"cannot boot {title}: {fs.name}:{path} does not exist")
-                return False
-            paths.append(host)
+        assert fs is not None
         kernel, rest = paths[0], paths[1:]
         initrds = rest[: len(entry.initrds)]
         devicetree = rest[len(entry.initrds)] if entry.devicetree else None
-        api = self.boot_api()
-        self.say(Level.INFO, f"checking {title}: {fs.name}:{entry.kernel}")
+        mounted: list[Record] = []
+        unbound: list[str] = []
+        armed: watchdog.Armed | None = None
         try:
+            # 2. inspect + preflight, choosing the load method
+            self.say(Level.INFO, f"checking {title}: {fs.name}:{entry.kernel}")
             plan = await loop.run_in_executor(
                 None, lambda: api.prepare(kernel, initrds, entry.cmdline, devicetree=devicetree)
             )
             for warning in getattr(plan, "warnings", ()):
                 self.say(Level.WARNING, f"{title}: {warning}")
             self.say(Level.INFO, f"checked {title}: the kernel can be loaded")
+            # The plan, in dry run and for real: what is booted, with which command line (a debug boot's words).
+            for line in plan.describe():
+                self.say(Level.INFO, str(line))
             if self.dry_run:
-                for line in plan.describe():
-                    self.say(Level.INFO, str(line))
                 self.say(Level.INFO, f"dry run: {title} would be loaded and booted now; back to the menu")
                 return True
+            # 3. load: nothing irreversible yet
             self.say(Level.INFO, f"loading {title}")
             await loop.run_in_executor(None, lambda: api.load(plan))
             self.say(Level.INFO, f"loaded {title}; starting it")
+            # 4. what the boot loader itself would write (grubenv block, BLS counter rename: the bootwrites hook
+            #    goes here, while the filesystems are still mounted), then the attempt record
+            await self._record_attempt(eid, entry, title, loop)
+            # 5. quiesce: unmount, then unbind the DMA-capable PCI drivers
             mounted = [r for r in self.records.values() if r.fs is not None and r.stack is not None]
             mounts = [str(r.fs.root) for r in mounted if r.fs is not None]
-            try:
-                await loop.run_in_executor(None, lambda: api.execute(mounts=mounts))
-            finally:
-                # execute() unmounts before jumping; if the jump failed the menu needs its filesystems back.
-                for r in mounted:
-                    if r.device is not None and r.info.name in self.records:
-                        await self._reprobe(r, r.device)
+            with Kmsg(machine.kmsg) as kmsg:
+                self.say(Level.INFO, f"quiesce: unmounting {len(mounts)} filesystem(s)")
+                await loop.run_in_executor(None, lambda: api.release(mounts=mounts))
+                unbound = await self._quiesce(kmsg, loop)
+                # 6. the plan to the kernel log, then the watchdog, the very last thing before the jump
+                seconds = self.settings.watchdog
+                Evidence(
+                    entry_id=eid,
+                    title=title,
+                    device=f"{fs.name} ({record.info.node})",
+                    kernel=f"{fs.name}:{entry.kernel}",
+                    initrds=tuple(f"{fs.name}:{i}" for i in entry.initrds),
+                    cmdline=str(getattr(plan, "cmdline", entry.cmdline)),
+                    method=str(getattr(plan, "method", "kexec_file_load")),
+                    quiesce=tuple(unbound),
+                    watchdog=self._watchdog_plan(seconds),
+                ).write(kmsg)
+                armed = self._arm_watchdog(seconds, kmsg)
+            # 7. reboot(LINUX_REBOOT_CMD_KEXEC)
+            await loop.run_in_executor(None, api.jump)
             return True
         except Exception as exc:
             if isinstance(exc, KexecCoreError | OSError):
@@ -688,12 +828,91 @@ class Daemon:
                 # menu kept alive: the daemon is the only thing between the user and a dead machine.
                 log.exception("unexpected error while booting %s", title)
                 self.say(Level.ERROR, f"cannot boot {title}: internal error {exc!r} (details with l)")
+            await self._undo(armed, unbound, mounted, loop)
             if not self.dry_run:
                 try:
                     await loop.run_in_executor(None, api.unload)
                 except Exception as unload_exc:
                     log.warning("unloading after a failed boot: %s", unload_exc)
             return False
+
+    def _resolve(self, entry: BootEntry, title: str) -> tuple[Record, list[Path]] | None:
+        if entry.unresolved:
+            self.say(Level.ERROR, f"cannot boot {title}: {entry.unresolved} is not present")
+            return None
+        record = self.records.get(entry.device)
+        if record is None or record.fs is None:
+            self.say(Level.ERROR, f"cannot boot {title}: device {entry.device or '?'} is not mounted")
+            return None
+        fs = record.fs
+        paths: list[Path] = []
+        for path in (entry.kernel, *entry.initrds, *([entry.devicetree] if entry.devicetree else [])):
+            host = fs.host_path(path)
+            if host is None or not host.is_file():
+                self.say(Level.ERROR, f"cannot boot {title}: {fs.name}:{path} does not exist")
+                return None
+            paths.append(host)
+        return record, paths
+
+    async def _record_attempt(self, eid: str, entry: BootEntry, title: str, loop: asyncio.AbstractEventLoop) -> None:
+        store = self._store
+        if store is None:
+            log.info("no boot attempt record: no efivarfs and no state filesystem")
+            return
+        # After a watchdog reset the chain of failed entries goes on; after a normal start it begins anew.
+        failed = self._failed if self._reset is not None else ()
+        attempt = Attempt(eid, title, entry.device, time.time(), tuple(f for f in failed if f != eid))
+        self.say(Level.INFO, f"recording the boot attempt in {store.describe()}")
+        try:
+            await loop.run_in_executor(None, lambda: store.write(attempt))
+        except OSError as exc:
+            self.say(Level.WARNING, f"cannot record the boot attempt: {exc.filename}: {exc.strerror}; booting anyway")
+
+    async def _quiesce(self, kmsg: Kmsg, loop: asyncio.AbstractEventLoop) -> list[str]:
+        sysfs = self.machine.sysfs
+        if self.settings.quiesce is quiesce.Quiesce.OFF:
+            kmsg.note('quiesce: off (setting quiesce = "off"): drivers stay bound')
+            return []
+        if sysfs is None:
+            log.info("quiesce skipped: not the payload")
+            return []
+        self.say(Level.INFO, "quiesce: unbinding the drivers of DMA-capable PCI devices")
+        return await loop.run_in_executor(None, lambda: quiesce.quiesce(sysfs, kmsg.note))
+
+    def _watchdog_plan(self, seconds: int | None) -> str:
+        if seconds is None:
+            return "off"
+        if self.machine.sysfs is None:
+            return f"{seconds} s wanted, skipped: not the payload"
+        found = watchdog.watchdogs(self.machine.sysfs)
+        if not found:
+            return f"{seconds} s wanted, but there is no watchdog device"
+        return f"arming {found[0].label()} with {seconds} s next"
+
+    def _arm_watchdog(self, seconds: int | None, kmsg: Kmsg) -> watchdog.Armed | None:
+        if seconds is None or self.machine.sysfs is None:
+            return None
+        try:
+            return watchdog.arm(seconds, sysfs=self.machine.sysfs, dev=self.machine.dev)
+        except OSError as exc:
+            kmsg.note(f"watchdog: not armed: {exc.filename}: {exc.strerror}")
+            return None
+
+    async def _undo(
+        self, armed: watchdog.Armed | None, unbound: list[str], mounted: list[Record], loop: asyncio.AbstractEventLoop
+    ) -> None:
+        """After a failed jump: stop the watchdog first (the menu must not be reset under the user), give the devices
+        their drivers back, remount what was unmounted."""
+        if armed is not None:
+            watchdog.disarm(armed)
+            self.say(Level.INFO, f"watchdog {armed.path} stopped")
+        if unbound and self.machine.sysfs is not None:
+            sysfs = self.machine.sysfs
+            await loop.run_in_executor(None, lambda: quiesce.rebind(unbound, sysfs))
+            self.say(Level.INFO, f"asked for drivers again for {', '.join(unbound)}")
+        for r in mounted:
+            if r.device is not None and r.info.name in self.records:
+                await self._reprobe(r, r.device)
 
     def get_log(self) -> tuple[str, ...]:
         return tuple(self.log_lines())

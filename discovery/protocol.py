@@ -94,13 +94,15 @@ class EntryInfo:
 
     id: str
     entry: BootEntry
+    # The daemon's remark on the entry, shown beside its title (e.g. "did not come up last time").
+    note: str = ""
 
     def to_json(self) -> dict[str, Any]:
-        return {"id": self.id, "entry": self.entry.to_json()}
+        return {"id": self.id, "entry": self.entry.to_json(), "note": self.note}
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> EntryInfo:
-        return cls(id=str(data["id"]), entry=BootEntry.from_json(data["entry"]))
+        return cls(id=str(data["id"]), entry=BootEntry.from_json(data["entry"]), note=str(data.get("note") or ""))
 
 
 @dataclass(frozen=True)
@@ -119,18 +121,20 @@ class StatusLine:
 
 @dataclass(frozen=True)
 class Countdown:
-    """Autoboot state: `remaining` seconds until `entry_id` boots; None when cancelled, off or done."""
+    """Autoboot state: `remaining` seconds until `entry_id` boots; None when cancelled, off or done. `reason` says
+    why autoboot is held or falls back (the previous boot did not come up), for every UI to show."""
 
     entry_id: str | None = None
     remaining: float | None = None
+    reason: str = ""
 
     def to_json(self) -> dict[str, Any]:
-        return {"entry_id": self.entry_id, "remaining": self.remaining}
+        return {"entry_id": self.entry_id, "remaining": self.remaining, "reason": self.reason}
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Countdown:
         remaining = data.get("remaining")
-        return cls(data.get("entry_id"), None if remaining is None else float(remaining))
+        return cls(data.get("entry_id"), None if remaining is None else float(remaining), str(data.get("reason") or ""))
 
 
 # --- messages ---

@@ -6,9 +6,14 @@ File keys (all optional):
     boot_order = ["uuid:0a1b...", "label:root", "type:usb", "type:disk"]
     console = "80x24"       # terminal size for UIs on consoles that cannot report it
     debug = false
+    quiesce = "unbind"      # unbind DMA-capable PCI drivers before the jump; "off" leaves them (discovery/quiesce.py)
+    watchdog = 60           # arm the hardware watchdog with this timeout for the jump; default "off"
+                            # (discovery/watchdog.py says the trade-off)
+    state = "LABEL=BMSTATE" # the filesystem for the boot attempt record (discovery/attempts.py); default none
 
 Kernel parameters: `bootmenu.timeout=SECONDS|0|off`, `bootmenu.order=uuid:X,label:Y,type:usb`,
-`bootmenu.console=COLSxROWS`, `bootmenu.debug` (or `bootmenu.debug=1`).
+`bootmenu.console=COLSxROWS`, `bootmenu.debug` (or `bootmenu.debug=1`), `bootmenu.quiesce=unbind|off`,
+`bootmenu.watchdog=SECONDS|off`, `bootmenu.state=LABEL=X|UUID=X`.
 """
 
 from __future__ import annotations
@@ -22,6 +27,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
+
+from discovery.attempts import StateSpec
+from discovery.quiesce import Quiesce
 
 
 class SettingsError(ValueError):
@@ -60,6 +68,8 @@ class OrderRule:
 
 
 CONSOLE_RE = re.compile(r"^(\d+)x(\d+)$")
+# A watchdog timeout beyond this is a typo (the i6300esb takes up to 2046 s, iTCO up to 613 s).
+MAX_WATCHDOG = 3600
 # Autoboot timeout when neither the settings nor any config give one (Petitboot's default).
 DEFAULT_TIMEOUT = 10.0
 
@@ -73,6 +83,9 @@ class Settings:
     boot_order: tuple[OrderRule, ...] = ()
     console: tuple[int, int] | None = None
     debug: bool = False
+    quiesce: Quiesce = Quiesce.UNBIND
+    watchdog: int | None = None  # seconds; None: off
+    state: StateSpec | None = None
 
     def rank(self, *, uuid: str, label: str, kind: str) -> int:
         """The device's place in the boot order: index of the first matching rule, len(rules) when none."""
@@ -98,6 +111,9 @@ class Settings:
             "boot_order": [str(r) for r in self.boot_order],
             "console": f"{self.console[0]}x{self.console[1]}" if self.console else None,
             "debug": self.debug,
+            "quiesce": str(self.quiesce),
+            "watchdog": self.watchdog if self.watchdog is not None else "off",
+            "state": str(self.state) if self.state else None,
         }
 
     # --- sources ---
@@ -119,7 +135,29 @@ class Settings:
             if isinstance(value, bool):
                 return replace(self, debug=value)
             return replace(self, debug=str(value).lower() not in ("0", "no", "false", "off"))
+        if key == "quiesce":
+            if str(value) not in Quiesce.__members__.values():
+                raise SettingsError(f"{where}: quiesce {value!r} is not 'unbind' or 'off'")
+            return replace(self, quiesce=Quiesce(str(value)))
+        if key == "watchdog":
+            return self._with_watchdog(value, where)
+        if key == "state":
+            spec = StateSpec.parse(str(value))
+            if spec is None:
+                raise SettingsError(f"{where}: state {value!r} is not LABEL=NAME or UUID=UUID")
+            return replace(self, state=spec)
         raise SettingsError(f"{where}: unknown setting {key!r}")
+
+    def _with_watchdog(self, value: Any, where: str) -> Settings:
+        if value is False or (isinstance(value, str) and value.lower() in ("off", "0", "no", "false")):
+            return replace(self, watchdog=None)
+        try:
+            seconds = int(str(value), 10)
+        except ValueError:
+            raise SettingsError(f"{where}: watchdog {value!r} is not a number of seconds or 'off'") from None
+        if isinstance(value, bool) or not 1 <= seconds <= MAX_WATCHDOG:
+            raise SettingsError(f"{where}: watchdog {value!r} is not between 1 and {MAX_WATCHDOG} seconds or 'off'")
+        return replace(self, watchdog=seconds)
 
     def _with_timeout(self, value: Any, where: str) -> Settings:
         if isinstance(value, str) and value.lower() in ("off", "never", "-1"):

@@ -41,7 +41,15 @@ def test_debug_flag_and_order_from_cmdline() -> None:
 
 def test_hello_form_shows_off_and_console() -> None:
     s = Settings().with_cmdline("bootmenu.timeout=off bootmenu.console=132x43")
-    assert s.to_json() == {"timeout": "off", "boot_order": [], "console": "132x43", "debug": False}
+    assert s.to_json() == {
+        "timeout": "off",
+        "boot_order": [],
+        "console": "132x43",
+        "debug": False,
+        "quiesce": "unbind",
+        "watchdog": "off",
+        "state": None,
+    }
 
 
 @pytest.mark.parametrize(
@@ -64,3 +72,21 @@ def test_bad_toml_names_the_file(tmp_path: Path) -> None:
     conf.write_text("timeout = = 3\n")
     with pytest.raises(SettingsError, match=r"bad\.toml"):
         Settings.load(conf, "")
+
+
+def test_recovery_settings_from_file_and_kernel_parameters(tmp_path: Path) -> None:
+    from discovery.quiesce import Quiesce
+
+    path = tmp_path / "settings.toml"
+    path.write_text('quiesce = "off"\nwatchdog = 45\nstate = "LABEL=BMSTATE"\n')
+    s = Settings.load(path, cmdline="")
+    assert (s.quiesce, s.watchdog, str(s.state)) == (Quiesce.OFF, 45, "LABEL=BMSTATE")
+    assert Settings().quiesce is Quiesce.UNBIND
+    assert Settings().watchdog is None
+    assert Settings().state is None
+    s = Settings().with_cmdline("bootmenu.watchdog=30 bootmenu.state=UUID=ABCD-1234 bootmenu.quiesce=unbind")
+    assert (s.watchdog, str(s.state)) == (30, "UUID=ABCD-1234")
+    assert Settings(watchdog=30).with_cmdline("bootmenu.watchdog=off").watchdog is None
+    for bad in ("bootmenu.watchdog=0.5", "bootmenu.watchdog=99999", "bootmenu.quiesce=maybe", "bootmenu.state=sda1"):
+        with pytest.raises(SettingsError, match="kernel command line"):
+            Settings().with_cmdline(bad)
