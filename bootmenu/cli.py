@@ -20,6 +20,7 @@ COMMANDS: dict[str, str] = {
     "demo": "bootmenu.cmd_demo",
     "initramfs": "bootmenu.cmd_initramfs",
     "qemu": "bootmenu.cmd_qemu",
+    "report": "bootmenu.cmd_report",
 }
 
 EXIT_OK = 0

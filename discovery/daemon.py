@@ -23,12 +23,12 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
 
-from discovery import attempts, quiesce, watchdog
+from discovery import attempts, pstore, quiesce, watchdog
 from discovery.attempts import Attempt, EfiStore, FileStore, Store
 from discovery.autoboot import Autoboot
 from discovery.devices import BlockDevice, UdevSource, UEvent
 from discovery.entry import BootEntry, LoadResult
-from discovery.evidence import KMSG, Evidence, Kmsg
+from discovery.evidence import KMSG, PRINTK, Evidence, Kmsg, raise_console_level
 from discovery.fs import Filesystem, Platform
 from discovery.protocol import (
     Countdown,
@@ -54,6 +54,8 @@ log = logging.getLogger(__name__)
 
 # A probe+mount+load taking longer than this marks the device failed; its thread is left to finish on its own.
 JOB_TIMEOUT = 30.0
+# The last boot plan, in Machine.run (read by `bootmenu report`).
+LAST_PLAN = "last-plan.txt"
 # Status lines kept for the hello snapshot.
 STATUS_HISTORY = 200
 
@@ -92,16 +94,20 @@ class Machine:
     sysfs: Path | None
     dev: Path = Path("/dev")
     kmsg: Path | None = KMSG
+    printk: Path | None = PRINTK
     efivars: Path = attempts.EFIVARS
     remount: bool = True
+    # Where pstore records and the last boot plan are kept (tmpfs); None: nowhere.
+    run: Path | None = None
+    mount_pstore: bool = False
 
     @classmethod
     def detect(cls) -> Machine:
         from kexec_core.guard import environment
 
         if environment().is_boot_environment:
-            return cls(Path("/sys"))
-        return cls(None, kmsg=None)
+            return cls(Path("/sys"), run=Path("/run/bootmenu"), mount_pstore=True)
+        return cls(None, kmsg=None, printk=None)
 
 
 Loader = Callable[[Filesystem, Any], LoadResult]
@@ -580,6 +586,7 @@ class Daemon:
             return
         if (self.machine.efivars).is_dir():
             self._store = EfiStore(self.machine.efivars)
+        self._read_pstore(sysfs)
         self._reset = watchdog.last_reset(sysfs)
         if self._reset is None:
             return
@@ -590,6 +597,30 @@ class Daemon:
             self._reason = f"The previous boot did not come up; waiting for the state filesystem {self.settings.state}"
         else:
             self._hold('no boot attempt record names it (set `state = "LABEL=..."` for a fallback)')
+
+    def _read_pstore(self, sysfs: Path) -> None:
+        source = sysfs / "fs" / "pstore"
+        if self.machine.run is None or not source.is_dir():
+            return
+        if self.machine.mount_pstore:
+            try:
+                pstore.mount(source)
+            except OSError as exc:
+                log.warning("cannot mount pstore: %s", exc)
+                return
+        records = pstore.collect(source, self.machine.run / "pstore")
+        for record in records:
+            if not record.is_crash_log:
+                log.info("pstore: %s (%d bytes) kept in %s", record.name, record.size, record.path)
+                continue
+            self.say(
+                Level.WARNING,
+                f"the previous kernel left a crash log: {record.name}, {record.size} bytes, in {record.path} "
+                "(its last lines are in the log: l)",
+            )
+            for line in record.tail():
+                log.warning("%s: %s", record.name, line)
+            self._reason = self._reason or "The previous kernel left a crash log (l shows its last lines)"
 
     def _found_state_fs(self, info: DeviceInfo, fs: Filesystem) -> None:
         spec = self.settings.state
@@ -784,8 +815,10 @@ class Daemon:
                 self.say(Level.WARNING, f"{title}: {warning}")
             self.say(Level.INFO, f"checked {title}: the kernel can be loaded")
             # The plan, in dry run and for real: what is booted, with which command line (a debug boot's words).
-            for line in plan.describe():
-                self.say(Level.INFO, str(line))
+            lines = [str(line) for line in plan.describe()]
+            for line in lines:
+                self.say(Level.INFO, line)
+            self._keep_plan(title, lines)
             if self.dry_run:
                 self.say(Level.INFO, f"dry run: {title} would be loaded and booted now; back to the menu")
                 return True
@@ -800,6 +833,7 @@ class Daemon:
             mounted = [r for r in self.records.values() if r.fs is not None and r.stack is not None]
             mounts = [str(r.fs.root) for r in mounted if r.fs is not None]
             with Kmsg(machine.kmsg) as kmsg:
+                self._console_level()
                 self.say(Level.INFO, f"quiesce: unmounting {len(mounts)} filesystem(s)")
                 await loop.run_in_executor(None, lambda: api.release(mounts=mounts))
                 unbound = await self._quiesce(kmsg, loop)
@@ -836,6 +870,17 @@ class Daemon:
                     log.warning("unloading after a failed boot: %s", unload_exc)
             return False
 
+    def _keep_plan(self, title: str, lines: list[str]) -> None:
+        """The last boot plan, for `bootmenu report` (tmpfs; nothing when the machine has no run directory)."""
+        if self.machine.run is None:
+            return
+        text = f"{time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime())} {title}\n" + "\n".join(lines) + "\n"
+        try:
+            self.machine.run.mkdir(parents=True, exist_ok=True)
+            (self.machine.run / LAST_PLAN).write_text(text)
+        except OSError as exc:
+            log.warning("cannot keep the boot plan: %s", exc)
+
     def _resolve(self, entry: BootEntry, title: str) -> tuple[Record, list[Path]] | None:
         if entry.unresolved:
             self.say(Level.ERROR, f"cannot boot {title}: {entry.unresolved} is not present")
@@ -867,6 +912,18 @@ class Daemon:
             await loop.run_in_executor(None, lambda: store.write(attempt))
         except OSError as exc:
             self.say(Level.WARNING, f"cannot record the boot attempt: {exc.filename}: {exc.strerror}; booting anyway")
+
+    def _console_level(self) -> None:
+        """From here on the kernel log is the record of the jump: make sure the console prints it."""
+        if self.machine.printk is None:
+            return
+        try:
+            old = raise_console_level(self.machine.printk)
+        except OSError as exc:
+            log.warning("%s: %s", exc.filename, exc.strerror)
+            return
+        if old is not None:
+            log.info("console log level raised from %d for the jump's evidence", old)
 
     async def _quiesce(self, kmsg: Kmsg, loop: asyncio.AbstractEventLoop) -> list[str]:
         sysfs = self.machine.sysfs

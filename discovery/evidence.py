@@ -20,6 +20,8 @@ from typing import Self
 log = logging.getLogger(__name__)
 
 KMSG = Path("/dev/kmsg")
+# The console log level (Documentation/admin-guide/sysctl/kernel.rst, printk): its first field.
+PRINTK = Path("/proc/sys/kernel/printk")
 # Well below the kernel's record limit (PRINTK_MESSAGE_MAX/LOG_LINE_MAX 1024), leaving room for the prefix.
 MAX_RECORD = 900
 # KERN_NOTICE: shown on a console at the default log level 7 and above `quiet`'s 4 when ignore_loglevel is given.
@@ -46,6 +48,25 @@ def kmsg_write(fd: int, record: bytes, path: Path = KMSG) -> None:
 def chunks(text: str, size: int = MAX_RECORD) -> list[str]:
     """`text` in pieces of at most `size` characters (a 2 KiB command line becomes several records)."""
     return [text[i : i + size] for i in range(0, len(text), size)] or [""]
+
+
+def raise_console_level(path: Path = PRINTK, level: int = NOTICE + 1) -> int | None:
+    """Make the console print records of priority < `level` (`quiet` leaves 4: errors only), so the evidence reaches
+    a serial console whatever the payload's command line says. Returns the level it replaced, None when unchanged.
+    Raises OSError naming the file."""
+    try:
+        current = int(path.read_text().split()[0])
+    except (OSError, ValueError, IndexError) as exc:
+        raise OSError(
+            getattr(exc, "errno", None) or 5, f"cannot read the console log level: {exc}", str(path)
+        ) from None
+    if current >= level:
+        return None
+    try:
+        path.write_text(f"{level}\n")
+    except OSError as exc:
+        raise OSError(exc.errno, f"write: {exc.strerror}", str(path)) from None
+    return current
 
 
 class Kmsg:

@@ -21,6 +21,8 @@ from initramfs.run import run
 
 # Markers the host looks for on the serial console.
 SECOND_STAGE_MARKER = "BOOTMENU-SECOND-STAGE cmdline="
+SECOND_STAGE_DISKS_MARKER = "BOOTMENU-SECOND-STAGE-DISKS"
+SECOND_STAGE_HANG_MARKER = "BOOTMENU-SECOND-STAGE-HANGING"
 BASELINE_MARKER = "BOOTMENU-BASELINE-INIT"
 BASELINE_READY = "BOOTMENU-BASELINE-READY"
 BASELINE_KEXEC = "BOOTMENU-BASELINE-KEXEC-NOW"
@@ -77,8 +79,26 @@ def _write(entries: Iterable[CpioEntry], output: Path, compression: Compression)
 
 SECOND_STAGE_INIT = f"""#!/bin/sh
 # The second kernel's /init: say which command line we were booted with, then power off.
+# With `e2e.hang` on the command line it hangs instead (a kernel that never comes up, for the watchdog tests); with
+# modules in /lib/modules it first loads them and reports the disks it can read.
 /bin/busybox mount -t proc proc /proc
 /bin/busybox mount -t devtmpfs dev /dev 2>/dev/null
+/bin/busybox mount -t sysfs sys /sys 2>/dev/null
+if /bin/busybox grep -q e2e.hang /proc/cmdline; then
+    echo "{SECOND_STAGE_HANG_MARKER}" > /dev/ttyS0
+    while :; do /bin/busybox sleep 1000; done
+fi
+if [ -e /lib/modules/order ]; then
+    for m in $(/bin/busybox cat /lib/modules/order); do /bin/busybox insmod "/lib/modules/$m"; done
+    tries=0
+    while [ ! -e /sys/block/vda ] && [ $tries -lt 100 ]; do /bin/busybox usleep 100000; tries=$((tries + 1)); done
+    disks=""
+    for d in /sys/block/vd*; do
+        n=${{d##*/}}
+        disks="$disks $n:$(/bin/busybox dd if=/dev/$n bs=65536 count=16 2>/dev/null | /bin/busybox wc -c)"
+    done
+    echo "{SECOND_STAGE_DISKS_MARKER}$disks" > /dev/ttyS0
+fi
 line="{SECOND_STAGE_MARKER}$(/bin/busybox cat /proc/cmdline)"
 echo "$line"
 # Also straight to the first serial port, for an entry whose command line has no console=ttyS0.
@@ -87,9 +107,18 @@ echo "$line"
 """
 
 
-def second_stage_initrd(output: Path, *, busybox: Path | None = None) -> Path:
-    """The initrd of the kernel a menu entry kexecs into (gzip, a few hundred KiB)."""
+def second_stage_initrd(output: Path, *, busybox: Path | None = None, modules_dir: Path | None = None) -> Path:
+    """The initrd of the kernel a menu entry kexecs into (gzip, a few hundred KiB). With `modules_dir` (a
+    `lib/modules/<version>` tree) it carries the virtio storage modules and reports the disks it can read."""
     entries = [*_base(busybox or find_busybox()), CpioEntry.file("init", SECOND_STAGE_INIT.encode(), perm=0o755)]
+    if modules_dir is not None:
+        for module in VIRTIO_MODULES:
+            source = modules_dir / module
+            if not source.is_file():
+                raise GuestError(f"{source}: no such module (run `make kernel`)")
+            entries.append(CpioEntry.file(f"lib/modules/{source.name}", source=source))
+        order = "".join(f"{Path(m).name}\n" for m in VIRTIO_MODULES)
+        entries.append(CpioEntry.file("lib/modules/order", order.encode()))
     return _write(entries, output, Compression.GZIP)
 
 

@@ -59,6 +59,9 @@ DEFAULT_MODULES = (
     # keyboards on USB
     "hid_generic",
     "usbhid",
+    # hardware watchdogs for the guarded jump (discovery/watchdog.py): QEMU's i6300esb, Intel chipsets' TCO
+    "i6300esb",
+    "iTCO_wdt",
 )
 
 METADATA_FILES = ("modules.order", "modules.builtin", "modules.builtin.modinfo")

@@ -5,6 +5,7 @@ reset does (hold, or fall back to the next entry when the attempt record names t
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -57,9 +58,18 @@ def fake_machine(tmp_path: Path) -> tuple[Machine, FakeSysfs]:
     fake.pci("0000:00:1f.2", 0x010601, "ahci")
     fake.pci("0000:00:01.0", 0x030000, "bochs-drm")
     (tmp_path / "kmsg").write_text("")
+    (tmp_path / "printk").write_text("4\t4\t1\t7\n")  # `quiet`
     dev = tmp_path / "dev"
     dev.mkdir()
-    return Machine(fake.root, dev=dev, kmsg=tmp_path / "kmsg", efivars=tmp_path / "no-efi", remount=False), fake
+    machine = Machine(
+        fake.root,
+        dev=dev,
+        kmsg=tmp_path / "kmsg",
+        printk=tmp_path / "printk",
+        efivars=tmp_path / "no-efi",
+        remount=False,
+    )
+    return machine, fake
 
 
 def test_jump_steps_in_order_evidence_in_kmsg_and_undone_after_a_failed_jump(tmp_path: Path) -> None:
@@ -111,6 +121,8 @@ def test_jump_steps_in_order_evidence_in_kmsg_and_undone_after_a_failed_jump(tmp
     positions.append(kmsg.index("watchdog: not armed"))
     assert positions == sorted(positions), kmsg
     assert "bochs-drm" not in kmsg
+    # The console prints notices from before the first quiesce line on, whatever `quiet` set.
+    assert (tmp_path / "printk").read_text() == "6\n"
     # The attempt record was written before the jump, into the state filesystem.
     record = FileStore(state, remount=False).read()
     assert record is not None
@@ -216,3 +228,42 @@ def test_after_a_watchdog_reset_the_record_names_the_failed_entry_and_the_next_o
             client.close()
 
     run(scenario())
+
+
+def test_pstore_records_are_moved_to_run_and_announced_with_their_last_lines(tmp_path: Path) -> None:
+    from discovery.log import RingHandler
+
+    machine, fake = fake_machine(tmp_path)
+    store = fake.root / "fs" / "pstore"
+    store.mkdir(parents=True)
+    panic = (
+        "".join(f"<6>[ {n}.0] line {n}\n" for n in range(100)) + "Kernel panic - not syncing: VFS: Unable to mount\n"
+    )
+    (store / "dmesg-ramoops-0").write_text(panic)
+    (store / "console-ramoops-0").write_text("console\n")
+    run_dir = tmp_path / "run"
+    machine = Machine(fake.root, kmsg=None, printk=None, efivars=tmp_path / "no-efi", run=run_dir)
+    ring = RingHandler()
+    logging.getLogger().addHandler(ring)
+    logging.getLogger().setLevel(logging.INFO)
+
+    async def scenario() -> None:
+        async with serving(tmp_path, machine=machine, log_lines=ring.lines) as (_d, sock):
+            client = await Client.connect(sock)
+            hello = await client.hello()
+            notices = [s.message for s in hello.status if "crash log" in s.message]
+            assert notices, hello.status
+            assert "dmesg-ramoops-0" in notices[0]
+            assert "crash log" in hello.countdown.reason
+            client.close()
+
+    try:
+        run(scenario())
+    finally:
+        logging.getLogger().removeHandler(ring)
+    assert (run_dir / "pstore" / "dmesg-ramoops-0").read_text() == panic
+    assert (run_dir / "pstore" / "console-ramoops-0").exists()
+    assert not list(store.iterdir()), "moved out of pstore, as systemd-pstore does"
+    lines = ring.lines()
+    assert any("dmesg-ramoops-0: Kernel panic - not syncing" in line for line in lines)
+    assert not any("line 10\n" in line or line.endswith("line 10") for line in lines)  # only the tail
