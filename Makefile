@@ -4,8 +4,8 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 CACHE ?= .cache
 # Debian packages the tests and `bootmenu qemu` need; installed with apt-get when a command is missing.
-APT_PACKAGES := qemu-system-x86 busybox-static dosfstools mtools fdisk e2fsprogs kmod cpio xz-utils zstd gcc python3-dev libudev1 btrfs-progs xfsprogs squashfs-tools genisoimage
-APT_COMMANDS := qemu-system-x86_64 busybox mkfs.vfat mcopy sfdisk mkfs.ext4 depmod cpio xz zstd gcc mkfs.btrfs mkfs.xfs mksquashfs genisoimage
+APT_PACKAGES := qemu-system-x86 busybox-static dosfstools mtools fdisk e2fsprogs kmod cpio xz-utils zstd gcc python3-dev libudev1 btrfs-progs xfsprogs squashfs-tools genisoimage binutils
+APT_COMMANDS := qemu-system-x86_64 busybox mkfs.vfat mcopy sfdisk mkfs.ext4 depmod cpio xz zstd gcc mkfs.btrfs mkfs.xfs mksquashfs genisoimage objcopy
 
 .PHONY: all setup system-deps kernel test test-fast lint fmt typecheck bench bench-parse demo qemu clean
 
@@ -28,8 +28,10 @@ system-deps:
 
 setup: system-deps $(BIN)/.installed
 
+# The test kernel, and systemd's EFI stub for the unified kernel image on the test ESP (both unpacked, never installed).
 kernel: system-deps
 	@tools/fetch-kernel $(CACHE)/kernel >/dev/null
+	@tools/fetch-deb systemd-boot-efi $(CACHE)/systemd-boot-efi >/dev/null
 
 lint: $(BIN)/.installed
 	$(BIN)/ruff check .

@@ -34,6 +34,8 @@ if TYPE_CHECKING:
 ENTRY_ROOTS = ("/", "/boot")
 ENTRIES_SUBDIR = "loader/entries"
 LOADER_CONF = "loader/loader.conf"
+# Type #2 entries (unified kernel images) of a partition; read by discovery/uki.py.
+TYPE2_DIR = "/EFI/Linux"
 
 # Keys the specification defines; others (Fedora's grub_users, grub_class, grub_arg) are kept in `lines` only.
 KNOWN_KEYS = frozenset(
@@ -245,6 +247,7 @@ class BlsEntry:
     architecture: str | None = None
     efi: str | None = None
     lines: tuple[BlsLine, ...] = field(default=(), repr=False)
+    uki: bool = False  # a Type #2 entry: `linux` is the unified kernel image itself (see discovery/uki.py)
 
     @property
     def id(self) -> str:
@@ -256,7 +259,10 @@ class BlsEntry:
 
     @property
     def systemd_id(self) -> str:
-        """systemd-boot's id: the file name without the boot-counting suffix but with `.conf` (it orders by it)."""
+        """systemd-boot's id: the file name without the boot-counting suffix but with `.conf` (it orders by it);
+        for a Type #2 entry the lowercased name with `.efi`."""
+        if self.uki:
+            return f"{self.stem}.efi".lower()
         return f"{self.stem}.conf" if self.filename.endswith(".conf") else self.stem
 
     @property
@@ -546,9 +552,17 @@ def _under(prefix: str, path: str) -> str:
     return prefix + "/" + path.lstrip("/")
 
 
-def _load_root(fs: Filesystem, ctx: LoadContext, root: str) -> LoadResult:
+Type2Reader = Callable[[Filesystem], tuple[list[BlsEntry], list[Diagnostic]]]
+
+
+def _load_root(fs: Filesystem, ctx: LoadContext, root: str, type2: Type2Reader | None) -> LoadResult:
     directory = str(PurePosixPath(root, ENTRIES_SUBDIR))
     entries, diags = read_entries(fs, directory)
+    if type2 is not None:
+        # systemd-boot lists /EFI/Linux's unified kernel images with the Type #1 entries and sorts them together.
+        more, problems = type2(fs)
+        entries.extend(more)
+        diags.extend(problems)
     configs = [e.path for e in entries]
     conf = LoaderConf()
     conf_path = str(PurePosixPath(root, LOADER_CONF))
@@ -614,11 +628,18 @@ def _load_root(fs: Filesystem, ctx: LoadContext, root: str) -> LoadResult:
     )
 
 
-def load(fs: Filesystem, ctx: LoadContext) -> LoadResult:
+def load(fs: Filesystem, ctx: LoadContext, *, type2: Type2Reader | None = None) -> LoadResult:
     """Standalone BLS entries of `fs` in systemd-boot's order, under `/loader/entries` (an ESP or XBOOTLDR
-    partition) and `/boot/loader/entries` (a root filesystem); each directory with its own `loader.conf`."""
+    partition) and `/boot/loader/entries` (a root filesystem); each directory with its own `loader.conf`.
+    `type2` reads the partition's Type #2 entries (unified kernel images), ordered with those of `/loader/entries`."""
     total = LoadResult()
     for root in ENTRY_ROOTS:
-        if fs.is_dir(str(PurePosixPath(root, ENTRIES_SUBDIR))):
-            total = total + _load_root(fs, ctx, root)
+        reader = type2 if root == "/" else None
+        if fs.is_dir(str(PurePosixPath(root, ENTRIES_SUBDIR))) or (reader is not None and _has_type2_dir(fs)):
+            total = total + _load_root(fs, ctx, root, reader)
     return total
+
+
+def _has_type2_dir(fs: Filesystem) -> bool:
+    found = fs.find_ci(TYPE2_DIR)
+    return found is not None and fs.is_dir(found)

@@ -6,6 +6,7 @@ Spec entries not already expanded by GRUB's `blscfg`, then syslinux/extlinux/iso
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -28,10 +29,14 @@ LoaderFn = Callable[[Filesystem, LoadContext], LoadResult]
 
 
 def _loaders() -> list[tuple[str, LoaderFn]]:
-    from discovery import bls, syslinux
+    from discovery import bls, syslinux, uki
     from discovery.grub import loader as grub
 
-    return [("grub", grub.load), ("bls", bls.load), ("syslinux", syslinux.load)]
+    return [
+        ("grub", grub.load),
+        ("bls", functools.partial(bls.load, type2=uki.read_type2)),
+        ("syslinux", syslinux.load),
+    ]
 
 
 def load_filesystem(fs: Filesystem, ctx: LoadContext | None = None) -> LoadResult:

@@ -11,7 +11,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from initramfs import disks, guests
+from initramfs import disks, guests, uki
 from initramfs.cpio import Compression
 
 REPO = Path(__file__).resolve().parents[2]
@@ -41,6 +41,9 @@ BLS_ENTRIES = {
     "e2e-bls.conf": f"title E2E BLS Linux\nversion 6.1\nlinux /vmlinuz\ninitrd /second.img\noptions {COMMON} e2e=bls\n",
     "e2e-garbage.conf": f"title E2E garbage kernel\nversion 0.1\nlinux /garbage\noptions {COMMON} e2e=garbage\n",
 }
+# A Type #2 entry on the ESP: a unified kernel image with the kernel, the second-stage initrd and its command line.
+UKI_OSREL = 'NAME="E2E UKI"\nPRETTY_NAME="E2E UKI"\n'
+UKI_CMDLINE = f"{COMMON} e2e=uki"
 HOTPLUG_CFG = f"""\
 set default=0
 set timeout=30
@@ -96,7 +99,8 @@ class E2eDisks:
 
 
 def make_test_disks(base: Path, kernel: Path, second_initrd: Path) -> E2eDisks:
-    """Three disks: GRUB with a submenu (ext4), BLS with a garbage-kernel entry (vfat ESP), one for hotplug (ext4)."""
+    """Three disks: GRUB with a submenu (ext4), BLS with a garbage-kernel entry and a UKI (vfat ESP), one for hotplug
+    (ext4)."""
     grub = base / "grub"
     (grub / "boot" / "grub").mkdir(parents=True)
     (grub / "boot" / "grub" / "grub.cfg").write_text(GRUB_CFG)
@@ -112,9 +116,18 @@ def make_test_disks(base: Path, kernel: Path, second_initrd: Path) -> E2eDisks:
     (hot / "boot" / "grub" / "grub.cfg").write_text(HOTPLUG_CFG)
     (hot / ".bootmenu-fs").write_text("label=e2e-hot\nfstype=ext4\n")
     kernel_files = {"boot/vmlinuz": kernel, "boot/second.img": second_initrd}
+    image = uki.build_uki(
+        base / "e2e-uki.efi",
+        linux=kernel,
+        initrd=second_initrd,
+        osrel=UKI_OSREL,
+        cmdline=UKI_CMDLINE,
+        stub_file=uki.stub(REPO / uki.STUB_CACHE),
+    )
+    esp_files = {"vmlinuz": kernel, "second.img": second_initrd, "EFI/Linux/e2e-uki.efi": image}
     return E2eDisks(
         grub=disks.disk_from_directory(grub, base / "grub.img", kernel_files),
-        bls=disks.disk_from_directory(bls, base / "bls.img", {"vmlinuz": kernel, "second.img": second_initrd}),
+        bls=disks.disk_from_directory(bls, base / "bls.img", esp_files),
         hotplug=disks.disk_from_directory(hot, base / "hot.img", kernel_files),
     )
 

@@ -100,6 +100,16 @@ def test_non_default_entry_kexecs_with_its_command_line(boot: Boot) -> None:
     vm.wait_exit()
 
 
+def test_unified_kernel_image_boots_its_own_kernel_initrd_and_cmdline(boot: Boot) -> None:
+    vm = boot(NO_AUTOBOOT)
+    wait_menu(vm, "E2E UKI")
+    vm.settle()
+    select(vm, "E2E UKI")
+    vm.send("enter")
+    # The second-stage initrd exists only inside the UKI's .initrd section: its marker proves the section was loaded.
+    assert "e2e=uki" in second_kernel_cmdline(vm).split()
+
+
 def test_entry_in_submenu_boots(boot: Boot) -> None:
     vm = boot(NO_AUTOBOOT)
     wait_menu(vm, "Advanced options for E2E GRUB")
