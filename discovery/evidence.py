@@ -99,7 +99,8 @@ class Kmsg:
             self._fd = None
 
     def note(self, line: str, priority: int = NOTICE) -> None:
-        log.info("%s", line)
+        # The daemon's log gets it too, but its kernel-log handler not a second time (discovery/log.py).
+        log.info("%s", line, extra={"in_kmsg": self._fd is not None and not self._failed})
         for piece in chunks(line, MAX_RECORD - len(PREFIX)):
             self.written.append(piece)
             if self._fd is None or self._failed:

@@ -180,3 +180,30 @@ def test_fallback_is_the_next_entry_never_a_failed_one() -> None:
     assert attempts.fallback(order, ["a", "b", "c", "d"], "d") is None
     assert attempts.fallback(order, ["x"], "x") == "a"  # the failed entry is gone: the first one
     assert attempts.fallback([], ["a"], "a") is None
+
+
+def test_evidence_is_not_written_twice_by_the_daemons_kernel_log_handler(tmp_path: Path) -> None:
+    import logging
+
+    from discovery.log import KmsgHandler
+
+    kmsg_file = tmp_path / "kmsg"
+    kmsg_file.write_bytes(b"")
+    handler_file = tmp_path / "handler-kmsg"
+    handler_file.write_bytes(b"")
+    handler = KmsgHandler(handler_file)
+    logger = logging.getLogger("discovery.evidence")
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    try:
+        with Kmsg(kmsg_file) as kmsg:
+            kmsg.note("jump: entry 'x'")
+        with Kmsg(tmp_path / "none" / "kmsg") as broken:
+            broken.note("jump: entry 'y'")  # not in the kernel log by Kmsg: the handler writes it
+    finally:
+        logger.removeHandler(handler)
+        handler.close()
+    assert "<5>bootmenu: jump: entry 'x'" in kmsg_file.read_text()
+    by_handler = handler_file.read_text()
+    assert "entry 'x'" not in by_handler
+    assert "<6>bootmenu: jump: entry 'y'" in by_handler
