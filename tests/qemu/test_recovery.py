@@ -25,7 +25,8 @@ from tests.qemu.qemu_console import SerialVm
 
 pytestmark = [pytest.mark.qemu, pytest.mark.timeout(1500)]
 
-WATCHDOG_SECONDS = 30
+# Long enough for the fallback kernel to reach its /init and power off under TCG on a loaded machine.
+WATCHDOG_SECONDS = 60
 # Two payload starts, two kexecs and a watchdog expiry under TCG on shared cores.
 VM_TIMEOUT = 1200.0
 MENU_TIMEOUT = 300.0
