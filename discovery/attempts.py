@@ -6,7 +6,9 @@ in boot order instead of booting the failed one again. Stores, in order of prefe
 
 - an EFI variable `BootmenuAttempt-<GUID>` when efivarfs is mounted (Documentation/filesystems/efivarfs.rst: a file
   is the 4-byte attribute word, little-endian, then the data; attributes NON_VOLATILE | BOOTSERVICE_ACCESS |
-  RUNTIME_ACCESS, UEFI spec 8.2). efivarfs marks files immutable; the flag is cleared (FS_IOC_SETFLAGS) to rewrite.
+  RUNTIME_ACCESS, UEFI spec 8.2). efivarfs marks variables it does not know immutable; to rewrite, the flag is
+  cleared (FS_IOC_SETFLAGS) and the variable deleted and created again (efivarfs has no truncate). Not yet tried on
+  real firmware or OVMF: tested on a directory only.
 - a small file `bootmenu-attempt.json` on the filesystem the `state = "LABEL=..."` (or `UUID=...`) setting names,
   written during a brief read-write remount of the daemon's read-only mount of it (vfat is the simple choice; ext4
   mounted with `noload` may refuse the remount, which is then logged).
@@ -145,9 +147,14 @@ class EfiStore:
     def write(self, attempt: Attempt) -> None:
         data = struct.pack("<I", EFI_ATTRIBUTES) + attempt.to_bytes()
         if self.path.exists():
+            # efivarfs has no truncate: delete the variable (after clearing the immutable flag) and create it anew.
             self._mutable()
+            try:
+                self.path.unlink()
+            except OSError as exc:
+                raise OSError(exc.errno, f"unlink: {exc.strerror}", str(self.path)) from None
         try:
-            fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
+            fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
         except OSError as exc:
             raise OSError(exc.errno, f"open: {exc.strerror}", str(self.path)) from None
         try:
