@@ -28,7 +28,7 @@ from discovery.attempts import Attempt, EfiStore, FileStore, Store
 from discovery.autoboot import Autoboot
 from discovery.devices import BlockDevice, UdevSource, UEvent
 from discovery.entry import BootEntry, LoadResult
-from discovery.evidence import KMSG, PRINTK, Evidence, Kmsg, raise_console_level
+from discovery.evidence import KMSG, PRINTK, PRINTK_DEVKMSG, Evidence, Kmsg, raise_console_level, unlimit_devkmsg
 from discovery.fs import Filesystem, Platform
 from discovery.protocol import (
     Countdown,
@@ -95,6 +95,7 @@ class Machine:
     dev: Path = Path("/dev")
     kmsg: Path | None = KMSG
     printk: Path | None = PRINTK
+    devkmsg: Path | None = PRINTK_DEVKMSG
     efivars: Path = attempts.EFIVARS
     remount: bool = True
     # Where pstore records and the last boot plan are kept (tmpfs); None: nowhere.
@@ -107,7 +108,7 @@ class Machine:
 
         if environment().is_boot_environment:
             return cls(Path("/sys"), run=Path("/run/bootmenu"), mount_pstore=True)
-        return cls(None, kmsg=None, printk=None)
+        return cls(None, kmsg=None, printk=None, devkmsg=None)
 
 
 Loader = Callable[[Filesystem, Any], LoadResult]
@@ -914,7 +915,15 @@ class Daemon:
             self.say(Level.WARNING, f"cannot record the boot attempt: {exc.filename}: {exc.strerror}; booting anyway")
 
     def _console_level(self) -> None:
-        """From here on the kernel log is the record of the jump: make sure the console prints it."""
+        """From here on the kernel log is the record of the jump: make sure the console prints all of it."""
+        if self.machine.devkmsg is not None:
+            try:
+                limit = unlimit_devkmsg(self.machine.devkmsg)
+            except OSError as exc:
+                log.warning("%s: %s", exc.filename, exc.strerror)
+            else:
+                if limit is not None:
+                    log.info("/dev/kmsg rate limit lifted (was %s) for the jump's evidence", limit)
         if self.machine.printk is None:
             return
         try:

@@ -22,6 +22,9 @@ log = logging.getLogger(__name__)
 KMSG = Path("/dev/kmsg")
 # The console log level (Documentation/admin-guide/sysctl/kernel.rst, printk): its first field.
 PRINTK = Path("/proc/sys/kernel/printk")
+# /dev/kmsg writers are rate limited by default (10 records per 5 s, then "N output lines suppressed"); "on" lifts
+# it (Documentation/admin-guide/sysctl/kernel.rst, printk_devkmsg; locked when printk.devkmsg= was given at boot).
+PRINTK_DEVKMSG = Path("/proc/sys/kernel/printk_devkmsg")
 # Well below the kernel's record limit (PRINTK_MESSAGE_MAX/LOG_LINE_MAX 1024), leaving room for the prefix.
 MAX_RECORD = 900
 # KERN_NOTICE: shown on a console at the default log level 7 and above `quiet`'s 4 when ignore_loglevel is given.
@@ -64,6 +67,22 @@ def raise_console_level(path: Path = PRINTK, level: int = NOTICE + 1) -> int | N
         return None
     try:
         path.write_text(f"{level}\n")
+    except OSError as exc:
+        raise OSError(exc.errno, f"write: {exc.strerror}", str(path)) from None
+    return current
+
+
+def unlimit_devkmsg(path: Path = PRINTK_DEVKMSG) -> str | None:
+    """Turn /dev/kmsg's rate limit off for the evidence; returns the setting it replaced, None when unchanged.
+    Raises OSError naming the file (EINVAL when the boot command line locked it)."""
+    try:
+        current = path.read_text().strip()
+    except OSError as exc:
+        raise OSError(exc.errno, f"read: {exc.strerror}", str(path)) from None
+    if current == "on":
+        return None
+    try:
+        path.write_text("on\n")
     except OSError as exc:
         raise OSError(exc.errno, f"write: {exc.strerror}", str(path)) from None
     return current

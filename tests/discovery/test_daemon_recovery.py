@@ -59,6 +59,7 @@ def fake_machine(tmp_path: Path) -> tuple[Machine, FakeSysfs]:
     fake.pci("0000:00:01.0", 0x030000, "bochs-drm")
     (tmp_path / "kmsg").write_text("")
     (tmp_path / "printk").write_text("4\t4\t1\t7\n")  # `quiet`
+    (tmp_path / "printk_devkmsg").write_text("ratelimit\n")
     dev = tmp_path / "dev"
     dev.mkdir()
     machine = Machine(
@@ -66,6 +67,7 @@ def fake_machine(tmp_path: Path) -> tuple[Machine, FakeSysfs]:
         dev=dev,
         kmsg=tmp_path / "kmsg",
         printk=tmp_path / "printk",
+        devkmsg=tmp_path / "printk_devkmsg",
         efivars=tmp_path / "no-efi",
         remount=False,
     )
@@ -123,6 +125,7 @@ def test_jump_steps_in_order_evidence_in_kmsg_and_undone_after_a_failed_jump(tmp
     assert "bochs-drm" not in kmsg
     # The console prints notices from before the first quiesce line on, whatever `quiet` set.
     assert (tmp_path / "printk").read_text() == "6\n"
+    assert (tmp_path / "printk_devkmsg").read_text() == "on\n"  # no record lost to the rate limit
     # The attempt record was written before the jump, into the state filesystem.
     record = FileStore(state, remount=False).read()
     assert record is not None
@@ -242,7 +245,7 @@ def test_pstore_records_are_moved_to_run_and_announced_with_their_last_lines(tmp
     (store / "dmesg-ramoops-0").write_text(panic)
     (store / "console-ramoops-0").write_text("console\n")
     run_dir = tmp_path / "run"
-    machine = Machine(fake.root, kmsg=None, printk=None, efivars=tmp_path / "no-efi", run=run_dir)
+    machine = Machine(fake.root, kmsg=None, printk=None, devkmsg=None, efivars=tmp_path / "no-efi", run=run_dir)
     ring = RingHandler()
     logging.getLogger().addHandler(ring)
     logging.getLogger().setLevel(logging.INFO)
