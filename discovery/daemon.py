@@ -614,14 +614,15 @@ class Daemon:
             if not record.is_crash_log:
                 log.info("pstore: %s (%d bytes) kept in %s", record.name, record.size, record.path)
                 continue
-            self.say(
-                Level.WARNING,
-                f"the previous kernel left a crash log: {record.name}, {record.size} bytes, in {record.path} "
-                "(its last lines are in the log: l)",
-            )
+            summary = record.summary()
             for line in record.tail():
                 log.warning("%s: %s", record.name, line)
-            self._reason = self._reason or "The previous kernel left a crash log (l shows its last lines)"
+            self.say(
+                Level.WARNING,
+                f"the previous kernel left a crash log: {summary} ({record.name}, {record.size} bytes, in "
+                f"{record.path}; its last lines are in the log: l)",
+            )
+            self._reason = self._reason or f"The previous kernel crashed: {summary}"
 
     def _found_state_fs(self, info: DeviceInfo, fs: Filesystem) -> None:
         spec = self.settings.state

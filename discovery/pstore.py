@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,6 +23,11 @@ MAX_RECORDS = 64
 MAX_RECORD_BYTES = 1 << 20
 # Lines of a dmesg record quoted in the daemon's log (and so in every menu's log view).
 TAIL_LINES = 30
+# The line that says what killed the kernel, searched from the end of a dmesg record.
+_CAUSE = re.compile(r"Kernel panic|Oops|BUG:|general protection fault|Unable to handle|watchdog: BUG|Call Trace")
+# `<0>[   12.345678] ` before each line of a dmesg record.
+_PREFIX = re.compile(r"^(<\d+>)?(\[[ \d.]+\] )?")
+SUMMARY_CHARS = 120
 
 
 @dataclass(frozen=True)
@@ -41,6 +47,13 @@ class Record:
         except OSError:
             return []
         return text.splitlines()[-lines:]
+
+    def summary(self) -> str:
+        """What killed the previous kernel, in one line: its last panic/oops/BUG line, else its last line."""
+        lines = [_PREFIX.sub("", line).strip() for line in self.tail(200)]
+        lines = [line for line in lines if line]
+        cause = next((line for line in reversed(lines) if _CAUSE.search(line) and line != "Call Trace:"), None)
+        return (cause or (lines[-1] if lines else "empty record"))[:SUMMARY_CHARS]
 
 
 def mount(target: Path = PSTORE) -> None:

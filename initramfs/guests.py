@@ -23,6 +23,9 @@ from initramfs.run import run
 SECOND_STAGE_MARKER = "BOOTMENU-SECOND-STAGE cmdline="
 SECOND_STAGE_DISKS_MARKER = "BOOTMENU-SECOND-STAGE-DISKS"
 SECOND_STAGE_HANG_MARKER = "BOOTMENU-SECOND-STAGE-HANGING"
+SECOND_STAGE_PANIC_MARKER = "BOOTMENU-SECOND-STAGE-PANICKING"
+# With `modules_dir`, for e2e.panic: ramoops and what it needs (modules.dep of the Debian 6.1 kernel).
+PSTORE_MODULES = ("kernel/lib/reed_solomon/reed_solomon.ko", "kernel/fs/pstore/ramoops.ko")
 BASELINE_MARKER = "BOOTMENU-BASELINE-INIT"
 BASELINE_READY = "BOOTMENU-BASELINE-READY"
 BASELINE_KEXEC = "BOOTMENU-BASELINE-KEXEC-NOW"
@@ -88,6 +91,17 @@ if /bin/busybox grep -q e2e.hang /proc/cmdline; then
     echo "{SECOND_STAGE_HANG_MARKER}" > /dev/ttyS0
     while :; do /bin/busybox sleep 1000; done
 fi
+if /bin/busybox grep -q e2e.panic /proc/cmdline; then
+    # A kernel that panics, with ramoops keeping its last words in reserved RAM for the menu to show.
+    params=""
+    for arg in $(/bin/busybox cat /proc/cmdline); do
+        case "$arg" in ramoops.*=*) params="$params ${{arg#ramoops.}}" ;; esac
+    done
+    /bin/busybox insmod /lib/modules/reed_solomon.ko
+    /bin/busybox insmod /lib/modules/ramoops.ko $params
+    echo "{SECOND_STAGE_PANIC_MARKER}" > /dev/ttyS0
+    echo c > /proc/sysrq-trigger
+fi
 if [ -e /lib/modules/order ]; then
     for m in $(/bin/busybox cat /lib/modules/order); do /bin/busybox insmod "/lib/modules/$m"; done
     tries=0
@@ -117,6 +131,10 @@ def second_stage_initrd(output: Path, *, busybox: Path | None = None, modules_di
             if not source.is_file():
                 raise GuestError(f"{source}: no such module (run `make kernel`)")
             entries.append(CpioEntry.file(f"lib/modules/{source.name}", source=source))
+        for module in PSTORE_MODULES:
+            source = modules_dir / module
+            if source.is_file():
+                entries.append(CpioEntry.file(f"lib/modules/{source.name}", source=source))
         order = "".join(f"{Path(m).name}\n" for m in VIRTIO_MODULES)
         entries.append(CpioEntry.file("lib/modules/order", order.encode()))
     return _write(entries, output, Compression.GZIP)

@@ -62,6 +62,8 @@ DEFAULT_MODULES = (
     # hardware watchdogs for the guarded jump (discovery/watchdog.py): QEMU's i6300esb, Intel chipsets' TCO
     "i6300esb",
     "iTCO_wdt",
+    # pstore backend in reserved RAM, loaded by /init when the command line has ramoops.* (discovery/pstore.py)
+    "ramoops",
 )
 
 METADATA_FILES = ("modules.order", "modules.builtin", "modules.builtin.modinfo")

@@ -257,7 +257,11 @@ def test_pstore_records_are_moved_to_run_and_announced_with_their_last_lines(tmp
             notices = [s.message for s in hello.status if "crash log" in s.message]
             assert notices, hello.status
             assert "dmesg-ramoops-0" in notices[0]
-            assert "crash log" in hello.countdown.reason
+            assert "Kernel panic - not syncing: VFS: Unable to mount" in notices[0]
+            assert (
+                hello.countdown.reason
+                == "The previous kernel crashed: Kernel panic - not syncing: VFS: Unable to mount"
+            )
             client.close()
 
     try:

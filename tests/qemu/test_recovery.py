@@ -18,7 +18,12 @@ import pexpect
 import pytest
 
 from initramfs import disks, guests
-from initramfs.guests import SECOND_STAGE_DISKS_MARKER, SECOND_STAGE_HANG_MARKER, SECOND_STAGE_MARKER
+from initramfs.guests import (
+    SECOND_STAGE_DISKS_MARKER,
+    SECOND_STAGE_HANG_MARKER,
+    SECOND_STAGE_MARKER,
+    SECOND_STAGE_PANIC_MARKER,
+)
 from initramfs.qemu import Disk, VmConfig, modules_in
 from tests.qemu.e2e_support import BASE_APPEND, COMMON, KERNEL_CACHE
 from tests.qemu.qemu_console import SerialVm
@@ -101,3 +106,42 @@ def test_hanging_kernel_comes_back_to_the_menu_and_the_fallback_entry_boots(
         transcript = vm.transcript.decode("utf-8", "replace")
         assert transcript.count("bootmenu: jump: entry 'E2E fallback'") == 1
         vm.wait_exit()
+
+
+# RAM kept out of both kernels' hands (memmap=SIZE$ADDRESS) for ramoops, which survives QEMU's reset.
+RAMOOPS = "ramoops.mem_address=0x30000000 ramoops.mem_size=0x100000 ramoops.ecc=1"
+PANIC_CFG = f"""\
+set default=0
+set timeout=30
+menuentry 'E2E panic' {{
+    linux /boot/vmlinuz {COMMON} 'memmap=1M$0x30000000' {RAMOOPS} e2e=panic e2e.panic
+    initrd /boot/second.img
+}}
+"""
+
+
+def test_a_kernel_panic_is_shown_by_the_menu_after_the_reset(kernel: Path, payload: Path, tmp_path: Path) -> None:
+    tree = tmp_path / "esp"
+    (tree / "boot" / "grub").mkdir(parents=True)
+    (tree / "boot" / "grub" / "grub.cfg").write_text(PANIC_CFG)
+    (tree / ".bootmenu-fs").write_text("label=E2EPANIC\nfstype=vfat\n")
+    second = guests.second_stage_initrd(tmp_path / "second.img", modules_dir=modules_in(KERNEL_CACHE))
+    image = disks.disk_from_directory(tree, tmp_path / "esp.img", {"boot/vmlinuz": kernel, "boot/second.img": second})
+    config = VmConfig(
+        kernel=kernel,
+        initrd=payload,
+        append=f"{BASE_APPEND} bootmenu.timeout=off memmap=1M$0x30000000 {RAMOOPS}",
+        disks=(Disk(image),),
+        no_reboot=False,
+    )
+    with SerialVm(config, timeout=VM_TIMEOUT, transcript=tmp_path / "console.log") as vm:
+        vm.wait_screen("E2E panic", timeout=MENU_TIMEOUT)
+        vm.settle()
+        vm.send("enter")
+        expect(vm, SECOND_STAGE_PANIC_MARKER.encode(), "panicking second kernel", 180)
+        # panic=-1 resets at once; ramoops kept the log tail in the reserved RAM; the payload shows what happened.
+        screen = vm.wait_screen("The previous kernel crashed: Kernel panic - not syncing", timeout=MENU_TIMEOUT)
+        assert "sysrq triggered crash" in screen, screen
+        vm.send("l")
+        log = vm.wait_screen("dmesg-ramoops-0", timeout=60)
+        assert "Status log" in log
