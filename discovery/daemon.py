@@ -15,6 +15,7 @@ import errno
 import functools
 import hashlib
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable, Coroutine, Iterator, Sequence
@@ -96,7 +97,7 @@ class Machine:
     kmsg: Path | None = KMSG
     printk: Path | None = PRINTK
     devkmsg: Path | None = PRINTK_DEVKMSG
-    efivars: Path = attempts.EFIVARS
+    efivars: Path | None = None  # mounted efivarfs: the attempt record is an EFI variable there
     remount: bool = True
     # Where pstore records and the last boot plan are kept (tmpfs); None: nowhere.
     run: Path | None = None
@@ -107,7 +108,8 @@ class Machine:
         from kexec_core.guard import environment
 
         if environment().is_boot_environment:
-            return cls(Path("/sys"), run=Path("/run/bootmenu"), mount_pstore=True)
+            efivars = attempts.EFIVARS if os.path.ismount(attempts.EFIVARS) else None
+            return cls(Path("/sys"), efivars=efivars, run=Path("/run/bootmenu"), mount_pstore=True)
         return cls(None, kmsg=None, printk=None, devkmsg=None)
 
 
@@ -585,7 +587,7 @@ class Daemon:
         sysfs = self.machine.sysfs
         if sysfs is None:
             return
-        if (self.machine.efivars).is_dir():
+        if self.machine.efivars is not None:
             self._store = EfiStore(self.machine.efivars)
         self._read_pstore(sysfs)
         self._reset = watchdog.last_reset(sysfs)

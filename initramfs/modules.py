@@ -64,6 +64,8 @@ DEFAULT_MODULES = (
     "iTCO_wdt",
     # pstore backend in reserved RAM, loaded by /init when the command line has ramoops.* (discovery/pstore.py)
     "ramoops",
+    # EFI variables (the boot attempt record on UEFI machines, discovery/attempts.py), mounted by /init
+    "efivarfs",
 )
 
 METADATA_FILES = ("modules.order", "modules.builtin", "modules.builtin.modinfo")

@@ -68,7 +68,6 @@ def fake_machine(tmp_path: Path) -> tuple[Machine, FakeSysfs]:
         kmsg=tmp_path / "kmsg",
         printk=tmp_path / "printk",
         devkmsg=tmp_path / "printk_devkmsg",
-        efivars=tmp_path / "no-efi",
         remount=False,
     )
     return machine, fake
@@ -245,7 +244,7 @@ def test_pstore_records_are_moved_to_run_and_announced_with_their_last_lines(tmp
     (store / "dmesg-ramoops-0").write_text(panic)
     (store / "console-ramoops-0").write_text("console\n")
     run_dir = tmp_path / "run"
-    machine = Machine(fake.root, kmsg=None, printk=None, devkmsg=None, efivars=tmp_path / "no-efi", run=run_dir)
+    machine = Machine(fake.root, kmsg=None, printk=None, devkmsg=None, run=run_dir)
     ring = RingHandler()
     logging.getLogger().addHandler(ring)
     logging.getLogger().setLevel(logging.INFO)
