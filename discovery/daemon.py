@@ -843,6 +843,8 @@ class Daemon:
                 unbound = await self._quiesce(kmsg, loop)
                 # 6. the plan to the kernel log, then the watchdog, the very last thing before the jump
                 seconds = self.settings.watchdog
+                watchdog_plan = self._watchdog_plan(seconds)
+                self.say(Level.INFO, f"evidence to the kernel log; watchdog: {watchdog_plan}")
                 Evidence(
                     entry_id=eid,
                     title=title,
@@ -852,10 +854,11 @@ class Daemon:
                     cmdline=str(getattr(plan, "cmdline", entry.cmdline)),
                     method=str(getattr(plan, "method", "kexec_file_load")),
                     quiesce=tuple(unbound),
-                    watchdog=self._watchdog_plan(seconds),
+                    watchdog=watchdog_plan,
                 ).write(kmsg)
                 armed = self._arm_watchdog(seconds, kmsg)
             # 7. reboot(LINUX_REBOOT_CMD_KEXEC)
+            self.say(Level.INFO, "jumping: reboot(LINUX_REBOOT_CMD_KEXEC)")
             await loop.run_in_executor(None, api.jump)
             return True
         except Exception as exc:
