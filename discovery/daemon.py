@@ -869,12 +869,16 @@ class Daemon:
                 # menu kept alive: the daemon is the only thing between the user and a dead machine.
                 log.exception("unexpected error while booting %s", title)
                 self.say(Level.ERROR, f"cannot boot {title}: internal error {exc!r} (details with l)")
-            await self._undo(armed, unbound, mounted, loop)
+            await self._undo(armed, unbound, loop)
             if not self.dry_run:
                 try:
                     await loop.run_in_executor(None, api.unload)
                 except Exception as unload_exc:
                     log.warning("unloading after a failed boot: %s", unload_exc)
+            # Last, so that the entries coming back find the boot over and can be booted again at once.
+            for r in mounted:
+                if r.device is not None and r.info.name in self.records:
+                    await self._reprobe(r, r.device)
             return False
 
     def _keep_plan(self, title: str, lines: list[str]) -> None:
@@ -970,11 +974,9 @@ class Daemon:
             kmsg.note(f"watchdog: not armed: {exc.filename}: {exc.strerror}")
             return None
 
-    async def _undo(
-        self, armed: watchdog.Armed | None, unbound: list[str], mounted: list[Record], loop: asyncio.AbstractEventLoop
-    ) -> None:
-        """After a failed jump: stop the watchdog first (the menu must not be reset under the user), give the devices
-        their drivers back, remount what was unmounted."""
+    async def _undo(self, armed: watchdog.Armed | None, unbound: list[str], loop: asyncio.AbstractEventLoop) -> None:
+        """After a failed jump: stop the watchdog first (the menu must not be reset under the user), then give the
+        devices their drivers back (the caller remounts what was unmounted)."""
         if armed is not None:
             watchdog.disarm(armed)
             self.say(Level.INFO, f"watchdog {armed.path} stopped")
@@ -982,9 +984,6 @@ class Daemon:
             sysfs = self.machine.sysfs
             await loop.run_in_executor(None, lambda: quiesce.rebind(unbound, sysfs))
             self.say(Level.INFO, f"asked for drivers again for {', '.join(unbound)}")
-        for r in mounted:
-            if r.device is not None and r.info.name in self.records:
-                await self._reprobe(r, r.device)
 
     def get_log(self) -> tuple[str, ...]:
         return tuple(self.log_lines())
