@@ -229,7 +229,8 @@ class MenuModel:
         target = self.entry(self.countdown.entry_id or "")
         title = target.entry.title if target else "the default entry"
         text = f"Booting '{title}' in {left}s - any key stops"
-        return f"{reason}. {text}" if reason else text
+        # Two lines: on an 80-column serial console the reason would push the countdown out of sight.
+        return f"{reason}\n{text}" if reason else text
 
     def mark_boot(self) -> None:
         self.boot_mark = len(self.status)
