@@ -4,26 +4,37 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 CACHE ?= .cache
 # Debian packages the tests and `bootmenu qemu` need; installed with apt-get when a command is missing.
-APT_PACKAGES := qemu-system-x86 busybox-static dosfstools mtools fdisk e2fsprogs kmod cpio xz-utils zstd gcc python3-dev libudev1 btrfs-progs xfsprogs squashfs-tools genisoimage binutils
+APT_PACKAGES := python3-venv qemu-system-x86 busybox-static dosfstools mtools fdisk e2fsprogs kmod cpio xz-utils zstd gcc python3-dev libudev1 btrfs-progs xfsprogs squashfs-tools genisoimage binutils
 APT_COMMANDS := qemu-system-x86_64 busybox mkfs.vfat mcopy sfdisk mkfs.ext4 depmod cpio xz zstd gcc mkfs.btrfs mkfs.xfs mksquashfs genisoimage objcopy
 
-.PHONY: all setup system-deps kernel test test-fast lint fmt typecheck bench bench-parse demo qemu clean
+.PHONY: all setup system-deps kernel conformance test test-fast lint fmt typecheck bench bench-parse demo qemu clean
 
 all: test
+
+# Every network step runs under tools/retry: a mirror or PyPI that cannot be resolved for a few minutes is waited
+# for (up to ~15 minutes per step, each failure shown) instead of failing the build.
+RETRY := tools/retry
+PIP_NET := --retries 10 --timeout 60
 
 # The cffi extension (kexec_core/_kexec) is compiled by the install: rebuild when its sources change.
 $(BIN)/.installed: pyproject.toml setup.py kexec_core/_kexec.h kexec_core/_kexec_shim.c kexec_core/_build.py
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[test]'
+	$(RETRY) --what "pip install --upgrade pip" $(BIN)/pip install -q $(PIP_NET) --upgrade pip
+	$(RETRY) --what "pip install -e .[test]" $(BIN)/pip install -q $(PIP_NET) -e '.[test]'
 	touch $@
 
+# python3-venv (ensurepip) and python3-dev (Python.h, for the cffi build) have no command to look for.
 system-deps:
 	@missing=""; for c in $(APT_COMMANDS); do command -v $$c >/dev/null 2>&1 || \
 	    [ -x /sbin/$$c ] || [ -x /usr/sbin/$$c ] || missing="$$missing $$c"; done; \
+	$(PYTHON) -c 'import ensurepip' 2>/dev/null || missing="$$missing ensurepip"; \
+	$(PYTHON) -c 'import os, sys, sysconfig; sys.exit(not os.path.exists(sysconfig.get_paths()["include"] + "/Python.h"))' \
+	    || missing="$$missing Python.h"; \
 	if [ -n "$$missing" ]; then \
 	    echo "installing Debian packages (missing:$$missing)"; \
-	    apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $(APT_PACKAGES); \
+	    $(RETRY) --what "apt-get update" apt-get update -q --error-on=any && \
+	    DEBIAN_FRONTEND=noninteractive $(RETRY) --what "apt-get install" \
+	        apt-get install -y -q --no-install-recommends $(APT_PACKAGES); \
 	fi
 
 setup: system-deps $(BIN)/.installed
@@ -32,6 +43,14 @@ setup: system-deps $(BIN)/.installed
 kernel: system-deps
 	@tools/fetch-kernel $(CACHE)/kernel >/dev/null
 	@tools/fetch-deb systemd-boot-efi $(CACHE)/systemd-boot-efi >/dev/null
+
+# bootmenu against real GRUB 2.06 (Debian's grub-emu, unpacked, run as nobody with no capabilities): records GRUB's
+# answers for changed fixtures in tests/data/grub_conformance.json and prints each config's verdict and the totals.
+conformance: setup
+	@tools/fetch-deb grub-emu $(CACHE)/grub-emu >/dev/null
+	@if ldd $(CACHE)/grub-emu/root/usr/bin/grub-emu | grep -q 'not found'; then \
+	    apt-get install -y -q --no-install-recommends libsdl1.2debian libdevmapper1.02.1; fi
+	$(BIN)/pytest -q -s -p no:cacheprovider tests/conformance
 
 lint: $(BIN)/.installed
 	$(BIN)/ruff check .
@@ -44,9 +63,11 @@ fmt: $(BIN)/.installed
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-# Everything, QEMU end-to-end tests included.
+# Everything, QEMU end-to-end tests included, on two workers (tests/conftest.py schedules the QEMU tests first,
+# longest first); the 15 slowest tests are listed at the end.
+PYTEST_PARALLEL ?= -n 2 --dist loadscope --durations=15
 test: setup kernel lint typecheck
-	$(BIN)/pytest
+	$(BIN)/pytest $(PYTEST_PARALLEL)
 
 # The quick subset: no QEMU boots.
 test-fast: setup lint typecheck

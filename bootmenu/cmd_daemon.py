@@ -10,6 +10,7 @@ from pathlib import Path
 
 DEFAULT_SOCKET = Path("/run/bootmenu.sock")
 DEFAULT_RUN_DIR = Path("/run/bootmenu/mnt")
+PAYLOAD_SETTINGS = Path("/etc/bootmenu/settings.toml")  # discovery.settings.PAYLOAD_SETTINGS (not imported at start-up)
 
 
 def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -20,7 +21,12 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         "the entries to `bootmenu ui` clients; boots the chosen entry through kexec.",
     )
     p.add_argument("--socket", type=Path, default=DEFAULT_SOCKET, help="Unix socket path (default %(default)s)")
-    p.add_argument("--settings", type=Path, help="TOML settings file (timeout, boot_order, console, debug)")
+    p.add_argument(
+        "--settings",
+        type=Path,
+        default=PAYLOAD_SETTINGS,
+        help="TOML settings file, read when present (default %(default)s; `bootmenu.*` kernel parameters win)",
+    )
     p.add_argument("--log", type=Path, help="also log to this file")
     p.add_argument("--kmsg", action="store_true", help="also log to /dev/kmsg (inside the payload)")
     p.add_argument("--run-dir", type=Path, default=DEFAULT_RUN_DIR, help="where filesystems are mounted read-only")
@@ -45,12 +51,15 @@ def run(args: argparse.Namespace) -> int:
     from discovery.mount import Mounter
     from discovery.scan import ScanError, filesystem_for
     from discovery.server import Server, ServerError
-    from discovery.settings import Settings, SettingsError
+    from discovery.settings import Settings
 
+    # Bad settings are warnings the daemon shows on every menu (Settings.warnings), never a reason to exit: /init
+    # would restart it forever and the menu would stay empty.
+    cmdline = args.cmdline if args.cmdline is not None else _proc_cmdline()
+    settings = Settings.load(args.settings, cmdline)
     try:
-        settings = Settings.load(args.settings, args.cmdline)
         roots = [filesystem_for(d) for d in args.root]
-    except (SettingsError, ScanError) as exc:
+    except ScanError as exc:
         print(f"bootmenu daemon: {exc}", file=sys.stderr)
         return 2
     # /init of the payload sets BOOTMENU_DEBUG=1 for bootmenu.debug=1 as well.
@@ -79,6 +88,7 @@ def run(args: argparse.Namespace) -> int:
             roots=roots,
             dry_run=args.dry_run,
             log_lines=ring.lines,
+            payload_cmdline=cmdline,
         )
         server = Server(daemon, args.socket)
         try:
@@ -97,6 +107,13 @@ def run(args: argparse.Namespace) -> int:
         return 0
 
     return asyncio.run(main())
+
+
+def _proc_cmdline() -> str:
+    try:
+        return Path("/proc/cmdline").read_text(errors="replace")
+    except OSError:
+        return ""
 
 
 def _stderr_handler() -> logging.Handler:

@@ -2,18 +2,45 @@
 
 Starts `bootmenu daemon --dry-run --no-udev --root SAMPLE...` on a private socket, opens the menu on it, and stops the
 daemon at exit. Nothing needs root and nothing is ever loaded or booted: booting an entry shows what would be kexec'd.
+The daemon also dies with the demo when the demo is killed or loses its terminal (prctl(2) PR_SET_PDEATHSIG).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import signal
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 SAMPLES_DIR = Path(__file__).resolve().parent / "samples"
 # Menu order: the Ubuntu disk first, so its GRUB default is the autoboot default, as on a one-disk machine.
 SAMPLES = ("ubuntu", "fedora", "alpine")
 START_TIMEOUT = 20.0
+PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+
+
+def set_parent_death_signal(sig: signal.Signals) -> None:
+    """prctl(PR_SET_PDEATHSIG, sig): the kernel sends `sig` to this process when its parent dies."""
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(PR_SET_PDEATHSIG, int(sig), 0, 0, 0) != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"prctl(PR_SET_PDEATHSIG, {sig.name}): {os.strerror(err)}")
+
+
+def die_with(parent: int) -> Callable[[], None]:
+    """For Popen(preexec_fn=...): in the child, SIGTERM when `parent` dies; if it died already (before the prctl),
+    exit now, since the signal would never come."""
+
+    def arm() -> None:
+        set_parent_death_signal(signal.SIGTERM)
+        if os.getppid() != parent:
+            os._exit(1)
+
+    return arm
 
 
 def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -59,9 +86,15 @@ def run(args: argparse.Namespace) -> int:
         "--socket", str(socket_path), "--run-dir", str(tmp / "mnt"), "--root", *map(str, roots),
     ]  # fmt: skip
     with log_path.open("wb") as log_file:
-        # Its own session: Ctrl-C in the terminal must reach the menu, not kill the daemon under it.
+        # Its own session: Ctrl-C in the terminal must reach the menu, not kill the daemon under it. It must still
+        # not outlive the demo (SIGKILL, SIGHUP when the terminal goes): the parent-death signal stops it then.
         daemon = subprocess.Popen(
-            command, stdin=subprocess.DEVNULL, stdout=log_file, stderr=log_file, start_new_session=True
+            command,
+            stdin=subprocess.DEVNULL,
+            stdout=log_file,
+            stderr=log_file,
+            start_new_session=True,
+            preexec_fn=die_with(os.getpid()),  # noqa: PLW1509 (no other thread exists yet in the demo)
         )
     try:
         client = Client(socket_path)

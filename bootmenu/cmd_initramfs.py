@@ -41,7 +41,8 @@ def add_parser(subparsers: Any) -> None:
         "--kernel-modules",
         type=Path,
         metavar="DIR",
-        help="an unpacked lib/modules/<version> tree (with depmod output) to take storage and filesystem modules from",
+        help="a lib/modules/<version> tree, or an unpacked kernel package holding one (dpkg -x; depmod output not "
+        "needed), to take storage and filesystem modules from",
     )
     build.add_argument(
         "--compress", choices=("xz", "gzip", "zstd", "none"), default="xz", help="compression (default: xz)"
@@ -59,6 +60,12 @@ def add_parser(subparsers: Any) -> None:
     )
     build.add_argument(
         "--stage-dir", type=Path, metavar="DIR", help="stage the tree in DIR and keep it (for debugging)"
+    )
+    build.add_argument(
+        "--settings",
+        type=Path,
+        metavar="FILE",
+        help="a TOML settings file for the daemon, put at /etc/bootmenu/settings.toml (kernel parameters still win)",
     )
     build.add_argument("--no-strip", action="store_true", help="keep symbols in the copied ELF files")
     build.set_defaults(run=run)
@@ -85,6 +92,7 @@ def run(args: argparse.Namespace) -> int:
         extra=tuple(args.extra),
         strip=not args.no_strip,
         keep_stage=args.stage_dir,
+        settings=args.settings,
     )
     try:
         report = build(options)

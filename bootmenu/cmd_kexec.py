@@ -44,6 +44,7 @@ def add_parser(subparsers: Any) -> None:
     )
     p.add_argument("file", metavar="FILE")
     p.add_argument("--json", action="store_true", help="print JSON")
+    _add_decompress_limit(p)
     p.set_defaults(run=run, action="inspect")
 
     p = sub.add_parser(
@@ -57,9 +58,25 @@ def add_parser(subparsers: Any) -> None:
     cmd = p.add_mutually_exclusive_group()
     cmd.add_argument("--append", "--command-line", dest="cmdline", metavar="S", help="the kernel command line")
     cmd.add_argument("--reuse-cmdline", action="store_true", help="use the running kernel's /proc/cmdline")
+    p.add_argument("--dtb", metavar="FILE", help="a devicetree blob for the new kernel (needs kexec_load)")
+    how = p.add_mutually_exclusive_group()
+    how.add_argument(
+        "-s", "--file-load", dest="method", action="store_const", const="kexec_file_load", help="use kexec_file_load"
+    )
+    how.add_argument(
+        "-c",
+        "--segments",
+        dest="method",
+        action="store_const",
+        const="kexec_load",
+        help="use kexec_load with segments built here (x86_64 bzImage)",
+    )
+    p.add_argument("--mem-min", type=_address, metavar="ADDR", help="lowest address for kexec_load segments")
+    p.add_argument("--mem-max", type=_address, metavar="ADDR", help="highest address for kexec_load segments")
     p.add_argument("--dry-run", action="store_true", help="check and show the plan, load nothing")
     p.add_argument("--force", action="store_true", help="load even outside the bootmenu payload")
-    p.set_defaults(run=run, action="load")
+    _add_decompress_limit(p)
+    p.set_defaults(run=run, action="load", method=None)
 
     p = sub.add_parser(
         "exec",
@@ -87,6 +104,38 @@ def add_parser(subparsers: Any) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.set_defaults(run=run, action="status")
+
+
+def _size(text: str) -> int:
+    """`64M`, `1G`, `4096`: bytes, with binary K/M/G suffixes."""
+    units = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
+    scale = units.get(text[-1:].upper(), 1)
+    digits = text[:-1] if scale != 1 else text
+    if not digits.isdigit() or int(digits) == 0:
+        raise argparse.ArgumentTypeError(f"not a size: {text!r} (bytes, or a number with K, M or G)")
+    return int(digits) * scale
+
+
+def _address(text: str) -> int:
+    """`0x1000000`, `16M`, `4G`: a physical address."""
+    try:
+        return int(text, 0)
+    except ValueError:
+        pass
+    try:
+        return _size(text)
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(f"not an address: {text!r} (a number, 0x..., or with K, M or G)") from None
+
+
+def _add_decompress_limit(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--max-decompressed",
+        type=_size,
+        metavar="SIZE",
+        help="largest decompressed kernel accepted when the file does not declare its size "
+        "(default 512M, and never more than half of MemAvailable)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -118,10 +167,19 @@ def run(args: argparse.Namespace) -> int:
 def _inspect_cmd(args: argparse.Namespace) -> int:
     import json
 
+    from kexec_core import image
+
     path = Path(args.file)
-    info = _inspect(path)
+    info = _inspect(path, args.max_decompressed)
+    segments: dict[str, Any] | None = None
+    if isinstance(info, image.KernelInfo):
+        info.close()  # only the description is wanted
+        segments = _segments_of(path, info, args.max_decompressed)
     if args.json:
-        print(json.dumps(info.to_json(), indent=2))
+        out = info.to_json()
+        if segments is not None:
+            out["kexec_load"] = segments
+        print(json.dumps(out, indent=2))
         return EXIT_OK
     print(f"{path}: {info.summary()}")
     for key, value in info.to_json().items():
@@ -130,19 +188,59 @@ def _inspect_cmd(args: argparse.Namespace) -> int:
                 print(f"  {key}.{k}: {v}")
         elif key != "path":
             print(f"  {key}: {value}")
+    if segments is not None:
+        print("  kexec_load (-c, no initrd, empty command line):")
+        for line in segments.get("lines", [segments.get("error")]):
+            print(f"    {line}")
     return EXIT_OK
 
 
+def _segments_of(path: Path, info: KernelInfo, limit: int | None) -> dict[str, Any] | None:
+    """The segments `load -c` would make for this kernel on this machine (x86_64 bzImages), or why it cannot."""
+    from kexec_core import boot
+    from kexec_core.arch import Arch
+    from kexec_core.errors import PreflightError
+    from kexec_core.image import ImageKind
+
+    if Arch.running() is not Arch.X86_64 or info.loaded_kernel.kind is not ImageKind.BZIMAGE:
+        return None
+    try:
+        plan = boot.prepare(path, [], "", decompress_limit=limit, method=boot.LoadMethod.KEXEC_LOAD)
+    except PreflightError as err:
+        return {"error": err.problem}
+    plan.close()
+    assert plan.segments is not None
+    return {**plan.segments.to_json(), "lines": plan.segments.describe()}
+
+
 def _load_cmd(args: argparse.Namespace) -> int:
+    import sys
+
     from kexec_core import boot
 
     cmdline = args.cmdline or ""
     if args.reuse_cmdline:
         cmdline = Path("/proc/cmdline").read_text().strip()
-    plan = boot.prepare(Path(args.kernel), [Path(p) for p in args.initrd], cmdline)
-    for line in plan.describe():
-        print(line)
-    boot.load(plan, dry_run=args.dry_run, force=args.force)
+    method = boot.LoadMethod(args.method or boot.LoadMethod.KEXEC_FILE_LOAD)
+    if method is not boot.LoadMethod.KEXEC_LOAD and (args.mem_min is not None or args.mem_max is not None):
+        print("bootmenu kexec: --mem-min/--mem-max place kexec_load segments: add -c", file=sys.stderr)
+        return EXIT_USAGE
+    layout = boot.MemoryLayout(mem_min=args.mem_min or 0, mem_max=args.mem_max or 1 << 64)
+    plan = boot.prepare(
+        Path(args.kernel),
+        [Path(p) for p in args.initrd],
+        cmdline,
+        devicetree=Path(args.dtb) if args.dtb else None,
+        decompress_limit=args.max_decompressed,
+        method=method,
+        memory=layout,
+    )
+    try:
+        for line in plan.describe():
+            print(line)
+        boot.load(plan, dry_run=args.dry_run, force=args.force)
+    finally:
+        plan.close()
     print("dry run: nothing loaded" if args.dry_run else "loaded")
     return EXIT_OK
 
@@ -173,14 +271,14 @@ def _status_cmd(args: argparse.Namespace) -> int:
     return EXIT_OK if is_loaded else EXIT_FAILED
 
 
-def _inspect(path: Path) -> KernelInfo | InitrdInfo:
+def _inspect(path: Path, limit: int | None) -> KernelInfo | InitrdInfo:
     """A kernel, or else an initrd (a cpio archive, maybe compressed); the kernel's error if it is neither."""
     from kexec_core.errors import ImageError
-    from kexec_core.image import ImageKind, inspect_kernel
+    from kexec_core.image import ImageKind, Options, inspect_kernel
     from kexec_core.initrd import InitrdFormat, inspect_initrd
 
     try:
-        kernel = inspect_kernel(path)
+        kernel = inspect_kernel(path, Options(limit=limit))
     except ImageError as err:
         try:
             rd = inspect_initrd(path)

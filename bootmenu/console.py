@@ -18,6 +18,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from discovery.settings import cmdline_flag
+
 log = logging.getLogger(__name__)
 
 FALLBACK_SIZE = (80, 24)
@@ -125,10 +127,12 @@ def detect(
     if guessed:
         size = FALLBACK_SIZE
     encoding = locale.getpreferredencoding(False)
+    forced_ascii, forced_mono = cmdline_flag(cmdline, "ascii"), cmdline_flag(cmdline, "mono")
     if ascii is None:
-        ascii = needs_ascii(term, encoding) or "bootmenu.ascii" in cmdline.split()
+        ascii = forced_ascii if forced_ascii is not None else needs_ascii(term, encoding)
     if mono is None:
-        mono = term.startswith(("vt1", "vt2", "dumb")) or "NO_COLOR" in env or "bootmenu.mono" in cmdline.split()
+        plain = term.startswith(("vt1", "vt2", "dumb")) or "NO_COLOR" in env
+        mono = forced_mono if forced_mono is not None else plain
     try:
         tty = os.path.basename(os.ttyname(fd))
     except OSError:

@@ -50,8 +50,12 @@ class Controller:
         screen: urwid.BaseScreen | None = None,
         title: str = "bootmenu",
         clock: Callable[[], float] = time.monotonic,
+        handoff: str | None = None,
     ) -> None:
         self.client = client
+        # This terminal as a `console=` value (`ttyS0,115200n8`, `tty0`): sent with every boot request, so the
+        # kernel booted from here talks here (discovery.consoles).
+        self.handoff = handoff
         self.console = console
         self.mode = mode
         self.loglevel = loglevel
@@ -238,7 +242,14 @@ class Controller:
         elif command is keys.Command.INFO and isinstance(row, EntryRow):
             device = self.model.devices.get(row.info.entry.device)
             self._open_popup(
-                widgets.TextWindow("Details", widgets.info_lines(row.info, device), self.glyphs, self.close_popup)
+                widgets.TextWindow(
+                    "Details",
+                    widgets.info_lines(
+                        row.info, device, config_timeout_used=self.model.settings.get("timeout") == "config"
+                    ),
+                    self.glyphs,
+                    self.close_popup,
+                )
             )
         elif command is keys.Command.RESCAN:
             self._send(p.Rescan())
@@ -290,7 +301,7 @@ class Controller:
         title = " > ".join((*info.entry.submenu, info.entry.title)) if info else entry_id
         self.boot_window = widgets.TextWindow(f"Boot: {title}", self._boot_lines(), self.glyphs, self.close_popup)
         self._open_popup(self.boot_window)
-        self._send(p.Boot(entry_id, cmdline))
+        self._send(p.Boot(entry_id, cmdline, self.handoff))
 
     def debug_boot(self, info: p.EntryInfo, *, initcalls: bool = False) -> None:
         """Boot `info` with the debug words for this console added; the boot window's plan shows the command line."""
@@ -325,7 +336,8 @@ class Controller:
         self.root.original_widget = self.view
 
     def _log_lines(self) -> list[str]:
-        lines = [
+        lines = [f"settings  warning {w}" for w in self.model.pinned()]
+        lines += [
             f"{time.strftime('%H:%M:%S', time.localtime(s.time))} {s.level:<7} {s.message}" for s in self.model.status
         ]
         if self.model.log is not None:
@@ -387,4 +399,7 @@ def run_menu(client: Client, mode: Mode, *, ascii: bool | None = None, mono: boo
     screen = FixedSizeScreen(settings.size) if settings.size else urwid.display.raw.Screen()
     loglevel = console.ConsoleLogLevel() if mode is Mode.PAYLOAD else None
     title = "bootmenu demo" if mode is Mode.DEMO else "bootmenu"
-    return Controller(client, settings, mode, loglevel=loglevel, screen=screen, title=title).run()
+    from discovery.consoles import describe_fd
+
+    handoff = describe_fd(sys.stdin.fileno())
+    return Controller(client, settings, mode, loglevel=loglevel, screen=screen, title=title, handoff=handoff).run()

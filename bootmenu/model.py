@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from discovery import protocol as p
 
 MAX_STATUS = 500
+MAX_PINNED = 20
 
 
 class Change(enum.Flag):
@@ -203,6 +204,13 @@ class MenuModel:
         return running
 
     # --- queries ---
+
+    def pinned(self) -> list[str]:
+        """The daemon's settings warnings: shown on the status line for as long as the menu runs."""
+        warnings = self.settings.get("warnings")
+        if not isinstance(warnings, list):
+            return []
+        return [str(w) for w in warnings[:MAX_PINNED]]
 
     def entry(self, entry_id: str) -> p.EntryInfo | None:
         return next((e for e in self.entries if e.id == entry_id), None)

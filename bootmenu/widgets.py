@@ -139,7 +139,8 @@ def wrap_lines(messages: Iterable[str], cols: int) -> list[str]:
 
 
 class StatusArea(urwid.Widget):
-    """The last status messages, newest at the bottom, wrapped and clipped to `max_rows` lines."""
+    """The last status messages, newest at the bottom, wrapped and clipped to `max_rows` lines; a pinned message
+    (the daemon's settings warnings) keeps the first line, cut to the width."""
 
     _sizing = frozenset([urwid.FLOW])
 
@@ -147,14 +148,22 @@ class StatusArea(urwid.Widget):
         super().__init__()
         self.max_rows = max_rows
         self.lines: list[p.StatusLine] = []
+        self.pinned: p.StatusLine | None = None
 
-    def set_status(self, lines: Sequence[p.StatusLine]) -> None:
+    def set_status(self, lines: Sequence[p.StatusLine], pinned: p.StatusLine | None = None) -> None:
         self.lines = list(lines)
+        self.pinned = pinned
         self._invalidate()
 
     def _text(self, cols: int) -> list[str]:
         messages = [("! " if s.level is not p.Level.INFO else "") + s.message for s in self.lines]
-        return wrap_lines(messages, cols)[-self.max_rows :]
+        if self.pinned is None:
+            return wrap_lines(messages, cols)[-self.max_rows :]
+        first = "! " + self.pinned.message
+        if len(first) > cols:
+            first = first[: max(0, cols - 3)] + "..."
+        rest = wrap_lines(messages, cols)[-(self.max_rows - 1) :] if self.max_rows > 1 else []
+        return [first, *rest]
 
     def rows(self, size: tuple[int], focus: bool = False) -> int:
         return max(1, len(self._text(size[0])))
@@ -162,7 +171,8 @@ class StatusArea(urwid.Widget):
     def render(self, size: Size, focus: bool = False) -> urwid.Canvas:
         cols = size[0] if size else 80
         lines = self._text(cols) or [""]
-        worst = max((s.level for s in self.lines), key=_LEVEL_ORDER.index, default=p.Level.INFO)
+        shown = [*self.lines, *([self.pinned] if self.pinned else [])]
+        worst = max((s.level for s in shown), key=_LEVEL_ORDER.index, default=p.Level.INFO)
         attr = {p.Level.ERROR: Attr.ERROR, p.Level.WARNING: Attr.WARNING}.get(worst, Attr.STATUS)
         return urwid.Text((attr.value, "\n".join(lines)), wrap="clip").render((cols,))
 
@@ -195,7 +205,14 @@ class MenuView(urwid.Frame[urwid.Widget, urwid.Widget, urwid.Widget]):  # type: 
         self.show_countdown(model)
 
     def show_status(self, model: MenuModel) -> None:
-        self.status.set_status(model.status[-2:])
+        pinned = model.pinned()
+        if not pinned:
+            self.status.set_status(model.status[-2:])
+            return
+        # Settings warnings stay on the first status line; the newest messages below it.
+        more = f" (+{len(pinned) - 1} more: l)" if len(pinned) > 1 else ""
+        warning = p.StatusLine(p.Level.WARNING, f"settings{more}: {pinned[0]}")
+        self.status.set_status(model.status[-2:], pinned=warning)
 
     def show_countdown(self, model: MenuModel) -> None:
         text = model.countdown_text()
@@ -288,7 +305,7 @@ class Editor(urwid.WidgetWrap[urwid.Widget]):
         return None  # the editor is modal: no key reaches the menu below
 
 
-def info_lines(info: p.EntryInfo, device: p.DeviceInfo | None) -> list[str]:
+def info_lines(info: p.EntryInfo, device: p.DeviceInfo | None, *, config_timeout_used: bool = False) -> list[str]:
     e = info.entry
     lines = [
         f"Title:    {e.title}",
@@ -309,6 +326,14 @@ def info_lines(info: p.EntryInfo, device: p.DeviceInfo | None) -> list[str]:
         lines.append(f"Version:  {e.version}")
     if e.unresolved:
         lines.append(f"Waiting for: {e.unresolved}")
+    if info.config_timeout is not None or info.timeout_style:
+        asked = []
+        if info.config_timeout is not None:
+            asked.append("wait for the user" if info.config_timeout < 0 else f"timeout {info.config_timeout:g} s")
+        if info.timeout_style:
+            asked.append(f"menu style {info.timeout_style}")
+        used = "used for autoboot" if config_timeout_used else "not used: the firmware's countdown governs"
+        lines.append(f"Config:   {', '.join(asked)} ({used})")
     if e.warnings:
         lines.append("")
         lines.append("Warnings:")

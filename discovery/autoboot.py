@@ -1,8 +1,9 @@
 """The autoboot countdown: pure state over an injected clock, so its rules are testable without waiting.
 
-Rules (issue 5): the countdown starts when the first default entry appears and keeps its start when a better
-default (a device earlier in the boot order) shows up later; any client's cancel stops it for good; a timeout of 0
-boots at once; None never autoboots.
+Rules (issues 5 and 10): the countdown starts when the first default entry appears, with the timeout of that moment
+(the firmware's setting, or with `timeout = "config"` that config's), and keeps both when a better default (a device
+earlier in the boot order) shows up later: a config appearing during the countdown changes which entry boots, never
+when. Any client's cancel stops it for good; a timeout of 0 boots at once; None never autoboots.
 """
 
 from __future__ import annotations
@@ -21,13 +22,15 @@ class Autoboot:
     fired: bool = False
 
     def offer(self, entry_id: str | None, timeout: float | None, now: float) -> Autoboot:
-        """The current default entry and its timeout; starts the clock on the first non-None entry."""
+        """The current default entry and its timeout; the first non-None entry starts the clock and fixes the
+        timeout, later offers only change the entry."""
         if self.cancelled or self.fired:
             return self
+        if self.started is not None:
+            return replace(self, entry_id=entry_id)
         if entry_id is None:
             return replace(self, entry_id=None, timeout=timeout)
-        started = self.started if self.started is not None else now
-        return replace(self, entry_id=entry_id, timeout=timeout, started=started)
+        return replace(self, entry_id=entry_id, timeout=timeout, started=now)
 
     def cancel(self) -> Autoboot:
         return replace(self, cancelled=True)

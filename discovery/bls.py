@@ -501,6 +501,7 @@ class LoaderConf:
     default: str | None = None
     default_line: int = 0
     timeout: float | None = None
+    timeout_style: str | None = None
 
 
 def parse_loader_conf(text: str, path: str) -> tuple[LoaderConf, list[Diagnostic]]:
@@ -509,6 +510,7 @@ def parse_loader_conf(text: str, path: str) -> tuple[LoaderConf, list[Diagnostic
     default: str | None = None
     default_line = 0
     timeout: float | None = None
+    style: str | None = None
     for number, raw in enumerate(text.splitlines(), 1):
         stripped = raw.strip()
         if not stripped or stripped.startswith("#"):
@@ -524,14 +526,15 @@ def parse_loader_conf(text: str, path: str) -> tuple[LoaderConf, list[Diagnostic
                 default, default_line = value or None, number
         elif key == "timeout":
             if value == "menu-force":
-                timeout = None  # show the menu until the user picks
+                timeout, style = None, "menu"  # show the menu until the user picks
             elif value in ("menu-hidden", "menu-disabled"):
-                timeout = 0.0  # boot the default at once unless a key is pressed
+                timeout, style = 0.0, "hidden"  # boot the default at once unless a key is pressed
             elif value.isdigit():
-                timeout = float(int(value))
+                timeout, style = float(int(value)), None
             else:
                 diags.append(Diagnostic(path, number, f"timeout '{value}' is not a number of seconds; ignored"))
-    return LoaderConf(path=path, default=default, default_line=default_line, timeout=timeout), diags
+    conf = LoaderConf(path=path, default=default, default_line=default_line, timeout=timeout, timeout_style=style)
+    return conf, diags
 
 
 def _matches(pattern: str, entry: BlsEntry) -> bool:
@@ -624,7 +627,11 @@ def _load_root(fs: Filesystem, ctx: LoadContext, root: str, type2: Type2Reader |
             )
         )
     return LoadResult(
-        entries=tuple(boot_entries), diagnostics=tuple(diags), timeout=conf.timeout, configs=tuple(configs)
+        entries=tuple(boot_entries),
+        diagnostics=tuple(diags),
+        timeout=conf.timeout,
+        timeout_style=conf.timeout_style,
+        configs=tuple(configs),
     )
 
 

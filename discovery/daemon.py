@@ -27,10 +27,12 @@ from typing import Any, Protocol
 from discovery import attempts, pstore, quiesce, watchdog
 from discovery.attempts import Attempt, EfiStore, FileStore, Store
 from discovery.autoboot import Autoboot
+from discovery.consoles import describe_device, names_console, preferred
 from discovery.devices import BlockDevice, UdevSource, UEvent
 from discovery.entry import BootEntry, LoadResult
 from discovery.evidence import KMSG, PRINTK, PRINTK_DEVKMSG, Evidence, Kmsg, raise_console_level, unlimit_devkmsg
 from discovery.fs import Filesystem, Platform
+from discovery.mount import boot_subvolume
 from discovery.protocol import (
     Countdown,
     CountdownUpdate,
@@ -187,6 +189,8 @@ class Daemon:
         clock: Callable[[], float] = time.monotonic,
         job_timeout: float = JOB_TIMEOUT,
         machine: Machine | None = None,
+        payload_cmdline: str = "",
+        dev: str = "/dev",
     ) -> None:
         self.settings = settings
         self.mounts = mounts
@@ -198,6 +202,9 @@ class Daemon:
         self.log_lines = log_lines
         self.clock = clock
         self.job_timeout = job_timeout
+        # The payload kernel's own command line: its last console= is where autoboot hands off by default.
+        self.payload_cmdline = payload_cmdline
+        self.dev = dev
         self.records: dict[str, Record] = {}
         self.status: list[StatusLine] = []
         self.autoboot = Autoboot()
@@ -223,6 +230,9 @@ class Daemon:
 
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
+        # Also in every hello's settings, so a menu connecting after the history moved on still shows them.
+        for warning in self.settings.warnings:
+            self.say(Level.WARNING, warning)
         self._read_last_start()
         for fs in self.roots:
             self._add_root(fs)
@@ -446,7 +456,10 @@ class Daemon:
             fstype=device.fstype,
             partuuid=device.partuuid,
             partlabel=device.partlabel,
+            subvolume=boot_subvolume(root) if device.fstype == "btrfs" else "",
         )
+        if fs.subvolume:
+            log.info("%s: btrfs top level has no boot files; paths also resolve in subvolume %s", name, fs.subvolume)
         try:
             result = self.loader(fs, self.resolver)
         except Exception as exc:  # a loader bug must not leak the mount
@@ -561,7 +574,7 @@ class Daemon:
             while eid in seen:
                 eid = hashlib.sha1(eid.encode(), usedforsecurity=False).hexdigest()[:12]
             seen.add(eid)
-            infos.append(EntryInfo(eid, entry, self._note(eid)))
+            infos.append(EntryInfo(eid, entry, record.result.timeout, record.result.timeout_style, self._note(eid)))
         ordered = self._ordered()
         before: str | None = None
         for other in ordered:
@@ -729,7 +742,7 @@ class Daemon:
             self.autoboot = self.autoboot.fire()
             self._send_countdown()
             self.say(Level.INFO, "autoboot: booting the default entry")
-            self.background(self.boot(due))
+            self.background(self.boot(due, autoboot=True))
 
     async def _countdown_loop(self) -> None:
         while True:
@@ -768,9 +781,14 @@ class Daemon:
         assert self._boot_api is not None
         return self._boot_api
 
-    async def boot(self, eid: str, cmdline: str | None = None) -> bool:
+    async def boot(
+        self, eid: str, cmdline: str | None = None, *, console: str | None = None, autoboot: bool = False
+    ) -> bool:
         """Boot entry `eid`; every step and any failure go to every client. Returns True when the kernel started
-        (only ever reached in tests with a fake kexec) or, in dry run, when the plan was reported."""
+        (only ever reached in tests with a fake kexec) or, in dry run, when the plan was reported.
+
+        `console` is the `console=` value of the menu that asked (its terminal); on autoboot the
+        `autoboot_console` setting's. It is added when the command line names no console (issue 10)."""
         if self._booting:
             self.say(Level.WARNING, "a boot is already in progress")
             return False
@@ -783,9 +801,35 @@ class Daemon:
         entry = info.entry if cmdline is None else info.entry.replace(cmdline=cmdline)
         self._booting = True
         try:
-            return await self._boot(eid, entry)
+            return await self._boot(eid, await self._hand_off(entry, console, autoboot))
         finally:
             self._booting = False
+
+    async def _hand_off(self, entry: BootEntry, console: str | None, autoboot: bool) -> BootEntry:
+        """`entry` with `console=` for the console it is booted from, when its command line names none."""
+        if not self.settings.console_handoff or names_console(entry.cmdline):
+            return entry
+        if autoboot:
+            console = await self._autoboot_console()
+        if not console:
+            return entry
+        word = f"console={console}"
+        why = "autoboot" if autoboot else f"booted from {console.partition(',')[0]}"
+        self.say(Level.INFO, f"{why}: adding {word} to the command line")
+        return entry.replace(cmdline=f"{entry.cmdline} {word}".strip())
+
+    async def _autoboot_console(self) -> str | None:
+        name = self.settings.autoboot_console
+        if name == "none":
+            return None
+        if not name:
+            return preferred(self.payload_cmdline)
+        loop = asyncio.get_running_loop()
+        try:
+            return await loop.run_in_executor(None, functools.partial(describe_device, name, self.dev))
+        except OSError as exc:
+            self.say(Level.WARNING, f"autoboot_console {name}: {exc.filename}: {exc.strerror}; no console= added")
+            return None
 
     async def _boot(self, eid: str, entry: BootEntry) -> bool:
         """The boot path, end to end (DESIGN.md): each step is announced before it runs, and any failure before the

@@ -159,6 +159,9 @@ class LoadResult:
     unresolved: tuple[str, ...] = ()
     # Paths of BLS entry files already expanded by GRUB's blscfg, so the BLS loader does not list them twice.
     consumed: tuple[str, ...] = ()
+    # How the config wants its menu shown: GRUB's timeout_style (menu, countdown, hidden), loader.conf's
+    # menu-hidden as "hidden". Shown in the entry's details; the firmware's own countdown governs (issue 10).
+    timeout_style: str | None = None
 
     def __add__(self, other: LoadResult) -> LoadResult:
         return LoadResult(
@@ -168,4 +171,5 @@ class LoadResult:
             configs=self.configs + other.configs,
             unresolved=self.unresolved + other.unresolved,
             consumed=self.consumed + other.consumed,
+            timeout_style=self.timeout_style if self.timeout is not None else other.timeout_style,
         )

@@ -21,7 +21,11 @@ MAX_SYMLINKS = 40
 
 @dataclass(frozen=True)
 class Filesystem:
-    """A readable filesystem tree. `root` is where its files are on this machine (a mount point or a copy)."""
+    """A readable filesystem tree. `root` is where its files are on this machine (a mount point or a copy).
+
+    `subvolume`: on a btrfs top level with no boot files of its own, the subvolume directory (`@`) that has them; a
+    path missing at the top level is then looked up inside it, as if it were the root (see discovery.mount).
+    """
 
     root: Path
     name: str
@@ -30,37 +34,17 @@ class Filesystem:
     fstype: str = ""
     partuuid: str = ""
     partlabel: str = ""
+    subvolume: str = ""
 
     def host_path(self, path: str) -> Path | None:
         """The host path of `path` (absolute within this filesystem), following symlinks inside the tree.
 
         Returns None when a component is missing or a symlink loops; `..` never leaves the filesystem.
         """
-        parts = list(PurePosixPath("/", path).parts[1:])
-        resolved: list[str] = []
-        hops = 0
-        while parts:
-            part = parts.pop(0)
-            if part in ("", "."):
-                continue
-            if part == "..":
-                if resolved:
-                    resolved.pop()
-                continue
-            candidate = self.root.joinpath(*resolved, part)
-            if candidate.is_symlink():
-                hops += 1
-                if hops > MAX_SYMLINKS:
-                    return None
-                target = os.readlink(candidate)
-                if target.startswith("/"):
-                    resolved = []
-                parts = [p for p in PurePosixPath(target).parts if p != "/"] + parts
-                continue
-            if not candidate.exists():
-                return None
-            resolved.append(part)
-        return self.root.joinpath(*resolved)
+        found = _resolve(self.root, path)
+        if found is None and self.subvolume:
+            found = _resolve(self.root / self.subvolume, path)
+        return found
 
     def exists(self, path: str) -> bool:
         return self.host_path(path) is not None
@@ -122,6 +106,35 @@ class Filesystem:
         if self.label:
             bits.append(f'"{self.label}"')
         return " ".join(bits)
+
+
+def _resolve(root: Path, path: str) -> Path | None:
+    """`path` under the host directory `root`, resolved as a chroot there would (see `Filesystem.host_path`)."""
+    parts = list(PurePosixPath("/", path).parts[1:])
+    resolved: list[str] = []
+    hops = 0
+    while parts:
+        part = parts.pop(0)
+        if part in ("", "."):
+            continue
+        if part == "..":
+            if resolved:
+                resolved.pop()
+            continue
+        candidate = root.joinpath(*resolved, part)
+        if candidate.is_symlink():
+            hops += 1
+            if hops > MAX_SYMLINKS:
+                return None
+            target = os.readlink(candidate)
+            if target.startswith("/"):
+                resolved = []
+            parts = [p for p in PurePosixPath(target).parts if p != "/"] + parts
+            continue
+        if not candidate.exists():
+            return None
+        resolved.append(part)
+    return root.joinpath(*resolved)
 
 
 class SearchKind(enum.StrEnum):

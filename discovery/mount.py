@@ -1,8 +1,14 @@
 """Read-only mounts of candidate filesystems under a run directory; context-managed, never writing to a disk.
 
 Every mount is MS_RDONLY; ext3/ext4 add `noload` so a dirty journal is not replayed (replaying writes), and
-xfs `norecovery` for the same reason. btrfs: the default subvolume, unless it holds no boot files and one of the
-common layouts (`@`, `@rootfs`, `root`) does, then that subvolume.
+xfs `norecovery` for the same reason.
+
+btrfs is mounted at its top-level subvolume (`subvolid=5`), which is what GRUB reads (its btrfs driver starts at the
+FS tree of objectid 5, whatever the default subvolume), so the paths Ubuntu writes (`linux /@/boot/vmlinuz`) and those
+into snapper snapshots (`/@/.snapshots/1/snapshot/boot/...`) resolve as GRUB resolves them. When the top level holds
+no boot files, `boot_subvolume` names the common layout (`@`, `@rootfs`, `root`) that does, and the filesystem's
+paths also resolve inside it (discovery.fs), so configs in `@/boot/grub` are found and SUSE's subvolume-relative
+paths (`btrfs_relative_path`) work.
 """
 
 from __future__ import annotations
@@ -26,6 +32,8 @@ BOOT_DIRS = ("boot", "grub", "grub2", "loader", "EFI", "efi", "syslinux", "extli
 # Options that stop a read-only mount from writing (journal replay / log recovery).
 # btrfs replays its log tree even read-only unless told not to (rescue=, Linux 5.9+).
 NO_WRITE_OPTIONS = {"ext3": "noload", "ext4": "noload", "xfs": "norecovery", "btrfs": "rescue=nologreplay"}
+# Which part of the filesystem is mounted: btrfs's top-level subvolume (objectid 5), as GRUB sees it.
+TREE_OPTIONS = {"btrfs": "subvolid=5"}
 # Kernels without the ext2/ext3 drivers mount those through ext4 (CONFIG_EXT4_USE_FOR_EXT2).
 FALLBACK_TYPES = {"ext2": "ext4", "ext3": "ext4"}
 
@@ -78,6 +86,14 @@ def _options(*parts: str) -> str:
     return ",".join(p for p in parts if p)
 
 
+def boot_subvolume(top: Path) -> str:
+    """The btrfs subvolume (a top-level directory) whose boot files stand in for the top level's; "" when the top
+    level has boot files of its own or no common layout has any."""
+    if _has_boot_files(top):
+        return ""
+    return next((sub for sub in BTRFS_LAYOUTS if _has_boot_files(top / sub)), "")
+
+
 @dataclass(frozen=True)
 class Mounter:
     """Mounts devices read-only under `run_dir`; `mount()` is a context manager yielding the tree's root."""
@@ -96,13 +112,6 @@ class Mounter:
             raise
         log.info("mounted %s (%s) read-only on %s", node, fstype, target)
         try:
-            if fstype == "btrfs" and not _has_boot_files(target):
-                for sub in BTRFS_LAYOUTS:
-                    if _has_boot_files(target / sub):
-                        _umount(target)
-                        self._mount(node, target, fstype, f"subvol={sub}")
-                        log.info("using btrfs subvolume %s of %s", sub, node)
-                        break
             yield target
         finally:
             if not os.path.ismount(target):
@@ -143,14 +152,14 @@ class Mounter:
                 log.warning("cannot unmount %s: %s", point, exc)
 
     @staticmethod
-    def _mount(node: str, target: Path, fstype: str, extra: str = "") -> str:
+    def _mount(node: str, target: Path, fstype: str) -> str:
         """Mount with the no-write options of `fstype`, through ext4 when ext2/ext3 are not built; the type used."""
         try:
-            _mount(node, target, fstype, _options(NO_WRITE_OPTIONS.get(fstype, ""), extra))
+            _mount(node, target, fstype, _options(NO_WRITE_OPTIONS.get(fstype, ""), TREE_OPTIONS.get(fstype, "")))
             return fstype
         except MountError:
             fallback = FALLBACK_TYPES.get(fstype)
             if fallback is None:
                 raise
-        _mount(node, target, fallback, _options(NO_WRITE_OPTIONS[fallback], extra))
+        _mount(node, target, fallback, NO_WRITE_OPTIONS[fallback])
         return fallback

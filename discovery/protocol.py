@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar, TypeVar
 
 from discovery.entry import BootEntry
+from discovery.settings import TTY_RE
 
 VERSION = 1
 # A message larger than this is a bug or an attack; the reader drops the connection.
@@ -90,19 +91,36 @@ class DeviceInfo:
 
 @dataclass(frozen=True)
 class EntryInfo:
-    """A boot entry with the daemon's id for it (what a client sends back in `boot`)."""
+    """A boot entry with the daemon's id for it (what a client sends back in `boot`), and what its config asked of
+    the menu (`config_timeout` seconds, `timeout_style` such as hidden): shown in its details, never obeyed unless
+    the settings say `timeout = "config"` (the firmware owns autoboot)."""
 
     id: str
     entry: BootEntry
+    config_timeout: float | None = None
+    timeout_style: str | None = None
     # The daemon's remark on the entry, shown beside its title (e.g. "did not come up last time").
     note: str = ""
 
     def to_json(self) -> dict[str, Any]:
-        return {"id": self.id, "entry": self.entry.to_json(), "note": self.note}
+        return {
+            "id": self.id,
+            "entry": self.entry.to_json(),
+            "config_timeout": self.config_timeout,
+            "timeout_style": self.timeout_style,
+            "note": self.note,
+        }
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> EntryInfo:
-        return cls(id=str(data["id"]), entry=BootEntry.from_json(data["entry"]), note=str(data.get("note") or ""))
+        timeout, style = data.get("config_timeout"), data.get("timeout_style")
+        return cls(
+            id=str(data["id"]),
+            entry=BootEntry.from_json(data["entry"]),
+            config_timeout=None if timeout is None else float(timeout),
+            timeout_style=None if style is None else str(style),
+            note=str(data.get("note") or ""),
+        )
 
 
 @dataclass(frozen=True)
@@ -305,19 +323,23 @@ class LogLines(Message):
 @_register
 @dataclass(frozen=True)
 class Boot(Message):
-    """Client -> server: boot entry `id`, with `cmdline` replacing its command line when given (the editor)."""
+    """Client -> server: boot entry `id`, with `cmdline` replacing its command line when given (the editor).
+    `console` is the `console=` value of the menu's terminal (`ttyS0,115200n8`, `tty0`), for the hand-off."""
 
     TYPE: ClassVar[str] = "boot"
     id: str
     cmdline: str | None = None
+    console: str | None = None
 
     def payload(self) -> dict[str, Any]:
-        return {"id": self.id, "cmdline": self.cmdline}
+        return {"id": self.id, "cmdline": self.cmdline, "console": self.console}
 
     @classmethod
     def from_payload(cls, data: Mapping[str, Any]) -> Boot:
-        cmdline = data.get("cmdline")
-        return cls(str(data["id"]), None if cmdline is None else str(cmdline))
+        cmdline, console = data.get("cmdline"), data.get("console")
+        if console is not None and not (isinstance(console, str) and TTY_RE.match(console)):
+            raise ValueError("console must be a tty name such as ttyS0,115200n8")
+        return cls(str(data["id"]), None if cmdline is None else str(cmdline), console)
 
 
 @dataclass(frozen=True)

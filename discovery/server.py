@@ -144,7 +144,7 @@ class Server:
     def _dispatch(self, client: Client, message: Message | None) -> None:
         daemon = self.daemon
         if isinstance(message, Boot):
-            daemon.background(daemon.boot(message.id, message.cmdline))
+            daemon.background(daemon.boot(message.id, message.cmdline, console=message.console))
         elif isinstance(message, CancelAutoboot):
             daemon.cancel_autoboot()
         elif isinstance(message, Rescan):

@@ -10,6 +10,7 @@ Layout (merged /usr, as Debian):
                                    printed by the /sbin/ldconfig stub for ctypes.util.find_library (pyudev -> libudev)
     /lib/modules/<version>         the selected kernel modules, depmod run on them (modules)
     /etc/bootmenu-payload          marker: kexec_core refuses to kexec outside the payload
+    /etc/bootmenu/settings.toml    --settings FILE: the daemon's settings (discovery.settings.PAYLOAD_SETTINGS)
     /etc/mdev.conf, passwd, group  hotplug module loading, a root user for the shell
 """
 
@@ -40,8 +41,9 @@ MARKER = "etc/bootmenu-payload"
 # Optional: shipped with its rules when the build machine has it (otherwise the kernel's uevents are all there is).
 UDEVD_CANDIDATES = (Path("/lib/systemd/systemd-udevd"), Path("/usr/lib/systemd/systemd-udevd"))
 UDEV_RULES_DIRS = (Path("/lib/udev/rules.d"), Path("/usr/lib/udev/rules.d"))
-# Libraries loaded with dlopen (ctypes), which no DT_NEEDED names: pyudev's libudev.
-DLOPEN_LIBRARIES = ("libudev.so.1",)
+# Libraries loaded with dlopen, which no DT_NEEDED names: pyudev's libudev (ctypes), and libgcc_s, which glibc
+# loads to unwind a thread in pthread_exit (Python ends daemon threads so at exit; without it: abort, status -6).
+DLOPEN_LIBRARIES = ("libudev.so.1", "libgcc_s.so.1")
 
 
 class BuildError(Exception):
@@ -58,6 +60,7 @@ class BuildOptions:
     modules: tuple[str, ...] = DEFAULT_MODULES
     strip: bool = True
     keep_stage: Path | None = None  # stage into this directory (kept) instead of a temporary one
+    settings: Path | None = None  # a TOML settings file for the daemon, checked and put at PAYLOAD_SETTINGS
 
 
 @dataclass(frozen=True)
@@ -77,6 +80,7 @@ class BuildReport:
     largest: tuple[SizePart, ...]
     modules: ModuleSelection | None
     seconds: float
+    settings_warnings: tuple[str, ...] = ()
 
     def format(self) -> str:
         mib = 1 << 20
@@ -92,6 +96,9 @@ class BuildReport:
             lines.append(f"kernel modules: {len(self.modules.files)} for {self.modules.version}")
             if self.modules.missing:
                 lines.append(f"  not in this kernel: {', '.join(self.modules.missing)}")
+        if self.settings_warnings:
+            lines.append("settings warnings (the menu will show them too):")
+            lines += [f"  {w}" for w in self.settings_warnings]
         return "\n".join(lines)
 
 
@@ -189,7 +196,8 @@ def stage_libraries(root: Path, elves: Sequence[Path], lib_dirs: Sequence[str] |
             _symlink(root, lib.path.as_posix().lstrip("/"), f"/{libdir}/{lib.path.name}")
     for name in DLOPEN_LIBRARIES:
         if not (root / libdir / name).exists():
-            raise BuildError(f"{name} not found on the build machine (Debian package libudev1)")
+            package = {"libudev.so.1": "libudev1", "libgcc_s.so.1": "libgcc-s1"}.get(name, "?")
+            raise BuildError(f"{name} not found on the build machine (Debian package {package})")
     return staged
 
 
@@ -227,6 +235,27 @@ def stage_extra(root: Path, extra: Iterable[tuple[str, Path]]) -> None:
             _write(root, rel, src.read_bytes(), stat.S_IMODE(src.stat().st_mode))
         else:
             raise BuildError(f"--extra {dest}={src}: {src} does not exist")
+
+
+def stage_settings(root: Path, path: Path) -> tuple[str, ...]:
+    """Puts the settings file at PAYLOAD_SETTINGS; a file that cannot be read or parsed is an error here (at boot it
+    would only be a warning), unknown keys and bad values are returned as warnings."""
+    import tomllib
+
+    from discovery.settings import MAX_FILE_BYTES, PAYLOAD_SETTINGS, Settings
+
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise BuildError(f"--settings {path}: {exc.strerror}") from None
+    if len(data) > MAX_FILE_BYTES:
+        raise BuildError(f"--settings {path}: larger than {MAX_FILE_BYTES // 1024} KiB, which the daemon refuses")
+    try:
+        tomllib.loads(data.decode())
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise BuildError(f"--settings {path}: {exc}") from None
+    _write(root, PAYLOAD_SETTINGS.relative_to("/").as_posix(), data)
+    return Settings().with_file(path).warnings
 
 
 def stage(options: BuildOptions, root: Path) -> ModuleSelection | None:
@@ -306,6 +335,8 @@ def build(options: BuildOptions) -> BuildReport:
         if root.exists() and any(root.iterdir()):
             shutil.rmtree(root)
         root.mkdir(parents=True, exist_ok=True)
+        # First: a bad file fails the build at once, not after staging.
+        warnings = stage_settings(root, options.settings) if options.settings is not None else ()
         selection = stage(options, root)
         entries = list(tree_entries(root))
         buf = io.BytesIO()
@@ -327,4 +358,5 @@ def build(options: BuildOptions) -> BuildReport:
         largest=tuple(largest[:20]),
         modules=selection,
         seconds=time.monotonic() - started,
+        settings_warnings=warnings,
     )

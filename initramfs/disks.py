@@ -49,6 +49,8 @@ class PartitionType(enum.StrEnum):
 class FsType(enum.StrEnum):
     EXT4 = "ext4"
     VFAT = "vfat"
+    BTRFS = "btrfs"
+    XFS = "xfs"
 
     @classmethod
     def parse(cls, value: str, where: str) -> FsType:
@@ -56,7 +58,7 @@ class FsType(enum.StrEnum):
         try:
             return cls(name or "ext4")
         except ValueError:
-            raise DiskError(f"{where}: cannot build a {value!r} filesystem (ext4 or vfat)") from None
+            raise DiskError(f"{where}: cannot build a {value!r} filesystem (ext4, vfat, btrfs or xfs)") from None
 
     def partition_type(self) -> PartitionType:
         return PartitionType.ESP if self is FsType.VFAT else PartitionType.LINUX
@@ -64,6 +66,10 @@ class FsType(enum.StrEnum):
     def make(self, source: Path, image: Path, *, label: str, fs_uuid: str, size: int) -> None:
         if self is FsType.VFAT:
             make_vfat(source, image, label=label, volume_id=fs_uuid, size=size)
+        elif self is FsType.BTRFS:
+            make_btrfs(source, image, label=label, fs_uuid=fs_uuid, size=size)
+        elif self is FsType.XFS:
+            make_xfs(source, image, label=label, fs_uuid=fs_uuid, size=size)
         else:
             make_ext4(source, image, label=label, fs_uuid=fs_uuid, size=size)
 
@@ -109,6 +115,59 @@ def make_ext4(source: Path, image: Path, *, label: str, fs_uuid: str, size: int 
         capture=True,
         env={"E2FSPROGS_FAKE_TIME": "1700000000"},
     )
+    return image
+
+
+# mkfs.btrfs refuses devices under 109 MiB (non-mixed block groups), mkfs.xfs (xfsprogs 5.19+) under 300 MiB; the
+# images are sparse, so the size costs no disk space.
+BTRFS_MIN = 128 << 20
+XFS_MIN = 320 << 20
+
+
+def _sparse(image: Path, size: int) -> None:
+    image.unlink(missing_ok=True)
+    with image.open("wb") as f:
+        f.truncate(size)
+
+
+def make_btrfs(source: Path, image: Path, *, label: str, fs_uuid: str, size: int | None = None) -> Path:
+    """A btrfs image holding a copy of `source` in its top-level subvolume (btrfs-progs' `--rootdir`)."""
+    _sparse(image, max(size or _fs_size(source), BTRFS_MIN))
+    run(["mkfs.btrfs", "-q", "-f", "-L", label[:255], "-U", fs_uuid, "-r", source, image], capture=True)
+    return image
+
+
+def _xfs_proto(source: Path) -> str:
+    """An xfs protofile (mkfs.xfs(8) "-p"): the tree of `source`, owned by root, modes kept."""
+    lines = ["/dev/null", "0 0", "d--755 0 0"]
+
+    def walk(directory: Path, depth: int) -> None:
+        pad = " " * depth
+        for entry in sorted(directory.iterdir()):
+            mode = entry.lstat().st_mode & 0o777
+            if entry.is_symlink():
+                lines.append(f"{pad}{entry.name} l--{mode:03o} 0 0 {os.readlink(entry)}")
+            elif entry.is_dir():
+                lines.append(f"{pad}{entry.name} d--{mode:03o} 0 0")
+                walk(entry, depth + 1)
+                lines.append(f"{pad}$")
+            else:
+                lines.append(f"{pad}{entry.name} ---{mode:03o} 0 0 {entry}")
+
+    walk(source, 1)
+    lines.append("$")
+    return "\n".join(lines) + "\n"
+
+
+def make_xfs(source: Path, image: Path, *, label: str, fs_uuid: str, size: int | None = None) -> Path:
+    """An xfs image holding a copy of `source`, written from a protofile (names must not contain spaces)."""
+    _sparse(image, max(size or _fs_size(source), XFS_MIN))
+    proto = image.with_name(image.name + ".proto")
+    proto.write_text(_xfs_proto(source))
+    try:
+        run(["mkfs.xfs", "-q", "-f", "-L", label[:12], "-m", f"uuid={fs_uuid}", "-p", proto, image], capture=True)
+    finally:
+        proto.unlink(missing_ok=True)
     return image
 
 

@@ -12,15 +12,18 @@ include /dev/console, without which the kernel cannot give /init a console.
 
 from __future__ import annotations
 
+import re
 import shutil
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from initramfs.cpio import Compression, CpioEntry, write_cpio
-from initramfs.run import run
+from initramfs.elf import DependencyWalker, ElfDependencyError, system_lib_dirs
 
-# Markers the host looks for on the serial console.
+# Markers the host looks for on the serial console. A value is framed by a start marker and an end marker line that
+# carries its length, so a kernel message printed into the middle of the line can be cut out again (parse_framed).
 SECOND_STAGE_MARKER = "BOOTMENU-SECOND-STAGE cmdline="
+SECOND_STAGE_END = "BOOTMENU-SECOND-STAGE-END"
 SECOND_STAGE_DISKS_MARKER = "BOOTMENU-SECOND-STAGE-DISKS"
 SECOND_STAGE_HANG_MARKER = "BOOTMENU-SECOND-STAGE-HANGING"
 SECOND_STAGE_PANIC_MARKER = "BOOTMENU-SECOND-STAGE-PANICKING"
@@ -28,6 +31,7 @@ SECOND_STAGE_PANIC_MARKER = "BOOTMENU-SECOND-STAGE-PANICKING"
 PSTORE_MODULES = ("kernel/lib/reed_solomon/reed_solomon.ko", "kernel/fs/pstore/ramoops.ko")
 BASELINE_MARKER = "BOOTMENU-BASELINE-INIT"
 BASELINE_READY = "BOOTMENU-BASELINE-READY"
+BASELINE_READY_END = "BOOTMENU-BASELINE-READY-END"
 BASELINE_KEXEC = "BOOTMENU-BASELINE-KEXEC-NOW"
 # Storage modules the baseline loads, dependencies first (modules.dep of the Debian 6.1 kernel).
 VIRTIO_MODULES = (
@@ -103,6 +107,7 @@ if /bin/busybox grep -q e2e.panic /proc/cmdline; then
     echo c > /proc/sysrq-trigger
 fi
 if [ -e /lib/modules/order ]; then
+    /bin/busybox dmesg -n 1 2>/dev/null
     for m in $(/bin/busybox cat /lib/modules/order); do /bin/busybox insmod "/lib/modules/$m"; done
     tries=0
     while [ ! -e /sys/block/vda ] && [ $tries -lt 100 ]; do /bin/busybox usleep 100000; tries=$((tries + 1)); done
@@ -113,12 +118,34 @@ if [ -e /lib/modules/order ]; then
     done
     echo "{SECOND_STAGE_DISKS_MARKER}$disks" > /dev/ttyS0
 fi
-line="{SECOND_STAGE_MARKER}$(/bin/busybox cat /proc/cmdline)"
+# Kernel messages off the console from here on (they could cut the line), and the value framed anyway.
+/bin/busybox dmesg -n 1 2>/dev/null
+cmdline=$(/bin/busybox cat /proc/cmdline)
+line="{SECOND_STAGE_MARKER}$cmdline
+{SECOND_STAGE_END} length=${{#cmdline}}"
 echo "$line"
 # Also straight to the first serial port, for an entry whose command line has no console=ttyS0.
 /bin/busybox grep -q console=ttyS0 /proc/cmdline || echo "$line" > /dev/ttyS0
 /bin/busybox poweroff -f
 """
+
+
+# A kernel log line on the console (CONFIG_PRINTK_TIME: "[   12.345678] text"), wherever it starts.
+_KERNEL_LINE = re.compile(rb"\[ *\d+\.\d+\][^\n]*\n")
+
+
+class FramedValueError(ValueError):
+    """The text between a start and an end marker is not the value the guest printed (its length differs)."""
+
+
+def parse_framed(between: bytes, length: int) -> str:
+    """The value a guest printed between a start marker and an end marker `... length=N`, from the console bytes
+    between the two: kernel log lines that interleaved are removed, then line breaks; the length must match."""
+    text = _KERNEL_LINE.sub(b"", between).replace(b"\r", b"").replace(b"\n", b"")
+    value = text.decode("utf-8", "replace")
+    if len(text) != length:
+        raise FramedValueError(f"expected {length} bytes between the markers, got {len(text)}: {between!r}")
+    return value
 
 
 def second_stage_initrd(output: Path, *, busybox: Path | None = None, modules_dir: Path | None = None) -> Path:
@@ -151,7 +178,8 @@ def _baseline_init(modules: Sequence[str], kexec: bool) -> str:
         f'echo "{BASELINE_MARKER} uptime=$(cut -d" " -f1 /proc/uptime)"',
     ]
     lines += [f"insmod /lib/modules/{Path(m).name}" for m in modules]
-    lines.append(f'echo "{BASELINE_READY} disks=$(ls /sys/block | tr "\\n" " ")"')
+    lines.append('disks="$(ls /sys/block | tr "\\n" " ")"')
+    lines.append(f'echo "{BASELINE_READY} disks=$disks"; echo "{BASELINE_READY_END} length=${{#disks}}"')
     if kexec:
         lines += [
             # The marker comes before the load, as the menu's clock starts before its own kexec_file_load.
@@ -164,19 +192,21 @@ def _baseline_init(modules: Sequence[str], kexec: bool) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _shared_libraries(binary: Path) -> list[Path]:
-    """The libraries `binary` loads, as the host's dynamic linker resolves them (ldd)."""
-    out = run(["ldd", binary], capture=True).stdout.decode()
-    libs: list[Path] = []
-    for line in out.splitlines():
-        parts = line.split()
-        if "=>" in parts:
-            target = parts[parts.index("=>") + 1]
-            if target.startswith("/"):
-                libs.append(Path(target))
-        elif parts and parts[0].startswith("/"):
-            libs.append(Path(parts[0]))
-    return libs
+def _library_entries(binary: Path, library_roots: Sequence[Path]) -> list[CpioEntry]:
+    """The libraries `binary` needs (DT_NEEDED, recursively, initramfs.elf), searched first in the unpacked packages
+    `library_roots` (lib/, usr/lib/ and their multiarch directories), then on the host. Each keeps the path the loader
+    opens (relative to its package root for unpacked ones: /usr/lib/x86_64-linux-gnu/... is a default directory)."""
+    roots = [r.resolve() for r in library_roots]
+    extra = [str(r / d) for r in roots for d in ("lib/x86_64-linux-gnu", "usr/lib/x86_64-linux-gnu", "lib", "usr/lib")]
+    try:
+        found = DependencyWalker([*extra, *system_lib_dirs()]).walk([binary])
+    except ElfDependencyError as e:
+        raise GuestError(str(e)) from None
+    entries = []
+    for lib in found.values():
+        guest = next((str(lib.path.relative_to(r)) for r in roots if lib.path.is_relative_to(r)), str(lib.path))
+        entries.append(CpioEntry.file(guest.lstrip("/"), source=lib.real, perm=0o755))
+    return entries
 
 
 def baseline_initrd(
@@ -187,8 +217,10 @@ def baseline_initrd(
     second_kernel: Path | None = None,
     second_initrd: Path | None = None,
     busybox: Path | None = None,
+    library_roots: Sequence[Path] = (),
 ) -> Path:
-    """The bare busybox payload; with `kexec_binary` it also kexecs `second_kernel` with `second_initrd`."""
+    """The bare busybox payload; with `kexec_binary` it also kexecs `second_kernel` with `second_initrd`, its
+    libraries taken from the unpacked packages `library_roots` first, then from the host."""
     entries = _base(busybox or find_busybox())
     for module in VIRTIO_MODULES:
         source = modules_dir / module
@@ -200,9 +232,8 @@ def baseline_initrd(
         if second_kernel is None or second_initrd is None:
             raise GuestError("a kexec baseline needs the second kernel and initrd")
         entries.append(CpioEntry.file("sbin/kexec", source=kexec_binary, perm=0o755))
-        for lib in _shared_libraries(kexec_binary):
-            # Keep the path the binary asks for (/lib64/ld-linux-x86-64.so.2 is the interpreter), content resolved.
-            entries.append(CpioEntry.file(str(lib).lstrip("/"), source=lib.resolve(), perm=0o755))
+        # Keep the path the binary asks for (/lib64/ld-linux-x86-64.so.2 is the interpreter), content resolved.
+        entries += _library_entries(kexec_binary, library_roots)
         entries.append(CpioEntry.file("boot/vmlinuz", source=second_kernel))
         entries.append(CpioEntry.file("boot/second.img", source=second_initrd))
     entries.append(CpioEntry.file("init", _baseline_init(VIRTIO_MODULES, kexec).encode(), perm=0o755))

@@ -1,17 +1,28 @@
-"""Kernel module selection for the payload from an unpacked `lib/modules/<version>` tree with depmod output.
+"""Kernel module selection for the payload from an unpacked `lib/modules/<version>` tree.
 
-modules.dep (depmod(8), modules.dep(5)) lists, per module file, every module it needs, already transitively closed;
-modules.softdep lists "pre:"/"post:" soft dependencies (ext4 wants a crc32c implementation for metadata_csum), which we
-resolve ourselves since they name aliases (crypto-crc32c) rather than files. Names compare with "-" and "_" equal, as
-the kernel does. After copying, depmod runs again on the staged tree so modules.dep and modules.alias describe
-exactly what is in the payload (busybox modprobe reads both to load by modalias).
+With depmod output, modules.dep (depmod(8), modules.dep(5)) lists per module file every module it needs, already
+transitively closed. A freshly unpacked kernel package (`apt-get download` + `dpkg -x`) has no depmod output: then
+the same facts come from each module's `.modinfo` ELF section, the NUL-separated `key=value` strings modpost writes
+(`name=`, `depends=` comma-separated module names, `alias=` patterns, `softdep=` "pre: a b post: c"), and the
+closure is computed here, as depmod would.
+
+Soft dependencies (modprobe.d(5) `softdep`: ext4 wants a crc32c implementation for metadata_csum) come along too:
+from modules.softdep with depmod output, else from `.modinfo`. They name modules or aliases (crypto-crc32c), matched
+like modprobe does: a module name first, else every module with an alias pattern (fnmatch) matching it; one that
+matches nothing is skipped, as modprobe skips it. Names and aliases compare with "-" and "_" equal, as in kmod.
+After copying, depmod runs again on the staged tree so modules.dep and modules.alias describe exactly what is in the
+payload (busybox modprobe reads both to load by modalias).
 """
 
 from __future__ import annotations
 
+import fnmatch
+import gzip
+import lzma
 import shutil
-from collections.abc import Iterable
-from dataclasses import dataclass
+import struct
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from initramfs.run import run
@@ -69,10 +80,13 @@ DEFAULT_MODULES = (
 )
 
 METADATA_FILES = ("modules.order", "modules.builtin", "modules.builtin.modinfo")
+MODULE_SUFFIXES = (".ko", ".ko.xz", ".ko.gz", ".ko.zst")
+# A .modinfo section is a few hundred bytes to a few kB; a larger one means a damaged file.
+MODINFO_LIMIT = 1 << 20
 
 
 class ModuleError(Exception):
-    """The module tree is unusable (no modules.dep, a listed file missing)."""
+    """The module tree is unusable (no modules, a listed file missing, a module that cannot be read)."""
 
 
 def module_name(path_or_name: str) -> str:
@@ -83,14 +97,86 @@ def module_name(path_or_name: str) -> str:
     return base.removesuffix(".ko").replace("-", "_")
 
 
+def _normalize(name: str) -> str:
+    return name.replace("-", "_")
+
+
+def _module_bytes(path: Path) -> bytes:
+    if path.name.endswith(".xz"):
+        return lzma.decompress(path.read_bytes())
+    if path.name.endswith(".gz"):
+        return gzip.decompress(path.read_bytes())
+    if path.name.endswith(".zst"):
+        return run(["zstd", "-dc", "--", str(path)], capture=True).stdout
+    return path.read_bytes()
+
+
+def read_modinfo(path: Path) -> list[tuple[str, str]]:
+    """The `key=value` strings of a module's .modinfo section (ELF(5) section headers, 32 or 64 bit, either byte
+    order), in file order."""
+    try:
+        data = _module_bytes(path)
+    except (OSError, lzma.LZMAError, EOFError, gzip.BadGzipFile) as e:
+        raise ModuleError(f"{path}: cannot read: {getattr(e, 'strerror', None) or e}") from None
+    if data[:4] != b"\x7fELF" or len(data) < 64 or data[4] not in (1, 2) or data[5] not in (1, 2):
+        raise ModuleError(f"{path}: not an ELF kernel module")
+    order = "<" if data[5] == 1 else ">"
+    if data[4] == 2:  # ELFCLASS64
+        (shoff,) = struct.unpack_from(order + "Q", data, 0x28)
+        shentsize, shnum, shstrndx = struct.unpack_from(order + "HHH", data, 0x3A)
+        header = order + "IIQQQQ"  # sh_name, sh_type, sh_flags, sh_addr, sh_offset, sh_size
+    else:
+        (shoff,) = struct.unpack_from(order + "I", data, 0x20)
+        shentsize, shnum, shstrndx = struct.unpack_from(order + "HHH", data, 0x2E)
+        header = order + "IIIIII"
+    if shentsize < struct.calcsize(header) or shoff + shnum * shentsize > len(data) or shstrndx >= shnum:
+        raise ModuleError(f"{path}: section headers outside the file")
+
+    def section(index: int) -> tuple[int, int, int]:
+        name, _type, _flags, _addr, offset, size = struct.unpack_from(header, data, shoff + index * shentsize)
+        if offset + size > len(data):
+            raise ModuleError(f"{path}: section {index} outside the file")
+        return name, offset, size
+
+    _, str_offset, str_size = section(shstrndx)
+    names = data[str_offset : str_offset + str_size]
+    for index in range(shnum):
+        name, offset, size = section(index)
+        if names[name : names.find(b"\0", name)] == b".modinfo":
+            if size > MODINFO_LIMIT:
+                raise ModuleError(f"{path}: .modinfo of {size} bytes")
+            pairs = []
+            for raw in data[offset : offset + size].split(b"\0"):
+                key, sep, value = raw.decode("utf-8", "replace").partition("=")
+                if sep:
+                    pairs.append((key, value))
+            return pairs
+    raise ModuleError(f"{path}: no .modinfo section (not a kernel module)")
+
+
+def parse_softdep(text: str) -> tuple[str, ...]:
+    """The module names of `pre: a b post: c` (words before any `pre:`/`post:` are ignored, as modprobe does)."""
+    names: list[str] = []
+    mode = None
+    for word in text.split():
+        if word in ("pre:", "post:"):
+            mode = word
+        elif mode is not None:
+            names.append(word)
+    return tuple(names)
+
+
 @dataclass(frozen=True)
 class ModuleTree:
-    """An unpacked lib/modules/<version> directory and its depmod index."""
+    """An unpacked lib/modules/<version> directory: its modules and how they depend on each other."""
 
     root: Path
-    deps: dict[str, tuple[str, ...]]  # module file (relative) -> the module files it needs
+    deps: dict[str, tuple[str, ...]]  # module file (relative) -> the module files it needs (direct or closed)
     by_name: dict[str, str]  # module name -> module file
     builtin: frozenset[str]
+    softdeps: dict[str, tuple[str, ...]] = field(default_factory=dict)  # module name -> soft dependency names
+    aliases: tuple[tuple[str, str], ...] = ()  # (normalized alias pattern, module name)
+    source: str = "modules.dep"  # where the dependencies came from: "modules.dep" or ".modinfo"
 
     @property
     def version(self) -> str:
@@ -98,13 +184,30 @@ class ModuleTree:
 
     @classmethod
     def load(cls, root: Path) -> ModuleTree:
+        """From depmod's modules.dep when there is one, else from every module's .modinfo (an unpacked package).
+
+        `root` may also be the unpacked package itself, holding one lib/modules/<version>."""
+        versions = sorted(p for p in (root / "lib" / "modules").glob("*") if p.is_dir())
+        if len(versions) == 1 and not (root / "modules.order").exists():
+            root = versions[0]
+        if not root.is_dir():
+            raise ModuleError(f"{root}: not a directory; expected a lib/modules/<version> tree")
+        builtin: set[str] = set()
+        builtin_file = root / "modules.builtin"
+        if builtin_file.exists():
+            builtin = {module_name(line) for line in builtin_file.read_text().split()}
+        dep_file = root / "modules.dep"
+        if dep_file.exists():
+            return cls._from_depmod(root, frozenset(builtin))
+        return cls.from_modinfo(root, frozenset(builtin))
+
+    @classmethod
+    def _from_depmod(cls, root: Path, builtin: frozenset[str]) -> ModuleTree:
         dep_file = root / "modules.dep"
         try:
             text = dep_file.read_text()
         except OSError as e:
-            raise ModuleError(
-                f"{dep_file}: cannot read ({e.strerror}); is {root} a lib/modules/<version> tree?"
-            ) from None
+            raise ModuleError(f"{dep_file}: cannot read ({e.strerror})") from None
         deps: dict[str, tuple[str, ...]] = {}
         by_name: dict[str, str] = {}
         for lineno, line in enumerate(text.splitlines(), 1):
@@ -115,29 +218,119 @@ class ModuleTree:
             mod, rest = line.split(":", 1)
             deps[mod] = tuple(rest.split())
             by_name[module_name(mod)] = mod
-        builtin: set[str] = set()
-        builtin_file = root / "modules.builtin"
-        if builtin_file.exists():
-            builtin = {module_name(line) for line in builtin_file.read_text().split()}
-        return cls(root, deps, by_name, frozenset(builtin))
+        softdeps: dict[str, tuple[str, ...]] = {}
+        for words in _index_lines(root / "modules.softdep", "softdep"):
+            soft = parse_softdep(" ".join(words[1:]))
+            if words and soft:
+                name = module_name(words[0])
+                softdeps[name] = softdeps.get(name, ()) + soft
+        aliases = tuple(
+            (_normalize(words[0]), module_name(words[1]))
+            for words in _index_lines(root / "modules.alias", "alias")
+            if len(words) == 2
+        )
+        return cls(root, deps, by_name, builtin, softdeps, aliases, "modules.dep")
+
+    @classmethod
+    def from_modinfo(cls, root: Path, builtin: frozenset[str] = frozenset()) -> ModuleTree:
+        """Reads each module's .modinfo and resolves its `depends=` names to files, as depmod would."""
+        files = sorted(_module_files(root))
+        if not files:
+            raise ModuleError(
+                f"{root}: no modules.dep and no kernel modules (*.ko*); is it a lib/modules/<version> tree?"
+            )
+        by_name: dict[str, str] = {}
+        depends: dict[str, list[str]] = {}
+        softdeps: dict[str, tuple[str, ...]] = {}
+        aliases: list[tuple[str, str]] = []
+        for rel in files:
+            info = read_modinfo(root / rel)
+            name = module_name(next((v for k, v in info if k == "name"), rel))
+            by_name[name] = rel
+            depends[rel] = [d for k, v in info if k == "depends" for d in v.split(",") if d]
+            soft = tuple(n for k, v in info if k == "softdep" for n in parse_softdep(v))
+            if soft:
+                softdeps[name] = soft
+            aliases += [(_normalize(v), name) for k, v in info if k == "alias"]
+        deps: dict[str, tuple[str, ...]] = {}
+        for rel, names in depends.items():
+            resolved = []
+            for dep in names:
+                target = by_name.get(module_name(dep))
+                if target is None:
+                    raise ModuleError(f"{root / rel}: depends on {dep}, which is not in {root}")
+                resolved.append(target)
+            deps[rel] = tuple(resolved)
+        return cls(root, deps, by_name, builtin, softdeps, tuple(aliases), ".modinfo")
+
+    def dependencies(self, mod: str) -> set[str]:
+        """Every module file `mod` (a file) needs, transitively (what depmod writes on its modules.dep line)."""
+        seen: set[str] = set()
+        stack = list(self.deps.get(mod, ()))
+        while stack:  # bounded: each file is pushed once per file that names it, and visited once
+            dep = stack.pop()
+            if dep in seen:
+                continue
+            seen.add(dep)
+            stack.extend(self.deps.get(dep, ()))
+        seen.discard(mod)
+        return seen
+
+    def resolve(self, name: str) -> list[str]:
+        """The module names modprobe would load for `name`: the module itself, else the modules whose alias matches."""
+        wanted = module_name(name)
+        if wanted in self.by_name:
+            return [wanted]
+        pattern_name = _normalize(name)
+        return sorted({mod for pattern, mod in self.aliases if fnmatch.fnmatchcase(pattern_name, pattern)})
 
     def closure(self, names: Iterable[str]) -> tuple[list[str], list[str]]:
-        """(module files needed for `names` with their dependencies, sorted; names neither module nor built in)."""
+        """(module files needed for `names` with their hard and soft dependencies, sorted; names neither module nor
+        built in)."""
         files: set[str] = set()
         missing: list[str] = []
-        for raw in names:
+        pending = [(raw, True) for raw in names]
+        done: set[str] = set()
+        while pending:  # bounded: each module name is expanded once
+            raw, requested = pending.pop(0)
             name = module_name(raw)
             mod = self.by_name.get(name)
             if mod is None:
-                if name not in self.builtin:
+                if requested and name not in self.builtin:
                     missing.append(name)
                 continue
-            files.add(mod)
-            files.update(self.deps[mod])
+            if name in done:
+                continue
+            done.add(name)
+            for needed in (mod, *sorted(self.dependencies(mod))):
+                files.add(needed)
+                for soft in self.softdeps.get(module_name(needed), ()):
+                    # A soft dependency nothing provides (or a built-in one) is skipped, as modprobe skips it.
+                    pending += [(m, False) for m in self.resolve(soft)]
         for f in files:
             if not (self.root / f).is_file():
-                raise ModuleError(f"{self.root / f}: listed in modules.dep but missing")
+                raise ModuleError(f"{self.root / f}: listed in {self.source} but missing")
         return sorted(files), missing
+
+
+def _module_files(root: Path) -> Iterator[str]:
+    for path in root.rglob("*.ko*"):
+        if path.name.endswith(MODULE_SUFFIXES) and path.is_file():
+            yield str(path.relative_to(root))
+
+
+def _index_lines(path: Path, keyword: str) -> Iterator[list[str]]:
+    """The words after `keyword` on each line of a depmod index (modules.alias, modules.softdep); none if absent."""
+    try:
+        text = path.read_text(errors="replace")
+    except FileNotFoundError:
+        return
+    except OSError as e:
+        raise ModuleError(f"{path}: cannot read ({e.strerror})") from None
+    for line in text.splitlines():
+        words = line.split()
+        if words and words[0] == keyword:
+            yield words[1:]
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,7 @@
 
 A UKI (UAPI Group "Unified Kernel Image") is systemd's EFI stub with the kernel, initrd, command line and os-release
 added as PE sections. Tests and the sample disks use it to give the menu a real Type #2 entry: the stub comes from
-Debian's systemd-boot-efi package, unpacked into a cache by tools/fetch-deb (`make sdstub`), never installed.
+Debian's systemd-boot-efi package, unpacked into a cache by tools/fetch-deb (`make kernel`), never installed.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ class UkiError(Exception):
 def stub(cache: Path = STUB_CACHE) -> Path:
     found = cache / "root" / STUB_PATH
     if not found.is_file():
-        raise UkiError(f"no systemd EFI stub at {found}: run `make sdstub` (tools/fetch-deb systemd-boot-efi {cache})")
+        raise UkiError(f"no systemd EFI stub at {found}: run `make kernel` (tools/fetch-deb systemd-boot-efi {cache})")
     return found
 
 

@@ -16,15 +16,18 @@ import logging
 import os
 import tempfile
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from kexec_core import guard, preflight, syscalls
+from kexec_core import guard, preflight, syscalls, x86_64
 from kexec_core.arch import Arch
 from kexec_core.errors import ExecRefused, ImageError, KexecCoreError, KexecError, PreflightError
-from kexec_core.image import KernelInfo, inspect_kernel
+from kexec_core.fileio import open_regular
+from kexec_core.image import ImageKind, KernelInfo, Options, inspect_kernel
 from kexec_core.initrd import InitrdInfo, inspect_initrd
+from kexec_core.memory import MEMINFO
+from kexec_core.x86_64 import SegmentPlan
 
 __all__ = [
     "BootPlan",
@@ -32,6 +35,7 @@ __all__ = [
     "KexecCoreError",
     "KexecError",
     "LoadMethod",
+    "MemoryLayout",
     "PreflightError",
     "execute",
     "execute_steps",
@@ -52,11 +56,16 @@ INITRD_ALIGN = 4
 
 
 class LoadMethod(enum.StrEnum):
-    """How the kernel gets into memory. kexec_load (user-space segments) will sit beside kexec_file_load."""
+    """How the kernel gets into memory: the kernel parses the files (kexec_file_load), or user space builds the
+    segments (kexec_load; x86_64 bzImage only so far, see x86_64.py)."""
 
     KEXEC_FILE_LOAD = "kexec_file_load"
+    KEXEC_LOAD = "kexec_load"
 
     def describe(self, plan: BootPlan) -> str:
+        if plan.segments is not None:
+            n = len(plan.segments.segments)
+            return f"{self}(entry={plan.segments.entry:#x}, nr_segments={n}, segments, KEXEC_ARCH_DEFAULT)"
         parts = plan.initrd_parts()
         if not parts:
             return f"{self}(kernel_fd, -1, cmdline, KEXEC_FILE_NO_INITRAMFS)"
@@ -72,12 +81,15 @@ class FilePart:
     offset: int = 0
     size: int | None = None  # None: to the end of the file
     section: str | None = None  # the UKI section name, for messages
+    file: BinaryIO | None = field(default=None, compare=False)  # already open: a decompressed kernel's memfd
 
     @property
     def whole(self) -> bool:
-        return self.offset == 0 and self.size is None
+        return self.offset == 0 and self.size is None and self.file is None
 
     def label(self) -> str:
+        if self.file is not None:
+            return f"{self.path} ({self.section})"
         return f"{self.path} ({self.section} section)" if self.section else str(self.path)
 
 
@@ -91,13 +103,21 @@ class BootPlan:
     method: LoadMethod = LoadMethod.KEXEC_FILE_LOAD
     devicetree: Path | None = None
     warnings: tuple[str, ...] = ()
+    segments: SegmentPlan | None = field(default=None, compare=False)  # for kexec_load
 
     @property
     def initrd_size(self) -> int:
         return sum(i.size for i in self.initrds)
 
+    def close(self) -> None:
+        """Release what the plan holds open (a decompressed kernel's tmpfs copy); also done when it is freed."""
+        self.kernel.close()
+
     def kernel_part(self) -> FilePart:
-        """What is passed as kernel_fd: the file, or a UKI's .linux section (through a memfd)."""
+        """What is passed as kernel_fd: the file, its decompressed copy, or a UKI's .linux section (memfd)."""
+        d = self.kernel.decompressed
+        if d is not None:
+            return FilePart(self.kernel.path, size=d.size, section=f"decompressed from {d.compression}", file=d.file)
         sect = self.kernel.pe.section(".linux") if self.kernel.pe and self.kernel.embedded else None
         if sect is None:
             return FilePart(self.kernel.path)
@@ -115,7 +135,13 @@ class BootPlan:
         """Human lines: kernel (kind, version, arch), each initrd with its size, the command line, the syscall."""
         lines = [f"kernel:  {self.kernel.path} ({self.kernel.summary()}, {self.kernel.size} bytes)"]
         kpart = self.kernel_part()
-        if not kpart.whole:
+        d = self.kernel.decompressed
+        if d is not None:
+            lines.append(
+                f"         decompressed ({d.compression}) in user space to {d.name} on tmpfs: {d.size} bytes "
+                f"(at most {d.cap.describe()}); loading that: {self.kernel.loaded_kernel.summary()}"
+            )
+        elif not kpart.whole:
             lines.append(f"         loading its {kpart.section} section: {self.kernel.loaded_kernel.summary()}")
         lines += [f"initrd:  {p.label()} ({p.size} bytes)" for p in self.initrd_parts() if p.section]
         lines += [f"initrd:  {i.path} ({i.summary()})" for i in self.initrds]
@@ -123,6 +149,8 @@ class BootPlan:
             lines.append("initrd:  none")
         lines.append(f"cmdline: {self.cmdline!r}")
         lines.append(f"load:    {self.method.describe(self)}")
+        if self.segments is not None:
+            lines += [f"         {line}" for line in self.segments.describe()]
         lines += [f"warning: {w}" for w in self.warnings]
         return lines
 
@@ -132,6 +160,7 @@ class BootPlan:
             "initrds": [i.to_json() for i in self.initrds],
             "cmdline": self.cmdline,
             "method": str(self.method),
+            "segments": self.segments.to_json() if self.segments else None,
             "warnings": list(self.warnings),
         }
 
@@ -143,29 +172,95 @@ def prepare(
     *,
     devicetree: Path | None = None,
     machine: Arch | None = None,
-    meminfo: Path = preflight.MEMINFO,
+    meminfo: Path = MEMINFO,
+    decompress_limit: int | None = None,
+    method: LoadMethod = LoadMethod.KEXEC_FILE_LOAD,
+    memory: MemoryLayout | None = None,
 ) -> BootPlan:
-    """Inspect the files and run the preflight checks. Raises PreflightError (ImageError for unreadable/bad files)."""
-    info = inspect_kernel(Path(kernel))
+    """Inspect the files and run the preflight checks. Raises PreflightError (ImageError for unreadable/bad files).
+
+    A compressed kernel is decompressed here (to tmpfs, at most `decompress_limit` bytes, see decompress.py) and the
+    plan holds the copy until `close()` or until it is freed.
+    """
+    info = inspect_kernel(Path(kernel), Options(limit=decompress_limit, meminfo=meminfo))
+    try:
+        plan = _checked_plan(
+            info, initrds, cmdline, devicetree=devicetree, machine=machine or Arch.running(), meminfo=meminfo
+        )
+        if method is LoadMethod.KEXEC_LOAD:
+            plan = _with_segments(plan, machine or Arch.running(), memory or MemoryLayout())
+        return plan
+    except BaseException:
+        info.close()
+        raise
+
+
+@dataclass(frozen=True)
+class MemoryLayout:
+    """Where kexec_load segments may go: the firmware memory map (None: read /sys/firmware/memmap), ranges to keep
+    clear (None: the crash kernel region of /proc/iomem), and kexec-tools' --mem-min/--mem-max."""
+
+    memmap: tuple[x86_64.MemRange, ...] | None = None
+    avoid: tuple[tuple[int, int], ...] | None = None
+    mem_min: int = 0
+    mem_max: int = 1 << 64
+
+
+def _with_segments(plan: BootPlan, machine: Arch, layout: MemoryLayout) -> BootPlan:
+    loaded = plan.kernel.loaded_kernel
+    if machine is not Arch.X86_64 or loaded.kind is not ImageKind.BZIMAGE:
+        raise PreflightError(
+            plan.kernel.path,
+            f"kexec_load segments are built for x86_64 bzImages only so far (this is a {loaded.kind} for "
+            f"{machine}); use kexec_file_load (-s)",
+        )
+    with _part_file(plan.kernel_part()) as f:
+        kernel = _read_all(plan.kernel.path, f)
+    with _initrd_file(plan.initrd_parts()) as rd:
+        initrd = b"" if rd is None else _read_all(plan.kernel.path, rd)
+    memmap = layout.memmap if layout.memmap is not None else tuple(x86_64.read_memmap())
+    avoid = layout.avoid if layout.avoid is not None else tuple(x86_64.read_crash_regions())
+    segments = x86_64.build(
+        plan.kernel.path,
+        kernel,
+        initrd,
+        plan.cmdline,
+        memmap=memmap,
+        avoid=avoid,
+        mem_min=layout.mem_min,
+        mem_max=layout.mem_max,
+    )
+    return replace(plan, method=LoadMethod.KEXEC_LOAD, segments=segments)
+
+
+def _read_all(path: Path, f: BinaryIO) -> bytes:
+    try:
+        return os.pread(f.fileno(), os.fstat(f.fileno()).st_size, 0)
+    except OSError as err:
+        raise ImageError(path, f"cannot read: {err.strerror}") from None
+
+
+def _checked_plan(
+    info: KernelInfo, initrds: Sequence[Path], cmdline: str, *, devicetree: Path | None, machine: Arch, meminfo: Path
+) -> BootPlan:
     rds = tuple(inspect_initrd(Path(p)) for p in initrds)
     if devicetree is not None:
         # kexec_file_load has no devicetree argument: arm64 and riscv pass the running kernel's tree on.
         raise PreflightError(
-            devicetree, "kexec_file_load cannot pass a devicetree (the running one is reused); needs kexec_load"
+            devicetree,
+            "kexec_file_load cannot pass a devicetree (the running one is reused); that needs kexec_load with "
+            "arm64 segments, which bootmenu does not build yet",
         )
     if info.embedded is not None and not cmdline and info.pe is not None:
         # As systemd-stub does without Secure Boot: the UKI's own .cmdline unless one is given.
         cmdline = info.pe.text(".cmdline") or ""
-    preflight.run(info, rds, cmdline, machine=machine or Arch.running(), meminfo=meminfo)
+    preflight.run(info, rds, cmdline, machine=machine, meminfo=meminfo)
     warnings = tuple(w for w in (i.warning for i in rds) if w)
     return BootPlan(kernel=info, initrds=rds, cmdline=cmdline, warnings=warnings)
 
 
 def _open(path: Path) -> BinaryIO:
-    try:
-        return path.open("rb")
-    except OSError as err:
-        raise ImageError(path, f"cannot open: {err.strerror}") from None
+    return open_regular(path, "a file kexec can load")
 
 
 def _copy_part(part: FilePart, out: BinaryIO) -> None:
@@ -189,6 +284,10 @@ def _copy_part(part: FilePart, out: BinaryIO) -> None:
 @contextlib.contextmanager
 def _part_file(part: FilePart) -> Iterator[BinaryIO]:
     """An open file holding exactly `part`: the file itself, or a memfd with the section copied in."""
+    if part.file is not None:
+        part.file.seek(0)
+        yield part.file
+        return
     if part.whole:
         with _open(part.path) as f:
             yield f
@@ -244,6 +343,11 @@ def load(plan: BootPlan, *, dry_run: bool = False, force: bool = False, tmpdir: 
     if dry_run:
         return
     guard.require_boot_environment("load a kernel", force=force)
+    if plan.segments is not None:
+        segments = [syscalls.Segment(s.buf, s.mem, s.memsz) for s in plan.segments.segments]
+        log.info("kexec_load: %s", "; ".join(plan.segments.describe()))
+        syscalls.kexec_load(plan.segments.entry, segments, syscalls.flags().KEXEC_ARCH_DEFAULT)
+        return
     with _part_file(plan.kernel_part()) as kernel, _initrd_file(plan.initrd_parts(), tmpdir) as initrd:
         flags = 0 if initrd is not None else syscalls.flags().KEXEC_FILE_NO_INITRAMFS
         syscalls.kexec_file_load(kernel.fileno(), initrd.fileno() if initrd else -1, plan.cmdline, flags)

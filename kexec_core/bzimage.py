@@ -36,6 +36,7 @@ class XLoadFlag(enum.IntFlag):
 class SetupHeader:
     protocol: tuple[int, int]
     setup_sects: int
+    syssize: int  # the protected-mode code's size in 16-byte paragraphs
     loadflags: int
     version_string: str | None
     relocatable: bool
@@ -59,6 +60,27 @@ class SetupHeader:
     def efi_handover(self) -> bool:
         return bool(self.xloadflags & (XLoadFlag.EFI_HANDOVER_32 | XLoadFlag.EFI_HANDOVER_64))
 
+    @property
+    def setup_size(self) -> int:
+        """Bytes of real-mode setup code before the protected-mode kernel: (setup_sects + 1) sectors."""
+        return (self.setup_sects + 1) * 512
+
+    def truncation(self, file_size: int) -> str | None:
+        """What the header promises that a file of `file_size` bytes does not hold, or None when it all fits."""
+        if self.setup_size > file_size:
+            return f"the setup code ({self.setup_sects} setup sectors) ends at byte {self.setup_size}"
+        end = self.setup_size + self.syssize * 16
+        if end > file_size:
+            return f"the protected-mode kernel (syssize {self.syssize} paragraphs) ends at byte {end}"
+        if self.payload_offset is not None and self.payload_length is not None:
+            end = self.setup_size + self.payload_offset + self.payload_length
+            if end > file_size:
+                return (
+                    f"the compressed kernel (payload_offset {self.payload_offset} + payload_length "
+                    f"{self.payload_length}) ends at byte {end}"
+                )
+        return None
+
     def kexec_file_problems(self) -> list[str]:
         """Why x86_64 kexec_file_load (the bzImage64 loader) would reject this image; empty if it would not."""
         problems = []
@@ -78,6 +100,10 @@ class SetupHeader:
         return {
             "protocol": self.protocol_str,
             "version": self.version_string,
+            "setup_sects": self.setup_sects,
+            "syssize": self.syssize,
+            "payload_offset": self.payload_offset,
+            "payload_length": self.payload_length,
             "relocatable": self.relocatable,
             "xloadflags": [f.name for f in XLoadFlag if f in self.xloadflags],
             "cmdline_size": self.cmdline_size,
@@ -139,6 +165,7 @@ def parse(path: Path, data: bytes) -> SetupHeader:
     return SetupHeader(
         protocol=protocol,
         setup_sects=setup_sects,
+        syssize=u32(0x1F4) if protocol >= (2, 4) else u16(0x1F4),
         loadflags=u8(0x211),
         version_string=version_string,
         relocatable=protocol >= (2, 5) and bool(u8(0x234)),

@@ -7,17 +7,22 @@ images and EFI zboot (pe.py), and kernels compressed as a whole (compress.py).
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
+import os
+import struct
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
-from kexec_core import arm64, bzimage, elf, pe
+from kexec_core import arm64, bzimage, decompress, elf, pe
 from kexec_core.arch import Arch
 from kexec_core.arm64 import ImageHeader
 from kexec_core.bzimage import SetupHeader
 from kexec_core.compress import Compression
+from kexec_core.decompress import Decompressed
 from kexec_core.elf import ElfInfo
 from kexec_core.errors import ImageError
+from kexec_core.fileio import open_regular, size_of
+from kexec_core.memory import MEMINFO
 from kexec_core.pe import PeInfo, ZbootInfo
 
 HEAD = 128 * 1024  # the bzImage setup code plus payload start, PE headers, ELF headers all fit in this
@@ -71,26 +76,39 @@ class KernelInfo:
     pe: PeInfo | None = None
     zboot: ZbootInfo | None = None
     compression: Compression | None = None
-    inner: KernelInfo | None = None  # what a compressed kernel decompresses to (from its first bytes)
+    # What a compressed kernel (or EFI zboot payload) decompresses to: the whole decompressed file described when
+    # `decompressed` holds it, else what its first bytes say.
+    inner: KernelInfo | None = None
+    decompressed: Decompressed | None = field(default=None, compare=False)
+    not_decompressed: str | None = None  # why a compressed kernel was not decompressed here
     embedded: KernelInfo | None = None  # a UKI's .linux section, described as a kernel of its own
 
     @property
     def loaded_kernel(self) -> KernelInfo:
-        """The kernel that kexec would actually load: a UKI's .linux section, otherwise this file."""
-        return self.embedded or self
+        """The kernel that kexec would actually load: a UKI's .linux section, the decompressed kernel, or this."""
+        if self.embedded:
+            return self.embedded
+        if self.decompressed and self.inner:
+            return self.inner
+        return self
+
+    def close(self) -> None:
+        """Release the decompressed copy, if any (tmpfs memory)."""
+        if self.decompressed is not None:
+            self.decompressed.close()
 
     @property
     def cmdline_size(self) -> int | None:
         """The longest command line the kernel takes, including its NUL, when its header says."""
-        if self.embedded:
-            return self.embedded.cmdline_size
+        if self.loaded_kernel is not self:
+            return self.loaded_kernel.cmdline_size
         return self.bzimage.cmdline_size if self.bzimage else None
 
     @property
     def memory_needed(self) -> int:
         """Bytes the running kernel occupies (init_size, image_size or PT_LOAD sizes), else the file size."""
-        if self.embedded:
-            return self.embedded.memory_needed
+        if self.loaded_kernel is not self:
+            return self.loaded_kernel.memory_needed
         if self.bzimage and self.bzimage.init_size:
             return self.bzimage.init_size
         if self.image:
@@ -102,14 +120,17 @@ class KernelInfo:
     def summary(self) -> str:
         """`bzImage 6.1.0-56-amd64 for x86_64 (boot protocol 2.15)`, `gzip-compressed Image for aarch64`, ..."""
         what = str(self.kind)
-        if self.compression:
+        if self.compression and self.kind is ImageKind.COMPRESSED:
             what = f"{self.compression}-compressed {self.inner.kind if self.inner else 'file'}"
         version = f" {self.version}" if self.version else ""
         extra = []
         if self.bzimage:
             extra.append(f"boot protocol {self.bzimage.protocol_str}")
         if self.zboot:
-            extra.append(f"{self.zboot.compression} payload")
+            inside = f" {self.inner.kind}" if self.inner else ""
+            extra.append(f"{self.zboot.compression}{inside} payload")
+        if self.decompressed:
+            extra.append(f"{self.decompressed.size} bytes decompressed")
         if self.pe and self.pe.is_uki:
             extra.append(f"sections {' '.join(s.name for s in self.pe.sections)}")
         tail = f" ({', '.join(extra)})" if extra else ""
@@ -130,45 +151,55 @@ class KernelInfo:
         if self.compression:
             out["compression"] = str(self.compression)
             out["inner"] = self.inner.to_json() if self.inner else None
+            out["decompressed_size"] = self.decompressed.size if self.decompressed else None
+            out["decompressed_cap"] = self.decompressed.cap.describe() if self.decompressed else None
+            out["not_decompressed"] = self.not_decompressed
         return out
 
 
 def _read_head(path: Path, size: int = HEAD) -> bytes:
+    with open_regular(path) as f:
+        return _read(path, f, size)
+
+
+def _read(path: Path, f: BinaryIO, size: int, offset: int = 0) -> bytes:
     try:
-        with path.open("rb") as f:
-            return f.read(size)
-    except IsADirectoryError:
-        raise ImageError(path, "is a directory, not a kernel image") from None
-    except FileNotFoundError:
-        raise ImageError(path, "no such file") from None
-    except PermissionError:
-        raise ImageError(path, "permission denied") from None
+        return os.pread(f.fileno(), size, offset)
     except OSError as err:
         raise ImageError(path, f"cannot read: {err.strerror}") from None
 
 
-def _read_at(path: Path, offset: int, size: int) -> bytes:
-    try:
-        with path.open("rb") as f:
-            f.seek(offset)
-            return f.read(size)
-    except OSError as err:
-        raise ImageError(path, f"cannot read: {err.strerror}") from None
+@dataclass(frozen=True)
+class Options:
+    """How far inspection goes: whether compressed kernels are decompressed (into a memfd), and up to what size."""
+
+    decompress: bool = True
+    limit: int | None = None  # None: decompress.DEFAULT_LIMIT (and never over half of MemAvailable)
+    meminfo: Path = MEMINFO
 
 
-def inspect_kernel(path: Path) -> KernelInfo:
-    """Identify and describe a kernel image. Raises ImageError for a missing, unreadable or malformed file."""
-    head = _read_head(path)
-    size = path.stat().st_size
-    if size == 0:
-        raise ImageError(path, "empty file")
-    return _describe(path, head, size)
+def inspect_kernel(path: Path, options: Options | None = None) -> KernelInfo:
+    """Identify and describe a kernel image. Raises ImageError for a missing, unreadable or malformed file.
+
+    A compressed kernel (whole-file or EFI zboot) is decompressed into an anonymous tmpfs file held by the result's
+    `decompressed` (closed with `close()`, or when the result is freed), and described as its `inner` kernel.
+    """
+    with open_regular(path) as f:
+        head = _read(path, f, HEAD)
+        size = size_of(f)
+        if size == 0:
+            raise ImageError(path, "empty file")
+        return _describe(path, head, size, f, options or Options())
 
 
-def _describe(path: Path, head: bytes, size: int) -> KernelInfo:
+def _describe(path: Path, head: bytes, size: int, f: BinaryIO | None, options: Options) -> KernelInfo:
+    """Describe the kernel whose first bytes are `head`; `f` holds it from offset 0 (None: a section, see UKI)."""
     kind = ImageKind.from_head(head)
     if kind is ImageKind.BZIMAGE:
         hdr = bzimage.parse(path, head)
+        short = hdr.truncation(size)
+        if short is not None:
+            raise ImageError(path, f"truncated bzImage: {short}, but the file has only {size} bytes")
         arch = Arch.X86_64 if hdr.xloadflags & bzimage.XLoadFlag.KERNEL_64 else Arch.X86
         version = hdr.version_string.split()[0] if hdr.version_string else None
         return KernelInfo(path, kind, arch, size, version=version, bzimage=hdr)
@@ -176,45 +207,136 @@ def _describe(path: Path, head: bytes, size: int) -> KernelInfo:
         img = arm64.parse(path, head)
         return KernelInfo(path, kind, img.arch, size, image=img)
     if kind is ImageKind.EFI_ZBOOT:
-        zb = pe.parse_zboot(path, head)
-        info = pe.parse(path, head, size)
-        return KernelInfo(path, kind, info.arch, size, pe=info, zboot=zb)
+        return _zboot(path, head, size, f, options)
     if kind is ImageKind.PE:
-        info = pe.parse(path, head, size)
+        info = pe.parse(path, head, size, f)
         linux = info.section(pe.UKI_SECTION)
         if linux is not None:
+            if f is None:
+                raise ImageError(path, "a UKI inside a UKI section")
             try:
-                embedded = _describe(path, _read_at(path, linux.offset, min(linux.size, HEAD)), linux.size)
+                section_head = _read(path, f, min(linux.size, HEAD), linux.offset)
+                embedded = _describe(path, section_head, linux.size, None, options)
             except ImageError as err:
                 raise ImageError(path, f"UKI .linux section: {err.problem}") from None
             version = info.uname or embedded.version
             return KernelInfo(path, ImageKind.UKI, info.arch, size, version=version, pe=info, embedded=embedded)
         return KernelInfo(path, kind, info.arch, size, pe=info)
     if kind is ImageKind.ELF:
-        e = elf.parse(path)
+        if f is None:
+            raise ImageError(path, "an ELF kernel inside a UKI section is not supported (only bzImage and Image)")
+        e = elf.parse(path, f)
+        problem = e.not_a_kernel()
+        if problem is not None:
+            raise ImageError(path, problem)
         return KernelInfo(path, kind, e.arch, size, elf=e)
     if kind is ImageKind.COMPRESSED:
         comp = Compression.identify(head)
         assert comp is not None
-        inner = None
-        if comp.peekable:
-            data = comp.peek(path, head)
-            inner_kind = ImageKind.from_head(data)
-            if inner_kind in (ImageKind.IMAGE, ImageKind.BZIMAGE):
-                inner = _describe(path, data, size)
-            elif inner_kind is ImageKind.ELF:
-                # Only the ELF header is at hand: enough for class and machine.
-                inner = KernelInfo(path, inner_kind, _elf_arch(data), size)
-            else:
-                inner = KernelInfo(path, inner_kind, Arch.UNKNOWN, size)
-        arch = inner.arch if inner else Arch.UNKNOWN
-        return KernelInfo(
-            path, kind, arch, size, compression=comp, inner=inner, version=inner.version if inner else None
-        )
+        outer = KernelInfo(path, kind, Arch.UNKNOWN, size)
+        source = None if f is None else decompress.Source(path, f, 0, size)
+        return _compressed(outer, comp, head, source, None, options=options)
     raise ImageError(
         path,
         f"not a kernel image: unknown format (first bytes {head[:8].hex(' ')}); expected a bzImage, ELF, Image, PE",
     )
+
+
+def _zboot(path: Path, head: bytes, size: int, f: BinaryIO | None, options: Options) -> KernelInfo:
+    zb = pe.parse_zboot(path, head)
+    end = zb.payload_offset + zb.payload_size
+    if end > size:
+        raise ImageError(
+            path,
+            f"truncated EFI zboot image: its payload (offset {zb.payload_offset} + size {zb.payload_size}) "
+            f"ends past the end of the file, which has {size} bytes",
+        )
+    info = pe.parse(path, head, size, f)
+    outer = KernelInfo(path, ImageKind.EFI_ZBOOT, info.arch, size, pe=info, zboot=zb)
+    if f is None:
+        return outer
+    payload_head = _read(path, f, min(zb.payload_size, HEAD), zb.payload_offset)
+    comp = Compression.identify(payload_head)
+    if comp is None:
+        raise ImageError(
+            path,
+            f"EFI zboot payload ({zb.compression!r}) at offset {zb.payload_offset} starts with "
+            f"{payload_head[:6].hex(' ')}, no compression format kexec_core knows",
+        )
+    declared = None
+    if comp is not Compression.GZIP and end + 4 <= size:
+        # Makefile.zboot's *_with_size: the le32 uncompressed size right after the payload (gzip has ISIZE).
+        (value,) = struct.unpack("<I", _read(path, f, 4, end))
+        declared = (value, "the size after the EFI zboot payload")
+    source = decompress.Source(path, f, zb.payload_offset, zb.payload_size)
+    return _compressed(outer, comp, payload_head, source, declared, options=options)
+
+
+def _compressed(
+    outer: KernelInfo,
+    comp: Compression,
+    head: bytes,
+    src: decompress.Source | None,
+    declared: tuple[int, str] | None,
+    *,
+    options: Options,
+) -> KernelInfo:
+    """`outer` with what its compressed data (starting with `head`) holds: peeked, then decompressed if possible."""
+    path, size = outer.path, outer.size
+    inner = None
+    why = decompress.available(comp)
+    unpeekable = None
+    if comp.peekable:
+        try:
+            inner = _peeked(path, comp.peek(path, head), size)
+        except ImageError as err:
+            # A program may not decompress the start alone (lz4's legacy frame has 8 MiB blocks): decompressing it
+            # all tells. The standard library's decompressors work incrementally, so their word is final.
+            unpeekable = err
+    will_decompress = src is not None and options.decompress and why is None
+    if unpeekable is not None and (not will_decompress or decompress.in_stdlib(comp)):
+        raise unpeekable
+    if inner is not None and inner.kind is ImageKind.UNKNOWN:
+        why = "it does not start like a kernel"
+    elif will_decompress:
+        assert src is not None
+        bound = None
+        if inner is not None and inner.image is not None:
+            bound = (inner.image.image_size, "the image_size of the Image header")
+        result = decompress.decompress(
+            src, comp, declared=declared, bound=bound, limit=options.limit, meminfo=options.meminfo
+        )
+        try:
+            data_head = _read(path, result.file, HEAD)
+            inner = _describe(path, data_head, result.size, result.file, options)
+            if inner.kind in (ImageKind.COMPRESSED, ImageKind.EFI_ZBOOT):
+                raise ImageError(path, f"a kernel compressed twice ({comp}, then {inner.compression or inner.kind})")
+        except ImageError as err:
+            result.close()
+            raise ImageError(path, f"decompressed {comp} data: {err.problem}") from None
+        return replace(
+            outer, arch=inner.arch, version=inner.version, compression=comp, inner=inner, decompressed=result
+        )
+    arch = inner.arch if inner else outer.arch
+    version = inner.version if inner else None
+    return replace(outer, arch=arch, version=version, compression=comp, inner=inner, not_decompressed=why)
+
+
+def _peeked(path: Path, data: bytes, size: int) -> KernelInfo:
+    """What the first decompressed bytes say (the whole size is not known yet, so nothing is checked against it)."""
+    kind = ImageKind.from_head(data)
+    if kind is ImageKind.BZIMAGE:
+        hdr = bzimage.parse(path, data)
+        arch = Arch.X86_64 if hdr.xloadflags & bzimage.XLoadFlag.KERNEL_64 else Arch.X86
+        version = hdr.version_string.split()[0] if hdr.version_string else None
+        return KernelInfo(path, kind, arch, size, version=version, bzimage=hdr)
+    if kind is ImageKind.IMAGE:
+        img = arm64.parse(path, data)
+        return KernelInfo(path, kind, img.arch, size, image=img)
+    if kind is ImageKind.ELF:
+        # Only the ELF header is at hand: enough for class and machine.
+        return KernelInfo(path, kind, _elf_arch(data), size)
+    return KernelInfo(path, kind, Arch.UNKNOWN, size)
 
 
 def _elf_arch(data: bytes) -> Arch:

@@ -8,13 +8,14 @@ unpacked by the kernel; inspection says so rather than refusing, since it may be
 from __future__ import annotations
 
 import enum
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from kexec_core.compress import Compression
+from kexec_core.decompress import in_stdlib
 from kexec_core.errors import ImageError
+from kexec_core.fileio import open_regular, size_of
 
 
 class InitrdFormat(enum.StrEnum):
@@ -72,18 +73,12 @@ class InitrdInfo:
 
 
 def inspect_initrd(path: Path) -> InitrdInfo:
-    try:
-        with path.open("rb") as f:
+    with open_regular(path, "an initrd", "no such initrd") as f:
+        try:
             head = f.read(64 * 1024)
-            size = os.fstat(f.fileno()).st_size
-    except IsADirectoryError:
-        raise ImageError(path, "is a directory, not an initrd") from None
-    except FileNotFoundError:
-        raise ImageError(path, "no such initrd") from None
-    except PermissionError:
-        raise ImageError(path, "initrd not readable: permission denied") from None
-    except OSError as err:
-        raise ImageError(path, f"cannot read initrd: {err.strerror}") from None
+        except OSError as err:
+            raise ImageError(path, f"cannot read initrd: {err.strerror}") from None
+        size = size_of(f)
     if size == 0:
         raise ImageError(path, "empty initrd (kexec_file_load rejects a zero-length initrd)")
     fmt = InitrdFormat.from_head(head)
@@ -91,5 +86,13 @@ def inspect_initrd(path: Path) -> InitrdInfo:
         return InitrdInfo(path, size, fmt)
     comp = Compression.identify(head)
     assert comp is not None
-    inner = InitrdFormat.from_head(comp.peek(path, head)) if comp.peekable else None
+    inner = None
+    if comp.peekable:
+        try:
+            inner = InitrdFormat.from_head(comp.peek(path, head))
+        except ImageError:
+            if in_stdlib(comp):
+                raise
+            # A program may not decompress the start alone (`lz4 -l`, as initramfs-tools writes, has 8 MiB blocks);
+            # the kernel will say if it is corrupt.
     return InitrdInfo(path, size, fmt, compression=comp, inner=inner)

@@ -8,13 +8,16 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import struct
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from kexec_core.arch import Arch
 from kexec_core.errors import ImageError
+from kexec_core.fileio import open_regular
 
 MZ = b"MZ"
 ZBOOT_MAGIC = b"zimg"
@@ -101,7 +104,7 @@ def parse_zboot(path: Path, data: bytes) -> ZbootInfo:
     return ZbootInfo(compression=comp, payload_offset=offset, payload_size=size)
 
 
-def parse(path: Path, data: bytes, file_size: int) -> PeInfo:
+def parse(path: Path, data: bytes, file_size: int, f: BinaryIO | None = None) -> PeInfo:
     """Parse the headers and section table from `data`, the start of the file (enough to cover the headers)."""
 
     def need(end: int, what: str) -> None:
@@ -127,9 +130,10 @@ def parse(path: Path, data: bytes, file_size: int) -> PeInfo:
             raise ImageError(path, f"truncated PE file: section {name} ends at {rawptr + size}, file is {file_size}")
         sections.append(Section(name=name, offset=rawptr, size=size))
     texts = []
-    with path.open("rb") as f:
+    with contextlib.ExitStack() as stack:
+        src = f if f is not None else stack.enter_context(open_regular(path))
         for s in sections:
             if s.name in TEXT_SECTIONS and s.size <= 65536:
-                f.seek(s.offset)
-                texts.append((s.name, f.read(s.size).rstrip(b"\0").decode("utf-8", "replace").strip()))
+                raw = os.pread(src.fileno(), s.size, s.offset)
+                texts.append((s.name, raw.rstrip(b"\0").decode("utf-8", "replace").strip()))
     return PeInfo(machine=machine, arch=Arch.from_pe_machine(machine), sections=tuple(sections), texts=tuple(texts))

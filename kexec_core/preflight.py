@@ -15,8 +15,8 @@ from kexec_core.arch import Arch
 from kexec_core.errors import PreflightError
 from kexec_core.image import ImageKind, KernelInfo
 from kexec_core.initrd import InitrdInfo
+from kexec_core.memory import MEMINFO, mem_available
 
-MEMINFO = Path("/proc/meminfo")
 # COMMAND_LINE_SIZE of architectures whose image header does not say (arm64, riscv: 2048 in asm/setup.h / uapi).
 DEFAULT_CMDLINE_SIZE = 2048
 
@@ -50,6 +50,9 @@ def check_loadable(kernel: KernelInfo, machine: Arch) -> None:
             )
         check_loadable(kernel.embedded, machine)
         return
+    if kernel.kind in (ImageKind.COMPRESSED, ImageKind.EFI_ZBOOT):
+        _check_decompressed(kernel, machine, kinds)
+        return
     if kernel.kind in kinds:
         if kernel.bzimage is not None:
             problems = kernel.bzimage.kexec_file_problems()
@@ -61,14 +64,27 @@ def check_loadable(kernel: KernelInfo, machine: Arch) -> None:
     advice = {
         ImageKind.ELF: "an ELF vmlinux needs kexec_load (segments built in user space), which bootmenu does not do "
         "yet; boot the bzImage/Image built with it instead",
-        ImageKind.COMPRESSED: "a compressed kernel must be decompressed before kexec_file_load can take it "
-        f"(e.g. `{kernel.compression}` -d)",
-        ImageKind.EFI_ZBOOT: "an EFI zboot image (a compressed kernel in an EFI application) is not loadable by "
-        "kexec_file_load on this kernel; use the plain Image",
         ImageKind.UKI: "a unified kernel image without a .linux section",
         ImageKind.PE: "an EFI application without a Linux boot header, not a kernel kexec can load",
     }.get(kernel.kind, f"kexec_file_load on {machine} loads {', '.join(sorted(kinds))} images only")
     raise PreflightError(kernel.path, f"{kernel.kind} image: {advice}")
+
+
+def _check_decompressed(kernel: KernelInfo, machine: Arch, kinds: frozenset[ImageKind]) -> None:
+    """A compressed kernel or EFI zboot image loads as what it decompresses to, once that is at hand."""
+    what = "EFI zboot payload" if kernel.kind is ImageKind.EFI_ZBOOT else f"{kernel.compression}-compressed kernel"
+    inner = kernel.inner
+    if kernel.decompressed is None or inner is None:
+        why = kernel.not_decompressed or "it was not decompressed"
+        raise PreflightError(kernel.path, f"cannot load this {what}: {why}")
+    check_arch(inner, machine)
+    if inner.kind not in kinds:
+        raise PreflightError(
+            kernel.path,
+            f"the {what} decompresses to {inner.kind}, which kexec_file_load on {machine} cannot load "
+            f"(it takes {', '.join(sorted(kinds))})",
+        )
+    check_loadable(inner, machine)
 
 
 def check_cmdline(kernel: KernelInfo, cmdline: str) -> None:
@@ -83,24 +99,16 @@ def check_cmdline(kernel: KernelInfo, cmdline: str) -> None:
         )
 
 
-def mem_available(meminfo: Path = MEMINFO) -> int | None:
-    """MemAvailable in bytes, or None when /proc/meminfo does not say."""
-    try:
-        for line in meminfo.read_text().splitlines():
-            key, _, value = line.partition(":")
-            if key == "MemAvailable":
-                return int(value.split()[0]) * 1024
-    except (OSError, ValueError, IndexError):
-        return None
-    return None
-
-
 def check_memory(kernel: KernelInfo, initrds: Sequence[InitrdInfo], meminfo: Path = MEMINFO) -> None:
     available = mem_available(meminfo)
     if available is None:
         return
-    # kexec_file_load copies both files into kernel memory, and the new kernel then needs its init_size.
-    needed = kernel.size + kernel.memory_needed + 2 * sum(i.size for i in initrds)
+    # kexec_file_load copies both files into kernel memory, and the new kernel then needs its init_size; a
+    # decompressed kernel also holds its tmpfs copy until the load is done.
+    loaded = kernel.loaded_kernel
+    needed = loaded.size + kernel.memory_needed + 2 * sum(i.size for i in initrds)
+    if kernel.decompressed is not None:
+        needed += kernel.decompressed.size
     if needed > available:
         mib = 1024 * 1024
         raise PreflightError(
@@ -115,9 +123,11 @@ def run(
     kernel: KernelInfo, initrds: Sequence[InitrdInfo], cmdline: str, *, machine: Arch, meminfo: Path = MEMINFO
 ) -> None:
     """All checks in the order a user would fix them; the first failure raises PreflightError."""
+    if kernel.kind in (ImageKind.COMPRESSED, ImageKind.EFI_ZBOOT) and kernel.decompressed is None:
+        _check_decompressed(kernel, machine, FILE_LOAD_KINDS.get(machine, frozenset()))
     check_arch(kernel, machine)
-    if kernel.embedded is not None:
-        check_arch(kernel.embedded, machine)
+    if kernel.loaded_kernel is not kernel:
+        check_arch(kernel.loaded_kernel, machine)
     check_loadable(kernel, machine)
     check_cmdline(kernel, cmdline)
     check_memory(kernel, initrds, meminfo)

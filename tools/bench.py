@@ -13,22 +13,31 @@ magnitude):
 from __future__ import annotations
 
 import re
+import shutil
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+import pexpect
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from initramfs import guests  # noqa: E402
 from initramfs.cpio import Compression  # noqa: E402
+from initramfs.elf import DependencyWalker, ElfDependencyError, system_lib_dirs  # noqa: E402
+from initramfs.guests import GuestError  # noqa: E402
 from initramfs.qemu import Disk, VmConfig, kernel_in, modules_in  # noqa: E402
-from initramfs.run import run  # noqa: E402
+from initramfs.run import RunError, run  # noqa: E402
 from tests.qemu.e2e_support import BASE_APPEND, KERNEL_CACHE, build_payload, make_test_disks, second_initrd  # noqa: E402
 from tests.qemu.qemu_console import SerialVm  # noqa: E402
 
 KEXEC_CACHE = REPO / ".cache" / "kexec-tools"
+RETRY = REPO / "tools" / "retry"
+BASELINE_LOG = REPO / ".cache" / "bench-baseline-console.log"
+# Levels of Depends followed to find kexec's libraries (kexec-tools -> libxenmisc4.17 -> libxencall1... is 2).
+MAX_FETCH_ROUNDS = 6
 VM_TIMEOUT = 240.0
 MENU_TITLES = ("E2E GRUB default", "E2E BLS Linux")
 BOOT_TITLE = "E2E BLS Linux"
@@ -40,27 +49,96 @@ HWM_COMMAND = (
 )
 
 
-def kexec_tools() -> Path:
-    """kexec from the Debian package, unpacked with dpkg -x (installing it would arm kexec on the host's reboot)."""
-    binary = KEXEC_CACHE / "root" / "sbin" / "kexec"
-    if binary.is_file():
-        return binary
-    KEXEC_CACHE.mkdir(parents=True, exist_ok=True)
-    run(["apt-get", "download", "kexec-tools"], cwd=KEXEC_CACHE, capture=True)
-    debs = sorted(KEXEC_CACHE.glob("kexec-tools_*.deb"))
-    run(["dpkg", "-x", debs[-1], KEXEC_CACHE / "root"])
-    return binary
+class BenchError(Exception):
+    """`make bench` cannot run on this machine; the message is the one line printed."""
+
+
+def _installed(package: str) -> bool:
+    out = run(["dpkg-query", "-W", "-f=${db:Status-Abbrev}", package], check=False, capture=True).stdout
+    return out.decode().startswith("ii")
+
+
+def _depends(package: str) -> list[str]:
+    """The packages `package` Depends on (apt-cache; virtual packages, in <>, left out)."""
+    out = run(["apt-cache", "depends", "--no-recommends", "--no-suggests", package], check=False, capture=True)
+    names = []
+    for line in out.stdout.decode().splitlines():
+        key, _, value = line.strip().lstrip("|").partition(":")
+        name = value.strip().split(":", 1)[0]  # "libc6:amd64" -> "libc6"
+        if key == "Depends" and name and not name.startswith("<"):
+            names.append(name)
+    return names
+
+
+def _unpack(packages: list[str], cache: Path) -> None:
+    debs = cache / "debs"
+    shutil.rmtree(debs, ignore_errors=True)
+    debs.mkdir(parents=True)
+    if not _depends("kexec-tools"):  # no package lists yet (a fresh machine): fetch them, as tools/fetch-kernel does
+        run([str(RETRY), "--what", "apt-get update", "apt-get", "update", "-q", "--error-on=any"])
+    run([str(RETRY), "--what", f"apt-get download {' '.join(packages)}", "apt-get", "download", *packages], cwd=debs)
+    for deb in sorted(debs.glob("*.deb")):
+        run(["dpkg", "-x", deb, cache / "root"])
+    shutil.rmtree(debs)
+
+
+def _missing_library(binary: Path, root: Path) -> str | None:
+    """Why `binary` cannot be loaded with the libraries of `root` and the host's, or None when it can."""
+    dirs = [str(root / d) for d in ("lib/x86_64-linux-gnu", "usr/lib/x86_64-linux-gnu", "lib", "usr/lib")]
+    try:
+        DependencyWalker([*dirs, *system_lib_dirs()]).walk([binary])
+    except ElfDependencyError as e:
+        return str(e)
+    return None
+
+
+def kexec_tools(cache: Path = KEXEC_CACHE) -> tuple[Path, Path]:
+    """(kexec, the unpacked root holding it and the libraries the host lacks), from the Debian archive.
+
+    Unpacked with dpkg -x, never installed (installing kexec-tools would arm kexec on the host's reboot). Its shared
+    libraries are followed through DT_NEEDED: while one is missing on the host, the next level of the packages'
+    Depends that are not installed here is downloaded and unpacked too (libxenctrl from libxenmisc4.17, and theirs).
+    """
+    root = cache / "root"
+    binary = root / "sbin" / "kexec"
+    if (cache / ".complete").exists():
+        return binary, root
+    shutil.rmtree(root, ignore_errors=True)
+    cache.mkdir(parents=True, exist_ok=True)
+    fetched: set[str] = set()
+    wanted = ["kexec-tools"]
+    for _ in range(MAX_FETCH_ROUNDS):
+        _unpack(wanted, cache)
+        fetched.update(wanted)
+        if not binary.is_file():
+            raise BenchError(f"kexec-tools from the archive has no {binary.relative_to(root)}")
+        missing = _missing_library(binary, root)
+        if missing is None:
+            (cache / ".complete").touch()
+            return binary, root
+        wanted = sorted({d for p in fetched for d in _depends(p)} - fetched)
+        wanted = [p for p in wanted if not _installed(p)]
+        if not wanted:
+            break
+    raise BenchError(f"kexec-tools baseline: {missing}, and no package it depends on provides it")
 
 
 def baseline(kernel: Path, initrd: Path, disk: Path) -> tuple[float, float]:
     """(QEMU start -> busybox /init, kexec load+exec -> second /init) for the bare payload."""
     config = VmConfig(kernel=kernel, initrd=initrd, append=BASE_APPEND, disks=(Disk(disk),))
-    with SerialVm(config, timeout=VM_TIMEOUT) as vm:
-        vm.expect(guests.BASELINE_MARKER, timeout=120)
-        to_init = vm.elapsed()
-        vm.expect(guests.BASELINE_KEXEC, timeout=60)
-        kexec_started = time.monotonic()
-        vm.expect(guests.SECOND_STAGE_MARKER, timeout=120)
+    with SerialVm(config, timeout=VM_TIMEOUT, transcript=BASELINE_LOG) as vm:
+        try:
+            vm.expect(guests.BASELINE_MARKER, timeout=120)
+            to_init = vm.elapsed()
+            vm.expect(guests.BASELINE_KEXEC, timeout=60)
+            kexec_started = time.monotonic()
+            vm.expect(guests.SECOND_STAGE_MARKER, timeout=120)
+        except (pexpect.TIMEOUT, pexpect.EOF):
+            last = vm.tail(1).strip()
+            raise BenchError(
+                f"the kexec-tools baseline VM did not reach the second kernel (last console line: {last!r}; "
+                f"whole console in {BASELINE_LOG})"
+            ) from None
         return to_init, time.monotonic() - kexec_started
 
 
@@ -117,6 +195,18 @@ def payload_run(kernel: Path, payload: Path, grub: Path, bls: Path) -> tuple[flo
 
 
 def main() -> int:
+    """The figures; on a machine where they cannot be measured, one line saying why and exit status 1."""
+    try:
+        return measure()
+    except (BenchError, GuestError, RunError, ElfDependencyError) as e:
+        print(f"make bench: {e}", file=sys.stderr)
+        return 1
+    except pexpect.ExceptionPexpect as e:  # a VM that stopped answering: its first line, not pexpect's dump
+        print(f"make bench: a VM's console: {str(e).splitlines()[0]}", file=sys.stderr)
+        return 1
+
+
+def measure() -> int:
     kernel = kernel_in(KERNEL_CACHE)
     modules = modules_in(KERNEL_CACHE)
     payload = build_payload(modules)
@@ -126,12 +216,14 @@ def main() -> int:
         base = Path(tmp)
         second = second_initrd(base)
         disks = make_test_disks(base, kernel, second)
+        kexec, kexec_root = kexec_tools()
         bare = guests.baseline_initrd(
             base / "baseline.img",
             modules_dir=modules,
-            kexec_binary=kexec_tools(),
+            kexec_binary=kexec,
             second_kernel=kernel,
             second_initrd=second,
+            library_roots=[kexec_root],
         )
         bare_size = bare.stat().st_size
         bare_init, bare_kexec = baseline(kernel, bare, disks.grub)

@@ -229,6 +229,7 @@ def evaluate(
         entries=tuple(entries),
         diagnostics=tuple(it.diagnostics),
         timeout=_timeout(scope),
+        timeout_style=scope.env.get("timeout_style").strip()[:20] or None,
         configs=tuple(dict.fromkeys(p for _, p in it.read)),
         unresolved=tuple(it.unresolved),
         consumed=tuple(dict.fromkeys(it.consumed)),

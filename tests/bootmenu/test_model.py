@@ -103,7 +103,7 @@ def test_why_autoboot_is_held_or_falls_back_stays_on_screen_and_failed_entries_a
     model.apply(p.CountdownUpdate(p.Countdown(reason="autoboot is held")))
     assert model.countdown_text() == "autoboot is held"
     failed = entry("u1", "Ubuntu", "vda2")
-    row = EntryRow(p.EntryInfo(failed.id, failed.entry, "did not come up last time"), is_default=False)
+    row = EntryRow(p.EntryInfo(failed.id, failed.entry, note="did not come up last time"), is_default=False)
     assert row.text() == "Ubuntu [did not come up last time]"
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import urwid
 
@@ -145,3 +147,30 @@ def test_a_text_window_can_follow_its_newest_line() -> None:
     inside = [line.strip("|").strip() for line in screen_text(window, (40, 10))[1:-1]]
     assert inside[-1] == "line 39"
     assert "line 0" not in inside
+
+
+def test_settings_warnings_stay_on_the_status_line() -> None:
+    model = MenuModel()
+    warnings = [
+        "kernel command line: bootmenu.colour=red: unknown parameter ignored (known: bootmenu.timeout, ...)",
+        "second",
+    ]
+    model.apply(dataclasses.replace(hello(), settings={"warnings": warnings}))
+    for i in range(10):
+        model.apply(p.Status(p.StatusLine(p.Level.INFO, f"later message {i}")))
+    view, _ = menu(model)
+    lines = screen_text(view)
+    pinned = [line for line in lines if "bootmenu.colour=red" in line]
+    assert len(pinned) == 1
+    assert pinned[0].startswith("! settings (+1 more: l): kernel command line: bootmenu.colour=red")
+    assert len(pinned[0]) <= 80
+    assert "later message 9" in "\n".join(lines), "the newest message is still shown"
+
+
+def test_details_show_what_the_config_asked_of_the_countdown() -> None:
+    info = dataclasses.replace(hello().entries[0], config_timeout=0.0, timeout_style="hidden")
+    lines = widgets.info_lines(info, None)
+    assert "Config:   timeout 0 s, menu style hidden (not used: the firmware's countdown governs)" in lines
+    used = widgets.info_lines(info, None, config_timeout_used=True)
+    assert "Config:   timeout 0 s, menu style hidden (used for autoboot)" in used
+    assert not any(line.startswith("Config:") for line in widgets.info_lines(hello().entries[0], None))

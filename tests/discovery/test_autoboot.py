@@ -36,3 +36,22 @@ def test_fires_once() -> None:
     a = Autoboot().offer("x", 1, now=0)
     assert a.due(2) == "x"
     assert a.fire().due(3) is None
+
+
+def test_a_config_appearing_during_the_countdown_neither_restarts_nor_cuts_it() -> None:
+    a = Autoboot().offer("disk", 10, now=0)
+    # A stick with a hidden-menu GRUB (timeout=0) comes first in the boot order: it becomes the default, the
+    # countdown keeps its start and its length.
+    a = a.offer("usb", 0, now=4)
+    assert a.entry_id == "usb"
+    assert a.remaining(4) == 6
+    assert a.due(9.9) is None
+    assert a.due(10) == "usb"
+    # Nor does a longer one stretch it.
+    assert Autoboot().offer("disk", 5, now=0).offer("usb", 60, now=1).due(5) == "usb"
+
+
+def test_the_default_going_and_coming_back_keeps_the_clock() -> None:
+    a = Autoboot().offer("disk", 10, now=0).offer(None, 10, now=3)
+    assert a.remaining(3) is None, "no default: nothing to boot"
+    assert a.offer("disk", 10, now=7).remaining(7) == 3

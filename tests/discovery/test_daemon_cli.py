@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 from discovery import protocol
-from discovery.protocol import EntryAdded, Hello
+from discovery.protocol import EntryAdded, Hello, Level
 
 SAMPLES = Path(__file__).resolve().parents[2] / "bootmenu" / "samples"
 
@@ -58,17 +58,28 @@ def test_daemon_serves_root_directories_and_exits_cleanly(tmp_path: Path) -> Non
     assert "fedora" in log.read_text()
 
 
-def test_bad_settings_are_a_message_not_a_traceback(tmp_path: Path) -> None:
+def test_bad_settings_are_warnings_and_the_daemon_serves_on(tmp_path: Path) -> None:
     settings = tmp_path / "bootmenu.toml"
-    settings.write_text(json.dumps("x") + " = 1\n")
-    proc = subprocess.run(
-        [sys.executable, "-m", "bootmenu", "daemon", "--no-udev", "--settings", str(settings), "--cmdline", ""],
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-    )
-    assert proc.returncode == 2
-    assert "bootmenu.toml" in proc.stderr
-    assert "unknown setting 'x'" in proc.stderr
-    assert "Traceback" not in proc.stderr
+    settings.write_text(json.dumps("x") + ' = 1\ntimeout = "off"\n')
+    sock_path = tmp_path / "bootmenu.sock"
+    cmd = [sys.executable, "-m", "bootmenu", "daemon", "--no-udev", "--dry-run", "--socket", str(sock_path)]
+    cmd += ["--settings", str(settings), "--cmdline", "bootmenu.colour=red bootmenu.shell=1 bootmenu.ascii"]
+    cmd += ["--root", str(SAMPLES / "fedora")]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        sock = _connect(sock_path, proc)
+        hello = protocol.decode(sock.makefile("rb").readline())
+        assert isinstance(hello, Hello)
+        warnings = hello.settings["warnings"]
+        assert len(warnings) == 2, warnings
+        assert "bootmenu.toml: unknown setting 'x'" in warnings[0]
+        assert "bootmenu.colour=red: unknown parameter" in warnings[1]
+        assert hello.settings["timeout"] == "off", "the good key of the file still counts"
+        shown = [s.message for s in hello.status if s.level is Level.WARNING]
+        assert shown[:2] == warnings
+        sock.close()
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=20)
+    assert proc.returncode == 0, err
+    assert "Traceback" not in err

@@ -142,7 +142,10 @@ def test_a_realistic_hello_round_trips() -> None:
     )
     hello = Hello(
         devices=(DeviceInfo("vda2", "/dev/vda2", "disk", "ext4", "3f1c7a52", "root", DeviceState.MOUNTED),),
-        entries=(EntryInfo("abc123", entry),),
+        entries=(
+            EntryInfo("abc123", entry),
+            EntryInfo("def456", entry, config_timeout=0.0, timeout_style="hidden"),
+        ),
         status=(StatusLine(Level.INFO, "vda2: 1 boot entry", 1.7e9),),
         countdown=Countdown("abc123", 9.5),
         settings={"timeout": 10, "boot_order": ["type:usb"]},

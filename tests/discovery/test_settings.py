@@ -6,7 +6,18 @@ from pathlib import Path
 
 import pytest
 
-from discovery.settings import DEFAULT_TIMEOUT, OrderKind, OrderRule, Settings, SettingsError
+from discovery.settings import (
+    DEFAULT_TIMEOUT,
+    MAX_WARNING_LEN,
+    MAX_WARNINGS,
+    PARAMS,
+    PAYLOAD_SETTINGS,
+    Consumer,
+    OrderKind,
+    OrderRule,
+    Settings,
+    cmdline_flag,
+)
 
 
 def test_file_then_kernel_command_line_wins(tmp_path: Path) -> None:
@@ -18,17 +29,21 @@ def test_file_then_kernel_command_line_wins(tmp_path: Path) -> None:
     assert settings.boot_order == (OrderRule(OrderKind.LABEL, "root"), OrderRule(OrderKind.TYPE, "usb"))
 
 
-def test_timeout_off_and_zero() -> None:
+def test_timeout_off_zero_and_config() -> None:
     off = Settings().with_cmdline("bootmenu.timeout=off")
     assert off.effective_timeout(5) is None
     zero = Settings().with_cmdline("bootmenu.timeout=0")
     assert zero.effective_timeout(5) == 0
+    config = Settings().with_cmdline("bootmenu.timeout=config")
+    assert config.effective_timeout(3) == 3
+    assert config.effective_timeout(-1) is None, "GRUB timeout=-1 waits for the user"
+    assert config.effective_timeout(None) == DEFAULT_TIMEOUT
 
 
-def test_config_timeout_is_used_when_settings_have_none() -> None:
-    assert Settings().effective_timeout(3) == 3
-    assert Settings().effective_timeout(-1) is None, "GRUB timeout=-1 waits for the user"
-    assert Settings().effective_timeout(None) == DEFAULT_TIMEOUT
+def test_the_firmware_timeout_governs_whatever_the_config_says() -> None:
+    assert Settings().effective_timeout(0) == DEFAULT_TIMEOUT, "a hidden Ubuntu menu (timeout=0) does not cut it"
+    assert Settings().effective_timeout(-1) == DEFAULT_TIMEOUT
+    assert Settings().with_cmdline("bootmenu.timeout=3").effective_timeout(30) == 3
 
 
 def test_debug_flag_and_order_from_cmdline() -> None:
@@ -41,37 +56,120 @@ def test_debug_flag_and_order_from_cmdline() -> None:
 
 def test_hello_form_shows_off_and_console() -> None:
     s = Settings().with_cmdline("bootmenu.timeout=off bootmenu.console=132x43")
-    assert s.to_json() == {
-        "timeout": "off",
-        "boot_order": [],
-        "console": "132x43",
-        "debug": False,
-        "quiesce": "unbind",
-        "watchdog": "off",
-        "state": None,
-    }
+    data = s.to_json()
+    assert (data["timeout"], data["console"], data["warnings"]) == ("off", "132x43", [])
+
+
+def test_every_documented_parameter_is_known_and_sets_no_warning() -> None:
+    words = {
+        "bootmenu.shell=1", "bootmenu.shell", "bootmenu.ascii", "bootmenu.mono=1", "bootmenu.debug",
+        "bootmenu.debug=0", "bootmenu.timeout=5", "bootmenu.timeout=off", "bootmenu.timeout=config",
+        "bootmenu.order=label:root,type:usb", "bootmenu.console=80x24", "bootmenu.console_handoff=0",
+        "bootmenu.autoboot_console=ttyS0", "bootmenu.autoboot_console=ttyS1,9600n8", "bootmenu.autoboot_console=none",
+        "bootmenu.quiesce=unbind", "bootmenu.quiesce=off", "bootmenu.watchdog=30", "bootmenu.watchdog=off",
+        "bootmenu.state=LABEL=BMSTATE", "bootmenu.state=UUID=ABCD-1234",
+    }  # fmt: skip
+    for param in PARAMS:
+        assert any(w.partition("=")[0] == param.parameter for w in words), f"{param.parameter} is not tried here"
+    for word in sorted(words):
+        assert Settings().with_cmdline(f"quiet {word} root=/dev/vda2").warnings == (), word
 
 
 @pytest.mark.parametrize(
     ("cmdline", "message"),
     [
         ("bootmenu.timeout=soon", "timeout 'soon'"),
+        ("bootmenu.timeout=1e400", "not a number"),
         ("bootmenu.console=wide", "COLSxROWS"),
         ("bootmenu.order=disk", "uuid:X"),
-        ("bootmenu.colour=red", "unknown setting 'colour'"),
+        ("bootmenu.colour=red", "unknown parameter"),
+        ("bootmenu.shell=maybe", "not a yes/no value"),
+        ("bootmenu.timeout", "needs a value"),
     ],
 )
-def test_bad_kernel_parameters_name_the_word(cmdline: str, message: str) -> None:
-    with pytest.raises(SettingsError, match=message) as info:
-        Settings().with_cmdline(cmdline)
-    assert cmdline in str(info.value)
+def test_bad_kernel_parameters_are_warnings_naming_the_word(cmdline: str, message: str) -> None:
+    settings = Settings().with_cmdline(f"bootmenu.debug {cmdline} bootmenu.console=100x30")
+    (warning,) = settings.warnings
+    assert message in warning
+    assert cmdline in warning
+    # The bad word is ignored; the good ones around it still count.
+    assert settings.debug
+    assert settings.console == (100, 30)
+    assert settings.timeout == DEFAULT_TIMEOUT
+    assert settings.autoboot
 
 
-def test_bad_toml_names_the_file(tmp_path: Path) -> None:
+def test_bad_file_keys_are_warnings_and_good_ones_still_count(tmp_path: Path) -> None:
+    conf = tmp_path / "settings.toml"
+    conf.write_text('colour = "red"\ntimeout = "soon"\nconsole = "100x30"\n[boot]\norder = 1\n')
+    settings = Settings.load(conf, "")
+    assert settings.console == (100, 30)
+    assert len(settings.warnings) == 3
+    assert all(str(conf) in w for w in settings.warnings)
+    assert "unknown setting 'colour'" in settings.warnings[0]
+    assert "timeout 'soon'" in settings.warnings[1]
+    assert "unknown setting 'boot'" in settings.warnings[2]
+
+
+def test_kernel_parameters_for_init_and_menus_are_not_file_keys(tmp_path: Path) -> None:
+    conf = tmp_path / "settings.toml"
+    conf.write_text("shell = true\n")
+    assert "unknown setting 'shell'" in Settings.load(conf, "").warnings[0]
+
+
+def test_bad_toml_is_a_warning_naming_the_file(tmp_path: Path) -> None:
     conf = tmp_path / "bad.toml"
     conf.write_text("timeout = = 3\n")
-    with pytest.raises(SettingsError, match=r"bad\.toml"):
-        Settings.load(conf, "")
+    settings = Settings.load(conf, "bootmenu.timeout=4")
+    assert settings.timeout == 4
+    (warning,) = settings.warnings
+    assert "bad.toml" in warning
+    assert "ignored" in warning
+
+
+def test_unreadable_or_huge_file_is_a_warning(tmp_path: Path) -> None:
+    assert "Is a directory" in Settings.load(tmp_path, "").warnings[0]
+    huge = tmp_path / "huge.toml"
+    huge.write_text("# " + "x" * 100_000 + "\n")
+    assert "larger than" in Settings.load(huge, "").warnings[0]
+    assert Settings.load(tmp_path / "absent.toml", "").warnings == ()
+
+
+def test_warnings_are_bounded_in_number_and_length() -> None:
+    cmdline = " ".join(f"bootmenu.x{i}={'y' * 5000}" for i in range(1000))
+    warnings = Settings().with_cmdline(cmdline).warnings
+    assert len(warnings) == MAX_WARNINGS
+    assert all(len(w) <= MAX_WARNING_LEN for w in warnings)
+    assert "left out" in warnings[-1]
+
+
+def test_cmdline_flag_reads_yes_no_parameters_like_the_daemon() -> None:
+    assert cmdline_flag("quiet bootmenu.ascii", "ascii") is True
+    assert cmdline_flag("bootmenu.ascii=1 bootmenu.ascii=off", "ascii") is False, "the last one wins"
+    assert cmdline_flag("bootmenu.ascii=maybe", "ascii") is None
+    assert cmdline_flag("bootmenu.asciix", "ascii") is None
+
+
+def test_readme_settings_table_is_generated_from_the_table() -> None:
+    from tools import settings_table
+
+    text = settings_table.README.read_text()
+    assert settings_table.rendered(text) == text, "run: .venv/bin/python -m tools.settings_table"
+    for param in PARAMS:
+        assert f"| `{param.parameter}` |" in text
+
+
+def test_the_daemon_reads_the_payload_settings_file_by_default() -> None:
+    from bootmenu import cmd_daemon
+
+    assert cmd_daemon.PAYLOAD_SETTINGS == PAYLOAD_SETTINGS
+
+
+def test_init_knows_the_parameters_for_init() -> None:
+    init = (Path(__file__).resolve().parents[2] / "initramfs" / "data" / "init").read_text()
+    for param in PARAMS:
+        if Consumer.INIT in param.consumers:
+            assert f"{param.parameter}=1" in init, param.parameter
 
 
 def test_recovery_settings_from_file_and_kernel_parameters(tmp_path: Path) -> None:
@@ -81,12 +179,11 @@ def test_recovery_settings_from_file_and_kernel_parameters(tmp_path: Path) -> No
     path.write_text('quiesce = "off"\nwatchdog = 45\nstate = "LABEL=BMSTATE"\n')
     s = Settings.load(path, cmdline="")
     assert (s.quiesce, s.watchdog, str(s.state)) == (Quiesce.OFF, 45, "LABEL=BMSTATE")
-    assert Settings().quiesce is Quiesce.UNBIND
-    assert Settings().watchdog is None
-    assert Settings().state is None
+    assert (Settings().quiesce, Settings().watchdog, Settings().state) == (Quiesce.UNBIND, None, None)
     s = Settings().with_cmdline("bootmenu.watchdog=30 bootmenu.state=UUID=ABCD-1234 bootmenu.quiesce=unbind")
     assert (s.watchdog, str(s.state)) == (30, "UUID=ABCD-1234")
     assert Settings(watchdog=30).with_cmdline("bootmenu.watchdog=off").watchdog is None
     for bad in ("bootmenu.watchdog=0.5", "bootmenu.watchdog=99999", "bootmenu.quiesce=maybe", "bootmenu.state=sda1"):
-        with pytest.raises(SettingsError, match="kernel command line"):
-            Settings().with_cmdline(bad)
+        (warning,) = Settings(watchdog=30).with_cmdline(bad).warnings
+        assert bad in warning
+        assert Settings(watchdog=30).with_cmdline(bad).watchdog == 30  # the value keeps what it had

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from discovery.protocol import Hello
 from initramfs.builder import BuildError, BuildOptions, BuildReport, build
 from initramfs.cpio import Compression
 from initramfs.python_runtime import compile_pyc
@@ -32,7 +33,7 @@ def listing(payload: BuildReport) -> dict[str, str]:
     return entries
 
 
-def test_archive_holds_the_runtime_the_tools_and_the_modules(payload: BuildReport) -> None:
+def test_archive_holds_the_runtime_the_tools_and_the_modules(payload: BuildReport, kernel_version: str) -> None:
     entries = listing(payload)
     for path in (
         "init",
@@ -49,9 +50,9 @@ def test_archive_holds_the_runtime_the_tools_and_the_modules(payload: BuildRepor
         f"usr/lib/python{PYVER}/bootmenu/cli.pyc",
         f"usr/lib/python{PYVER}/urwid/__init__.pyc",
         f"usr/lib/python{PYVER}/encodings/utf_8.pyc",
-        "usr/lib/modules/6.1.0-56-amd64/kernel/drivers/block/virtio_blk.ko",
-        "usr/lib/modules/6.1.0-56-amd64/modules.dep",
-        "usr/lib/modules/6.1.0-56-amd64/modules.alias",
+        f"usr/lib/modules/{kernel_version}/kernel/drivers/block/virtio_blk.ko",
+        f"usr/lib/modules/{kernel_version}/modules.dep",
+        f"usr/lib/modules/{kernel_version}/modules.alias",
     ):
         assert path in entries, path
     assert entries["init"].startswith("-rwx")
@@ -195,3 +196,94 @@ def test_docstrings_are_dropped_but_asserts_stay(tmp_path: Path) -> None:
 def test_bad_extra_path_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(BuildError, match="does not exist"):
         build(BuildOptions(output=tmp_path / "x", compression=Compression.NONE, extra=(("etc/x", tmp_path / "nope"),)))
+
+
+def test_bad_settings_file_fails_the_build_at_once_naming_file_and_line(tmp_path: Path) -> None:
+    bad = tmp_path / "settings.toml"
+    bad.write_text("timeout = 5\ntimeout = = 6\n")
+    with pytest.raises(BuildError, match=r"--settings .*settings\.toml: .*line 2"):
+        build(BuildOptions(output=tmp_path / "x", compression=Compression.NONE, settings=bad))
+    with pytest.raises(BuildError, match="No such file"):
+        build(BuildOptions(output=tmp_path / "x", compression=Compression.NONE, settings=tmp_path / "nope.toml"))
+    assert not (tmp_path / "x").exists()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="chroot needs root")
+def test_settings_file_in_the_payload_is_what_its_daemon_reads(tmp_path: Path) -> None:
+    """`--settings FILE` lands at /etc/bootmenu/settings.toml; the payload's own `bootmenu daemon`, run in a chroot
+    of the staged tree, reads it without being told, kernel parameters win, an unknown key is a warning."""
+    settings = tmp_path / "settings.toml"
+    settings.write_text('timeout = 4\nboot_order = ["label:root", "type:usb"]\nconsole = "100x30"\ncolour = "red"\n')
+    stage_dir = tmp_path / "stage"
+    cmd = [sys.executable, "-m", "bootmenu", "initramfs", "build", "--output", str(tmp_path / "payload.cpio")]
+    cmd += ["--compress", "none", "--settings", str(settings), "--stage-dir", str(stage_dir)]
+    proc = subprocess.run(
+        cmd,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "unknown setting 'colour'" in proc.stdout, "the build reports what the menu will warn about"
+    assert (stage_dir / "etc/bootmenu/settings.toml").read_bytes() == settings.read_bytes()
+    names = cpio_names(tmp_path / "payload.cpio")
+    assert "etc/bootmenu/settings.toml" in names
+
+    (stage_dir / "run").mkdir(exist_ok=True)
+    (stage_dir / "srv" / "disk" / "loader" / "entries").mkdir(parents=True)
+    sock = stage_dir / "run" / "bootmenu.sock"
+    daemon = ["chroot", str(stage_dir), "/usr/bin/bootmenu", "daemon", "--no-udev", "--dry-run"]
+    daemon += ["--cmdline", "quiet bootmenu.timeout=2", "--root", "/srv/disk"]
+    with dev_bound(stage_dir):
+        child = subprocess.Popen(daemon, env={"PATH": "/usr/bin:/usr/sbin"}, stderr=subprocess.PIPE, text=True)
+        try:
+            hello = _first_message(sock, child)
+        finally:
+            child.terminate()
+            _, err = child.communicate(timeout=30)
+    assert child.returncode == 0, err
+    assert isinstance(hello, Hello)
+    assert hello.settings["timeout"] == 2, "the kernel parameter wins over the file's 4"
+    assert hello.settings["boot_order"] == ["label:root", "type:usb"]
+    assert hello.settings["console"] == "100x30"
+    assert any("unknown setting 'colour'" in w for w in hello.settings["warnings"])
+
+
+def cpio_names(path: Path) -> set[str]:
+    """Names in an uncompressed newc archive."""
+    data = path.read_bytes()
+    names: set[str] = set()
+    at = 0
+    while data[at : at + 6] == b"070701":
+        namesize = int(data[at + 94 : at + 102], 16)
+        filesize = int(data[at + 54 : at + 62], 16)
+        name = data[at + 110 : at + 110 + namesize - 1].decode()
+        if name == "TRAILER!!!":
+            break
+        names.add(name)
+        at += (110 + namesize + 3) & ~3
+        at += (filesize + 3) & ~3
+    return names
+
+
+def _first_message(sock: Path, child: subprocess.Popen[str]) -> object:
+    import socket
+    import time
+
+    from discovery import protocol
+
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if child.poll() is not None:
+            raise AssertionError(f"the payload's daemon exited {child.returncode}")
+        try:
+            s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            s.settimeout(30)
+            s.connect(str(sock))
+        except OSError:
+            s.close()
+            time.sleep(0.1)
+            continue
+        with s, s.makefile("rb") as stream:
+            return protocol.decode(stream.readline())
+    raise AssertionError("the payload's daemon never listened")

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import lzma
 import os
+import struct
+import subprocess
+import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -84,3 +89,22 @@ def fake_backend(monkeypatch: pytest.MonkeyPatch) -> FakeBackend:
     fake = FakeBackend()
     monkeypatch.setattr(syscalls, "backend", fake)
     return fake
+
+
+@pytest.fixture(scope="session")
+def debian_vmlinux(kernel_image: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The ELF vmlinux inside the Debian bzImage: its payload (payload_offset/payload_length) decompressed."""
+    data = kernel_image.read_bytes()
+    setup = (data[0x1F1] + 1) * 512
+    offset, length = struct.unpack_from("<II", data, 0x248)
+    payload = data[setup + offset : setup + offset + length]
+    if payload.startswith(b"\xfd7zXZ\x00"):
+        raw = lzma.LZMADecompressor().decompress(payload)
+    elif payload.startswith(b"\x1f\x8b"):
+        raw = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS).decompress(payload)
+    else:
+        raw = subprocess.run(["zstd", "-dc"], input=payload, capture_output=True, check=True).stdout
+    assert raw.startswith(b"\x7fELF"), f"{kernel_image}: payload is not an ELF file"
+    path = tmp_path_factory.mktemp("vmlinux") / "vmlinux"
+    path.write_bytes(raw)
+    return path

@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import lzma
 import struct
+import subprocess
 from pathlib import Path
 
 
@@ -25,6 +26,7 @@ def bzimage(
     buf = bytearray(size)
     buf[0:2] = b"MZ"
     buf[0x1F1] = setup_sects
+    struct.pack_into("<I", buf, 0x1F4, (size - (setup_sects + 1) * 512) // 16)  # syssize: all after the setup
     buf[0x1FE:0x200] = b"\x55\xaa"
     buf[0x202:0x206] = b"HdrS"
     struct.pack_into("<H", buf, 0x206, protocol)
@@ -62,7 +64,12 @@ def riscv_image(size: int = 4096) -> bytes:
 
 
 def pe(
-    sections: list[tuple[str, bytes]], *, machine: int = 0x8664, zboot: str | None = None, truncate: int = 0
+    sections: list[tuple[str, bytes]],
+    *,
+    machine: int = 0x8664,
+    zboot: str | None = None,
+    zboot_size: int | None = None,
+    truncate: int = 0,
 ) -> bytes:
     """A PE file: DOS header (optionally the EFI zboot one), PE signature, COFF header, no optional header, sections."""
     pe_off = 0x80
@@ -72,7 +79,8 @@ def pe(
     head[0:2] = b"MZ"
     if zboot is not None:
         head[4:8] = b"zimg"
-        struct.pack_into("<II", head, 8, data_at, 1234)
+        # zboot-header.S: the payload is the first section's data here (in real images, inside .data).
+        struct.pack_into("<II", head, 8, data_at, len(sections[0][1]) if zboot_size is None else zboot_size)
         head[24 : 24 + len(zboot)] = zboot.encode()
     struct.pack_into("<I", head, 0x3C, pe_off)
     head[pe_off : pe_off + 4] = b"PE\0\0"
@@ -124,8 +132,14 @@ def write(path: Path, data: bytes) -> Path:
 
 
 def gz(data: bytes) -> bytes:
-    return gzip.compress(data)
+    # No timestamp: the bytes (and the test ids made from them) are the same in every xdist worker.
+    return gzip.compress(data, mtime=0)
 
 
 def xz(data: bytes) -> bytes:
     return lzma.compress(data)
+
+
+def zst(data: bytes) -> bytes:
+    """zstd by its program (no zstd module in the 3.11 standard library); it writes Frame_Content_Size."""
+    return subprocess.run(["zstd", "-q", "-1", "-c"], input=data, capture_output=True, check=True).stdout

@@ -11,7 +11,7 @@ from kexec_core.arch import Arch
 from kexec_core.errors import ImageError
 from kexec_core.image import ImageKind, inspect_kernel
 from kexec_core.initrd import InitrdFormat, inspect_initrd
-from tests.kexec_core.kexec_craft import arm64_image, bzimage, elf64, gz, newc, pe, riscv_image, write, xz
+from tests.kexec_core.kexec_craft import arm64_image, bzimage, elf64, gz, newc, pe, riscv_image, write, xz, zst
 
 
 def test_real_debian_kernel(kernel_image: Path) -> None:
@@ -54,7 +54,7 @@ def test_real_module_is_elf_relocatable(kernel_root: Path) -> None:
         (elf64(machine=183), ImageKind.ELF, Arch.ARM64),
         (pe([(".text", b"\xc3" * 64)]), ImageKind.PE, Arch.X86_64),
         (pe([(".linux", bzimage(size=4096)), (".osrel", b'PRETTY_NAME="Test OS"\n')]), ImageKind.UKI, Arch.X86_64),
-        (pe([(".text", b"x" * 64)], machine=0xAA64, zboot="zstd"), ImageKind.EFI_ZBOOT, Arch.ARM64),
+        (pe([(".data", zst(arm64_image()))], machine=0xAA64, zboot="zstd22"), ImageKind.EFI_ZBOOT, Arch.ARM64),
         (gz(arm64_image()), ImageKind.COMPRESSED, Arch.ARM64),
         (xz(elf64()), ImageKind.COMPRESSED, Arch.X86_64),
     ],
@@ -107,10 +107,13 @@ def test_uki_sections_and_texts(tmp_path: Path) -> None:
 
 
 def test_zboot_payload(tmp_path: Path) -> None:
-    info = inspect_kernel(write(tmp_path / "vmlinuz.efi", pe([(".text", b"x" * 64)], machine=0xAA64, zboot="gzip")))
+    payload = gz(arm64_image())
+    info = inspect_kernel(write(tmp_path / "vmlinuz.efi", pe([(".data", payload)], machine=0xAA64, zboot="gzip")))
     assert info.zboot is not None
     assert info.zboot.compression == "gzip"
-    assert info.zboot.payload_size == 1234
+    assert info.zboot.payload_size == len(payload)
+    assert info.inner is not None
+    assert info.inner.kind is ImageKind.IMAGE
 
 
 def test_elf_segments(tmp_path: Path) -> None:

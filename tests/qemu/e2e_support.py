@@ -13,6 +13,7 @@ from pathlib import Path
 
 from initramfs import disks, guests, uki
 from initramfs.cpio import Compression
+from tests.shared import file_lock
 
 REPO = Path(__file__).resolve().parents[2]
 KERNEL_CACHE = REPO / ".cache" / "kernel" / "root"
@@ -74,20 +75,21 @@ def payload_inputs() -> list[Path]:
 def build_payload(modules: Path, compression: Compression = Compression.GZIP) -> Path:
     """The payload initramfs, rebuilt only when a source file, the kernel or the compression changes.
 
-    The tests use gzip: quick to build and to unpack under TCG. Older builds are removed.
+    The tests use gzip: quick to build and to unpack under TCG. Older builds are removed. Safe to call from several
+    processes at once (pytest-xdist workers): one builds under a lock, the others wait for it and reuse the file.
     """
     from initramfs.builder import BuildOptions, build
 
     key = _digest(payload_inputs())
     stem = f"payload-{modules.name}-{compression}"
     output = CACHE / f"{stem}-{key}.img"
-    if not output.exists():
-        CACHE.mkdir(parents=True, exist_ok=True)
-        for old in CACHE.glob(f"{stem}-*.img"):
-            old.unlink()
-        started = time.monotonic()
-        report = build(BuildOptions(output=output, kernel_modules=modules, compression=compression))
-        print(f"\npayload built in {time.monotonic() - started:.1f} s: {report.compressed / (1 << 20):.2f} MiB")
+    with file_lock(CACHE / f"{stem}.lock"):
+        if not output.exists():
+            for old in CACHE.glob(f"{stem}-*.img"):
+                old.unlink()
+            started = time.monotonic()
+            report = build(BuildOptions(output=output, kernel_modules=modules, compression=compression))
+            print(f"\npayload built in {time.monotonic() - started:.1f} s: {report.compressed / (1 << 20):.2f} MiB")
     return output
 
 

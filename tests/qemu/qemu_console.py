@@ -1,6 +1,8 @@
 """Driving a VM's serial console: pexpect for the byte stream, pyte for the 80x24 screen the menu draws on.
 
 Every read has a timeout, the VM has a watchdog, and leaving the `with` block kills QEMU (initramfs.qemu.Vm).
+Values the guests print (the second kernel's command line, the baseline's disks) are read between a start and an end
+marker (`read_framed`), so a kernel message printed into the middle of them does not cut them short.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from typing import BinaryIO, Self
 import pexpect
 import pyte
 
+from initramfs import guests
 from initramfs.qemu import Vm, VmConfig
 
 COLUMNS, ROWS = 80, 24
@@ -27,6 +30,21 @@ KEYS = {
     "end": "\x1b[F",
     "home": "\x1b[H",
 }
+
+
+def read_framed(child: pexpect.spawn, start: str, end: str, timeout: float = 60.0) -> str:
+    """Waits for `start`, then for the `end length=N` line; the value between them (initramfs.guests.parse_framed).
+    Raises pexpect.TIMEOUT/EOF when either marker does not come."""
+    child.expect(re.escape(start.encode()), timeout=timeout)
+    # The end marker follows on the next line: a short wait, whatever the first one was.
+    child.expect(re.escape(end.encode()) + rb" length=(\d+)", timeout=60)
+    before: bytes = child.before
+    return guests.parse_framed(before, int(child.match.group(1)))
+
+
+def read_second_stage_cmdline(child: pexpect.spawn, timeout: float = 90.0) -> str:
+    """The command line the kexec'd kernel's /init printed (initramfs.guests.second_stage_initrd)."""
+    return read_framed(child, guests.SECOND_STAGE_MARKER, guests.SECOND_STAGE_END, timeout)
 
 
 class _ScreenFeed:
@@ -72,6 +90,10 @@ class SerialVm:
         self.child.expect(data, timeout=timeout)
         match: re.Match[bytes] = self.child.match
         return match
+
+    def framed(self, start: str, end: str, timeout: float = 60.0) -> str:
+        """A value the guest printed between `start` and `end length=N` (see read_framed)."""
+        return read_framed(self.child, start, end, timeout)
 
     def text(self) -> str:
         return "\n".join(line.rstrip() for line in self.screen.display)

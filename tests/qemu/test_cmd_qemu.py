@@ -11,7 +11,7 @@ import pexpect
 import pytest
 
 from bootmenu.cmd_demo import sample_roots
-from initramfs.guests import SECOND_STAGE_MARKER
+from tests.qemu.qemu_console import read_second_stage_cmdline
 
 pytestmark = [pytest.mark.qemu, pytest.mark.timeout(300)]
 
@@ -29,8 +29,7 @@ def test_default_sample_entry_kexecs_the_real_kernel(payload: Path) -> None:
     command = [sys.executable, "-m", "bootmenu", "qemu", "--initramfs", str(payload), "--append", "bootmenu.timeout=2"]
     child = pexpect.spawn(command[0], command[1:], timeout=200, dimensions=(24, 80))
     try:
-        child.expect(SECOND_STAGE_MARKER.encode() + rb"([^\r\n]*)")
-        assert child.match.group(1).decode().split() == defaults[0]["cmdline"].split()
+        assert read_second_stage_cmdline(child, timeout=200).split() == defaults[0]["cmdline"].split()
         # The second kernel powers off; QEMU ends and so does the command, successfully.
         child.expect(pexpect.EOF, timeout=60)
     finally:

@@ -16,7 +16,7 @@ import pytest
 
 from initramfs.guests import SECOND_STAGE_MARKER
 from tests.qemu.e2e_support import E2eDisks
-from tests.qemu.qemu_console import SerialVm
+from tests.qemu.qemu_console import SerialVm, read_second_stage_cmdline
 
 pytestmark = [pytest.mark.qemu, pytest.mark.timeout(420)]
 
@@ -66,14 +66,14 @@ def guest_logs(vm: SerialVm) -> str:
 
 def second_kernel_cmdline(vm: SerialVm, timeout: float = 90.0) -> str:
     """The command line the kexec'd kernel printed (its /init prints it, then powers off)."""
+    # Read between the start and end markers: a kernel message interleaved into the line is cut out again.
     try:
-        match = vm.expect(SECOND_STAGE_MARKER.encode() + rb"([^\r\n]*)", timeout=timeout)
+        return read_second_stage_cmdline(vm.child, timeout=timeout)
     except (pexpect.TIMEOUT, pexpect.EOF):
         screen = vm.text()
         raise AssertionError(
             f"no second kernel within {timeout:g} s; the screen:\n{screen}\nguest logs:\n{guest_logs(vm)}"
         ) from None
-    return match.group(1).decode()
 
 
 def test_menu_lists_entries_of_two_disks(boot: Boot) -> None:

@@ -1,0 +1,276 @@
+"""kexec_load(2) segments for an x86_64 bzImage, built in user space: the 64-bit boot protocol.
+
+Spec: Documentation/arch/x86/boot.rst ("64-bit Boot Protocol", "The Zero Page", "Details of Header Fields") and
+Documentation/arch/x86/zero-page.rst; boot_params offsets from arch/x86/include/uapi/asm/bootparam.h; the memory map
+from /sys/firmware/memmap (Documentation/ABI/testing/sysfs-firmware-memmap: the firmware's e820 table, `end`
+inclusive); a reserved crash kernel region from /proc/iomem ("Crash kernel").
+
+Segments, each page-aligned as kexec_load requires (kernel/kexec_core.c sanity_check_segment_list):
+  kernel       the protected-mode code (the file after its setup sectors) at an address aligned to kernel_alignment,
+               with memsz = init_size so the in-place decompression has its room;
+  boot_params  the zero page: the file's setup header, type_of_loader 0xff, cmd_line_ptr, ramdisk_image/size (and
+               their ext_ high halves), the e820 table; the command line follows it in the same segment;
+  initrd       the initrds concatenated (each padded to 4 bytes), as high as initrd_addr_max allows;
+  trampoline   the entry point: relocate_kernel_64.S jumps to it in 64-bit mode with identity-mapped memory and
+               %rsi cleared, and the kernel's 64-bit entry (load address + 0x200) wants %rsi = &boot_params. The
+               code is 22 bytes, generated here (see TRAMPOLINE_CODE).
+
+The GDT needs no work: the running kernel's __KERNEL_CS (0x10) and __KERNEL_DS (0x18) are the __BOOT_CS and
+__BOOT_DS selectors boot.rst asks for, and the decompressor (arch/x86/boot/compressed/head_64.S) loads its own GDT.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from kexec_core.errors import PreflightError
+
+PAGE = 4096
+MIB = 1 << 20
+MEMMAP = Path("/sys/firmware/memmap")
+IOMEM = Path("/proc/iomem")
+LOW_LIMIT = MIB  # nothing below 1 MiB: real-mode IVT, BIOS data, EBDA, option ROMs
+MAX_E820 = 128  # E820_MAX_ENTRIES_ZEROPAGE
+ENTRY_64 = 0x200  # the 64-bit entry point's offset in the protected-mode code (boot.rst)
+LOADER_TYPE = 0xFF  # type_of_loader: undefined boot loader
+
+# boot_params (zero page) offsets, arch/x86/include/uapi/asm/bootparam.h.
+BP_EXT_RAMDISK_IMAGE = 0x0C0
+BP_EXT_RAMDISK_SIZE = 0x0C4
+BP_EXT_CMD_LINE_PTR = 0x0C8
+BP_E820_ENTRIES = 0x1E8
+BP_SENTINEL = 0x1EF
+BP_HDR = 0x1F1
+BP_TYPE_OF_LOADER = 0x210
+BP_RAMDISK_IMAGE = 0x218
+BP_RAMDISK_SIZE = 0x21C
+BP_CMD_LINE_PTR = 0x228
+BP_E820_TABLE = 0x2D0
+BOOT_PARAMS_SIZE = PAGE
+
+E820_TYPES = {
+    "System RAM": 1,
+    "Reserved": 2,
+    "ACPI Tables": 3,
+    "ACPI Non-volatile Storage": 4,
+    "Unusable memory": 5,
+    "Persistent Memory": 7,
+    "Persistent Memory (legacy)": 12,
+}
+E820_RAM = 1
+
+
+def trampoline_code(boot_params: int, kernel_entry: int) -> bytes:
+    """The entry code, instruction by instruction (Intel SDM vol. 2, REX.W + B8+r io = MOV r64, imm64):
+
+    48 BE <imm64>   mov rsi, boot_params     the 64-bit boot protocol's only argument
+    48 B8 <imm64>   mov rax, kernel_entry    load address + 0x200
+    FF E0           jmp rax
+    """
+    return b"\x48\xbe" + struct.pack("<Q", boot_params) + b"\x48\xb8" + struct.pack("<Q", kernel_entry) + b"\xff\xe0"
+
+
+@dataclass(frozen=True)
+class MemRange:
+    start: int
+    end: int  # exclusive
+    type: int
+
+    @property
+    def size(self) -> int:
+        return self.end - self.start
+
+
+def read_memmap(root: Path = MEMMAP) -> list[MemRange]:
+    """The firmware memory map; PreflightError when it cannot be read (kexec_load needs it for boot_params)."""
+    ranges = []
+    try:
+        entries = sorted(root.iterdir(), key=lambda p: int(p.name) if p.name.isdigit() else 1 << 30)
+        for entry in entries[: 4 * MAX_E820]:
+            start = int((entry / "start").read_text(), 16)
+            end = int((entry / "end").read_text(), 16) + 1
+            kind = E820_TYPES.get((entry / "type").read_text().strip(), 2)
+            ranges.append(MemRange(start, end, kind))
+    except (OSError, ValueError) as err:
+        raise PreflightError(root, f"cannot read the firmware memory map for kexec_load: {err}") from None
+    if not ranges:
+        raise PreflightError(root, "the firmware memory map is empty (CONFIG_FIRMWARE_MEMMAP?)")
+    return sorted(ranges, key=lambda r: r.start)
+
+
+def read_crash_regions(iomem: Path = IOMEM) -> list[tuple[int, int]]:
+    """[start, end) of each "Crash kernel" region in /proc/iomem (zeros when not root: then none are known)."""
+    regions = []
+    try:
+        lines = iomem.read_text().splitlines()
+    except OSError:
+        return []
+    for line in lines[:10000]:
+        span, _, name = line.strip().partition(" : ")
+        if name.strip() != "Crash kernel":
+            continue
+        start, _, end = span.partition("-")
+        try:
+            first, last = int(start, 16), int(end, 16)
+        except ValueError:
+            continue
+        if last > first:
+            regions.append((first, last + 1))
+    return regions
+
+
+@dataclass(frozen=True)
+class PlannedSegment:
+    """A kexec_load segment and where its bytes come from (for the plan and the kmsg line)."""
+
+    name: str
+    mem: int
+    memsz: int
+    buf: bytes
+
+    def describe(self) -> str:
+        last = self.mem + self.memsz - 1
+        return f"{self.name}: {self.mem:#x}-{last:#x} ({self.memsz} bytes, {len(self.buf)} of them copied)"
+
+    def to_json(self) -> dict[str, Any]:
+        return {"name": self.name, "mem": self.mem, "memsz": self.memsz, "bufsz": len(self.buf)}
+
+
+@dataclass(frozen=True)
+class SegmentPlan:
+    entry: int
+    segments: tuple[PlannedSegment, ...]
+
+    def describe(self) -> list[str]:
+        return [f"entry {self.entry:#x} (trampoline)", *(s.describe() for s in self.segments)]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"entry": self.entry, "segments": [s.to_json() for s in self.segments]}
+
+
+class _Allocator:
+    """First-fit (or last-fit) placement in System RAM within [mem_min, mem_max), around what is taken."""
+
+    def __init__(self, memmap: Sequence[MemRange], avoid: Sequence[tuple[int, int]], mem_min: int, mem_max: int):
+        self.free = [(max(r.start, mem_min, LOW_LIMIT), min(r.end, mem_max)) for r in memmap if r.type == E820_RAM]
+        self.free = [(s, e) for s, e in self.free if e > s]
+        for region in avoid:
+            self.take(*region)
+
+    def take(self, start: int, end: int) -> None:
+        out = []
+        for s, e in self.free:
+            if end <= s or start >= e:
+                out.append((s, e))
+                continue
+            if s < start:
+                out.append((s, start))
+            if end < e:
+                out.append((end, e))
+        self.free = out
+
+    def place(self, size: int, align: int, *, limit: int, low: int = 0, high: bool = False) -> int | None:
+        candidates = sorted(self.free, reverse=high)
+        for free_start, free_end in candidates:
+            s, e = max(free_start, low), min(free_end, limit)
+            if high:
+                addr = (e - size) // align * align
+                if addr >= s:
+                    self.take(addr, addr + size)
+                    return addr
+            else:
+                addr = -(-s // align) * align
+                if addr + size <= e:
+                    self.take(addr, addr + size)
+                    return addr
+        return None
+
+
+def _page_up(n: int) -> int:
+    return -(-n // PAGE) * PAGE
+
+
+def build(
+    path: Path,
+    kernel: bytes,
+    initrd: bytes,
+    cmdline: str,
+    *,
+    memmap: Sequence[MemRange],
+    avoid: Sequence[tuple[int, int]] = (),
+    mem_min: int = 0,
+    mem_max: int = 1 << 64,
+) -> SegmentPlan:
+    """The kexec_load segments that boot the bzImage `kernel` (whole file) with `initrd` and `cmdline`."""
+    from kexec_core import bzimage
+
+    hdr = bzimage.parse(path, kernel[: bzimage.HEADER_END])
+    problems = hdr.kexec_file_problems()  # the same requirements as the 64-bit protocol: relocatable, 64-bit entry
+    if problems:
+        raise PreflightError(path, "kexec_load (64-bit boot protocol) cannot boot this bzImage: " + "; ".join(problems))
+    (kernel_alignment,) = struct.unpack_from("<I", kernel, 0x230)
+    (initrd_addr_max,) = struct.unpack_from("<I", kernel, 0x22C)
+    (pref_address,) = struct.unpack_from("<Q", kernel, 0x258)
+    align = max(kernel_alignment, PAGE)
+    setup_end = 0x202 + kernel[0x201]  # the setup header ends here (boot.rst: 0x0202 + the byte at 0x0201)
+    protected = kernel[hdr.setup_size :]
+    init_size = max(hdr.init_size or 0, len(protected))
+    cmd = cmdline.encode() + b"\0"
+    if len(cmd) > hdr.cmdline_size + 1:
+        raise PreflightError(path, f"command line is {len(cmd) - 1} bytes, this kernel takes {hdr.cmdline_size}")
+
+    alloc = _Allocator(memmap, avoid, mem_min, mem_max)
+    for r in memmap:  # a non-RAM range overlapping a RAM one wins
+        if r.type != E820_RAM:
+            alloc.take(r.start, r.end)
+    kernel_memsz = _page_up(init_size)
+    # A relocatable kernel loaded below LOAD_PHYSICAL_ADDR decompresses itself to LOAD_PHYSICAL_ADDR anyway
+    # (compressed/head_64.S), so it goes no lower than its pref_address.
+    kaddr = alloc.place(kernel_memsz, align, limit=mem_max, low=pref_address)
+    bp_memsz = _page_up(BOOT_PARAMS_SIZE + len(cmd))
+    bpaddr = alloc.place(bp_memsz, PAGE, limit=min(mem_max, 1 << 32))
+    tramp_addr = alloc.place(PAGE, PAGE, limit=min(mem_max, 1 << 32))
+    rd_addr = 0
+    if initrd:
+        # Below initrd_addr_max like kexec-tools; above 4 GiB (ext_ramdisk_image) only if it fits nowhere else.
+        rd_size = _page_up(len(initrd))
+        placed = alloc.place(rd_size, PAGE, limit=min(mem_max, initrd_addr_max + 1), high=True)
+        if placed is None and hdr.xloadflags & bzimage.XLoadFlag.CAN_BE_LOADED_ABOVE_4G:
+            placed = alloc.place(rd_size, PAGE, limit=mem_max, high=True)
+        if placed is None:
+            raise PreflightError(path, f"no room for the {len(initrd)}-byte initrd in System RAM within the limits")
+        rd_addr = placed
+    if kaddr is None or bpaddr is None or tramp_addr is None:
+        raise PreflightError(
+            path, f"no room for the kernel ({kernel_memsz} bytes aligned to {align:#x}) in System RAM within the limits"
+        )
+
+    bp = bytearray(bp_memsz)
+    bp[BP_HDR:setup_end] = kernel[BP_HDR:setup_end]
+    bp[BP_SENTINEL] = 0
+    bp[BP_TYPE_OF_LOADER] = LOADER_TYPE
+    cmd_addr = bpaddr + BOOT_PARAMS_SIZE
+    bp[BOOT_PARAMS_SIZE : BOOT_PARAMS_SIZE + len(cmd)] = cmd
+    struct.pack_into("<I", bp, BP_CMD_LINE_PTR, cmd_addr & 0xFFFFFFFF)
+    struct.pack_into("<I", bp, BP_EXT_CMD_LINE_PTR, cmd_addr >> 32)
+    struct.pack_into("<II", bp, BP_RAMDISK_IMAGE, rd_addr & 0xFFFFFFFF, len(initrd) & 0xFFFFFFFF)
+    struct.pack_into("<I", bp, BP_EXT_RAMDISK_IMAGE, rd_addr >> 32)
+    struct.pack_into("<I", bp, BP_EXT_RAMDISK_SIZE, len(initrd) >> 32)
+    e820 = list(memmap)[:MAX_E820]
+    bp[BP_E820_ENTRIES] = len(e820)
+    for i, r in enumerate(e820):
+        struct.pack_into("<QQI", bp, BP_E820_TABLE + 20 * i, r.start, r.size, r.type)
+
+    segments = [
+        PlannedSegment("kernel", kaddr, kernel_memsz, protected),
+        PlannedSegment("boot_params+cmdline", bpaddr, bp_memsz, bytes(bp)),
+    ]
+    if initrd:
+        segments.append(PlannedSegment("initrd", rd_addr, _page_up(len(initrd)), initrd))
+    code = trampoline_code(bpaddr, kaddr + ENTRY_64)
+    segments.append(PlannedSegment("trampoline", tramp_addr, PAGE, code))
+    return SegmentPlan(entry=tramp_addr, segments=tuple(sorted(segments, key=lambda s: s.mem)))

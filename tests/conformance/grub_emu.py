@@ -1,0 +1,300 @@
+"""Real GRUB 2.06 (Debian's grub-emu) as the oracle for bootmenu's GRUB interpreter.
+
+How it is driven: each filesystem of a fixture becomes a disk image (mkfs.ext4/mkfs.vfat, GPT) listed in a
+device.map, so GRUB sees it as `(hdN,gpt1)` and `search --fs-uuid/--label/--file` work. grub-emu's 2.06 build has no
+`linux`/`initrd` commands, so a wrapper config defines shell functions of those names that print every argument,
+sets `$root`/`$prefix` to the config's filesystem, `source`s the real config and sets `default` and `timeout=0`, so
+GRUB itself boots the item: its "Booting `T'" lines give the menu path, the functions what the item passes. One
+grub-emu process per item (about 0.1 s each): with `timeout=0` and no `default` override it boots the config's own
+default; with `default=N` (or `N>M` inside a submenu) item N. GRUB falls back to item 0 when N is past the end, which
+ends the enumeration of a level.
+
+Safety: grub-emu runs only as nobody (65534) with every capability dropped and no new privileges (setpriv), never
+with `--kexec`, never as root; `check_unprivileged` proves the drop took effect before the first run. Its `reboot`
+and `halt` then only end the process. Nothing it does reaches this machine's boot.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pexpect
+
+from discovery.grub.loader import find_configs
+from discovery.scan import filesystem_for
+from initramfs import disks
+
+REPO = Path(__file__).resolve().parents[2]
+EMU_CACHE = REPO / ".cache" / "grub-emu"
+EMU_BINARY = EMU_CACHE / "root" / "usr" / "bin" / "grub-emu"
+NOBODY = 65534
+DROP = [
+    "setpriv",
+    f"--reuid={NOBODY}",
+    f"--regid={NOBODY}",
+    "--clear-groups",
+    "--inh-caps=-all",
+    "--bounding-set=-all",
+    "--no-new-privs",
+]
+# Bumped when the wrapper or the parsing changes, so cached answers are recomputed.
+HARNESS_VERSION = "2"
+PER_RUN_TIMEOUT = 20.0
+BOOTING = re.compile(r"Booting `(.*)'$")
+ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+MAX_ITEMS = 64  # per menu level: a bound on the enumeration whatever a config does
+
+WRAPPER = """\
+function bm_args {{
+    for a in "$@"; do echo "BM-ARG [$a]"; done
+}}
+function linux {{ echo "BM-LINUX root=[$root]"; bm_args "$@"; echo "BM-END"; }}
+function linuxefi {{ echo "BM-LINUX root=[$root]"; bm_args "$@"; echo "BM-END"; }}
+function linux16 {{ echo "BM-LINUX root=[$root]"; bm_args "$@"; echo "BM-END"; }}
+function initrd16 {{ echo "BM-INITRD root=[$root]"; bm_args "$@"; echo "BM-END"; }}
+function initrd {{ echo "BM-INITRD root=[$root]"; bm_args "$@"; echo "BM-END"; }}
+function initrdefi {{ echo "BM-INITRD root=[$root]"; bm_args "$@"; echo "BM-END"; }}
+function devicetree {{ echo "BM-DTB root=[$root]"; bm_args "$@"; echo "BM-END"; }}
+function chainloader {{ echo "BM-CHAIN root=[$root]"; bm_args "$@"; echo "BM-END"; }}
+set grub_platform={platform}
+set root={root}
+set prefix={prefix}
+source {config}
+terminal_output console
+{override}set timeout=0
+set timeout_style=menu
+"""
+
+
+class EmuUnavailable(Exception):
+    """grub-emu is not unpacked here (`make conformance` fetches it) or cannot run."""
+
+
+@dataclass(frozen=True)
+class Item:
+    """What GRUB did when it booted one menu item: its path of titles and each loader call's device and args."""
+
+    path: tuple[str, ...]
+    linux: tuple[str, ...] | None = None
+    linux_root: str = ""
+    initrds: tuple[tuple[str, ...], ...] = ()
+    devicetree: tuple[str, ...] | None = None
+    chainloader: tuple[str, ...] | None = None
+
+
+@dataclass(frozen=True)
+class Answer:
+    """GRUB's menu for one config: every bootable item in menu order, and the path of the default."""
+
+    config: str
+    device: str
+    items: tuple[Item, ...] = ()
+    default: tuple[str, ...] = ()
+    disks: dict[str, str] = field(default_factory=dict)  # GRUB device (hdN,gpt1) -> fixture filesystem name
+
+    def to_json(self) -> dict[str, object]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Answer:
+        items = tuple(
+            Item(
+                path=tuple(i["path"]),
+                linux=tuple(i["linux"]) if i["linux"] is not None else None,
+                linux_root=i["linux_root"],
+                initrds=tuple(tuple(x) for x in i["initrds"]),
+                devicetree=tuple(i["devicetree"]) if i["devicetree"] is not None else None,
+                chainloader=tuple(i["chainloader"]) if i["chainloader"] is not None else None,
+            )
+            for i in data["items"]
+        )
+        return cls(
+            config=str(data["config"]),
+            device=str(data["device"]),
+            items=items,
+            default=tuple(data["default"]),
+            disks=dict(data["disks"]),
+        )
+
+
+def available() -> bool:
+    return EMU_BINARY.is_file() and shutil.which("setpriv") is not None
+
+
+def check_unprivileged() -> None:
+    """Proves the privilege drop works before GRUB ever runs: uid/gid nobody, no capabilities, no_new_privs."""
+    status = subprocess.run([*DROP, "cat", "/proc/self/status"], capture_output=True, text=True, check=True).stdout
+    fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
+    uids = fields["Uid"].split()
+    caps = {k: int(fields[k].strip(), 16) for k in ("CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb")}
+    if set(uids) != {str(NOBODY)} or any(caps.values()) or fields["NoNewPrivs"].strip() != "1":
+        raise EmuUnavailable(f"privilege drop did not take effect: Uid {uids}, caps {caps}")
+
+
+def tree_digest(fixture: Path, platform: str) -> str:
+    """A hash of every file of the fixture (names, modes, contents) and the harness, for caching answers."""
+    h = hashlib.sha256(f"{HARNESS_VERSION}\0{platform}\0".encode())
+    for path in sorted(p for p in fixture.rglob("*") if p.name != "expected.json"):
+        rel = path.relative_to(fixture)
+        if path.is_symlink():
+            h.update(f"L {rel} {os.readlink(path)}\0".encode())
+        elif path.is_file():
+            h.update(f"F {rel} {path.stat().st_mode & 0o777:o}\0".encode())
+            h.update(path.read_bytes())
+        elif path.is_dir():
+            h.update(f"D {rel}\0".encode())
+    return h.hexdigest()
+
+
+def filesystems_of(fixture: Path) -> list[Path]:
+    return sorted(p for p in fixture.iterdir() if p.is_dir())
+
+
+def _run_emu(prefix: Path, device_map: Path) -> str:
+    """One grub-emu run in a pty (its console needs a terminal) until GRUB has given up booting the item."""
+    argv = [*DROP, str(EMU_BINARY), "-d", str(prefix), "-m", str(device_map)]
+    child = pexpect.spawn(
+        argv[0],
+        argv[1:],
+        dimensions=(50, 200),
+        env={"TERM": "vt100", "PATH": "/usr/bin:/bin", "SDL_VIDEODRIVER": "dummy"},
+        timeout=None,
+    )
+    try:
+        # After the item's commands GRUB reports that it cannot boot (no kernel was loaded), or it shows its menu
+        # or command line when nothing booted at all.
+        child.expect([b"Press any key to continue", b"grub> ", pexpect.EOF], timeout=PER_RUN_TIMEOUT)
+    except pexpect.TIMEOUT:
+        pass
+    finally:
+        out = (child.before or b"") if isinstance(child.before, bytes) else b""
+        child.close(force=True)
+    return ANSI.sub("", out.decode("utf-8", "replace"))
+
+
+def parse_run(text: str) -> Item:
+    """The menu path ("Booting `T'" lines) and the loader calls a run printed."""
+    path: list[str] = []
+    calls: list[tuple[str, str, tuple[str, ...]]] = []
+    current: tuple[str, str, list[str]] | None = None
+    for raw in text.replace("\r", "\n").split("\n"):
+        line = raw.strip()
+        booting = BOOTING.search(line)
+        if booting:
+            # Progress lines ("[ grub.cfg 2.06KiB 100% ]") may share the line.
+            path.append(booting.group(1))
+        elif line.startswith("BM-") and " root=[" in line and current is None:
+            kind, _, rest = line.partition(" root=[")
+            current = (kind[3:], rest.rstrip("]"), [])
+        elif line.startswith("BM-ARG [") and line.endswith("]") and current is not None:
+            current[2].append(line[len("BM-ARG [") : -1])
+        elif line == "BM-END" and current is not None:
+            calls.append((current[0], current[1], tuple(current[2])))
+            current = None
+    linux = next(((root, args) for kind, root, args in calls if kind == "LINUX"), None)
+    return Item(
+        path=tuple(path),
+        linux=linux[1] if linux else None,
+        linux_root=linux[0] if linux else "",
+        initrds=tuple(args for kind, _, args in calls if kind == "INITRD"),
+        devicetree=next((args for kind, _, args in calls if kind == "DTB"), None),
+        chainloader=next((args for kind, _, args in calls if kind == "CHAIN"), None),
+    )
+
+
+class Session:
+    """One fixture's disk images and device.map, made world-readable for nobody, in a scratch directory."""
+
+    def __init__(self, fixture: Path, scratch: Path) -> None:
+        self.scratch = scratch
+        self.names: dict[str, str] = {}
+        lines = []
+        for n, directory in enumerate(filesystems_of(fixture)):
+            image = disks.disk_from_directory(directory, scratch / f"disk{n}.img")
+            image.chmod(0o644)
+            lines.append(f"(hd{n}) {image}")
+            self.names[f"hd{n},gpt1"] = filesystem_for(directory).name
+        self.device_map = scratch / "device.map"
+        self.device_map.write_text("\n".join(lines) + "\n")
+        scratch.chmod(0o755)
+        self.device_map.chmod(0o644)
+
+    def device_of(self, name: str) -> str:
+        return next(dev for dev, fs in self.names.items() if fs == name)
+
+    def boot(self, platform: str, device: str, config: str, default: str | None) -> Item:
+        prefix = Path(tempfile.mkdtemp(dir=self.scratch))
+        prefix.chmod(0o755)
+        override = f'set default="{default}"\n' if default is not None else ""
+        wrapper = WRAPPER.format(
+            platform=platform,
+            root=f"({device})",
+            prefix=f"({device}){Path(config).parent!s}",
+            config=f"({device}){config}",
+            override=override,
+        )
+        (prefix / "grub.cfg").write_text(wrapper)
+        (prefix / "grub.cfg").chmod(0o644)
+        return parse_run(_run_emu(prefix, self.device_map))
+
+
+def answer_config(session: Session, platform: str, fs_name: str, config: str) -> Answer:
+    device = session.device_of(fs_name)
+    default_run = session.boot(platform, device, config, None)
+    items: list[Item] = []
+
+    def level(prefix: Sequence[int]) -> None:
+        first: Item | None = None
+        for i in range(MAX_ITEMS):
+            index = [*prefix, i]
+            run = session.boot(platform, device, config, ">".join(map(str, index)))
+            if not run.path:
+                return  # an empty menu: nothing boots
+            if first is None:
+                first = run
+            elif run == first:
+                return  # past the end: GRUB fell back to item 0 of this level
+            if len(run.path) > len(index):
+                # A submenu: GRUB entered it and booted its own default; enumerate it.
+                level(index)
+            else:
+                items.append(run)
+
+    level([])
+    return Answer(config=config, device=fs_name, items=tuple(items), default=default_run.path, disks=session.names)
+
+
+def answer_fixture(fixture: Path, platform: str) -> list[Answer]:
+    """GRUB's answer for every GRUB config of the fixture (as bootmenu's loader finds them)."""
+    if not available():
+        raise EmuUnavailable(f"grub-emu is not at {EMU_BINARY}: run `make conformance`")
+    answers: list[Answer] = []
+    with tempfile.TemporaryDirectory(prefix="bootmenu-grub-emu-") as tmp:
+        session = Session(fixture, Path(tmp))
+        for directory in filesystems_of(fixture):
+            fs = filesystem_for(directory)
+            for config in find_configs(fs):
+                answers.append(answer_config(session, platform, fs.name, config))
+    return answers
+
+
+def load_answers(path: Path) -> dict[str, list[Answer]]:
+    if not path.is_file():
+        return {}
+    data = json.loads(path.read_text())
+    return {key: [Answer.from_json(a) for a in value] for key, value in data.items()}
+
+
+def save_answers(path: Path, answers: dict[str, list[Answer]]) -> None:
+    data = {key: [a.to_json() for a in value] for key, value in sorted(answers.items())}
+    path.write_text(json.dumps(data, indent=1, sort_keys=True) + "\n")
