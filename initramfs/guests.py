@@ -91,11 +91,12 @@ SECOND_STAGE_INIT = f"""#!/bin/sh
 /bin/busybox mount -t proc proc /proc
 /bin/busybox mount -t devtmpfs dev /dev 2>/dev/null
 /bin/busybox mount -t sysfs sys /sys 2>/dev/null
-if /bin/busybox grep -q e2e.hang /proc/cmdline; then
+words=" $(/bin/busybox cat /proc/cmdline) "
+case "$words" in *" e2e.hang "*)
     echo "{SECOND_STAGE_HANG_MARKER}" > /dev/ttyS0
-    while :; do /bin/busybox sleep 1000; done
-fi
-if /bin/busybox grep -q e2e.panic /proc/cmdline; then
+    while :; do /bin/busybox sleep 1000; done ;;
+esac
+case "$words" in *" e2e.panic "*)
     # A kernel that panics, with ramoops keeping its last words in reserved RAM for the menu to show.
     params=""
     for arg in $(/bin/busybox cat /proc/cmdline); do
@@ -104,8 +105,8 @@ if /bin/busybox grep -q e2e.panic /proc/cmdline; then
     /bin/busybox insmod /lib/modules/reed_solomon.ko
     /bin/busybox insmod /lib/modules/ramoops.ko $params
     echo "{SECOND_STAGE_PANIC_MARKER}" > /dev/ttyS0
-    echo c > /proc/sysrq-trigger
-fi
+    echo c > /proc/sysrq-trigger ;;
+esac
 if [ -e /lib/modules/order ]; then
     /bin/busybox dmesg -n 1 2>/dev/null
     for m in $(/bin/busybox cat /lib/modules/order); do /bin/busybox insmod "/lib/modules/$m"; done
