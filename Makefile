@@ -7,7 +7,7 @@ CACHE ?= .cache
 APT_PACKAGES := python3-venv qemu-system-x86 busybox-static dosfstools mtools fdisk e2fsprogs kmod cpio xz-utils zstd gcc python3-dev libudev1 btrfs-progs xfsprogs squashfs-tools genisoimage binutils
 APT_COMMANDS := qemu-system-x86_64 busybox mkfs.vfat mcopy sfdisk mkfs.ext4 depmod cpio xz zstd gcc mkfs.btrfs mkfs.xfs mksquashfs genisoimage objcopy
 
-.PHONY: all setup system-deps kernel conformance test test-fast lint fmt typecheck bench bench-parse demo qemu clean
+.PHONY: all setup system-deps kernel conformance grub-editenv test test-fast lint fmt typecheck bench bench-parse demo qemu clean
 
 all: test
 
@@ -52,6 +52,10 @@ conformance: setup
 	    apt-get install -y -q --no-install-recommends libsdl1.2debian libdevmapper1.02.1; fi
 	$(BIN)/pytest -q -s -p no:cacheprovider tests/conformance
 
+# Debian's grub-editenv (grub-common unpacked under .cache, never installed): the tests check grubenv writes with it.
+grub-editenv:
+	@tools/fetch-deb grub-common $(CACHE)/grub-common >/dev/null
+
 lint: $(BIN)/.installed
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
@@ -66,11 +70,11 @@ fmt: $(BIN)/.installed
 # Everything, QEMU end-to-end tests included, on two workers (tests/conftest.py schedules the QEMU tests first,
 # longest first); the 15 slowest tests are listed at the end.
 PYTEST_PARALLEL ?= -n 2 --dist loadscope --durations=15
-test: setup kernel lint typecheck
+test: setup kernel grub-editenv lint typecheck
 	$(BIN)/pytest $(PYTEST_PARALLEL)
 
 # The quick subset: no QEMU boots.
-test-fast: setup lint typecheck
+test-fast: setup grub-editenv lint typecheck
 	$(BIN)/pytest -m 'not qemu'
 
 bench: setup kernel

@@ -16,6 +16,8 @@ from pathlib import Path
 from discovery import protocol as p
 
 SEND_TIMEOUT = 5.0
+# Bytes one read() takes from the socket at most (more than the longest message, so one always completes).
+READ_BYTES = 2 * p.MAX_LINE
 
 
 class ClientError(OSError):
@@ -71,7 +73,12 @@ class Client:
         if self.sock is None:
             raise Disconnected(errno.ENOTCONN, "not connected", str(self.path))
         eof = False
-        while True:
+        chunks = [self.buffer]
+        size = len(self.buffer)
+        partial = b"\n" not in self.buffer  # no complete line in what is buffered
+        # One call takes at most READ_BYTES, so a daemon that sends without pause cannot hold the menu here; the
+        # socket stays readable and the main loop calls again.
+        while size < READ_BYTES:
             try:
                 chunk = self.sock.recv(65536, socket.MSG_DONTWAIT)
             except (BlockingIOError, InterruptedError):
@@ -81,11 +88,13 @@ class Client:
             if not chunk:
                 eof = True
                 break
-            self.buffer += chunk
-            if len(self.buffer) > p.MAX_LINE and b"\n" not in self.buffer:
+            chunks.append(chunk)
+            size += len(chunk)
+            partial = partial and b"\n" not in chunk  # only the new bytes are searched: linear in the message
+            if partial and size > p.MAX_LINE:
                 raise p.ProtocolError(f"{self.path}: a message longer than {p.MAX_LINE} bytes")
         messages = []
-        *lines, self.buffer = self.buffer.split(b"\n")
+        *lines, self.buffer = b"".join(chunks).split(b"\n")
         for line in lines:
             if not line.strip():
                 continue

@@ -79,6 +79,8 @@ class EntryRow:
     def text(self) -> str:
         entry = self.info.entry
         suffix = " (missing device)" if entry.unresolved else ""
+        if entry.bad:
+            suffix += " (bad: no boot tries left)"
         if self.info.note:
             suffix += f" [{self.info.note}]"
         return entry.title + suffix

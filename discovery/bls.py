@@ -594,11 +594,22 @@ def _load_root(fs: Filesystem, ctx: LoadContext, root: str, type2: Type2Reader |
             usable.append(entry)
     ordered = systemd_boot_order(usable)
     titles = unique_titles(ordered)
-    chosen = 0
+    # Boot counting: an entry with no tries left is never the default (systemd-boot sorted it last already);
+    # when every entry is bad there is no default, so nothing autoboots.
+    good = [n for n, e in enumerate(ordered) if not e.bad]
+    chosen = good[0] if good else -1
     if conf.default is not None:
         found = [n for n, e in enumerate(ordered) if _matches(conf.default, e)]
-        if found:
+        if found and found[0] in good:
             chosen = found[0]
+        elif found:
+            diags.append(
+                Diagnostic(
+                    conf.path,
+                    conf.default_line,
+                    f"default '{conf.default}' has no boot tries left (boot counting); not the default",
+                )
+            )
         elif ordered:
             diags.append(
                 Diagnostic(conf.path, conf.default_line, f"default '{conf.default}' matches no entry; using the first")
@@ -620,6 +631,14 @@ def _load_root(fs: Filesystem, ctx: LoadContext, root: str, type2: Type2Reader |
         for key, value in [("initrd", i) for i in entry.initrds] + [("devicetree", entry.devicetree or "")]:
             if value and found_kernel and not fs.is_file(resolve(value)):
                 warnings.append(Diagnostic(entry.path, entry.line_of(key), f"{key} {value} not found"))
+        if entry.bad and entry.boot_count is not None:
+            warnings.append(
+                Diagnostic(
+                    entry.path,
+                    0,
+                    f"no boot tries left ({entry.boot_count.done or 0} failed): listed last, never the default",
+                )
+            )
         diags.extend(w for w in warnings if w not in diags)
         boot_entries.append(
             entry.to_boot_entry(

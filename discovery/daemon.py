@@ -9,6 +9,7 @@ re-running the loaders whose results had unresolved references whenever a filesy
 from __future__ import annotations
 
 import asyncio
+import collections
 import concurrent.futures
 import contextlib
 import errno
@@ -48,6 +49,8 @@ from discovery.protocol import (
     Message,
     Status,
     StatusLine,
+    clip,
+    quote,
 )
 from discovery.resolver import LiveResolver
 from discovery.settings import Settings
@@ -59,8 +62,11 @@ log = logging.getLogger(__name__)
 JOB_TIMEOUT = 30.0
 # The last boot plan, in Machine.run (read by `bootmenu report`).
 LAST_PLAN = "last-plan.txt"
-# Status lines kept for the hello snapshot.
+# Status lines kept for the hello snapshot, bounded in number and in bytes (a status line may quote a config).
 STATUS_HISTORY = 200
+STATUS_HISTORY_BYTES = 256 * 1024
+# A longer status message is cut (with its length named): a UI shows one line, the log has the details.
+STATUS_MESSAGE_CHARS = 4096
 
 
 class Mounts(Protocol):
@@ -206,7 +212,8 @@ class Daemon:
         self.payload_cmdline = payload_cmdline
         self.dev = dev
         self.records: dict[str, Record] = {}
-        self.status: list[StatusLine] = []
+        self.status: collections.deque[StatusLine] = collections.deque()
+        self._status_bytes = 0
         self.autoboot = Autoboot()
         self.listeners: list[Callable[[Message], None]] = []
         self.resolver = LiveResolver(self._filesystems)
@@ -225,6 +232,8 @@ class Daemon:
         self._record_read = False
         self._failed: tuple[str, ...] = ()
         self._reason = ""
+        self._rescan: asyncio.Future[None] | None = None
+        self._rescan_again = False
 
     # --- lifecycle ---
 
@@ -254,11 +263,12 @@ class Daemon:
         for record in list(self.records.values()):
             await self._release(record)
 
-    def background(self, coro: Coroutine[Any, Any, Any]) -> None:
+    def background(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Future[Any]:
         """Run `coro` as a task the daemon keeps a reference to (so it is not garbage-collected mid-way)."""
         task = asyncio.ensure_future(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        return task
 
     def _on_source(self) -> None:
         assert self.source is not None
@@ -272,10 +282,12 @@ class Daemon:
             listener(message)
 
     def say(self, level: Level, message: str) -> None:
-        line = StatusLine(level, message, time.time())
-        self.status.append(line)
-        del self.status[:-STATUS_HISTORY]
         {Level.INFO: log.info, Level.WARNING: log.warning, Level.ERROR: log.error}[level]("%s", message)
+        line = StatusLine(level, clip(message, STATUS_MESSAGE_CHARS), time.time())
+        self.status.append(line)
+        self._status_bytes += len(line.message.encode(errors="replace"))
+        while len(self.status) > STATUS_HISTORY or self._status_bytes > STATUS_HISTORY_BYTES:
+            self._status_bytes -= len(self.status.popleft().message.encode(errors="replace"))
         self.emit(Status(line))
 
     def hello(self) -> Hello:
@@ -476,8 +488,9 @@ class Daemon:
             return JobResult(None, fs, LoadResult(), None, DeviceState.FAILED, f"cannot read configs: {exc!r}")
         return JobResult(None, fs, result, None, DeviceState.MOUNTED)
 
-    def _spawn(self, record: Record, job: Callable[[], JobResult]) -> None:
-        """Run `job` in its own thread; its result is applied on the loop unless the record moved on meanwhile."""
+    def _spawn(self, record: Record, job: Callable[[], JobResult]) -> asyncio.Future[Any]:
+        """Run `job` in its own thread; its result is applied on the loop unless the record moved on meanwhile.
+        Returns the task that waits for it."""
         assert self._loop is not None
         loop = self._loop
         generation = record.generation
@@ -513,7 +526,7 @@ class Daemon:
                 return
             self._apply(record, result)
 
-        self.background(wait())
+        return self.background(wait())
 
     def _apply(self, record: Record, job: JobResult) -> None:
         if job.stack is not None:
@@ -753,12 +766,28 @@ class Daemon:
 
     # --- requests from clients ---
 
+    def request_rescan(self) -> None:
+        """A client's `rescan`: requests arriving while one runs (its loads included) make one more run after it,
+        so a flood of requests costs two rescans, not a thread per request and device."""
+        if self._rescan is not None and not self._rescan.done():
+            self._rescan_again = True
+            return
+        self._rescan = self.background(self._rescans())
+
+    async def _rescans(self) -> None:
+        again = True
+        while again:
+            self._rescan_again = False
+            await self.rescan()
+            again = self._rescan_again
+
     async def rescan(self) -> None:
         self.say(Level.INFO, "rescanning devices")
+        loads = []
         for record in list(self.records.values()):
             if record.fs is not None:
                 fs = record.fs
-                self._spawn(record, functools.partial(self._reload_job, fs, record))
+                loads.append(self._spawn(record, functools.partial(self._reload_job, fs, record)))
         if self.source is not None:
             present = set()
             for event in self.source.existing():
@@ -772,6 +801,7 @@ class Daemon:
                 elif record.device is not None and record.info.state is DeviceState.FAILED:
                     # A device that timed out or failed to mount gets another chance.
                     await self._reprobe(record, record.device)
+        await asyncio.gather(*loads, return_exceptions=True)  # each ends by JOB_TIMEOUT at the latest
 
     def boot_api(self) -> BootApi:
         if self._boot_api is None:
@@ -794,7 +824,7 @@ class Daemon:
             return False
         found = self.find_entry(eid)
         if found is None:
-            self.say(Level.ERROR, f"no boot entry {eid!r} (it may have gone with its device)")
+            self.say(Level.ERROR, f"no boot entry {quote(eid)} (it may have gone with its device)")
             return False
         self.cancel_autoboot()
         _, info = found
@@ -874,8 +904,9 @@ class Daemon:
             self.say(Level.INFO, f"loading {title}")
             await loop.run_in_executor(None, lambda: api.load(plan))
             self.say(Level.INFO, f"loaded {title}; starting it")
-            # 4. what the boot loader itself would write (grubenv block, BLS counter rename: the bootwrites hook
-            #    goes here, while the filesystems are still mounted), then the attempt record
+            # 4. what the boot loader itself would write (issue 11 section 1: grubenv save_env, BLS boot counting,
+            #    one line each), while the filesystems are still mounted; then the attempt record
+            await self._loader_writes(entry)
             await self._record_attempt(eid, entry, title, loop)
             # 5. quiesce: unmount, then unbind the DMA-capable PCI drivers
             mounted = [r for r in self.records.values() if r.fs is not None and r.stack is not None]
@@ -1028,6 +1059,19 @@ class Daemon:
             sysfs = self.machine.sysfs
             await loop.run_in_executor(None, lambda: quiesce.rebind(unbound, sysfs))
             self.say(Level.INFO, f"asked for drivers again for {', '.join(unbound)}")
+
+    async def _loader_writes(self, entry: BootEntry) -> None:
+        from discovery import loaderwrites
+
+        # Taken on the loop thread (the only one that changes records); the writes run in a worker.
+        targets = {
+            r.info.name: loaderwrites.Target(r.device.node if r.device else None, r.fs)
+            for r in self.records.values()
+            if r.fs is not None
+        }
+        loop = asyncio.get_running_loop()
+        for level, text in await loop.run_in_executor(None, loaderwrites.before_jump, entry, targets):
+            self.say(level, text)
 
     def get_log(self) -> tuple[str, ...]:
         return tuple(self.log_lines())

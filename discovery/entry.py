@@ -62,6 +62,20 @@ class BootCount:
 
 
 @dataclass(frozen=True)
+class EnvSave:
+    """One `save_env` that booting the entry performs: variable `name` set to `value` (None: deleted, as GRUB does
+    for an unset variable) in the grubenv file `path` of filesystem `device`. Daemon-side only, not in the JSON."""
+
+    device: str
+    path: str
+    name: str
+    value: str | None
+
+    def __str__(self) -> str:
+        return f"{self.name}={self.value}" if self.value is not None else f"{self.name} deleted"
+
+
+@dataclass(frozen=True)
 class BootEntry:
     """One bootable Linux entry, as GRUB or syslinux would show it.
 
@@ -89,6 +103,13 @@ class BootEntry:
     architecture: str | None = None
     boot_count: BootCount | None = None
     warnings: tuple[Diagnostic, ...] = field(default=())
+    # What booting writes back (discovery.loaderwrites): GRUB `save_env` calls of the config and of the entry body.
+    env_saves: tuple[EnvSave, ...] = field(default=(), compare=False)
+
+    @property
+    def bad(self) -> bool:
+        """BLS boot counting says every try failed (`+0-N`): listed last, marked, never the autoboot default."""
+        return self.boot_count is not None and self.boot_count.left == 0
 
     @property
     def key(self) -> str:

@@ -2,7 +2,8 @@
 
 Follows the GRUB 2.06 manual's command list. Commands that only affect the screen, modules or hardware (`insmod`,
 `loadfont`, `terminal_output`, ...) succeed without effect; loaders other than Linux (`chainloader`, `multiboot`, ...)
-mark the entry as not booting Linux. `save_env` never writes.
+mark the entry as not booting Linux. `save_env` never writes: it records what GRUB would write (the variables' values
+at that moment) for discovery.loaderwrites to write when the entry is booted.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING
 
+from discovery.entry import EnvSave
 from discovery.fs import SearchKind
 from discovery.grub import grubenv
 from discovery.grub.errors import GrubCommandError
@@ -17,6 +19,9 @@ from discovery.grub.evaluator import BootCapture, BreakLoop, ContinueLoop, ExitS
 
 if TYPE_CHECKING:
     from discovery.grub.evaluator import Builtin, Interpreter
+
+
+MAX_SAVES = 64  # save_env variables recorded per config or entry: a 1 KiB block holds few more
 
 
 def _capture(it: Interpreter) -> BootCapture | None:
@@ -282,7 +287,35 @@ def cmd_load_env(it: Interpreter, args: list[str]) -> int:
 
 
 def cmd_save_env(it: Interpreter, args: list[str]) -> int:
-    return 0  # evaluated, never written: scanning must not change the disks
+    # Scanning must not change the disks: record the write (loadenv.c: an unset variable is deleted from the block).
+    name: str | None = None
+    names: list[str] = []
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        i += 1
+        if arg in ("-f", "--file"):
+            if i >= len(args):
+                raise GrubCommandError("-f needs a file name")
+            name = args[i]
+            i += 1
+        elif arg.startswith("--file="):
+            name = arg.partition("=")[2]
+        else:
+            names.append(arg)
+    if not names:
+        raise GrubCommandError("no variable is specified")
+    ref = it.resolve(name if name is not None else it.scope.env.get("prefix") + "/grubenv")
+    if ref.unresolved:
+        raise GrubCommandError(f"{ref.path}: its device ({ref.unresolved}) is not present")
+    capture = _capture(it)
+    saves = capture.saves if capture is not None else it.saves
+    env = it.scope.env.variables
+    for var in names:
+        if len(saves) >= MAX_SAVES:
+            raise GrubCommandError(f"more than {MAX_SAVES} variables saved; {var} not recorded")
+        saves.append(EnvSave(ref.fs.name, ref.path, var, env.get(var)))
+    return 0
 
 
 _SEARCH_KINDS = {

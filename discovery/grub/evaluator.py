@@ -17,7 +17,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from discovery.entry import Diagnostic, Severity
+from discovery.entry import Diagnostic, EnvSave, Severity
 from discovery.fs import Filesystem
 from discovery.grub.errors import GrubCommandError, GrubError, GrubLimitError
 from discovery.grub.lexer import Part, PartKind, Word
@@ -99,6 +99,7 @@ class BootCapture:
     initrds: list[FileRef] = field(default_factory=list)
     devicetree: FileRef | None = None
     other_loader: str | None = None
+    saves: list[EnvSave] = field(default_factory=list)  # `save_env` run by the entry body, in order
 
 
 @dataclass
@@ -185,6 +186,7 @@ class Interpreter:
         self.read: list[tuple[str, str]] = []  # (filesystem name, path) of every script read
         self.unresolved: list[str] = []
         self.consumed: list[str] = []
+        self.saves: list[EnvSave] = []  # `save_env` run outside entry bodies (at GRUB's start), in order
         self.status = 0
         self.steps = 0
         self.step_limit = self.limits.steps

@@ -69,6 +69,9 @@ class _Builder:
     def __init__(self, it: Interpreter) -> None:
         self.it = it
         self.evaluated = 0
+        # `save_env` at GRUB's start (grub-reboot's next_entry, Fedora's boot_success): written with every entry.
+        # Taken before entry and submenu bodies run; a submenu body's own save_env is not written (documented).
+        self.config_saves = tuple(it.saves)
 
     def menu(self, scope: Scope, parents: tuple[str, ...], depth: int) -> list[_Node]:
         nodes: list[_Node] = []
@@ -136,6 +139,7 @@ class _Builder:
             config_device=item.fs.name,
             unresolved=kernel.unresolved,
             warnings=tuple(warnings),
+            env_saves=(*self.config_saves, *capture.saves),
         ), False
 
 

@@ -54,3 +54,42 @@ def test_connecting_to_a_missing_daemon_names_the_socket(tmp_path: Path) -> None
     assert info.value.errno == errno.ENOENT
     assert info.value.filename == str(tmp_path / "missing.sock")
     assert "cannot connect to the boot daemon" in str(info.value)
+
+
+def test_a_message_over_the_line_limit_is_refused_and_one_read_is_bounded(tmp_path: Path) -> None:
+    import contextlib
+    import threading
+
+    from bootmenu import client as client_module
+
+    listener = serve(tmp_path / "s")
+    client = Client(tmp_path / "s")
+    client.connect()
+    conn, _ = listener.accept()
+    big = p.encode(p.LogLines(("x" * (p.MAX_LINE // 2),)))
+
+    def send() -> None:
+        with contextlib.suppress(OSError):  # the client gives up on the over-long line and closes
+            conn.sendall(big * 5 + b"y" * (p.MAX_LINE + 10))
+
+    sender = threading.Thread(target=send, daemon=True)
+    sender.start()
+    got: list[p.Message] = []
+
+    def read_all() -> None:
+        while True:
+            before = len(client.buffer)
+            messages = client.read()
+            taken = sum(len(p.encode(m)) for m in messages) + len(client.buffer) - before
+            assert taken <= client_module.READ_BYTES + 65536, "one read() takes a bounded amount"
+            got.extend(messages)
+
+    try:
+        with pytest.raises(p.ProtocolError, match=f"longer than {p.MAX_LINE} bytes"):
+            read_all()
+        assert len(got) == 5, "every whole message before the over-long one"
+    finally:
+        client.close()
+        conn.close()
+        listener.close()
+        sender.join(10)
