@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 CACHE ?= .cache
 # Debian packages the tests and `bootmenu qemu` need; installed with apt-get when a command is missing.
-APT_PACKAGES := python3-venv qemu-system-x86 busybox-static dosfstools mtools fdisk e2fsprogs kmod cpio xz-utils zstd gcc python3-dev libudev1 btrfs-progs xfsprogs squashfs-tools genisoimage binutils
+APT_PACKAGES := python3-venv qemu-system-x86 busybox-static dosfstools mtools fdisk e2fsprogs kmod cpio xz-utils zstd gcc python3-dev libudev1 libsodium23 btrfs-progs xfsprogs squashfs-tools genisoimage binutils
 APT_COMMANDS := qemu-system-x86_64 busybox mkfs.vfat mcopy sfdisk mkfs.ext4 depmod cpio xz zstd gcc mkfs.btrfs mkfs.xfs mksquashfs genisoimage objcopy
 
 .PHONY: all setup system-deps kernel conformance grub-editenv test test-fast lint fmt typecheck bench bench-parse demo qemu clean

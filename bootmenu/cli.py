@@ -20,6 +20,7 @@ COMMANDS: dict[str, str] = {
     "demo": "bootmenu.cmd_demo",
     "initramfs": "bootmenu.cmd_initramfs",
     "qemu": "bootmenu.cmd_qemu",
+    "passwd": "bootmenu.cmd_passwd",
     "report": "bootmenu.cmd_report",
 }
 

@@ -18,12 +18,25 @@ import urwid
 from bootmenu import keys, palette, widgets
 from bootmenu.client import Client, ClientError, Disconnected
 from bootmenu.console import ConsoleError, ConsoleLogLevel, ConsoleSettings
-from bootmenu.model import Change, EntryRow, MenuModel, MenuPath, Row, SubmenuRow
+from bootmenu.model import ActionRow, Change, EntryRow, MenuModel, MenuPath, Row, SubmenuRow, sysinfo_lines
 from discovery import debugboot
 from discovery import protocol as p
+from kexec_core.power import PowerAction
 
 RECONNECT_INTERVAL = 1.0
 TICK = 1.0
+# Seconds before the daemon's password window ends at which the menu asks again.
+AUTH_MARGIN = 10.0
+
+
+def _tty_name() -> str:
+    """`ttyS0`: the console this menu runs on, named in the daemon's log of password answers."""
+    import os
+
+    try:
+        return os.path.basename(os.ttyname(0))
+    except OSError:
+        return ""
 
 
 class Mode(enum.StrEnum):
@@ -51,6 +64,7 @@ class Controller:
         title: str = "bootmenu",
         clock: Callable[[], float] = time.monotonic,
         handoff: str | None = None,
+        console_name: str = "",
     ) -> None:
         self.client = client
         # This terminal as a `console=` value (`ttyS0,115200n8`, `tty0`): sent with every boot request, so the
@@ -61,12 +75,17 @@ class Controller:
         self.loglevel = loglevel
         self.glyphs = console.glyphs
         self.model = MenuModel(clock=clock)
+        self.clock = clock
+        self.console_name = console_name or _tty_name()
+        self.unlocked_until = 0.0
+        self.pending: tuple[str, Callable[[], None]] | None = None
         self.path: list[MenuPath] = [MenuPath()]
         self.view = widgets.MenuView(self.glyphs, title)
         self.root: urwid.WidgetPlaceholder[urwid.Widget] = urwid.WidgetPlaceholder(self.view)
         self.popup: urwid.Widget | None = None
         self.log_window: widgets.TextWindow | None = None
         self.boot_window: widgets.TextWindow | None = None
+        self.sysinfo_window: widgets.TextWindow | None = None
         self.exit_action = ExitAction.QUIT
         self.base_title = title
         # Until the first key, the selection follows the default entry as it appears (GRUB highlights the default);
@@ -126,8 +145,11 @@ class Controller:
         change = Change.NONE
         for message in messages:
             change |= self.model.apply(message)
+            if isinstance(message, p.AuthResult):
+                self._auth_result(message)
             if isinstance(message, p.Hello):
                 self._console_size_from(message.settings)
+                self.unlocked_until = 0.0  # a new connection: the daemon has not been given the password on it
         self._refresh(change)
 
     def _console_size_from(self, settings: Mapping[str, object]) -> None:
@@ -180,7 +202,7 @@ class Controller:
         if Change.MENU in change:
             while not self.model.menu_exists(self.current):
                 self.path.pop()
-            rows = self.model.rows(self.current)
+            rows = self.model.menu_rows(self.current)
             self.view.show(self.model, rows, select=None if self.touched else self._default_key(rows))
             self._update_title()
         if Change.STATUS in change:
@@ -191,6 +213,8 @@ class Controller:
             self.boot_window.set_lines(self._boot_lines(), follow=True)
         if Change.LOG in change and self.log_window is not None:
             self.log_window.set_lines(self._log_lines())
+        if Change.SYSINFO in change and self.sysinfo_window is not None and self.model.sysinfo is not None:
+            self.sysinfo_window.set_lines(sysinfo_lines(self.model.sysinfo))
 
     @staticmethod
     def _default_key(rows: list[Row]) -> str | None:
@@ -229,16 +253,26 @@ class Controller:
         if command in (keys.Command.BOOT, keys.Command.OPEN):
             if isinstance(row, SubmenuRow):
                 self.path.append(row.path)
-                rows = self.model.rows(self.current)
+                rows = self.model.menu_rows(self.current)
                 # Open on the submenu's default entry, as GRUB does, else on its first entry.
                 self.view.show(self.model, rows, select=self._default_key(rows))
                 self._update_title()
             elif isinstance(row, EntryRow) and command is keys.Command.BOOT:
-                self.boot(row.info.id)
+                default = self.model.default_entry()
+                info = row.info
+                if default is not None and default.id == info.id:
+                    self.boot(info.id)  # the default boots without the password, as autoboot would boot it
+                else:
+                    self.gated("boot", "boot this entry", lambda: self.boot(info.id))
+            elif isinstance(row, ActionRow) and command is keys.Command.BOOT:
+                return self._unhandled(keys.binding(row.command).keys[0])
         elif command is keys.Command.EDIT and isinstance(row, EntryRow):
-            self.open_editor(row.info)
+            entry_info = row.info
+            self.gated("edit", "edit an entry", lambda: self.open_editor(entry_info))
         elif command in (keys.Command.DEBUG_BOOT, keys.Command.DEBUG_BOOT_INITCALLS) and isinstance(row, EntryRow):
-            self.debug_boot(row.info, initcalls=command is keys.Command.DEBUG_BOOT_INITCALLS)
+            # A changed command line, so it asks for the password as the editor does.
+            debug_info, initcalls = row.info, command is keys.Command.DEBUG_BOOT_INITCALLS
+            self.gated("edit", "boot with debug words", lambda: self.debug_boot(debug_info, initcalls=initcalls))
         elif command is keys.Command.INFO and isinstance(row, EntryRow):
             device = self.model.devices.get(row.info.entry.device)
             self._open_popup(
@@ -251,6 +285,9 @@ class Controller:
                     self.close_popup,
                 )
             )
+        elif command in (keys.Command.INFO, keys.Command.SYSINFO):
+            # `i` on anything but an entry (a submenu, an action row, an empty menu): the machine's details.
+            self.open_sysinfo()
         elif command is keys.Command.RESCAN:
             self._send(p.Rescan())
         elif command is keys.Command.LOG:
@@ -264,8 +301,9 @@ class Controller:
         elif command is keys.Command.BACK:
             self.back()
         elif command is keys.Command.SHELL:
-            self.exit_action = ExitAction.SHELL
-            raise urwid.ExitMainLoop()
+            self.gated("shell", "open a shell", self._exit_to_shell)
+        elif command in (keys.Command.REBOOT, keys.Command.POWER_OFF):
+            self.ask_power(PowerAction.REBOOT if command is keys.Command.REBOOT else PowerAction.POWER_OFF)
         else:
             return False
         return True
@@ -281,7 +319,9 @@ class Controller:
         if len(self.path) > 1:
             left = self.path.pop()
             self.view.show(
-                self.model, self.model.rows(self.current), select=f"submenu:{left.device}:{'>'.join(left.titles)}"
+                self.model,
+                self.model.menu_rows(self.current),
+                select=f"submenu:{left.device}:{'>'.join(left.titles)}",
             )
             self._update_title()
             return
@@ -309,6 +349,63 @@ class Controller:
         self._note(p.Level.INFO, f"debug boot: adding {' '.join(words)}")
         self.boot(info.id, debugboot.with_debug(info.entry.cmdline, words))
 
+    def open_sysinfo(self) -> None:
+        """The system information window, filled when the daemon's answer arrives (it reads sysfs as root)."""
+        lines = ["Asking the boot daemon..."] if self.model.sysinfo is None else sysinfo_lines(self.model.sysinfo)
+        self.sysinfo_window = widgets.TextWindow("System information", lines, self.glyphs, self.close_popup)
+        self._open_popup(self.sysinfo_window, height_percent=100)
+        self._send(p.GetSysinfo())
+
+    def ask_power(self, action: PowerAction) -> None:
+        """Asks first; on `y` the daemon does it (through kexec_core's guard) and the window shows what it said."""
+        title = "Reboot" if action is PowerAction.REBOOT else "Power off"
+
+        def yes() -> None:
+            self.close_popup()
+            self.gated("power", action.verb, go)
+
+        def go() -> None:
+            self._restore_console()  # the kernel's last words ("reboot: Power down") belong on the screen
+            self.model.mark_boot()
+            self.boot_window = widgets.TextWindow(title, self._boot_lines(), self.glyphs, self.close_popup)
+            self._open_popup(self.boot_window)
+            self._send(p.Power(str(action)))
+
+        question = f"{action.verb.capitalize()} now? Unsaved work on a shell of another console is lost."
+        self._open_popup(widgets.Question(title, question, self.glyphs, yes, self.close_popup), height_percent=40)
+
+    def _exit_to_shell(self) -> None:
+        self.exit_action = ExitAction.SHELL
+        raise urwid.ExitMainLoop()
+
+    # --- the password: asked here, checked by the daemon ---
+
+    def gated(self, action: str, what: str, then: Callable[[], None]) -> None:
+        """Runs `then` at once when no password is set (or it was given a moment ago), else after the daemon has
+        accepted the password typed now. The daemon refuses gated requests of a connection that did not give it."""
+        if not self.model.settings.get("password") or self.clock() < self.unlocked_until:
+            then()
+            return
+
+        def submit(answer: str) -> None:
+            self.close_popup()
+            self.pending = (action, then)
+            self._note(p.Level.INFO, "checking the password...")
+            self._send(p.Authenticate(answer, action, self.console_name))
+
+        prompt = widgets.PasswordPrompt(f"Password to {what}", self.glyphs, submit, self.close_popup)
+        self._open_popup(prompt, height_percent=40)
+
+    def _auth_result(self, result: p.AuthResult) -> None:
+        pending, self.pending = self.pending, None
+        if not result.ok:
+            self._note(p.Level.ERROR, result.message or "wrong password")
+            return
+        # A little less than the daemon's window, so the menu asks again before the daemon would refuse.
+        self.unlocked_until = self.clock() + max(0.0, result.seconds - AUTH_MARGIN)
+        if pending is not None and pending[0] == result.action:
+            pending[1]()
+
     def _boot_lines(self) -> list[str]:
         """What the daemon said since the boot request: in dry run, exactly what would be kexec'd."""
         lines = [
@@ -333,6 +430,7 @@ class Controller:
         self.popup = None
         self.log_window = None
         self.boot_window = None
+        self.sysinfo_window = None
         self.root.original_widget = self.view
 
     def _log_lines(self) -> list[str]:

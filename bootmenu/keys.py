@@ -18,6 +18,12 @@ class Category(enum.StrEnum):
     VIEW = "Information"
     LEAVE = "Leaving"
     EDIT = "Editor"
+    DIALOG = "Questions"
+    PROMPT = "Password"
+
+
+# Bindings of these categories act only inside their window (the editor, a question, the password prompt).
+_MODAL = frozenset({Category.EDIT, Category.DIALOG, Category.PROMPT})
 
 
 class Command(enum.StrEnum):
@@ -40,6 +46,13 @@ class Command(enum.StrEnum):
     BACK = "back"
     EDIT_BOOT = "edit-boot"
     EDIT_CANCEL = "edit-cancel"
+    REBOOT = "reboot"
+    POWER_OFF = "poweroff"
+    SYSINFO = "sysinfo"
+    YES = "yes"
+    NO = "no"
+    PROMPT_OK = "prompt-ok"
+    PROMPT_CANCEL = "prompt-cancel"
 
 
 @dataclass(frozen=True)
@@ -87,13 +100,22 @@ KEY_BINDINGS: tuple[KeyBinding, ...] = (
     ),
     KeyBinding(Command.DEBUG_BOOT_INITCALLS, ("D",), "Debug boot with initcall_debug as well", Category.BOOT),
     KeyBinding(Command.INFO, ("i",), "Details: kernel, initrds, command line, source, warnings", Category.VIEW),
+    KeyBinding(
+        Command.SYSINFO, ("s",), "System information: machine, firmware, CPUs, memory, disks, network", Category.VIEW
+    ),
     KeyBinding(Command.RESCAN, ("r",), "Rescan devices and configs", Category.VIEW),
     KeyBinding(Command.LOG, ("l",), "Status log", Category.VIEW),
     KeyBinding(Command.HELP, ("h", "?"), "This help", Category.VIEW),
     KeyBinding(Command.BACK, ("q", "esc", "left"), "Leave a submenu or window (top level: quit)", Category.LEAVE),
     KeyBinding(Command.SHELL, ("x",), "Exit to a shell", Category.LEAVE),
+    KeyBinding(Command.REBOOT, ("R",), "Reboot the machine (asks first)", Category.LEAVE),
+    KeyBinding(Command.POWER_OFF, ("P",), "Power the machine off (asks first)", Category.LEAVE),
     KeyBinding(Command.EDIT_BOOT, ("ctrl x",), "Editor: boot the edited entry", Category.EDIT),
     KeyBinding(Command.EDIT_CANCEL, ("esc",), "Editor: discard the edit and return", Category.EDIT),
+    KeyBinding(Command.YES, ("y",), "Question: yes, do it", Category.DIALOG),
+    KeyBinding(Command.NO, ("n", "esc", "q"), "Question: no, back to the menu", Category.DIALOG),
+    KeyBinding(Command.PROMPT_OK, ("enter",), "Password: check it and go on", Category.PROMPT),
+    KeyBinding(Command.PROMPT_CANCEL, ("esc",), "Password: give up, back to the menu", Category.PROMPT),
 )
 
 _BY_COMMAND = {b.command: b for b in KEY_BINDINGS}
@@ -107,12 +129,12 @@ def is_command_key(command: Command, key: str) -> bool:
     return key in _BY_COMMAND[command].keys
 
 
-def command_for(key: str, *, editor: bool = False) -> Command | None:
-    """The menu (or, with `editor`, the editor) command bound to `key`, if any."""
-    for b in KEY_BINDINGS:
-        if (b.category is Category.EDIT) == editor and key in b.keys:
-            return b.command
-    return None
+def command_for(key: str, *, editor: bool = False, dialog: bool = False, prompt: bool = False) -> Command | None:
+    """The command bound to `key` in the menu, or in the editor, a yes/no question or the password prompt."""
+    if editor or dialog or prompt:
+        wanted = Category.EDIT if editor else Category.DIALOG if dialog else Category.PROMPT
+        return next((b.command for b in KEY_BINDINGS if b.category is wanted and key in b.keys), None)
+    return next((b.command for b in KEY_BINDINGS if b.category not in _MODAL and key in b.keys), None)
 
 
 def help_lines() -> Iterator[tuple[str, str]]:

@@ -13,7 +13,9 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from bootmenu.keys import Command
 from discovery import protocol as p
+from discovery.sysinfo import Disk, SystemInfo
 
 MAX_STATUS = 500
 MAX_PINNED = 20
@@ -27,6 +29,7 @@ class Change(enum.Flag):
     STATUS = enum.auto()
     COUNTDOWN = enum.auto()
     LOG = enum.auto()
+    SYSINFO = enum.auto()
 
 
 @dataclass(frozen=True)
@@ -116,7 +119,45 @@ class NoteRow:
         return self.message
 
 
-Row = HeaderRow | EntryRow | SubmenuRow | NoteRow
+@dataclass(frozen=True)
+class TitleRow:
+    """A heading that is not a device: `[System]` above the action rows."""
+
+    title: str
+
+    @property
+    def key(self) -> str:
+        return f"title:{self.title}"
+
+    def text(self) -> str:
+        return f"[{self.title}]"
+
+
+@dataclass(frozen=True)
+class ActionRow:
+    """A selectable row that runs a menu command (Petitboot's "System information", "Exit to shell")."""
+
+    command: Command
+    title: str
+    is_default: bool = False
+
+    @property
+    def key(self) -> str:
+        return f"action:{self.command}"
+
+    def text(self) -> str:
+        return self.title
+
+
+# The rows below the entries on the top level, in order.
+ACTIONS: tuple[tuple[Command, str], ...] = (
+    (Command.SYSINFO, "System information"),
+    (Command.REBOOT, "Reboot"),
+    (Command.POWER_OFF, "Power off"),
+    (Command.SHELL, "Exit to shell"),
+)
+
+Row = HeaderRow | EntryRow | SubmenuRow | NoteRow | TitleRow | ActionRow
 
 
 # Devices listed only when they have entries; the others (probing, locked, failed) say why they have none.
@@ -138,6 +179,7 @@ class MenuModel:
     settings: dict[str, object] = field(default_factory=dict)
     dry_run: bool = False
     log: tuple[str, ...] | None = None
+    sysinfo: SystemInfo | None = None
     connected: bool = False
     clock: Callable[[], float] = time.monotonic
     # Index in `status` where the last boot request's messages start.
@@ -180,6 +222,9 @@ class MenuModel:
         if isinstance(message, p.LogLines):
             self.log = message.lines
             return Change.LOG
+        if isinstance(message, p.Sysinfo):
+            self.sysinfo = message.info
+            return Change.SYSINFO
         return Change.NONE
 
     def _add_entry(self, info: p.EntryInfo, after: str | None) -> None:
@@ -273,6 +318,13 @@ class MenuModel:
         device = self.devices.get(path.device) or p.DeviceInfo(name=path.device, state=p.DeviceState.MOUNTED)
         return [HeaderRow(device, path.titles), *self._level_rows(path.device, path.titles, default_id)]
 
+    def menu_rows(self, path: MenuPath) -> list[Row]:
+        """What the menu shows on one level: `rows`, and on the top level the action rows below them."""
+        rows = self.rows(path)
+        if path.is_top:
+            rows += [TitleRow("System"), *(ActionRow(command, title) for command, title in ACTIONS)]
+        return rows
+
     def _level_rows(self, device: str, titles: tuple[str, ...], default_id: str | None) -> list[Row]:
         rows: list[Row] = []
         seen: set[str] = set()
@@ -310,3 +362,71 @@ class MenuModel:
         return any(
             entry_device(e) == path.device and e.entry.submenu[: len(path.titles)] == path.titles for e in self.entries
         )
+
+
+# --- the system information screen ---
+
+
+def size_text(size: int) -> str:
+    """`512 MiB`, `1.5 GiB`: binary units, as disk tools print them."""
+    if size < 1024:
+        return f"{size} B"
+    value = float(size)
+    for unit in ("KiB", "MiB", "GiB", "TiB"):
+        value /= 1024
+        if value < 1024 or unit == "TiB":
+            break
+    return f"{f'{value:.1f}'.removesuffix('.0')} {unit}"
+
+
+def _join(*parts: str) -> str:
+    return "  ".join(x for x in parts if x)
+
+
+def _disk_lines(disk: Disk) -> list[str]:
+    flags = ", ".join(x for x, on in (("removable", disk.removable), ("read-only", disk.read_only)) if on)
+    lines = [_join(f"  {disk.name}", size_text(disk.size), disk.model or "(no model)", flags and f"({flags})")]
+    if disk.fstype or disk.found:
+        lines.append(_join("      whole disk:", disk.fstype, disk.found))
+    for part in disk.partitions:
+        lines.append(_join(f"    {part.name}", size_text(part.size), part.fstype, part.found or "not examined"))
+    if not disk.partitions and not (disk.fstype or disk.found):
+        lines.append("      no partitions, no filesystem found")
+    return lines
+
+
+def sysinfo_lines(info: SystemInfo) -> list[str]:
+    """The screen's text: short lines (the window is 73 columns on an 80-column console; longer ones wrap)."""
+    m, fw = info.machine, info.firmware
+    lines = [
+        f"Machine:   {_join(m.vendor, m.product, m.version) or '(no DMI or devicetree data)'}",
+        f"Serial:    {m.serial or '(none, or not readable)'}",
+    ]
+    if m.board:
+        lines.append(f"Board:     {m.board}")
+    lines += [
+        f"Firmware:  {_join(fw.kind or 'unknown', fw.vendor, fw.version, fw.date and f'({fw.date})')}",
+        f"CPUs:      {info.cpus or '?'}{f' x {info.cpu_model}' if info.cpu_model else ''}",
+        f"Memory:    {size_text(info.memory) if info.memory else '?'}",
+        f"Kernel:    {_join(info.kernel or '?', info.architecture)}",
+    ]
+    if info.kernel_version:
+        lines.append(f"           {info.kernel_version}")
+    lines += ["", "Disks:"]
+    for disk in info.disks:
+        lines += _disk_lines(disk)
+    if not info.disks:
+        lines.append("  (none found)")
+    lines += ["", "Network:"]
+    for nic in info.nics:
+        link = {True: "link", False: "no link", None: ""}[nic.carrier]
+        speed = f"{nic.speed} Mb/s" if nic.speed else ""
+        lines.append(_join(f"  {nic.name}", nic.mac or "(no MAC)", nic.state, link, speed))
+    if not info.nics:
+        lines.append("  (no interfaces)")
+    if info.watchdogs:
+        lines += ["", "Watchdog:"]
+        for wd in info.watchdogs:
+            timeout = f"timeout {wd.timeout} s" if wd.timeout is not None else ""
+            lines.append(_join(f"  {wd.name}", wd.identity, timeout, wd.state))
+    return lines

@@ -13,7 +13,7 @@ import urwid
 
 from bootmenu import keys
 from bootmenu.console import Glyphs
-from bootmenu.model import EntryRow, HeaderRow, MenuModel, NoteRow, Row, SubmenuRow
+from bootmenu.model import ActionRow, EntryRow, HeaderRow, MenuModel, NoteRow, Row, SubmenuRow, TitleRow
 from bootmenu.palette import Attr
 from discovery import protocol as p
 
@@ -34,10 +34,14 @@ class MenuItem(urwid.Widget):
     _selectable = True
     _sizing = frozenset([urwid.FLOW])
 
-    def __init__(self, row: EntryRow | SubmenuRow, glyphs: Glyphs) -> None:
+    def __init__(self, row: EntryRow | SubmenuRow | ActionRow, glyphs: Glyphs) -> None:
         super().__init__()
         self.row = row
         self.glyphs = glyphs
+
+    @property
+    def is_action(self) -> bool:
+        return isinstance(self.row, ActionRow)
 
     def rows(self, size: tuple[int], focus: bool = False) -> int:
         return 1
@@ -62,7 +66,7 @@ class MenuItem(urwid.Widget):
 
 
 def row_widget(row: Row, glyphs: Glyphs) -> urwid.Widget:
-    if isinstance(row, HeaderRow):
+    if isinstance(row, HeaderRow | TitleRow):
         return urwid.Text((Attr.HEADER.value, row.text()), wrap="clip")
     if isinstance(row, NoteRow):
         return urwid.Text((Attr.HINT.value, "     " + row.text()), wrap="clip")
@@ -120,7 +124,9 @@ class MenuList(urwid.ListBox):  # type: ignore[type-arg]
             self._focus_near(0)
             return None
         elif command is keys.Command.END:
-            self._focus_near(len(self.walker) - 1)
+            # The last boot entry, not the action rows below the entries.
+            entries = [i for i, w in enumerate(self.walker) if isinstance(w, MenuItem) and not w.is_action]
+            self._focus_near(entries[-1] if entries else len(self.walker) - 1)
             return None
         else:
             return key
@@ -184,8 +190,8 @@ class MenuView(urwid.Frame[urwid.Widget, urwid.Widget, urwid.Widget]):  # type: 
     """Title line, the entry list, and a footer: countdown, status area and a key hint."""
 
     HINT = keys.hint(
-        keys.Command.BOOT, keys.Command.EDIT, keys.Command.INFO, keys.Command.RESCAN, keys.Command.LOG,
-        keys.Command.SHELL, keys.Command.HELP, keys.Command.BACK,
+        keys.Command.BOOT, keys.Command.EDIT, keys.Command.INFO, keys.Command.SYSINFO, keys.Command.RESCAN,
+        keys.Command.LOG, keys.Command.SHELL, keys.Command.HELP, keys.Command.BACK,
     )  # fmt: skip
 
     def __init__(self, glyphs: Glyphs, title: str = "bootmenu") -> None:
@@ -254,6 +260,64 @@ class TextWindow(urwid.WidgetWrap[urwid.Widget]):
         elif command is keys.Command.END:
             self.listbox.set_focus(len(self.walker) - 1)
         return None
+
+
+class Question(urwid.WidgetWrap[urwid.Widget]):
+    """A yes/no question (reboot, power off): `y` does it, `n`, `q` or Esc goes back; every other key is ignored."""
+
+    def __init__(
+        self, title: str, text: str, glyphs: Glyphs, on_yes: Callable[[], None], on_no: Callable[[], None]
+    ) -> None:
+        self.on_yes = on_yes
+        self.on_no = on_no
+        yes, no = keys.binding(keys.Command.YES), keys.binding(keys.Command.NO)
+        rows: list[urwid.Widget] = [
+            urwid.Text(text),
+            urwid.Divider(),
+            urwid.Text((Attr.HINT.value, f"{yes.label()}: yes.  {no.label()}: no, back to the menu.")),
+        ]
+        super().__init__(linebox(urwid.Filler(urwid.Pile(rows), valign="top"), title, glyphs))
+
+    def selectable(self) -> bool:
+        return True
+
+    def keypress(self, size: Size, key: str) -> str | None:
+        command = keys.command_for(key, dialog=True)
+        if command is keys.Command.YES:
+            self.on_yes()
+        elif command is keys.Command.NO:
+            self.on_no()
+        return None  # modal: an unbound key must not reach the menu (a stray Enter must not boot)
+
+
+class PasswordPrompt(urwid.WidgetWrap[urwid.Widget]):
+    """Asks for the menu password (typed as `*`); Enter sends it to the daemon, which checks it, Esc gives up."""
+
+    def __init__(
+        self, title: str, glyphs: Glyphs, on_submit: Callable[[str], None], on_cancel: Callable[[], None]
+    ) -> None:
+        self.on_submit = on_submit
+        self.on_cancel = on_cancel
+        self.edit = urwid.Edit("Password: ", mask="*")
+        ok, cancel = keys.binding(keys.Command.PROMPT_OK), keys.binding(keys.Command.PROMPT_CANCEL)
+        rows: list[urwid.Widget] = [
+            urwid.AttrMap(self.edit, Attr.EDIT.value),
+            urwid.Divider(),
+            urwid.Text((Attr.HINT.value, f"{ok.label()}: check it.  {cancel.label()}: back to the menu.")),
+        ]
+        super().__init__(linebox(urwid.Filler(urwid.Pile(rows, focus_item=0), valign="top"), title, glyphs))
+
+    def keypress(self, size: Size, key: str) -> str | None:
+        command = keys.command_for(key, prompt=True)
+        if command is keys.Command.PROMPT_OK:
+            answer: str = self.edit.edit_text
+            self.edit.set_edit_text("")
+            self.on_submit(answer)
+        elif command is keys.Command.PROMPT_CANCEL:
+            self.on_cancel()
+        else:
+            super().keypress(size, key)
+        return None  # modal
 
 
 class Editor(urwid.WidgetWrap[urwid.Widget]):

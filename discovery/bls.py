@@ -18,14 +18,17 @@ from __future__ import annotations
 import fnmatch
 import functools
 import re
+from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cmp_to_key
 from pathlib import PurePosixPath
 from typing import TYPE_CHECKING, Any
 
+from discovery.budget import Budget, BudgetExceeded
 from discovery.entry import BootCount, BootEntry, Diagnostic, LoadResult, Severity, SourceFormat
 from discovery.fs import Filesystem
+from discovery.loaders import file_problem, missing, os_problem, read_config
 
 if TYPE_CHECKING:
     from discovery.loaders import LoadContext
@@ -43,6 +46,9 @@ KNOWN_KEYS = frozenset(
      "devicetree", "devicetree-overlay", "architecture", "profile"}
 )  # fmt: skip
 REPEATABLE_KEYS = frozenset({"initrd", "options"})
+
+# Steps (entry files plus lines) for one entries directory: far above any real one (a few files of ten lines).
+ENTRIES_STEPS = 200_000
 
 # systemd: `NAME+LEFT.conf` or `NAME+LEFT-DONE.conf`, decimal counters, taken from the last `+`.
 _BOOT_COUNT = re.compile(r"^(?P<stem>.*)\+(?P<left>[0-9]+)(?:-(?P<done>[0-9]+))?$")
@@ -273,10 +279,10 @@ class BlsEntry:
     @property
     def raw(self) -> Mapping[str, tuple[BlsLine, ...]]:
         """Every key as written, with all its values and line numbers, in file order."""
-        out: dict[str, tuple[BlsLine, ...]] = {}
+        out: dict[str, list[BlsLine]] = {}
         for ln in self.lines:
-            out[ln.key] = (*out.get(ln.key, ()), ln)
-        return out
+            out.setdefault(ln.key, []).append(ln)
+        return {key: tuple(lines) for key, lines in out.items()}
 
     def line_of(self, key: str) -> int:
         """The line of the last `key` (the one that counts for single-valued keys), else 0."""
@@ -337,14 +343,22 @@ def split_filename(name: str) -> tuple[str, BootCount | None]:
     return m.group("stem"), BootCount(int(m.group("left")), int(done) if done is not None else None)
 
 
-def parse_entry(text: str, path: str) -> tuple[BlsEntry, list[Diagnostic]]:
-    """Parse one entry file's text. Never raises; problems become diagnostics naming `path` and the line."""
+def parse_entry(text: str, path: str, budget: Budget | None = None) -> tuple[BlsEntry, list[Diagnostic]]:
+    """Parse one entry file's text. Never raises; problems become diagnostics naming `path` and the line. Each line
+    is charged to `budget`; when it runs out the rest of the file is not read (one error diagnostic says so)."""
     diags: list[Diagnostic] = []
     lines: list[BlsLine] = []
     single: dict[str, str] = {}
+    repeated: dict[str, tuple[int, int]] = {}  # single-valued key given again -> (times, last line)
     initrds: list[str] = []
     options: list[str] = []
     for number, raw in enumerate(text.splitlines(), 1):
+        if budget is not None:
+            try:
+                budget.charge()
+            except BudgetExceeded as exc:
+                diags.append(Diagnostic(path, number, f"{exc.message}; rest of the file not read", Severity.ERROR))
+                break
         stripped = raw.strip()
         if not stripped or stripped.startswith("#"):
             continue
@@ -360,9 +374,13 @@ def parse_entry(text: str, path: str) -> tuple[BlsEntry, list[Diagnostic]]:
             options.append(value)
         elif key in KNOWN_KEYS:
             if key in single:
-                # systemd-boot keeps the last value of a single-valued key.
-                diags.append(Diagnostic(path, number, f"'{key}' given again; this later value is used"))
+                times, _ = repeated.get(key, (1, 0))
+                repeated[key] = (times + 1, number)
             single[key] = value
+    for key, (times, last) in repeated.items():
+        # systemd-boot keeps the last value of a single-valued key. One warning per key, however often repeated.
+        again = "given again" if times == 2 else f"given {times} times"
+        diags.append(Diagnostic(path, last, f"'{key}' {again}; this later value is used"))
     stem, count = split_filename(PurePosixPath(path).name)
     entry = BlsEntry(
         path=path,
@@ -383,23 +401,32 @@ def parse_entry(text: str, path: str) -> tuple[BlsEntry, list[Diagnostic]]:
     return entry, diags
 
 
-def read_entries(fs: Filesystem, directory: str) -> tuple[list[BlsEntry], list[Diagnostic]]:
+def read_entries(
+    fs: Filesystem, directory: str, budget: Budget | None = None
+) -> tuple[list[BlsEntry], list[Diagnostic]]:
     """Every `*.conf` entry in `directory` of `fs`, in file-name order (unsorted by version; see the *_order
-    functions). Unreadable files and directories become diagnostics; a missing directory yields nothing."""
+    functions). Unreadable files and directories become diagnostics; a missing directory yields nothing. Files and
+    lines are charged to `budget` (default: ENTRIES_STEPS); the entries read before it ran out are kept."""
+    budget = budget if budget is not None else Budget(ENTRIES_STEPS)
     entries: list[BlsEntry] = []
     diags: list[Diagnostic] = []
     for name in fs.listdir(directory):
         if not name.endswith(".conf") or name.startswith("."):
             continue
         path = str(PurePosixPath(directory, name))
-        if not fs.is_file(path):
-            continue
         try:
-            text = fs.read_text(path)
+            budget.charge()
+        except BudgetExceeded as exc:
+            diags.append(Diagnostic(path, 0, f"{exc.message}; this and later entry files not read", Severity.ERROR))
+            break
+        try:
+            if not fs.is_file(path):
+                continue
+            text = read_config(fs, path)
         except OSError as exc:
-            diags.append(Diagnostic(path, 0, f"cannot read entry: {exc.strerror or exc}", Severity.ERROR))
+            diags.append(Diagnostic(path, 0, f"cannot read entry: {os_problem(exc)}", Severity.ERROR))
             continue
-        entry, problems = parse_entry(text, path)
+        entry, problems = parse_entry(text, path, budget)
         entries.append(entry)
         diags.extend(problems)
     return entries, diags
@@ -471,7 +498,8 @@ def unique_titles(entries: Sequence[BlsEntry]) -> list[str]:
     titles = [e.title or e.stem for e in entries]
 
     def duplicated() -> list[bool]:
-        return [titles.count(t) > 1 for t in titles]
+        counts = Counter(titles)
+        return [counts[t] > 1 for t in titles]
 
     extras: tuple[Callable[[BlsEntry], str | None], ...] = (
         lambda e: e.version,
@@ -543,12 +571,16 @@ def _matches(pattern: str, entry: BlsEntry) -> bool:
     return fnmatch.fnmatchcase(entry.systemd_id.lower(), pat) or fnmatch.fnmatchcase(entry.stem.lower(), pat)
 
 
-def _prefix(fs: Filesystem, root: str, kernel: str) -> str | None:
-    """Where this entry's paths live within `fs` (see the module docstring); None when the kernel is nowhere."""
+def _prefix(fs: Filesystem, root: str, kernel: str) -> tuple[str | None, str]:
+    """Where this entry's paths live within `fs` (see the module docstring), or None and why the kernel is
+    nowhere ("not found", or the OSError of the lookup of the path as written)."""
+    problems = []
     for prefix in ("",) if root == "/" else ("", root.rstrip("/")):
-        if fs.is_file(_under(prefix, kernel)):
-            return prefix
-    return None
+        problem = file_problem(fs, _under(prefix, kernel))
+        if problem is None:
+            return prefix, ""
+        problems.append(problem)
+    return None, next((p for p in problems if p != "not found"), "not found")
 
 
 def _under(prefix: str, path: str) -> str:
@@ -560,16 +592,18 @@ Type2Reader = Callable[[Filesystem], tuple[list[BlsEntry], list[Diagnostic]]]
 
 def _load_root(fs: Filesystem, ctx: LoadContext, root: str, type2: Type2Reader | None) -> LoadResult:
     directory = str(PurePosixPath(root, ENTRIES_SUBDIR))
-    entries, diags = read_entries(fs, directory)
+    budget = ctx.budget(ENTRIES_STEPS)
+    entries, diags = read_entries(fs, directory, budget)
     if type2 is not None:
         # systemd-boot lists /EFI/Linux's unified kernel images with the Type #1 entries and sorts them together.
         more, problems = type2(fs)
         entries.extend(more)
         diags.extend(problems)
+    budget.final_phase()
     configs = [e.path for e in entries]
     conf = LoaderConf()
     conf_path = str(PurePosixPath(root, LOADER_CONF))
-    if fs.is_file(conf_path):
+    if file_problem(fs, conf_path) is None:
         try:
             conf, problems = parse_loader_conf(fs.read_text(conf_path), conf_path)
             diags.extend(problems)
@@ -615,22 +649,33 @@ def _load_root(fs: Filesystem, ctx: LoadContext, root: str, type2: Type2Reader |
                 Diagnostic(conf.path, conf.default_line, f"default '{conf.default}' matches no entry; using the first")
             )
     boot_entries: list[BootEntry] = []
+    by_file: dict[str, list[Diagnostic]] = {}
+    for d in diags:
+        by_file.setdefault(d.file, []).append(d)
+    reported = set(diags)  # a set: 10,000 warnings of one file must not cost 10,000 x 10,000 comparisons
     for n, entry in enumerate(ordered):
-        warnings = [d for d in diags if d.file == entry.path]
+        if budget.late:  # building is linear in what was read; only the deadline can cut it short
+            left = len(ordered) - n
+            diags.append(
+                Diagnostic(entry.path, 0, f"{left} entries from here not listed: time used up", Severity.ERROR)
+            )
+            break
+        warnings = list(by_file.get(entry.path, ()))
         assert entry.linux is not None
-        prefix = _prefix(fs, root, entry.linux)
+        prefix, problem = _prefix(fs, root, entry.linux)
         found_kernel = prefix is not None
         resolve = functools.partial(_under, prefix or "")
         if not found_kernel:
-            warnings.append(Diagnostic(entry.path, entry.line_of("linux"), f"kernel {entry.linux} not found"))
+            warnings.append(Diagnostic(entry.path, entry.line_of("linux"), missing("kernel", entry.linux, problem)))
         if "$" in entry.cmdline:
             # RHEL 8 style `options $kernelopts`: only GRUB's blscfg expands these; systemd-boot passes them as text.
             warnings.append(
                 Diagnostic(entry.path, entry.line_of("options"), "options use GRUB variables, passed unexpanded")
             )
         for key, value in [("initrd", i) for i in entry.initrds] + [("devicetree", entry.devicetree or "")]:
-            if value and found_kernel and not fs.is_file(resolve(value)):
-                warnings.append(Diagnostic(entry.path, entry.line_of(key), f"{key} {value} not found"))
+            lookup = file_problem(fs, resolve(value)) if value and found_kernel else None
+            if lookup is not None:
+                warnings.append(Diagnostic(entry.path, entry.line_of(key), missing(key, value, lookup)))
         if entry.bad and entry.boot_count is not None:
             warnings.append(
                 Diagnostic(
@@ -639,7 +684,10 @@ def _load_root(fs: Filesystem, ctx: LoadContext, root: str, type2: Type2Reader |
                     f"no boot tries left ({entry.boot_count.done or 0} failed): listed last, never the default",
                 )
             )
-        diags.extend(w for w in warnings if w not in diags)
+        for w in warnings:
+            if w not in reported:
+                reported.add(w)
+                diags.append(w)
         boot_entries.append(
             entry.to_boot_entry(
                 device=fs.name, resolve=resolve, title=titles[n], default=n == chosen, warnings=warnings

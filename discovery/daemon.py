@@ -25,9 +25,10 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
 
-from discovery import attempts, pstore, quiesce, watchdog
+from discovery import attempts, pstore, quiesce, sysinfo, watchdog
 from discovery.attempts import Attempt, EfiStore, FileStore, Store
 from discovery.autoboot import Autoboot
+from discovery.budget import time_limit
 from discovery.consoles import describe_device, names_console, preferred
 from discovery.devices import BlockDevice, UdevSource, UEvent
 from discovery.entry import BootEntry, LoadResult
@@ -35,6 +36,8 @@ from discovery.evidence import KMSG, PRINTK, PRINTK_DEVKMSG, Evidence, Kmsg, rai
 from discovery.fs import Filesystem, Platform
 from discovery.mount import boot_subvolume
 from discovery.protocol import (
+    AuthResult,
+    Boot,
     Countdown,
     CountdownUpdate,
     DeviceInfo,
@@ -47,6 +50,7 @@ from discovery.protocol import (
     Hello,
     Level,
     Message,
+    Power,
     Status,
     StatusLine,
     clip,
@@ -55,6 +59,7 @@ from discovery.protocol import (
 from discovery.resolver import LiveResolver
 from discovery.settings import Settings
 from discovery.superblock import ProbeError, probe
+from discovery.sysinfo import SystemInfo
 
 log = logging.getLogger(__name__)
 
@@ -62,11 +67,19 @@ log = logging.getLogger(__name__)
 JOB_TIMEOUT = 30.0
 # The last boot plan, in Machine.run (read by `bootmenu report`).
 LAST_PLAN = "last-plan.txt"
+# The part of JOB_TIMEOUT the config loaders may use (their deadline); the rest is margin for probe and mount.
+LOAD_SHARE = 0.5
 # Status lines kept for the hello snapshot, bounded in number and in bytes (a status line may quote a config).
 STATUS_HISTORY = 200
 STATUS_HISTORY_BYTES = 256 * 1024
 # A longer status message is cut (with its length named): a UI shows one line, the log has the details.
 STATUS_MESSAGE_CHARS = 4096
+# After the right password, a connection's gated requests are allowed this long.
+AUTH_SECONDS = 300.0
+# A wrong password is answered after AUTH_DELAY seconds, doubling with each wrong answer in a row up to AUTH_DELAY_MAX;
+# answers are checked one at a time across all consoles, so guessing is slow from any number of them.
+AUTH_DELAY = 2.0
+AUTH_DELAY_MAX = 30.0
 
 
 class Mounts(Protocol):
@@ -195,9 +208,17 @@ class Daemon:
         clock: Callable[[], float] = time.monotonic,
         job_timeout: float = JOB_TIMEOUT,
         machine: Machine | None = None,
+        sys_root: Path = Path("/sys"),
+        proc_root: Path = Path("/proc"),
+        auth_delay: float = AUTH_DELAY,
         payload_cmdline: str = "",
         dev: str = "/dev",
     ) -> None:
+        self.sys_root = sys_root
+        self.proc_root = proc_root
+        self.auth_delay = auth_delay
+        self._auth_lock = asyncio.Lock()
+        self._auth_failures = 0
         self.settings = settings
         self.mounts = mounts
         self.source = source
@@ -498,7 +519,10 @@ class Daemon:
 
         def work() -> None:
             try:
-                future.set_result(job())
+                # The loaders check this deadline as they run (discovery.budget), so a config that would take
+                # longer stops by itself, with what it read so far, well before the job is given up on.
+                with time_limit(self.job_timeout * LOAD_SHARE):
+                    future.set_result(job())
             except BaseException as exc:
                 future.set_exception(exc)
 
@@ -909,7 +933,7 @@ class Daemon:
             await self._loader_writes(entry)
             await self._record_attempt(eid, entry, title, loop)
             # 5. quiesce: unmount, then unbind the DMA-capable PCI drivers
-            mounted = [r for r in self.records.values() if r.fs is not None and r.stack is not None]
+            mounted = self._mounted()
             mounts = [str(r.fs.root) for r in mounted if r.fs is not None]
             with Kmsg(machine.kmsg) as kmsg:
                 self._console_level()
@@ -951,9 +975,7 @@ class Daemon:
                 except Exception as unload_exc:
                     log.warning("unloading after a failed boot: %s", unload_exc)
             # Last, so that the entries coming back find the boot over and can be booted again at once.
-            for r in mounted:
-                if r.device is not None and r.info.name in self.records:
-                    await self._reprobe(r, r.device)
+            await self._remount(mounted)
             return False
 
     def _keep_plan(self, title: str, lines: list[str]) -> None:
@@ -1060,6 +1082,121 @@ class Daemon:
             await loop.run_in_executor(None, lambda: quiesce.rebind(unbound, sysfs))
             self.say(Level.INFO, f"asked for drivers again for {', '.join(unbound)}")
 
+    def _mounted(self) -> list[Record]:
+        """The records whose filesystem this daemon mounted (not `--root` directories)."""
+        return [r for r in self.records.values() if r.fs is not None and r.stack is not None]
+
+    async def _remount(self, mounted: Sequence[Record]) -> None:
+        for r in mounted:
+            if r.device is not None and r.info.name in self.records:
+                await self._reprobe(r, r.device)
+
+    async def power(self, word: str) -> bool:
+        """Reboot or power off (`word`: reboot, poweroff) through kexec_core's guard; in dry run, report the plan.
+        Returns True when the plan was reported (dry run) or a fake reboot(2) returned (tests)."""
+        from kexec_core import power
+        from kexec_core.errors import ExecRefused, KexecCoreError
+
+        try:
+            action = power.PowerAction(word)
+        except ValueError:
+            self.say(Level.ERROR, f"unknown power action {quote(word)}: reboot or poweroff")
+            return False
+        if self._booting:
+            self.say(Level.WARNING, "a boot is in progress; not now")
+            return False
+        self.cancel_autoboot()
+        mounted = self._mounted()
+        mounts = [str(r.fs.root) for r in mounted if r.fs is not None]
+        plan = power.steps(action, mounts)
+        if self.dry_run:
+            self.say(Level.INFO, f"dry run: would {action.verb}: {', '.join(plan)}")
+            return True
+        self.say(Level.INFO, f"{action.verb}: {', '.join(plan)}")
+        self._booting = True
+        loop = asyncio.get_running_loop()
+        try:
+            await loop.run_in_executor(None, lambda: power.perform(action, mounts=mounts))
+            return True
+        except (KexecCoreError, OSError) as exc:
+            self.say(Level.ERROR, f"cannot {action.verb}: {exc}")
+            if not isinstance(exc, ExecRefused):
+                # The guard refuses before anything is unmounted; a failed reboot(2) comes after the unmounts.
+                await self._remount(mounted)
+            return False
+        finally:
+            self._booting = False
+
+    async def sysinfo(self) -> SystemInfo:
+        """The system information screen's facts; each disk and partition says what this daemon found there."""
+        found = {name: self._found(record) for name, record in self.records.items()}
+
+        def lookup(name: str) -> tuple[str, str]:
+            return found.get(name, ("", ""))
+
+        loop = asyncio.get_running_loop()
+        # sysfs reads are quick, but a driver's attribute can block: never on the loop.
+        return await loop.run_in_executor(None, lambda: sysinfo.gather(self.sys_root, self.proc_root, lookup))
+
+    @staticmethod
+    def _found(record: Record) -> tuple[str, str]:
+        info = record.info
+        if info.state is DeviceState.MOUNTED:
+            count = len(record.entries)
+            note = f"{count} boot entr{'y' if count == 1 else 'ies'}" if count else "no boot configs"
+            if info.message:
+                note += f" ({info.message})"
+            waiting = sum(1 for e in record.entries if e.entry.unresolved)
+            if waiting:
+                note += f", {waiting} waiting for another device"
+            return info.fstype, note
+        reason = info.message or {DeviceState.LOCKED: "encrypted: not opened", DeviceState.PROBING: "reading"}.get(
+            info.state, ""
+        )
+        return info.fstype, f"{info.state}: {reason}" if reason else str(info.state)
+
+    # --- the password (discovery/password.py) ---
+
+    def gate(self, message: Message) -> str | None:
+        """What `message` would do that needs the password, or None (no password set, or not a gated request).
+        Autoboot of the default never comes through here: it needs no password."""
+        if self.settings.password is None:
+            return None
+        if isinstance(message, Boot):
+            if message.cmdline is not None:
+                return "boot an edited entry"
+            if message.id != self._default()[0]:
+                return "boot an entry other than the default"
+        if isinstance(message, Power):
+            return "reboot or power off"
+        return None
+
+    def refuse(self, what: str, console: str) -> None:
+        self.say(Level.ERROR, f"the password is needed to {what} (request from {_clean(console)} refused)")
+
+    async def authenticate(self, password: str, action: str, console: str) -> AuthResult:
+        """Checks `password` (scrypt in a thread); a wrong one is logged and answered late."""
+        action, where = _clean(action), _clean(console)
+        async with self._auth_lock:
+            hashed = self.settings.password
+            if hashed is None:
+                return AuthResult(True, action, "no password is set", AUTH_SECONDS)
+            loop = asyncio.get_running_loop()
+            try:
+                ok = await loop.run_in_executor(None, hashed.matches, password)
+            except ValueError as exc:  # no scrypt implementation: nobody gets in, and the log says why
+                self.say(Level.ERROR, f"cannot check the password: {exc}")
+                return AuthResult(False, action, "the password cannot be checked (see the log)")
+            if ok:
+                self._auth_failures = 0
+                log.info("password accepted on %s to %s", where, action)
+                return AuthResult(True, action, "", AUTH_SECONDS)
+            self._auth_failures += 1
+            delay = min(self.auth_delay * 2 ** min(self._auth_failures - 1, 10), AUTH_DELAY_MAX)
+            self.say(Level.WARNING, f"wrong password on {where} to {action} ({self._auth_failures} in a row)")
+            await asyncio.sleep(delay)
+            return AuthResult(False, action, "wrong password")
+
     async def _loader_writes(self, entry: BootEntry) -> None:
         from discovery import loaderwrites
 
@@ -1075,6 +1212,11 @@ class Daemon:
 
     def get_log(self) -> tuple[str, ...]:
         return tuple(self.log_lines())
+
+
+def _clean(text: str, limit: int = 40) -> str:
+    """Client-supplied words for a log line: short and printable."""
+    return "".join(c for c in text[:limit] if c.isalnum() or c in "/_.:-") or "?"
 
 
 def _close_late(future: concurrent.futures.Future[JobResult]) -> None:

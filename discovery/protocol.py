@@ -23,6 +23,7 @@ from typing import Any, ClassVar, TypeVar
 
 from discovery.entry import BootEntry
 from discovery.settings import TTY_RE
+from discovery.sysinfo import SystemInfo
 
 VERSION = 1
 # A daemon -> client line (a hello with every entry) larger than this is a bug or an attack; the client gives up.
@@ -250,6 +251,67 @@ class Rescan(_Empty):
 @dataclass(frozen=True)
 class GetLog(_Empty):
     TYPE: ClassVar[str] = "get-log"
+
+
+@dataclass(frozen=True)
+class Power(Message):
+    """Client -> server: reboot or power off the machine (`action` is kexec_core.power.PowerAction's value)."""
+
+    TYPE: ClassVar[str] = "power"
+    action: str
+
+
+@dataclass(frozen=True)
+class GetSysinfo(_Empty):
+    """Client -> server: ask for the system information screen's facts (answered with `sysinfo`)."""
+
+    TYPE: ClassVar[str] = "get-sysinfo"
+
+
+@dataclass(frozen=True)
+class Sysinfo(Message):
+    """Server -> client: machine, firmware, CPUs, memory, kernel, disks (with what was found), network, watchdogs."""
+
+    TYPE: ClassVar[str] = "sysinfo"
+    info: SystemInfo = field(default_factory=SystemInfo)
+
+
+# The longest password a client may send (discovery.password.MAX_PASSWORD bytes is the daemon's own limit).
+MAX_PASSWORD_CHARS = 1024
+
+
+@dataclass(frozen=True, repr=False)
+class Authenticate(Message):
+    """Client -> server: the menu password typed on `console`, to allow `action` (boot, edit, shell, power).
+
+    A right answer allows this connection's gated requests for a while (AuthResult.seconds); a wrong one is answered
+    after a delay. The password is never part of a log line (repr) or an error message.
+    """
+
+    TYPE: ClassVar[str] = "authenticate"
+    password: str
+    action: str = ""
+    console: str = ""
+
+    def __post_init__(self) -> None:
+        if len(self.password) > MAX_PASSWORD_CHARS:
+            raise ValueError(f"password longer than {MAX_PASSWORD_CHARS} characters")
+        if len(self.action) > QUOTE_LIMIT or len(self.console) > QUOTE_LIMIT:
+            raise ValueError(f"action and console are at most {QUOTE_LIMIT} characters")
+
+    def __repr__(self) -> str:
+        return f"Authenticate(action={self.action!r}, console={self.console!r})"
+
+
+@dataclass(frozen=True)
+class AuthResult(Message):
+    """Server -> client: the answer to `authenticate`; `seconds` is how long the connection stays allowed."""
+
+    TYPE: ClassVar[str] = "auth-result"
+    ok: bool
+    action: str = ""
+    message: str = ""
+    seconds: float = 0.0
 
 
 # --- the codec ---

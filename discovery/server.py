@@ -24,7 +24,22 @@ from pathlib import Path
 
 from discovery import protocol
 from discovery.daemon import Daemon
-from discovery.protocol import Boot, CancelAutoboot, GetLog, Level, LogLines, Message, Rescan, Status, StatusLine
+from discovery.protocol import (
+    Authenticate,
+    AuthResult,
+    Boot,
+    CancelAutoboot,
+    GetLog,
+    GetSysinfo,
+    Level,
+    LogLines,
+    Message,
+    Power,
+    Rescan,
+    Status,
+    StatusLine,
+    Sysinfo,
+)
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +71,10 @@ class Client:
         self.ending = False  # write what is queued, then close
         self.dropped = False  # cut off: nothing more is written
         self._wakeup = asyncio.Event()
+        # The daemon's clock time until which this connection's gated requests are allowed (the password).
+        self.authorized_until = 0.0
+        self.authenticating = False
+        self.console = ""
 
     def send(self, message: Message) -> None:
         try:
@@ -280,6 +299,19 @@ class Server:
 
     def _dispatch(self, client: Client, message: Message | None) -> None:
         daemon = self.daemon
+        if isinstance(message, Authenticate):
+            client.console = message.console
+            if client.authenticating:  # one answer at a time per connection: no queue of guesses
+                client.send(AuthResult(False, message.action, "an answer is being checked"))
+            else:
+                client.authenticating = True
+                daemon.background(self._authenticate(client, message))
+            return
+        if message is not None:
+            what = daemon.gate(message)
+            if what is not None and client.authorized_until <= daemon.clock():
+                daemon.refuse(what, client.console or "a menu")
+                return
         if isinstance(message, Boot):
             daemon.background(daemon.boot(message.id, message.cmdline, console=message.console))
         elif isinstance(message, CancelAutoboot):
@@ -288,7 +320,23 @@ class Server:
             daemon.request_rescan()
         elif isinstance(message, GetLog):
             client.send(LogLines(daemon.get_log()))
+        elif isinstance(message, Power):
+            daemon.background(daemon.power(message.action))
+        elif isinstance(message, GetSysinfo):
+            daemon.background(self._send_sysinfo(client))
         # Anything else (a newer client's message, or a server->client type) is ignored, as the protocol says.
+
+    async def _authenticate(self, client: Client, message: Authenticate) -> None:
+        try:
+            result = await self.daemon.authenticate(message.password, message.action, message.console)
+        finally:
+            client.authenticating = False
+        if result.ok:
+            client.authorized_until = self.daemon.clock() + result.seconds
+        client.send(result)
+
+    async def _send_sysinfo(self, client: Client) -> None:
+        client.send(Sysinfo(await self.daemon.sysinfo()))
 
 
 async def _alive(path: Path) -> bool:

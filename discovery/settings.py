@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from discovery.attempts import StateSpec
+from discovery.password import PasswordError, PasswordHash
 from discovery.quiesce import Quiesce
 
 PREFIX = "bootmenu."
@@ -168,6 +169,20 @@ def _state(value: Any, where: str) -> dict[str, Any]:
     return {"state": spec}
 
 
+def _password(value: Any, where: str) -> dict[str, Any]:
+    """The menu password's hash. Never quoted in a message; a malformed one locks the gated actions (fail closed: a
+    typo must not turn the protection off), and it is refused on the kernel command line, which every process reads."""
+    if where.startswith("kernel command line"):
+        name = where.split("=", maxsplit=1)[0]
+        raise SettingsError(f"{name}: the password belongs in the settings file, not on the command line")
+    if not isinstance(value, str):
+        return {"password": PasswordHash.locked(), "_error": f"{where}: not a string from `bootmenu passwd`"}
+    try:
+        return {"password": PasswordHash.parse(value)}
+    except PasswordError as exc:
+        return {"password": PasswordHash.locked(), "_error": f"{where}: {exc}"}
+
+
 def _checked(parse: Callable[[Any, str], dict[str, Any]]) -> Callable[[Any, str], dict[str, Any]]:
     """For knobs consumed elsewhere (/init, the menu): validate the value, change nothing here."""
 
@@ -189,6 +204,7 @@ class Param:
     values: str  # what it accepts, for the README
     help: str
     flag: bool = False  # `bootmenu.NAME` alone means true
+    cmdline: bool = True  # False: a settings-file key only (a secret: the command line is readable by everyone)
 
     @property
     def parameter(self) -> str:
@@ -240,6 +256,12 @@ PARAMS: tuple[Param, ...] = (
         "state", "state", _state, (Consumer.DAEMON,), "`LABEL=X`, `UUID=X`",
         "the filesystem (vfat is simplest) for the boot attempt record that names an entry which did not come up "
         "(an EFI variable instead when efivarfs is mounted; default none)",
+    ),
+    Param(
+        "password", "password", _password, (Consumer.DAEMON,), "`$scrypt$...` from `bootmenu passwd` (file only)",
+        "asked before editing an entry, the shell, booting anything but the default, reboot and power off; checked "
+        "by the daemon. A malformed value refuses those actions until it is fixed",
+        cmdline=False,
     ),
     Param(
         "shell", None, _checked(_bool("shell")), (Consumer.INIT,), "yes/no",
@@ -300,6 +322,7 @@ class Settings:
     quiesce: Quiesce = Quiesce.UNBIND
     watchdog: int | None = None  # seconds; None: off
     state: StateSpec | None = None
+    password: PasswordHash | None = field(default=None, repr=False)
     warnings: tuple[str, ...] = field(default=(), compare=False)
 
     def rank(self, *, uuid: str, label: str, kind: str) -> int:
@@ -324,7 +347,7 @@ class Settings:
         return "config" if self.timeout_from_config else self.timeout
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        out = {
             "timeout": self.timeout_json(),
             "boot_order": [str(r) for r in self.boot_order],
             "console": f"{self.console[0]}x{self.console[1]}" if self.console else None,
@@ -336,6 +359,9 @@ class Settings:
             "state": str(self.state) if self.state else None,
             "warnings": list(self.warnings),
         }
+        if self.password is not None:
+            out["password"] = True  # menus ask before gated actions; the hash itself never leaves the daemon
+        return out
 
     # --- sources ---
 
@@ -348,7 +374,10 @@ class Settings:
 
     def with_param(self, param: Param, value: Any, where: str) -> Settings:
         """`value` for `param`; raises SettingsError when it is malformed."""
-        return replace(self, **param.parse(value, where))
+        changes = param.parse(value, where)
+        error = changes.pop("_error", None)  # a value taken in a safe form, with a warning (the password)
+        out = replace(self, **changes)
+        return out.warn(f"{error}; gated actions are refused until it is fixed") if error else out
 
     def _try(self, param: Param, value: Any, where: str) -> Settings:
         try:
@@ -386,8 +415,10 @@ class Settings:
             where = f"kernel command line: {word}"
             param = BY_NAME.get(name.removeprefix(PREFIX))
             if param is None:
-                known = ", ".join(p.parameter for p in PARAMS)
+                known = ", ".join(p.parameter for p in PARAMS if p.cmdline)
                 out = out.warn(f"{where}: unknown parameter ignored (known: {known})")
+            elif not param.cmdline:
+                out = out.warn(f"kernel command line: {param.parameter}: belongs in the settings file; ignored")
             elif not sep and not param.flag:
                 out = out.warn(f"{where}: needs a value ({param.parameter}=...); ignored")
             else:
@@ -413,7 +444,8 @@ def markdown_table() -> str:
     rows = ["| kernel parameter | file key | values | read by | meaning |", "| --- | --- | --- | --- | --- |"]
     for p in PARAMS:
         key = f"`{p.key}`" if p.key else "-"
+        parameter = f"`{p.parameter}`" if p.cmdline else "-"
         values = p.values + (" (bare: yes)" if p.flag else "")
         consumers = ", ".join(p.consumers)
-        rows.append(f"| `{p.parameter}` | {key} | {values} | {consumers} | {p.help} |")
+        rows.append(f"| {parameter} | {key} | {values} | {consumers} | {p.help} |")
     return "\n".join(rows) + "\n"

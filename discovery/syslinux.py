@@ -31,8 +31,10 @@ from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 from typing import TYPE_CHECKING
 
+from discovery.budget import Budget, BudgetExceeded
 from discovery.entry import BootEntry, Diagnostic, LoadResult, Severity, SourceFormat
 from discovery.fs import Filesystem
+from discovery.loaders import file_problem, missing, os_problem, read_config, shown
 
 if TYPE_CHECKING:
     from discovery.loaders import LoadContext
@@ -52,11 +54,19 @@ CONFIG_PATHS = (
 # syslinux has no limit, it just runs out of memory; 16 is far deeper than any real menu tree.
 MAX_INCLUDE_DEPTH = 16
 
+# Steps (lines read, INCLUDEs, labels built) for one config and everything it INCLUDEs or CONFIGs: one budget, so a
+# file that INCLUDEs another twice, which INCLUDEs another twice, ... 16 deep stays bounded. Real configs use < 1,000.
+CONFIG_STEPS = 200_000
+
 # CONFIG chains (a menu that loads a menu that loads...): real media use one or two hops; each file is also loaded at
 # most once per scan, so this only bounds pathological trees.
 MAX_CONFIG_DEPTH = 8
 
 WHICHSYS = "whichsys.c32"
+
+# Submenus nested by MENU BEGIN (and tagged INCLUDEs): real menus nest two or three; building entries recurses per
+# level, so deeper ones join their parent (with one warning) rather than exhaust the stack.
+MAX_MENU_DEPTH = 32
 
 # Directives that change nothing a boot entry carries (display, input, serial, help text, network append).
 SILENT = frozenset(
@@ -166,6 +176,7 @@ class _Menu:
     file: str = ""
     line: int = 0
     tag: str | None = None
+    position: int = 0  # index among its parent's items (MENU DEFAULT inside it marks that item; no search)
     items: list[_Label | _Menu] = field(default_factory=list)
     default: int | None = None
     titled: bool = False  # MENU LABEL inside the submenu named it; MENU TITLE no longer renames it
@@ -198,6 +209,10 @@ class _Parse:
     timeout_override: float | None = None  # the TIMEOUT of a config followed inline: the menu the user waits at
     seen: set[tuple[str, int]] = field(default_factory=set)  # (file, line) of every LABEL read in this scan
     runs: dict[int, _Label] = field(default_factory=dict)  # id() of a whichsys.c32 label -> the CONFIG it runs here
+    budget: Budget = field(default_factory=lambda: Budget(CONFIG_STEPS))  # shared with INCLUDEs and CONFIG targets
+    texts: dict[str, str] = field(default_factory=dict)  # files read in this scan, by path: INCLUDEd again, not reread
+    cut: bool = False  # building entries stopped at the deadline (diagnosed once)
+    flattened: int = 0  # MENU BEGINs open beyond MAX_MENU_DEPTH, not made submenus (their MENU ENDs are theirs)
 
     @property
     def menu(self) -> _Menu:
@@ -226,7 +241,10 @@ class _Parse:
             path = "/" + path[2:].lstrip("/")
         joined = str(PurePosixPath(self.workdir, path)) if not path.startswith("/") else path
         normal = _normalise(joined)
-        return self.fs.find_ci(normal) or normal
+        try:
+            return self.fs.find_ci(normal) or normal
+        except OSError:
+            return normal  # the check of the file itself reports the error against the line naming it
 
 
 def _normalise(path: str) -> str:
@@ -246,16 +264,33 @@ def _split(line: str) -> tuple[str, str]:
     return word.lower(), (rest[0].strip() if rest else "")
 
 
+class _Stopped(Exception):
+    """The config's budget ran out at `file`:`line`; parsing of the whole config stops there."""
+
+    def __init__(self, file: str, line: int, message: str) -> None:
+        super().__init__(message)
+        self.file, self.line, self.message = file, line, message
+
+
 def _parse_file(state: _Parse, path: str, chain: tuple[str, ...]) -> None:
-    try:
-        text = state.fs.read_text(path)
-    except OSError as exc:
-        state.warn(chain[-1] if chain else path, 0, f"cannot read {path}: {exc.strerror or exc}", Severity.ERROR)
-        return
-    state.files.append(path)
+    text = state.texts.get(path)
+    if text is None:
+        try:
+            text = read_config(state.fs, path)
+        except OSError as exc:
+            state.warn(chain[-1] if chain else path, 0, f"cannot read {path}: {os_problem(exc)}", Severity.ERROR)
+            return
+        state.texts[path] = text
+    if path not in state.files:
+        state.files.append(path)
     chain = (*chain, path)
     lines = iter(enumerate(text.splitlines(), 1))
+    budget = state.budget
     for number, raw in lines:
+        try:
+            budget.charge()
+        except BudgetExceeded as exc:
+            raise _Stopped(path, number, exc.message) from None
         stripped = raw.strip()
         if not stripped or stripped.startswith("#"):
             continue
@@ -339,7 +374,7 @@ def _menu_directive(state: _Parse, path: str, number: int, *, sub: str, arg: str
             label.default = True
         elif state.stack:
             parent = state.stack[-2] if len(state.stack) > 1 else state.root
-            parent.default = parent.items.index(menu)
+            parent.default = menu.position
     elif sub == "hide":
         if label is not None:
             label.hidden = True
@@ -353,12 +388,19 @@ def _menu_directive(state: _Parse, path: str, number: int, *, sub: str, arg: str
         state.record()
     elif sub == "begin":
         state.record()
-        submenu = _Menu(title=arg, file=path, line=number, tag=arg or None)
+        if len(state.stack) >= MAX_MENU_DEPTH:
+            state.flattened += 1
+            if state.flattened == 1:
+                state.warn(path, number, f"MENU BEGIN nested deeper than {MAX_MENU_DEPTH}; its items join the parent")
+            return
+        submenu = _Menu(title=arg, file=path, line=number, tag=arg or None, position=len(menu.items))
         menu.items.append(submenu)
         state.stack.append(submenu)
     elif sub == "end":
         state.record()
-        if state.stack:
+        if state.flattened:
+            state.flattened -= 1
+        elif state.stack:
             state.stack.pop()
         else:
             state.warn(path, number, "MENU END without MENU BEGIN; ignored")
@@ -381,14 +423,18 @@ def _include(state: _Parse, path: str, number: int, arg: str, chain: tuple[str, 
     if len(chain) > MAX_INCLUDE_DEPTH:
         state.warn(path, number, f"INCLUDE {name} nested more than {MAX_INCLUDE_DEPTH} deep; ignored", Severity.ERROR)
         return
-    if not state.fs.is_file(target):
-        state.warn(path, number, f"INCLUDE {name}: {target} not found; ignored")
+    problem = file_problem(state.fs, target)
+    if problem == "not found":
+        state.warn(path, number, f"INCLUDE {shown(name)}: {shown(target)} not found; ignored")
+        return
+    if problem is not None:
+        state.warn(path, number, f"INCLUDE {shown(name)}: {problem}; ignored", Severity.ERROR)
         return
     tag = tag.strip()
-    if tag:
+    if tag and len(state.stack) < MAX_MENU_DEPTH:
         # MENU INCLUDE file tagname / INCLUDE file tagname: the file becomes a submenu.
         state.record()
-        submenu = _Menu(title=tag, file=path, line=number, tag=tag)
+        submenu = _Menu(title=tag, file=path, line=number, tag=tag, position=len(state.menu.items))
         state.menu.items.append(submenu)
         state.stack.append(submenu)
         depth = len(state.stack)
@@ -415,7 +461,7 @@ def _to_entry(state: _Parse, label: _Label, submenu: tuple[str, ...]) -> BootEnt
     kernel_text = label.kernel
     if not kernel_text:
         # syslinux boots a file named like the label when the label names no kernel.
-        if label.kernel is None and state.fs.is_file(state.resolve(label.name)):
+        if label.kernel is None and file_problem(state.fs, state.resolve(label.name)) is None:
             kernel_text = label.name
         else:
             ctx_diags.append(Diagnostic(label.file, label.line, f"LABEL {label.name} has no KERNEL or LINUX; skipped"))
@@ -432,8 +478,9 @@ def _to_entry(state: _Parse, label: _Label, submenu: tuple[str, ...]) -> BootEnt
     cmdline = " ".join(p for p in (*kernel_args, append or "") if p).strip()
     kernel = state.resolve(image)
     line = label.kernel_line or label.line
-    if not state.fs.is_file(kernel):
-        warnings.append(Diagnostic(label.file, line, f"kernel {image} not found"))
+    problem = file_problem(state.fs, kernel)
+    if problem is not None:
+        warnings.append(Diagnostic(label.file, line, missing("kernel", image, problem)))
     if label.initrd is not None:
         initrd_names = [p.strip() for p in label.initrd.split(",") if p.strip()]
         if _initrd_option(cmdline):
@@ -448,13 +495,15 @@ def _to_entry(state: _Parse, label: _Label, submenu: tuple[str, ...]) -> BootEnt
     for name in initrd_names:
         found = state.resolve(name)
         initrds.append(found)
-        if not state.fs.is_file(found):
-            warnings.append(Diagnostic(label.file, initrd_line, f"initrd {name} not found"))
+        problem = file_problem(state.fs, found)
+        if problem is not None:
+            warnings.append(Diagnostic(label.file, initrd_line, missing("initrd", name, problem)))
     devicetree = None
     if label.fdt:
         devicetree = state.resolve(label.fdt)
-        if not state.fs.is_file(devicetree):
-            warnings.append(Diagnostic(label.file, label.fdt_line, f"devicetree {label.fdt} not found"))
+        problem = file_problem(state.fs, devicetree)
+        if problem is not None:
+            warnings.append(Diagnostic(label.file, label.fdt_line, missing("devicetree", label.fdt, problem)))
     elif label.fdtdir:
         warnings.append(
             Diagnostic(label.file, line, f"FDTDIR {label.fdtdir}: the firmware picks the file; the running one is used")
@@ -489,6 +538,11 @@ def _flatten(
     """Depth first, in file order; `where` maps id(label) to its entry's index (for a CONFIG label, the index of the
     loaded config's default entry)."""
     for item in menu.items:
+        if state.budget.late:  # building is linear in what was read; only the deadline cuts it short
+            if not state.cut:
+                state.cut = True
+                state.warn(item.file, item.line, "time limit exceeded; this and later items not listed", Severity.ERROR)
+            return
         if isinstance(item, _Menu):
             _flatten(state, item, (*path, item.shown_title), out, where, inline=inline)
             continue
@@ -530,11 +584,21 @@ def _follow_config(
     if state.depth >= MAX_CONFIG_DEPTH:
         state.warn(label.file, line, f"CONFIG {name}: more than {MAX_CONFIG_DEPTH} configs deep; not followed")
         return
-    if not state.fs.is_file(target):
-        state.warn(label.file, line, f"CONFIG {name}: {target} not found; LABEL {label.name} shows nothing")
+    problem = file_problem(state.fs, target)
+    if problem is not None:
+        why = f"{shown(target)} not found" if problem == "not found" else problem
+        state.warn(label.file, line, f"CONFIG {shown(name)}: {why}; LABEL {label.name} shows nothing")
         return
     workdir = state.resolve(directory) if directory else state.workdir
-    sub = _Parse(fs=state.fs, workdir=workdir, loaded=state.loaded, depth=state.depth + 1, seen=state.seen)
+    sub = _Parse(
+        fs=state.fs,
+        workdir=workdir,
+        loaded=state.loaded,
+        depth=state.depth + 1,
+        seen=state.seen,
+        budget=state.budget,
+        texts=state.texts,
+    )
     known = set(state.seen)
     result, default = _load(sub, target)
     prefix = path if inline else (*path, label.title or label.name)
@@ -626,8 +690,12 @@ def _command_line_entry(state: _Parse, text: str, file: str, line: int, what: st
     if KernelKind.of_directive("kernel", image) is not KernelKind.LINUX:
         return None
     kernel = state.resolve(image)
-    if not state.fs.is_file(kernel):
-        state.warn(file, line, f"{what} {image} names no label and no kernel file; nothing to boot")
+    problem = file_problem(state.fs, kernel)
+    if problem == "not found":
+        state.warn(file, line, f"{what} {shown(image)} names no label and no kernel file; nothing to boot")
+        return None
+    if problem is not None:
+        state.warn(file, line, f"{what} {shown(image)}: {problem}; nothing to boot")
         return None
     cmdline = args[0].strip() if args else ""
     initrds = tuple(state.resolve(p) for p in _initrd_option(cmdline))
@@ -656,9 +724,11 @@ def _timeout(state: _Parse) -> float | None:
     return tenths / 10 if tenths else None  # 0: wait for the user
 
 
-def load_config(fs: Filesystem, path: str) -> LoadResult:
-    """The menu of one syslinux-family config file on `fs` (`path` absolute within it), CONFIG labels followed."""
-    result, _ = _load(_Parse(fs=fs, workdir=str(PurePosixPath(path).parent)), path)
+def load_config(fs: Filesystem, path: str, budget: Budget | None = None) -> LoadResult:
+    """The menu of one syslinux-family config file on `fs` (`path` absolute within it), CONFIG labels followed;
+    all of it charged to `budget` (default: CONFIG_STEPS steps, no deadline)."""
+    state = _Parse(fs=fs, workdir=str(PurePosixPath(path).parent), budget=budget or Budget(CONFIG_STEPS))
+    result, _ = _load(state, path)
     return result
 
 
@@ -678,7 +748,11 @@ def _chooser(state: _Parse) -> tuple[str, str, int, str] | None:
 def _load(state: _Parse, path: str) -> tuple[LoadResult, int | None]:
     """Parse `path` into `state` and build its entries; also the index of the default entry."""
     state.loaded.add(path)
-    _parse_file(state, path, ())
+    try:
+        _parse_file(state, path, ())
+    except _Stopped as stop:
+        state.warn(stop.file, stop.line, f"{stop.message}; the config is read up to here", Severity.ERROR)
+    state.budget.final_phase()
     state.record()
     if state.stack:
         top = state.stack[0]
@@ -753,10 +827,9 @@ def find_configs(fs: Filesystem) -> list[str]:
 
 def load(fs: Filesystem, ctx: LoadContext) -> LoadResult:
     """Every syslinux-family config on `fs`; a config already INCLUDEd by an earlier one is not read again."""
-    del ctx  # syslinux configs never name another filesystem
-    total = LoadResult()
+    total = LoadResult()  # (syslinux configs never name another filesystem: ctx gives only the deadline)
     for path in find_configs(fs):
         if path in total.configs:
             continue
-        total = total + load_config(fs, path)
+        total = total + load_config(fs, path, ctx.budget(CONFIG_STEPS))
     return total

@@ -41,9 +41,11 @@ MARKER = "etc/bootmenu-payload"
 # Optional: shipped with its rules when the build machine has it (otherwise the kernel's uevents are all there is).
 UDEVD_CANDIDATES = (Path("/lib/systemd/systemd-udevd"), Path("/usr/lib/systemd/systemd-udevd"))
 UDEV_RULES_DIRS = (Path("/lib/udev/rules.d"), Path("/usr/lib/udev/rules.d"))
-# Libraries loaded with dlopen, which no DT_NEEDED names: pyudev's libudev (ctypes), and libgcc_s, which glibc
-# loads to unwind a thread in pthread_exit (Python ends daemon threads so at exit; without it: abort, status -6).
-DLOPEN_LIBRARIES = ("libudev.so.1", "libgcc_s.so.1")
+# Libraries loaded with dlopen, which no DT_NEEDED names, with the Debian package that has them: pyudev's libudev
+# (ctypes); libgcc_s, which glibc loads to unwind a thread in pthread_exit (Python ends daemon threads so at exit;
+# without it: abort, status -6); libsodium for the menu password's scrypt (discovery/password.py: the payload's
+# Python has no OpenSSL).
+DLOPEN_LIBRARIES = {"libudev.so.1": "libudev1", "libgcc_s.so.1": "libgcc-s1", "libsodium.so.23": "libsodium23"}
 
 
 class BuildError(Exception):
@@ -194,9 +196,8 @@ def stage_libraries(root: Path, elves: Sequence[Path], lib_dirs: Sequence[str] |
         # The program interpreter is opened by its absolute PT_INTERP path (/lib64/ld-linux-x86-64.so.2).
         if lib.path.parent.as_posix() in ("/lib64", "/usr/lib64"):
             _symlink(root, lib.path.as_posix().lstrip("/"), f"/{libdir}/{lib.path.name}")
-    for name in DLOPEN_LIBRARIES:
+    for name, package in DLOPEN_LIBRARIES.items():
         if not (root / libdir / name).exists():
-            package = {"libudev.so.1": "libudev1", "libgcc_s.so.1": "libgcc-s1"}.get(name, "?")
             raise BuildError(f"{name} not found on the build machine (Debian package {package})")
     return staged
 

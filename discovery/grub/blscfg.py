@@ -28,8 +28,11 @@ def _path(fs: Filesystem, directory: str, path: str) -> str:
     # Entries under /boot/loader/entries of a root filesystem name kernels relative to /boot when /boot was a
     # separate partition at install time; use the form under which the file exists (as written first).
     path = "/" + path.lstrip("/")
-    if directory.startswith("/boot/") and not fs.exists(path) and fs.exists("/boot" + path):
-        return "/boot" + path
+    try:
+        if directory.startswith("/boot/") and not fs.exists(path) and fs.exists("/boot" + path):
+            return "/boot" + path
+    except OSError:
+        pass  # the path as written: `linux` reports the error on this entry
     return path
 
 
@@ -37,7 +40,7 @@ def body_text(fs: Filesystem, directory: str, entry: BlsEntry) -> str:
     """The GRUB script Fedora's blscfg generates for an entry (options inserted verbatim, expanded at boot)."""
     assert entry.linux is not None
     device = f"({fs.name})"
-    lines = [f"linux {device}{_path(fs, directory, entry.linux)} {entry.cmdline}".rstrip()]
+    commands = [(entry.line_of("linux"), f"linux {device}{_path(fs, directory, entry.linux)} {entry.cmdline}".rstrip())]
     if entry.initrds:
         # `initrd /initramfs.img $tuned_initrd`: a variable is left for boot time (it may expand to nothing).
         files = [
@@ -45,9 +48,15 @@ def body_text(fs: Filesystem, directory: str, entry: BlsEntry) -> str:
             for initrd in entry.initrds
             for i in initrd.split()
         ]
-        lines.append("initrd " + " ".join(files))
+        commands.append((entry.line_of("initrd"), "initrd " + " ".join(files)))
     if entry.devicetree:
-        lines.append(f"devicetree {device}{_path(fs, directory, entry.devicetree)}")
+        commands.append((entry.line_of("devicetree"), f"devicetree {device}{_path(fs, directory, entry.devicetree)}"))
+    # Each command on the line of the key it comes from (when the keys are in this order), so a diagnostic of the
+    # body names the entry file's own line.
+    lines: list[str] = []
+    for line, command in commands:
+        lines.extend([""] * (line - 1 - len(lines)))
+        lines.append(command)
     return "\n".join(lines) + "\n"
 
 
@@ -61,7 +70,7 @@ def expand(it: Interpreter, args: list[str]) -> int:
     if directory is None:
         it.warn(f"blscfg: no BLS entries directory ({', '.join(candidates)}) on {fs.name}")
         return 1
-    entries, diags = read_entries(fs, directory)
+    entries, diags = read_entries(fs, directory, it.budget)  # the config's one budget
     it.sink.extend(diags)
     for entry in blscfg_order(entries):
         if entry.linux is None:

@@ -16,6 +16,7 @@ from discovery.fs import SearchKind
 from discovery.grub import grubenv
 from discovery.grub.errors import GrubCommandError
 from discovery.grub.evaluator import BootCapture, BreakLoop, ContinueLoop, ExitScript, ReturnFromFunction
+from discovery.loaders import file_problem, missing, shown
 
 if TYPE_CHECKING:
     from discovery.grub.evaluator import Builtin, Interpreter
@@ -412,6 +413,65 @@ def cmd_probe(it: Interpreter, args: list[str]) -> int:
     return 0
 
 
+# A backtracking matcher (Python's, and GRUB's gnulib regex for back-references) can take exponential time, and no
+# step budget or deadline can interrupt it: patterns that may are refused (status 1, a warning), and subjects are
+# short. Real configs match device names and paths with one or two repetitions.
+REGEXP_MAX_SUBJECT = 4096
+REGEXP_MAX_UNBOUNDED = 2
+
+
+def regexp_risk(pattern: str) -> str | None:
+    """Why matching `pattern` might not finish in reasonable time, or None: a repeated group that itself repeats or
+    alternates (`(a+)+`, `(a|aa)*`), a back-reference, or more than REGEXP_MAX_UNBOUNDED unbounded repetitions."""
+    groups: list[bool] = []  # per open group: holds a repetition or an alternation
+    last_group_varies = False
+    unbounded = 0
+    i, n = 0, len(pattern)
+    while i < n:
+        c = pattern[i]
+        closed_varies, last_group_varies = last_group_varies, False
+        if c == "\\":
+            if i + 1 < n and pattern[i + 1].isdigit():
+                return "a back-reference"
+            i += 2
+            continue
+        if c == "[":
+            j = i + 1
+            j += j < n and pattern[j] == "^"
+            j += j < n and pattern[j] == "]"
+            while j < n and pattern[j] != "]":
+                j += 1 + (pattern[j] == "\\")
+            i = j + 1
+            continue
+        if c == "(":
+            groups.append(False)
+        elif c == ")":
+            varies = groups.pop() if groups else False
+            if groups and varies:
+                groups[-1] = True
+            last_group_varies = varies
+        elif c == "|":
+            if groups:
+                groups[-1] = True
+        elif c in "*+?{":
+            end = pattern.find("}", i) if c == "{" else i
+            if c == "{" and end < 0:
+                i += 1
+                continue
+            if closed_varies:
+                return "a repeated group that itself repeats"
+            if groups:
+                groups[-1] = True
+            if c in "*+" or (c == "{" and pattern[i:end].endswith(",")):
+                unbounded += 1
+            i = end + 1
+            continue
+        i += 1
+    if unbounded > REGEXP_MAX_UNBOUNDED:
+        return f"more than {REGEXP_MAX_UNBOUNDED} unbounded repetitions"
+    return None
+
+
 def cmd_regexp(it: Interpreter, args: list[str]) -> int:
     sets: list[tuple[int, str]] = []
     rest: list[str] = []
@@ -432,6 +492,11 @@ def cmd_regexp(it: Interpreter, args: list[str]) -> int:
             rest.append(arg)
     if len(rest) != 2:
         raise GrubCommandError("two arguments expected")
+    risk = regexp_risk(rest[0])
+    if risk is not None:
+        raise GrubCommandError(f"pattern {rest[0][:80]!r} not evaluated: {risk} may take exponential time")
+    if len(rest[1]) > REGEXP_MAX_SUBJECT:
+        raise GrubCommandError(f"subject longer than {REGEXP_MAX_SUBJECT} characters not matched")
     try:
         m = re.search(rest[0], rest[1])
     except (re.error, RecursionError, OverflowError):
@@ -461,8 +526,11 @@ def cmd_linux(it: Interpreter, args: list[str]) -> int:
     capture.initrds = []  # loading a kernel drops earlier initrds, as GRUB's loader does
     capture.devicetree = None
     capture.other_loader = None
-    if not capture.kernel.unresolved and not capture.kernel.fs.is_file(capture.kernel.path):
-        it.warn(f"kernel {capture.kernel.path} not found on {capture.kernel.fs.name}")
+    problem = None if kernel.unresolved else file_problem(kernel.fs, kernel.path)
+    if problem == "not found":
+        it.warn(f"kernel {shown(kernel.path)} not found on {kernel.fs.name}")
+    elif problem is not None:
+        it.warn(missing("kernel", kernel.path, problem))
     return 0
 
 
@@ -480,8 +548,11 @@ def cmd_initrd(it: Interpreter, args: list[str]) -> int:
             continue
         ref = it.resolve(name)
         capture.initrds.append(ref)
-        if not ref.unresolved and not ref.fs.is_file(ref.path):
-            it.warn(f"initrd {ref.path} not found on {ref.fs.name}")
+        problem = None if ref.unresolved else file_problem(ref.fs, ref.path)
+        if problem == "not found":
+            it.warn(f"initrd {shown(ref.path)} not found on {ref.fs.name}")
+        elif problem is not None:
+            it.warn(missing("initrd", ref.path, problem))
     return 0
 
 

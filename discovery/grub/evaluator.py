@@ -8,7 +8,9 @@ Follows grub-core/script/execute.c and grub-core/normal/menu.c of GRUB 2.06:
   variables they set (Ubuntu's `gfxmode` setting `$vt_handoff`) are seen as GRUB would see them.
 - `configfile` replaces the menu being shown by the new file's menu when that one has entries.
 Everything is bounded (steps, loop iterations, nesting, source depth, submenu depth): hitting a bound stops the
-evaluation of that file or entry with a diagnostic, never the whole scan.
+evaluation of that file or entry with a diagnostic, never the whole scan. Steps are one budget per config
+(discovery.budget): every command, loop iteration, compound command, variable expansion (by size), sourced or
+`eval`ed text (by size) and entry body is charged to it, and it carries the loader's deadline, so any input ends.
 """
 
 from __future__ import annotations
@@ -17,13 +19,16 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from discovery.budget import Budget, BudgetExceeded
 from discovery.entry import Diagnostic, EnvSave, Severity
 from discovery.fs import Filesystem
 from discovery.grub.errors import GrubCommandError, GrubError, GrubLimitError
 from discovery.grub.lexer import Part, PartKind, Word
 from discovery.grub.parser import Block, Command, For, FunctionDef, If, Loop, MenuDef, Node, Script, parse
+from discovery.loaders import os_problem, read_config, shown
 
 MAX_VALUE = 256 * 1024  # characters in one variable: `set x=$x$x` in a loop doubles each time
+SOURCE_BYTES_PER_STEP = 1024  # reading (lexing, parsing) a script costs a step per KiB
 _ASSIGNMENT = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)=")
 _DEVICE_PREFIX = re.compile(r"^\(([^)]*)\)(.*)$", re.DOTALL)
 
@@ -46,8 +51,9 @@ FEATURES = (
 class Limits:
     """Bounds that keep evaluation finite on any input."""
 
-    steps: int = 50_000  # simple commands per config evaluation
-    entry_steps: int = 5_000  # simple commands per menu entry body
+    steps: int = 50_000  # steps while reading the config (before its menu is shown)
+    entry_steps: int = 5_000  # steps per menu entry body, run when the menu is built
+    total_steps: int = 250_000  # steps for the config and all its entry bodies together: the one budget
     iterations: int = 1_000  # iterations of one loop
     nesting: int = 64  # nested compound commands and function calls
     source_depth: int = 10  # nested source/configfile (Petitboot stops at the same depth)
@@ -170,6 +176,7 @@ class Interpreter:
         firmware: str = "pc",
         cpu: str = "x86_64",
         limits: Limits | None = None,
+        budget: Budget | None = None,
     ) -> None:
         from discovery.grub.builtins import BUILTINS, IGNORED
 
@@ -178,6 +185,8 @@ class Interpreter:
         self.firmware = firmware
         self.cpu = cpu
         self.limits = limits or Limits()
+        self.budget = budget or Budget(self.limits.total_steps)
+        self.scripts: dict[tuple[str, str], Script] = {}  # parsed once however often `source` reads them
         self.builtins: dict[str, Builtin] = BUILTINS
         self.ignored = IGNORED
         self.devices: dict[str, Filesystem] = {home.name: home}
@@ -235,12 +244,21 @@ class Interpreter:
         return self.scope
 
     def read_script(self, fs: Filesystem, path: str) -> Script:
+        key = (fs.name, path)
+        script = self.scripts.get(key)
+        if script is not None:
+            self.count_step(1 + script.size // SOURCE_BYTES_PER_STEP)
+            self.read.append(key)
+            return script
         try:
-            text = fs.read_text(path)
+            text = read_config(fs, path)
         except OSError as exc:
-            raise GrubCommandError(f"cannot read {fs.name}:{path}: {exc.strerror or exc}") from exc
-        self.read.append((fs.name, path))
+            raise GrubCommandError(f"cannot read {fs.name}:{path}: {os_problem(exc)}") from exc
+        # Lexing and parsing are linear in the text: charge its size before paying for it.
+        self.count_step(1 + len(text) // SOURCE_BYTES_PER_STEP)
+        self.read.append(key)
         script = parse(text, path)
+        self.scripts[key] = script
         self.sink.extend(script.diagnostics)
         return script
 
@@ -306,6 +324,7 @@ class Interpreter:
             self.count_step()
             self.run_menudef(node)
             return
+        self.count_step()
         self.enter()
         try:
             if isinstance(node, If):
@@ -344,6 +363,7 @@ class Interpreter:
             iterations += 1
             if not self.loop_guard(iterations, node.line):
                 break
+            self.count_step()  # an iteration costs a step even when its body runs no command
             broke = self.run_loop_body(node.body)
             status = self.status
             if broke:
@@ -356,6 +376,7 @@ class Interpreter:
         for iterations, value in enumerate(items, 1):
             if not self.loop_guard(iterations, node.line):
                 break
+            self.count_step()  # nested loops multiply: every iteration of every level is paid for
             self.scope.env.set(node.variable, value)
             if self.run_loop_body(node.body):
                 break
@@ -373,10 +394,19 @@ class Interpreter:
             return True
         return False
 
-    def count_step(self) -> None:
-        self.steps += 1
+    def count_step(self, steps: int = 1) -> None:
+        """Pay for work: against this phase's limit (config or one entry body) and the config's one budget."""
+        self.steps += steps
         if self.steps > self.step_limit:
-            raise GrubLimitError(f"more than {self.step_limit} commands run", self.scope.file, self.line)
+            raise GrubLimitError(
+                f"more than {self.step_limit} steps (commands, loop iterations, expansions) run",
+                self.scope.file,
+                self.line,
+            )
+        try:
+            self.budget.charge(steps)
+        except BudgetExceeded as exc:
+            raise GrubLimitError(exc.message, self.scope.file, self.line) from None
 
     def run_command(self, node: Command) -> None:
         self.line = node.line
@@ -418,7 +448,9 @@ class Interpreter:
                 self.warn(f"{name}: {exc.message}")
                 return 1
             except OSError as exc:  # an unreadable file or directory fails the command, as in GRUB
-                self.warn(f"{name}: {exc.strerror or exc}")
+                # Name the path the lookup failed on (a component over 255 bytes, an I/O error), shortened.
+                what = f" {shown(self.config_path(str(exc.filename)))}:" if exc.filename else ""
+                self.warn(f"{name}:{what} {os_problem(exc)}")
                 return 1
         fn = self.scope.env.functions.get(name)
         if fn is not None:
@@ -427,6 +459,15 @@ class Interpreter:
             return 0
         self.warn(f"unknown command '{name}' (ignored)")
         return 1
+
+    def config_path(self, host: str) -> str:
+        """A host path (an OSError's file name) as the config names it, `NAME:/path`, when it is on a known
+        filesystem: diagnostics never show where the daemon mounted a disk."""
+        for fs in (self.scope.fs, *self.devices.values()):
+            root = str(fs.root).rstrip("/")
+            if host == root or host.startswith(root + "/"):
+                return f"{fs.name}:{host[len(root) :] or '/'}"
+        return host
 
     def call_function(self, fn: FunctionDef, args: list[str]) -> int:
         self.enter()
@@ -443,6 +484,7 @@ class Interpreter:
 
     def run_snippet(self, text: str, what: str) -> None:
         """Run script text in the current scope (`eval`); syntax errors are reported against the current line."""
+        self.count_step(1 + len(text) // SOURCE_BYTES_PER_STEP)
         script = parse(text, self.scope.file)
         for d in script.diagnostics:
             self.warn(f"{what}: {d.message}")
@@ -478,6 +520,8 @@ class Interpreter:
                 current = (current or "") + part.text
                 continue
             value = self.variable(part.text)
+            # An expansion costs by its size: `$x` of a 256 KiB value in a loop is real work.
+            self.count_step(1 + (len(value) if isinstance(value, str) else len(value) + sum(map(len, value))) // 256)
             if isinstance(value, list):
                 if part.quoted or not split:
                     current = (current or "") + " ".join(value)
@@ -558,15 +602,18 @@ class Interpreter:
     def run_item(self, item: MenuItem, env: Env, capture: BootCapture | None) -> Scope:
         """Run an entry or submenu body as GRUB does when it is chosen: a copy of `env`, the entry's arguments as
         positional parameters, `chosen` set. Diagnostics go to the current sink."""
-        scope = Scope(env.copy(), [], item.file, item.fs, list(item.args), capture)
-        scope.env.set("chosen", item.title)
         outer = self.scope
-        self.scope = scope
         self.steps = 0
         self.step_limit = self.limits.entry_steps
         self.nesting = 0
         self.source_depth = 0
+        scope = Scope(Env(), [], item.file, item.fs, list(item.args), capture)
         try:
+            # The copy of the environment is work too: a config that set 50,000 variables pays per entry.
+            self.count_step(1 + (len(env.variables) + len(env.functions)) // 64)
+            scope.env = env.copy()
+            scope.env.set("chosen", item.title)
+            self.scope = scope
             self.run_block(item.body)
         except (ExitScript, ReturnFromFunction):
             pass

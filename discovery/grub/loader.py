@@ -22,6 +22,9 @@ from discovery.grub.evaluator import BootCapture, Interpreter, Limits, MenuItem,
 from discovery.loaders import LoadContext
 
 CANDIDATES = ("/boot/grub/grub.cfg", "/grub/grub.cfg", "/boot/grub2/grub.cfg", "/grub2/grub.cfg")
+# Configs evaluated per filesystem, each with its own budget: an ESP holds a handful of vendor directories; a
+# filesystem with thousands of `/EFI/*/grub.cfg` must not cost thousands of budgets.
+MAX_CONFIGS = 16
 
 
 def find_configs(fs: Filesystem) -> list[str]:
@@ -75,7 +78,18 @@ class _Builder:
 
     def menu(self, scope: Scope, parents: tuple[str, ...], depth: int) -> list[_Node]:
         nodes: list[_Node] = []
-        for item in scope.menu:
+        for index, item in enumerate(scope.menu):
+            if self.it.budget.exhausted:
+                # One diagnostic for the rest: the entries whose bodies already ran are kept.
+                self.it.diagnostics.append(
+                    Diagnostic(
+                        item.file,
+                        item.line,
+                        f"{len(scope.menu) - index} menu items from here not evaluated: step budget or time used up",
+                        Severity.ERROR,
+                    )
+                )
+                break
             self.evaluated += 1
             if self.evaluated > self.it.limits.menu_size:
                 # Submenus that define submenus through functions could otherwise grow exponentially.
@@ -212,8 +226,11 @@ def evaluate(
             return fs
         return ctx.resolver.find(search, value)
 
-    it = Interpreter(fs, find, firmware=ctx.platform.firmware, cpu=ctx.platform.cpu, limits=limits)
+    limits = limits or Limits()
+    budget = ctx.budget(limits.total_steps)
+    it = Interpreter(fs, find, firmware=ctx.platform.firmware, cpu=ctx.platform.cpu, limits=limits, budget=budget)
     scope = it.run_config(fs, path)
+    budget.final_phase()  # the menu read so far becomes entries even when reading it hit the deadline
     builder = _Builder(it)
     nodes = builder.menu(scope, (), 0)
     default_node, exact = choose_default(nodes, scope.env.get("default"))
@@ -244,7 +261,13 @@ def evaluate(
 def load(fs: Filesystem, ctx: LoadContext) -> LoadResult:
     """Every GRUB config's entries on `fs`, in menu order. Never raises for bad configs."""
     evaluations: list[tuple[str, LoadResult, set[tuple[str, str]]]] = []
-    for path in find_configs(fs):
+    paths = find_configs(fs)
+    if len(paths) > MAX_CONFIGS:
+        skipped = ", ".join(paths[MAX_CONFIGS : MAX_CONFIGS + 3])
+        note = Diagnostic(paths[MAX_CONFIGS], 0, f"more than {MAX_CONFIGS} GRUB configs; {skipped}... not evaluated")
+        evaluations.append((paths[MAX_CONFIGS], LoadResult(diagnostics=(note,)), set()))
+        paths = paths[:MAX_CONFIGS]
+    for path in paths:
         try:
             result, it = evaluate(fs, path, ctx)
         except (GrubError, OSError) as exc:  # one unreadable config must not hide the others

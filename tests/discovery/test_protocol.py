@@ -37,6 +37,7 @@ from discovery.protocol import (
     Status,
     StatusLine,
 )
+from tests.discovery.test_protocol_operator import OPERATOR_TYPES
 
 text = st.text(max_size=30)
 opt_text = st.none() | text
@@ -129,7 +130,7 @@ def test_every_registered_type_is_covered() -> None:
         CancelAutoboot,
         Rescan,
         GetLog,
-    }
+    } | OPERATOR_TYPES
     assert set(protocol._REGISTRY.values()) == covered
 
 

@@ -82,6 +82,6 @@ def test_same_inputs_give_the_same_identities(tmp_path: Path) -> None:
 
 
 def test_unsupported_filesystem_names_the_file(tmp_path: Path) -> None:
-    root = _tree(tmp_path, "fstype=xfs\n")
-    with pytest.raises(disks.DiskError, match=r"\.bootmenu-fs: cannot build a 'xfs'"):
+    root = _tree(tmp_path, "fstype=ntfs\n")
+    with pytest.raises(disks.DiskError, match=r"\.bootmenu-fs: cannot build a 'ntfs'"):
         disks.disk_from_directory(root, tmp_path / "x.img")
