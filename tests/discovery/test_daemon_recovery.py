@@ -273,3 +273,34 @@ def test_pstore_records_are_moved_to_run_and_announced_with_their_last_lines(tmp
     lines = ring.lines()
     assert any("dmesg-ramoops-0: Kernel panic - not syncing" in line for line in lines)
     assert not any("line 10\n" in line or line.endswith("line 10") for line in lines)  # only the tail
+
+
+def test_with_efivarfs_the_record_is_an_efi_variable_and_needs_no_state_filesystem(tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    from discovery.attempts import EfiStore
+
+    machine, fake = fake_machine(tmp_path)
+    fake.watchdog("watchdog0", "iTCO_wdt", WDIOF_CARDRESET)
+    efivars = tmp_path / "efivars"
+    efivars.mkdir()
+    machine = replace(machine, efivars=efivars)
+    root = bls_tree(tmp_path / "vda2", "Hangs", "Works", timeout=1)
+
+    async def scenario() -> None:
+        from discovery.scan import filesystem_for
+
+        async with serving(tmp_path, roots=[filesystem_for(root)], settings=Settings(autoboot=False)) as (_d, sock):
+            client = await Client.connect(sock)
+            await client.hello()
+            hangs = await client.until(is_entry("Hangs"))
+            assert isinstance(hangs, EntryAdded)
+            client.close()
+        EfiStore(efivars).write(Attempt(hangs.entry.id, "Hangs", "vda2", 1700000000.0))
+        async with serving(tmp_path, roots=[filesystem_for(root)], machine=machine, settings=Settings()) as (_d, sock):
+            client = await Client.connect(sock)
+            await client.hello()
+            await client.until(is_status("dry run: Works would be loaded"))
+            client.close()
+
+    run(scenario())
