@@ -4,8 +4,9 @@ Linux watchdog API (Documentation/watchdog/watchdog-api.rst, include/uapi/linux/
 starts the timer; WDIOC_SETTIMEOUT sets its timeout in seconds (the driver may round it and writes back what it set);
 closing without first writing the magic character 'V' leaves it running. So the daemon opens it, sets the timeout and
 jumps with the descriptor open: a next kernel that dies before its own watchdog driver (or systemd's
-RuntimeWatchdogSec) takes over is reset into the firmware, and so back into this menu. The timer survives kexec
-because nothing on the way stops it (the i6300esb and iTCO drivers have no shutdown hook that would).
+RuntimeWatchdogSec) takes over is reset into the firmware, and so back into this menu. The watchdog core stops a
+running watchdog from its reboot notifier (kexec sends SYS_RESTART) for drivers that ask for it; the payload's /init
+loads the core with `stop_on_reboot=0`, so the timer survives the jump (tests/qemu/test_recovery.py, i6300esb).
 
 At start the cause of the last reset is read from sysfs (/sys/class/watchdog/watchdogN/bootstatus, WDIOF_* bits,
 CONFIG_WATCHDOG_SYSFS), never by opening the device, which would start the timer. WDIOF_CARDRESET means "the last
