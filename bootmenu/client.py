@@ -72,13 +72,15 @@ class Client:
         """The messages that arrived; raises Disconnected at end of stream, ProtocolError on a bad line."""
         if self.sock is None:
             raise Disconnected(errno.ENOTCONN, "not connected", str(self.path))
+        too_long = p.ProtocolError(f"{self.path}: a message longer than {p.MAX_LINE} bytes")
+        if len(self.buffer) > p.MAX_LINE:
+            raise too_long
         eof = False
         chunks = [self.buffer]
-        size = len(self.buffer)
-        partial = b"\n" not in self.buffer  # no complete line in what is buffered
-        # One call takes at most READ_BYTES, so a daemon that sends without pause cannot hold the menu here; the
-        # socket stays readable and the main loop calls again.
-        while size < READ_BYTES:
+        size = tail = len(self.buffer)  # `tail`: bytes since the last newline (only new bytes are searched)
+        # One call takes at most READ_BYTES, and stops at a line over the limit, so a daemon that sends without pause
+        # cannot hold the menu here; the socket stays readable and the main loop calls again.
+        while size < READ_BYTES and tail <= p.MAX_LINE:
             try:
                 chunk = self.sock.recv(65536, socket.MSG_DONTWAIT)
             except (BlockingIOError, InterruptedError):
@@ -90,9 +92,10 @@ class Client:
                 break
             chunks.append(chunk)
             size += len(chunk)
-            partial = partial and b"\n" not in chunk  # only the new bytes are searched: linear in the message
-            if partial and size > p.MAX_LINE:
-                raise p.ProtocolError(f"{self.path}: a message longer than {p.MAX_LINE} bytes")
+            newline = chunk.rfind(b"\n")
+            tail = tail + len(chunk) if newline < 0 else len(chunk) - newline - 1
+        if len(chunks) == 1 and not eof:
+            return []  # nothing new: what is buffered holds no complete line
         messages = []
         *lines, self.buffer = b"".join(chunks).split(b"\n")
         for line in lines:
@@ -101,6 +104,8 @@ class Client:
             message = p.decode(line)  # an unknown type (a newer daemon) decodes to None
             if message is not None:
                 messages.append(message)
+        if len(self.buffer) > p.MAX_LINE and not messages:
+            raise too_long  # with messages: they first, the error on the next call
         if eof and not messages:
             raise Disconnected(errno.ECONNRESET, "the boot daemon closed the connection", str(self.path))
         return messages

@@ -58,6 +58,7 @@ def test_connecting_to_a_missing_daemon_names_the_socket(tmp_path: Path) -> None
 
 def test_a_message_over_the_line_limit_is_refused_and_one_read_is_bounded(tmp_path: Path) -> None:
     import contextlib
+    import select
     import threading
 
     from bootmenu import client as client_module
@@ -78,6 +79,7 @@ def test_a_message_over_the_line_limit_is_refused_and_one_read_is_bounded(tmp_pa
 
     def read_all() -> None:
         while True:
+            select.select([client.fileno()], [], [], 30)  # as the menu's main loop does: read when readable
             before = len(client.buffer)
             messages = client.read()
             taken = sum(len(p.encode(m)) for m in messages) + len(client.buffer) - before

@@ -48,7 +48,7 @@ DROP = [
     "--no-new-privs",
 ]
 # Bumped when the wrapper or the parsing changes, so cached answers are recomputed.
-HARNESS_VERSION = "2"
+HARNESS_VERSION = "3"
 PER_RUN_TIMEOUT = 20.0
 BOOTING = re.compile(r"Booting `(.*)'$")
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
@@ -191,6 +191,8 @@ def parse_run(text: str) -> Item:
         line = raw.strip()
         booting = BOOTING.search(line)
         if booting:
+            if calls:
+                break  # the item failed to boot and GRUB went on to a `fallback` entry: not this item's calls
             # Progress lines ("[ grub.cfg 2.06KiB 100% ]") may share the line.
             path.append(booting.group(1))
         elif line.startswith("BM-") and " root=[" in line and current is None:
@@ -215,11 +217,11 @@ def parse_run(text: str) -> Item:
 class Session:
     """One fixture's disk images and device.map, made world-readable for nobody, in a scratch directory."""
 
-    def __init__(self, fixture: Path, scratch: Path) -> None:
+    def __init__(self, directories: Sequence[Path], scratch: Path) -> None:
         self.scratch = scratch
         self.names: dict[str, str] = {}
         lines = []
-        for n, directory in enumerate(filesystems_of(fixture)):
+        for n, directory in enumerate(directories):
             image = disks.disk_from_directory(directory, scratch / f"disk{n}.img")
             image.chmod(0o644)
             lines.append(f"(hd{n}) {image}")
@@ -276,12 +278,17 @@ def answer_config(session: Session, platform: str, fs_name: str, config: str) ->
 
 def answer_fixture(fixture: Path, platform: str) -> list[Answer]:
     """GRUB's answer for every GRUB config of the fixture (as bootmenu's loader finds them)."""
+    return answer_trees(filesystems_of(fixture), platform)
+
+
+def answer_trees(directories: Sequence[Path], platform: str) -> list[Answer]:
+    """GRUB's answer for every GRUB config of these filesystem trees, each one disk (`.bootmenu-fs` for identity)."""
     if not available():
         raise EmuUnavailable(f"grub-emu is not at {EMU_BINARY}: run `make conformance`")
     answers: list[Answer] = []
     with tempfile.TemporaryDirectory(prefix="bootmenu-grub-emu-") as tmp:
-        session = Session(fixture, Path(tmp))
-        for directory in filesystems_of(fixture):
+        session = Session(directories, Path(tmp))
+        for directory in directories:
             fs = filesystem_for(directory)
             for config in find_configs(fs):
                 answers.append(answer_config(session, platform, fs.name, config))
