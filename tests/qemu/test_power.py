@@ -27,7 +27,11 @@ def test_system_information_then_power_off(boot: Boot) -> None:
     wait_menu(vm, "E2E GRUB default", "E2E BLS Linux")
     vm.settle()
     vm.send("s")
-    screen = vm.wait_screen("Firmware:  BIOS", timeout=60)
+    vm.wait_screen("Firmware:  BIOS", timeout=60)
+    # The screen arrives over a 115200-baud line: let the whole box be drawn before reading it.
+    vm.wait_screen("CPUs:", timeout=30)
+    vm.settle()
+    screen = vm.text()
     assert "Machine:   QEMU" in screen  # QEMU's SMBIOS tables, read from /sys/class/dmi/id
     assert "CPUs:      1" in screen or "CPUs:      2" in screen
     vm.send("end")
