@@ -20,6 +20,7 @@ from bootmenu.client import Client, ClientError, Disconnected
 from bootmenu.console import ConsoleError, ConsoleLogLevel, ConsoleSettings
 from bootmenu.model import ActionRow, Change, EntryRow, MenuModel, MenuPath, Row, SubmenuRow, sysinfo_lines
 from discovery import protocol as p
+from discovery import timeline
 from kexec_core.power import PowerAction
 
 RECONNECT_INTERVAL = 1.0
@@ -110,6 +111,7 @@ class Controller:
         self.attach()
         self._set_alarm()
         self._quiet_console()
+        timeline.after_first_call(self.loop, "draw_screen", "first-frame")
         try:
             self.loop.run()
         finally:

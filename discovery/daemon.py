@@ -24,7 +24,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
 
-from discovery import sysinfo
+from discovery import sysinfo, timeline
 from discovery.autoboot import Autoboot
 from discovery.budget import time_limit
 from discovery.consoles import describe_device, names_console, preferred
@@ -223,7 +223,13 @@ class Daemon:
             for event in self.source.existing():
                 self.handle(event)
             self._loop.add_reader(self.source.fileno(), self._on_source)
+        if timeline.enabled():  # once the devices present at start are read, the menus list all their entries
+            self.background(self._stamp_settled(tuple(self._tasks)))
         self._tick = asyncio.create_task(self._countdown_loop())
+
+    async def _stamp_settled(self, jobs: tuple[asyncio.Future[Any], ...]) -> None:
+        await asyncio.gather(*jobs, return_exceptions=True)
+        timeline.stamp("all-entries", f"{len(tuple(self.entries()))} entries")
 
     async def stop(self) -> None:
         """Stop listening and unmount everything (at exit)."""
@@ -521,6 +527,7 @@ class Daemon:
         if job.fs is not None:
             changes["mountpoint"] = str(job.fs.root)
         self._set_info(record, **changes)
+        timeline.stamp("first-device-probed", record.info.name)
         record.rank = self.settings.rank(uuid=record.info.uuid, label=record.info.label, kind=record.info.kind)
         for diag in job.result.diagnostics:
             log.warning("%s: %s", record.info.name, diag)
