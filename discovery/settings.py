@@ -232,7 +232,7 @@ PARAMS: tuple[Param, ...] = (
     Param(
         "timeline", None, _checked(_bool("timeline")), (Consumer.INIT, Consumer.DAEMON, Consumer.UI), "yes/no",
         "boot timeline: /init, the daemon and the menu stamp their start-up events in the kernel log "
-        "(`dmesg | grep bootmenu-timeline`; `make bench` prints them)", flag=True,
+        "(`bootmenu-timeline:` lines in `dmesg`; `make bench` prints them with deltas)", flag=True,
     ),
 )  # fmt: skip
 BY_NAME: Mapping[str, Param] = {p.name: p for p in PARAMS}
