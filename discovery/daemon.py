@@ -763,7 +763,7 @@ class Daemon:
         self.say(Level.INFO, f"checking {title}: {fs.name}:{entry.kernel}")
         try:
             plan = await loop.run_in_executor(
-                None, lambda: api.prepare(kernel, initrds, entry.cmdline, devicetree=devicetree)
+                None, lambda: api.prepare(kernel, initrds, entry.kernel_cmdline(), devicetree=devicetree)
             )
             for warning in getattr(plan, "warnings", ()):
                 self.say(Level.WARNING, f"{title}: {warning}")

@@ -103,6 +103,10 @@ class BootEntry:
     architecture: str | None = None
     boot_count: BootCount | None = None
     warnings: tuple[Diagnostic, ...] = field(default=())
+    # Words the boot loader itself puts before the command line, which the kernel receives too: GRUB's Linux loaders
+    # prepend `BOOT_IMAGE=<the kernel path as written>` (grub-core/loader/*/linux.c, LINUX_IMAGE). Not part of
+    # `cmdline`, so the editor shows what GRUB's editor shows; `kernel_cmdline` is what is booted.
+    loader_args: tuple[str, ...] = ()
     # What booting writes back (discovery.loaderwrites): GRUB `save_env` calls of the config and of the entry body.
     env_saves: tuple[EnvSave, ...] = field(default=(), compare=False)
 
@@ -117,6 +121,10 @@ class BootEntry:
         path = ">".join((*self.submenu, self.title))
         return f"{self.config_device or self.device}:{self.config}:{self.line}:{path}"
 
+    def kernel_cmdline(self) -> str:
+        """The command line the kernel gets: the loader's own words, then the entry's (possibly edited) cmdline."""
+        return " ".join(w for w in (*self.loader_args, self.cmdline) if w)
+
     def replace(self, **changes: Any) -> BootEntry:
         return dataclasses.replace(self, **changes)
 
@@ -126,6 +134,7 @@ class BootEntry:
             "kernel": self.kernel,
             "initrd": list(self.initrds),
             "cmdline": self.cmdline,
+            "loader_args": list(self.loader_args),
             "devicetree": self.devicetree,
             "default": self.default,
             "submenu": list(self.submenu),
@@ -151,6 +160,7 @@ class BootEntry:
             kernel=str(data["kernel"]),
             initrds=tuple(str(i) for i in data.get("initrd", ())),
             cmdline=str(data.get("cmdline", "")),
+            loader_args=tuple(str(w) for w in data.get("loader_args", ())),
             devicetree=data.get("devicetree"),
             default=bool(data.get("default", False)),
             submenu=tuple(str(s) for s in data.get("submenu", ())),
