@@ -225,10 +225,11 @@ def payload_run(kernel: Path, payload: Path, grub: Path, bls: Path) -> PayloadRu
 
 def goal_line(goal: str, value: float | None, limit: float, unit: str) -> str:
     """One goal of issue 15 beside the figure measured (`value` None: not measured by this bench)."""
+    target = f"goal <= {limit:g}{unit}"
     if value is None:
-        return f"  {goal:<40} {'-':>10}  goal <= {limit:g}{unit:<4}  not measured here"
+        return f"  {goal:<40} {'-':>13}  {target:<16} not measured here"
     verdict = "met" if value <= limit else "NOT met"
-    return f"  {goal:<40} {value:>9.2f}{unit:<4} goal <= {limit:g}{unit:<4}  {verdict}"
+    return f"  {goal:<40} {f'{value:.2f}{unit}':>13}  {target:<16} {verdict}"
 
 
 def main() -> int:
