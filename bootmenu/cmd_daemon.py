@@ -46,6 +46,7 @@ def run(args: argparse.Namespace) -> int:
     import signal
 
     from discovery import log as daemon_log
+    from discovery import timeline
     from discovery.daemon import Daemon
     from discovery.devices import PyudevSource, UdevSource
     from discovery.mount import Mounter
@@ -96,6 +97,7 @@ def run(args: argparse.Namespace) -> int:
         except ServerError as exc:
             print(f"bootmenu daemon: {exc.filename}: {exc.strerror}", file=sys.stderr)
             return 1
+        timeline.stamp("daemon-started")  # listening: menus can connect
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):

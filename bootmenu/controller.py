@@ -19,7 +19,7 @@ from bootmenu import keys, palette, widgets
 from bootmenu.client import Client, ClientError, Disconnected
 from bootmenu.console import ConsoleError, ConsoleLogLevel, ConsoleSettings
 from bootmenu.model import ActionRow, Change, EntryRow, MenuModel, MenuPath, Row, SubmenuRow, sysinfo_lines
-from discovery import debugboot
+from discovery import debugboot, timeline
 from discovery import protocol as p
 from kexec_core.power import PowerAction
 
@@ -111,6 +111,7 @@ class Controller:
         self.attach()
         self._set_alarm()
         self._quiet_console()
+        timeline.after_first_call(self.loop, "draw_screen", "first-frame")
         try:
             self.loop.run()
         finally:

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
 
-from discovery import attempts, pstore, quiesce, sysinfo, watchdog
+from discovery import attempts, pstore, quiesce, sysinfo, timeline, watchdog
 from discovery.attempts import Attempt, EfiStore, FileStore, Store
 from discovery.autoboot import Autoboot
 from discovery.budget import time_limit
@@ -270,7 +270,13 @@ class Daemon:
             for event in self.source.existing():
                 self.handle(event)
             self._loop.add_reader(self.source.fileno(), self._on_source)
+        if timeline.enabled():  # once the devices present at start are read, the menus list all their entries
+            self.background(self._stamp_settled(tuple(self._tasks)))
         self._tick = asyncio.create_task(self._countdown_loop())
+
+    async def _stamp_settled(self, jobs: tuple[asyncio.Future[Any], ...]) -> None:
+        await asyncio.gather(*jobs, return_exceptions=True)
+        timeline.stamp("all-entries", f"{len(tuple(self.entries()))} entries")
 
     async def stop(self) -> None:
         """Stop listening and unmount everything (at exit)."""
@@ -568,6 +574,7 @@ class Daemon:
         if job.fs is not None:
             changes["mountpoint"] = str(job.fs.root)
         self._set_info(record, **changes)
+        timeline.stamp("first-device-probed", record.info.name)
         record.rank = self.settings.rank(uuid=record.info.uuid, label=record.info.label, kind=record.info.kind)
         for diag in job.result.diagnostics:
             log.warning("%s: %s", record.info.name, diag)

@@ -275,6 +275,11 @@ PARAMS: tuple[Param, ...] = (
         "mono", None, _checked(_bool("mono")), (Consumer.UI,), "yes/no",
         "menus use no colours", flag=True,
     ),
+    Param(
+        "timeline", None, _checked(_bool("timeline")), (Consumer.INIT, Consumer.DAEMON, Consumer.UI), "yes/no",
+        "boot timeline: /init, the daemon and the menu stamp their start-up events in the kernel log "
+        "(`bootmenu-timeline:` lines in `dmesg`; `make bench` prints them with deltas)", flag=True,
+    ),
 )  # fmt: skip
 BY_NAME: Mapping[str, Param] = {p.name: p for p in PARAMS}
 BY_KEY: Mapping[str, Param] = {p.key: p for p in PARAMS if p.key is not None}

@@ -7,7 +7,10 @@ magnitude):
   the Debian archive, unpacked into .cache, never installed on the host);
 - the payload's size;
 - the peak resident memory (VmHWM) of the daemon plus one menu, read in the guest from a rescue shell while a second
-  menu (on tty1) and the daemon keep running.
+  menu (on tty1) and the daemon keep running;
+- the boot timeline (`bootmenu.timeline`, discovery/timeline.py) read from the guest's kernel log in that shell, as a
+  table with deltas;
+- each of issue 15's goals beside the ratio measured.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import shutil
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import pexpect
@@ -24,6 +28,7 @@ import pexpect
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from discovery import timeline  # noqa: E402
 from initramfs import guests  # noqa: E402
 from initramfs.cpio import Compression  # noqa: E402
 from initramfs.elf import DependencyWalker, ElfDependencyError, system_lib_dirs  # noqa: E402
@@ -32,6 +37,7 @@ from initramfs.qemu import Disk, VmConfig, kernel_in, modules_in  # noqa: E402
 from initramfs.run import RunError, run  # noqa: E402
 from tests.qemu.e2e_support import BASE_APPEND, KERNEL_CACHE, build_payload, make_test_disks, second_initrd  # noqa: E402
 from tests.qemu.qemu_console import SerialVm  # noqa: E402
+from tests.qemu.timeline_shell import read_in_shell  # noqa: E402
 
 KEXEC_CACHE = REPO / ".cache" / "kexec-tools"
 RETRY = REPO / "tools" / "retry"
@@ -41,6 +47,14 @@ MAX_FETCH_ROUNDS = 6
 VM_TIMEOUT = 240.0
 MENU_TITLES = ("E2E GRUB default", "E2E BLS Linux")
 BOOT_TITLE = "E2E BLS Linux"
+# On every frame of the menu, even before any entry: its key reminder.
+FIRST_FRAME_TEXT = "h=help"
+# Issue 15's goals (ratios against the bare busybox /init or kexec-tools; sizes and memory in MiB).
+GOAL_FIRST_FRAME = 1.25
+GOAL_MENU = 1.5
+GOAL_KEXEC = 1.0
+GOAL_PAYLOAD_MIB = 8.0
+GOAL_RSS_MIB = 32.0
 # Shell command printing the VmHWM (kB) of every bootmenu daemon and ui process, one line each.
 HWM_COMMAND = (
     "for d in /proc/[0-9]*; do c=$(tr '\\0' ' ' <$d/cmdline 2>/dev/null); case \"$c\" in "
@@ -154,18 +168,32 @@ def select(vm: SerialVm, title: str) -> None:
     raise RuntimeError(f"could not select {title!r}:\n{vm.text()}")
 
 
-def payload_run(kernel: Path, payload: Path, grub: Path, bls: Path) -> tuple[float, int | None, str, float]:
-    """(QEMU start -> menu, daemon+menu VmHWM in KiB, its detail, Enter -> second /init) for the payload."""
+@dataclass(frozen=True)
+class PayloadRun:
+    first_frame: float  # QEMU start -> the menu's first frame on the serial console
+    to_menu: float  # QEMU start -> every entry listed
+    hwm: int | None  # daemon + one menu VmHWM, KiB
+    detail: str
+    kexec: float  # Enter -> the second kernel's /init
+    stamps: list[timeline.Stamp]
+
+
+def payload_run(kernel: Path, payload: Path, grub: Path, bls: Path) -> PayloadRun:
+    """The payload's figures, booted with `bootmenu.timeline`."""
     # console=tty0 first: /init starts a menu there too, which keeps running while ttyS0 is in the rescue shell.
     append = BASE_APPEND.replace("console=ttyS0", "console=tty0 console=ttyS0") + " bootmenu.timeout=off"
+    append += " bootmenu.timeline"
     config = VmConfig(kernel=kernel, initrd=payload, append=append, disks=(Disk(grub), Disk(bls)))
     with SerialVm(config, timeout=VM_TIMEOUT) as vm:
+        vm.wait_screen(FIRST_FRAME_TEXT, timeout=180)
+        first_frame = vm.elapsed()
         for title in MENU_TITLES:
             vm.wait_screen(title, timeout=180)
         to_menu = vm.elapsed()
         vm.settle()
         hwm: int | None = None
         detail = ""
+        stamps: list[timeline.Stamp] = []
         try:
             vm.send("x")
             vm.settle(2.0)
@@ -181,6 +209,7 @@ def payload_run(kernel: Path, payload: Path, grub: Path, bls: Path) -> tuple[flo
                 detail = f"daemon {max(daemons) / 1024:.1f} MiB + menu {max(uis) / 1024:.1f} MiB"
             else:
                 detail = f"processes not found in: {out.strip()[-300:]!r}"
+            stamps, _ = read_in_shell(vm)
             vm.child.sendline("exit")
             for title in MENU_TITLES:
                 vm.wait_screen(title, timeout=60)
@@ -191,7 +220,16 @@ def payload_run(kernel: Path, payload: Path, grub: Path, bls: Path) -> tuple[flo
         started = time.monotonic()
         vm.send("enter")
         vm.expect(guests.SECOND_STAGE_MARKER, timeout=120)
-        return to_menu, hwm, detail, time.monotonic() - started
+        return PayloadRun(first_frame, to_menu, hwm, detail, time.monotonic() - started, stamps)
+
+
+def goal_line(goal: str, value: float | None, limit: float, unit: str) -> str:
+    """One goal of issue 15 beside the figure measured (`value` None: not measured by this bench)."""
+    target = f"goal <= {limit:g}{unit}"
+    if value is None:
+        return f"  {goal:<40} {'-':>13}  {target:<16} not measured here"
+    verdict = "met" if value <= limit else "NOT met"
+    return f"  {goal:<40} {f'{value:.2f}{unit}':>13}  {target:<16} {verdict}"
 
 
 def main() -> int:
@@ -212,6 +250,7 @@ def measure() -> int:
     payload = build_payload(modules)
     # The size that ships: the builder's default xz (the tests boot the quicker gzip build of the same tree).
     shipped = build_payload(modules, Compression.XZ)
+    zstd = build_payload(modules, Compression.ZSTD)
     with tempfile.TemporaryDirectory(prefix="bootmenu-bench-") as tmp:
         base = Path(tmp)
         second = second_initrd(base)
@@ -227,9 +266,11 @@ def measure() -> int:
         )
         bare_size = bare.stat().st_size
         bare_init, bare_kexec = baseline(kernel, bare, disks.grub)
-        to_menu, hwm, detail, menu_kexec = payload_run(kernel, payload, disks.grub, disks.bls)
+        got = payload_run(kernel, payload, disks.grub, disks.bls)
+    to_menu, hwm, detail, menu_kexec = got.to_menu, got.hwm, got.detail, got.kexec
     mib = 1 << 20
     print(f"kernel: {kernel.name}, QEMU TCG, q35, 1 vCPU, 1024 MiB")
+    print(f"QEMU start -> menu's first frame:      {got.first_frame:6.1f} s")
     print(f"QEMU start -> menu with all entries:   {to_menu:6.1f} s")
     print(f"QEMU start -> bare busybox /init:      {bare_init:6.1f} s   (menu / bare: {to_menu / bare_init:.1f}x)")
     print(f"Enter -> second kernel's /init:        {menu_kexec:6.1f} s")
@@ -238,13 +279,34 @@ def measure() -> int:
         f"   (menu / kexec-tools: {menu_kexec / bare_kexec:.1f}x)"
     )
     print(
-        f"payload size: {shipped.stat().st_size / mib:.2f} MiB (xz), {payload.stat().st_size / mib:.2f} MiB (gzip);"
+        f"payload size: {shipped.stat().st_size / mib:.2f} MiB (xz), {payload.stat().st_size / mib:.2f} MiB (gzip),"
+        f" {zstd.stat().st_size / mib:.2f} MiB (zstd; the VMs boot the gzip one);"
         f" bare baseline with kexec-tools and a second kernel: {bare_size / mib:.2f} MiB"
     )
     if hwm is not None:
         print(f"peak memory, daemon + one menu (VmHWM): {hwm / 1024:.1f} MiB ({detail})")
     else:
         print(f"peak memory, daemon + one menu: {detail}")
+    print()
+    if got.stamps:
+        print("boot timeline (guest uptime, bootmenu.timeline; kernel start = 0):")
+        print(timeline.table(got.stamps))
+        for problem in timeline.out_of_order(got.stamps):
+            print(f"  timeline: {problem}")
+    else:
+        print("boot timeline: not read (the rescue shell did not answer)")
+    print()
+    print("issue 15 goals (one run; read as orders of magnitude on a shared host):")
+    rss = None if hwm is None else hwm / 1024
+    for goal, value, limit, unit in (
+        ("first menu frame / bare /init", got.first_frame / bare_init, GOAL_FIRST_FRAME, "x"),
+        ("menu with every entry / bare /init", to_menu / bare_init, GOAL_MENU, "x"),
+        ("Enter -> second /init / kexec-tools", menu_kexec / bare_kexec, GOAL_KEXEC, "x"),
+        ("payload size (xz)", shipped.stat().st_size / mib, GOAL_PAYLOAD_MIB, " MiB"),
+        ("daemon + one menu peak RSS (VmHWM)", rss, GOAL_RSS_MIB, " MiB"),
+        ("whole path in a -m 256M VM (MiB of RAM)", None, 256, " MiB"),
+    ):
+        print(goal_line(goal, value, limit, unit))
     return 0
 
 

@@ -68,6 +68,7 @@ def test_every_documented_parameter_is_known_and_sets_no_warning() -> None:
         "bootmenu.autoboot_console=ttyS0", "bootmenu.autoboot_console=ttyS1,9600n8", "bootmenu.autoboot_console=none",
         "bootmenu.quiesce=unbind", "bootmenu.quiesce=off", "bootmenu.watchdog=30", "bootmenu.watchdog=off",
         "bootmenu.state=LABEL=BMSTATE", "bootmenu.state=UUID=ABCD-1234",
+        "bootmenu.timeline",
     }  # fmt: skip
     for param in (p for p in PARAMS if p.cmdline):
         assert any(w.partition("=")[0] == param.parameter for w in words), f"{param.parameter} is not tried here"
