@@ -18,6 +18,7 @@ import urwid
 from bootmenu import keys, palette, widgets
 from bootmenu.client import Client, ClientError, Disconnected
 from bootmenu.console import ConsoleError, ConsoleLogLevel, ConsoleSettings
+from bootmenu.edit import EntryEdit
 from bootmenu.model import ActionRow, Change, EntryRow, MenuModel, MenuPath, Row, SubmenuRow, sysinfo_lines
 from discovery import protocol as p
 from kexec_core.power import PowerAction
@@ -328,7 +329,8 @@ class Controller:
 
     # --- actions ---
 
-    def boot(self, entry_id: str, cmdline: str | None = None) -> None:
+    def boot(self, entry_id: str, edited: p.Boot | None = None) -> None:
+        """Boot `entry_id` as found, or as the editor's `edited` request asks."""
         # Kernel messages are wanted again from here on: the next kernel's early output, or a load error.
         self._restore_console()
         self.model.mark_boot()
@@ -336,7 +338,7 @@ class Controller:
         title = " > ".join((*info.entry.submenu, info.entry.title)) if info else entry_id
         self.boot_window = widgets.TextWindow(f"Boot: {title}", self._boot_lines(), self.glyphs, self.close_popup)
         self._open_popup(self.boot_window)
-        self._send(p.Boot(entry_id, cmdline, self.handoff))
+        self._send(edited or p.Boot(entry_id, None, self.handoff))
 
     def open_sysinfo(self) -> None:
         """The system information window, filled when the daemon's answer arrives (it reads sysfs as root)."""
@@ -405,9 +407,9 @@ class Controller:
         return [*lines, "", hint] if lines else ["Asking the boot daemon...", "", hint]
 
     def open_editor(self, info: p.EntryInfo) -> None:
-        def boot(cmdline: str) -> None:
+        def boot(edit: EntryEdit) -> None:
             self.close_popup()
-            self.boot(info.id, cmdline)
+            self.boot(info.id, edit.boot(info.id, info.entry, self.handoff))
 
         self._open_popup(widgets.Editor(info, self.glyphs, boot, self.close_popup), height_percent=70)
 

@@ -313,7 +313,16 @@ class Server:
                 daemon.refuse(what, client.console or "a menu")
                 return
         if isinstance(message, Boot):
-            daemon.background(daemon.boot(message.id, message.cmdline, console=message.console))
+            daemon.background(
+                daemon.boot(
+                    message.id,
+                    message.cmdline,
+                    console=message.console,
+                    kernel=message.kernel,
+                    initrds=message.initrds,
+                    devicetree=message.devicetree,
+                )
+            )
         elif isinstance(message, CancelAutoboot):
             daemon.cancel_autoboot()
         elif isinstance(message, Rescan):

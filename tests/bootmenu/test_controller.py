@@ -231,3 +231,19 @@ def test_a_boot_request_names_the_console_the_menu_runs_on(daemon: FakeDaemon, t
     assert isinstance(daemon.request(), p.CancelAutoboot)
     controller.feed(["enter"])
     assert daemon.request() == p.Boot("u1", None, "ttyS0,115200n8")
+
+
+def test_the_editor_sends_only_what_was_edited_kernel_initrds_devicetree(daemon: FakeDaemon, tmp_path: Path) -> None:
+    controller = make_controller(tmp_path / "daemon.sock")
+    pump(controller)
+    controller.feed(["up"])
+    assert isinstance(daemon.request(), p.CancelAutoboot)
+    # On Ubuntu (u1): the cursor starts on the command line; up to the devicetree, then initrd 1.
+    controller.feed(["e", "up", *"/dtb", "up", "ctrl n", *"/boot/extra.img", "ctrl u"])
+    shown = screen(controller)
+    assert "Initrd 1   /boot/extra.img" in shown
+    assert "Initrd 2   /boot/initrd.img-6.8.0-31-generic" in shown
+    controller.feed(["ctrl x"])
+    assert daemon.request() == p.Boot(
+        "u1", None, None, initrds=("/boot/extra.img", "/boot/initrd.img-6.8.0-31-generic"), devicetree="/dtb"
+    )
