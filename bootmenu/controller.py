@@ -147,6 +147,9 @@ class Controller:
             change |= self.model.apply(message)
             if isinstance(message, p.AuthResult):
                 self._auth_result(message)
+            editor = self.popup if isinstance(self.popup, widgets.Editor) else None
+            if isinstance(message, p.PathsChecked) and editor is not None and editor.info.id == message.id:
+                editor.show_checked(message)  # the loop redraws after this callback
             if isinstance(message, p.Hello):
                 self._console_size_from(message.settings)
                 self.unlocked_until = 0.0  # a new connection: the daemon has not been given the password on it
@@ -411,7 +414,10 @@ class Controller:
             self.close_popup()
             self.boot(info.id, edit.boot(info.id, info.entry, self.handoff))
 
-        self._open_popup(widgets.Editor(info, self.glyphs, boot, self.close_popup), height_percent=70)
+        def check(paths: tuple[str, ...]) -> None:
+            self._send(p.CheckPaths(info.id, paths))
+
+        self._open_popup(widgets.Editor(info, self.glyphs, boot, self.close_popup, check), height_percent=70)
 
     def _open_popup(self, widget: urwid.Widget, height_percent: int = 80) -> None:
         self.popup = widget

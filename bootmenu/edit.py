@@ -2,8 +2,9 @@
 
 Like Petitboot's boot editor and GRUB's `e`: the edit boots once (Ctrl-X) and is then forgotten. Paths are on the
 entry's device, as the entry writes them. The checks here are the ones a menu can make alone (a path is absolute,
-no field is empty, the bounds of protocol.Boot); whether each file exists on the device is the daemon's check when the
-edit is booted, the same check as for any entry, and a missing file is refused with a status line naming it.
+no field is empty, the bounds of protocol.Boot); whether each file exists on the device the menu asks the daemon as
+the operator types (protocol.CheckPaths), and the daemon checks again when the edit is booted, the same check as for
+any entry, refusing a missing file with a status line naming it.
 """
 
 from __future__ import annotations
@@ -67,6 +68,10 @@ class EntryEdit:
         if self.devicetree and not _absolute(self.devicetree):
             out.append(f"devicetree: {self.devicetree} is not an absolute path")
         return out
+
+    def paths(self) -> tuple[str, ...]:
+        """The paths worth asking the daemon about (protocol.CheckPaths): the well-formed ones, in row order."""
+        return tuple(path for path in (self.kernel, *self.initrds, self.devicetree) if _absolute(path))
 
     def boot(self, entry_id: str, entry: BootEntry, console: str | None) -> p.Boot:
         """The boot request: only what differs from `entry` is sent, so an unedited part stays the daemon's own."""

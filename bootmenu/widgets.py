@@ -332,10 +332,14 @@ class Editor(urwid.WidgetWrap[urwid.Widget]):
         glyphs: Glyphs,
         on_boot: Callable[[EntryEdit], None],
         on_cancel: Callable[[], None],
+        on_paths: Callable[[tuple[str, ...]], None] | None = None,
     ) -> None:
         self.info = info
         self.on_boot = on_boot
         self.on_cancel = on_cancel
+        self.on_paths = on_paths  # asks the daemon which paths are missing; its answer comes to show_checked
+        self.asked: tuple[str, ...] | None = None
+        self.checked: p.PathsChecked | None = None
         self.walker: urwid.SimpleFocusListWalker[urwid.Widget] = urwid.SimpleFocusListWalker([])
         self.problem = urwid.Text("")
         hint = " ".join(
@@ -394,11 +398,27 @@ class Editor(urwid.WidgetWrap[urwid.Widget]):
         index = position - 1 if isinstance(position, int) else -1
         return index if 0 <= index < len(self.initrds) else None
 
+    def show_checked(self, checked: p.PathsChecked) -> None:
+        """The daemon's answer to on_paths; shown while the paths are still the ones asked about."""
+        self.checked = checked
+        self._check()
+
     def _check(self) -> list[str]:
-        problems = self.state().problems()
+        state = self.state()
+        problems = state.problems()
+        paths = state.paths()
+        if self.on_paths is not None and paths != self.asked:
+            self.asked = paths
+            self.on_paths(paths)
+        checked = self.checked if self.checked is not None and self.checked.paths == paths else None
         if problems:
             more = f" (+{len(problems) - 1} more)" if len(problems) > 1 else ""
             self.problem.set_text((Attr.ERROR.value, f"{problems[0]}{more}"))
+        elif checked is not None and checked.missing:
+            where = checked.device or "the entry's device"
+            self.problem.set_text((Attr.WARNING.value, f"not on {where}: {' '.join(checked.missing)}"))
+        elif checked is not None:
+            self.problem.set_text(f"All paths found on {checked.device}.")
         else:
             self.problem.set_text("Paths are on the entry's device; the daemon checks they exist when booting.")
         return problems

@@ -47,6 +47,7 @@ from discovery.protocol import (
     Hello,
     Level,
     Message,
+    PathsChecked,
     Power,
     Status,
     StatusLine,
@@ -715,6 +716,20 @@ class Daemon:
             return await self._boot(await self._hand_off(entry, console, autoboot))
         finally:
             self._booting = False
+
+    async def check_paths(self, eid: str, paths: tuple[str, ...]) -> PathsChecked:
+        """Which of `paths` are not files on entry `eid`'s device, looked up as `boot` will (Filesystem.host_path)."""
+        found = self.find_entry(eid)
+        record = self.records.get(found[1].entry.device) if found is not None else None
+        if record is None or record.fs is None:
+            return PathsChecked(eid, paths, paths, "")
+        fs = record.fs
+
+        def missing() -> tuple[str, ...]:
+            hosts = ((path, fs.host_path(path)) for path in paths)
+            return tuple(path for path, host in hosts if host is None or not host.is_file())
+
+        return PathsChecked(eid, paths, await asyncio.get_running_loop().run_in_executor(None, missing), fs.name)
 
     async def _hand_off(self, entry: BootEntry, console: str | None, autoboot: bool) -> BootEntry:
         """`entry` with `console=` for the console it is booted from, when its command line names none."""

@@ -251,6 +251,31 @@ class Boot(Message):
         return any(v is not None for v in (self.cmdline, self.kernel, self.initrds, self.devicetree))
 
 
+@dataclass(frozen=True)
+class CheckPaths(Message):
+    """Client -> server: which of `paths` are missing on entry `id`'s device (the editor asks as the operator types;
+    answered with `paths-checked` to that client only). Looking is not booting: no password is needed."""
+
+    TYPE: ClassVar[str] = "check-paths"
+    id: str
+    paths: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if len(self.paths) > MAX_INITRDS + 2 or any(len(path) > MAX_PATH_CHARS for path in self.paths):
+            raise ValueError(f"at most {MAX_INITRDS + 2} paths of at most {MAX_PATH_CHARS} characters")
+
+
+@dataclass(frozen=True)
+class PathsChecked(Message):
+    """Server -> client: of the `paths` asked about, those not a file on `device` (empty when the entry is gone)."""
+
+    TYPE: ClassVar[str] = "paths-checked"
+    id: str
+    paths: tuple[str, ...] = ()
+    missing: tuple[str, ...] = ()
+    device: str = ""
+
+
 # An edited boot's bounds: a kexec takes a handful of initrds; a path is a path, not a file's contents.
 MAX_INITRDS = 64
 MAX_PATH_CHARS = 4096

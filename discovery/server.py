@@ -29,6 +29,7 @@ from discovery.protocol import (
     AuthResult,
     Boot,
     CancelAutoboot,
+    CheckPaths,
     GetLog,
     GetSysinfo,
     Level,
@@ -329,6 +330,8 @@ class Server:
             daemon.request_rescan()
         elif isinstance(message, GetLog):
             client.send(LogLines(daemon.get_log()))
+        elif isinstance(message, CheckPaths):
+            daemon.background(self._check_paths(client, message))
         elif isinstance(message, Power):
             daemon.background(daemon.power(message.action))
         elif isinstance(message, GetSysinfo):
@@ -343,6 +346,9 @@ class Server:
         if result.ok:
             client.authorized_until = self.daemon.clock() + result.seconds
         client.send(result)
+
+    async def _check_paths(self, client: Client, message: CheckPaths) -> None:
+        client.send(await self.daemon.check_paths(message.id, message.paths))
 
     async def _send_sysinfo(self, client: Client) -> None:
         client.send(Sysinfo(await self.daemon.sysinfo()))

@@ -116,6 +116,8 @@ def test_menu_boots_an_edited_entry_in_a_submenu(daemon: FakeDaemon, tmp_path: P
 
     controller.feed(["right"])  # on an entry: nothing; an arrow never boots (the next request is the edit's)
     controller.feed(["e", *" single", "ctrl x"])
+    paths = ("/boot/vmlinuz-6.8.0-31-generic", "/boot/initrd.img-6.8.0-31-generic")
+    assert daemon.request() == p.CheckPaths("u2", paths)  # once, as the editor opens: the command line is no path
     boot = daemon.request()
     assert boot == p.Boot("u2", "ro quiet single")
     assert "Asking the boot daemon..." in screen(controller)
@@ -243,6 +245,16 @@ def test_the_editor_sends_only_what_was_edited_kernel_initrds_devicetree(daemon:
     shown = screen(controller)
     assert "Initrd 1   /boot/extra.img" in shown
     assert "Initrd 2   /boot/initrd.img-6.8.0-31-generic" in shown
+    # The editor asked which paths are missing as they changed; the daemon's answer to the last one is shown.
+    asked: list[p.CheckPaths] = []
+    while not asked or asked[-1].paths != ("/boot/vmlinuz-6.8.0-31-generic", "/boot/extra.img",
+                                           "/boot/initrd.img-6.8.0-31-generic", "/dtb"):  # fmt: skip
+        request = daemon.request()
+        assert isinstance(request, p.CheckPaths)
+        asked.append(request)
+    daemon.send(p.PathsChecked("u1", asked[-1].paths, ("/boot/extra.img", "/dtb"), "vda2"))
+    pump(controller)
+    assert "not on vda2: /boot/extra.img /dtb" in screen(controller)
     controller.feed(["ctrl x"])
     assert daemon.request() == p.Boot(
         "u1", None, None, initrds=("/boot/extra.img", "/boot/initrd.img-6.8.0-31-generic"), devicetree="/dtb"

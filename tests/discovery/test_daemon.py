@@ -28,6 +28,7 @@ from discovery.log import RingHandler
 from discovery.protocol import (
     Boot,
     CancelAutoboot,
+    CheckPaths,
     CountdownUpdate,
     DeviceRemoved,
     DeviceState,
@@ -39,6 +40,7 @@ from discovery.protocol import (
     Level,
     LogLines,
     Message,
+    PathsChecked,
     Rescan,
     Status,
 )
@@ -503,6 +505,12 @@ def test_an_edited_kernel_and_initrd_list_is_what_reaches_prepare(tmp_path: Path
             await a.hello()
             added = await a.until(is_entry("Fedora"))
             assert isinstance(added, EntryAdded)
+            # As the operator types, the editor asks which paths are missing; only that client is answered.
+            a.send(CheckPaths(added.entry.id, ("/vmlinuz-edited", "/nothing.img", "/loader")))
+            checked = await a.until(lambda m: isinstance(m, PathsChecked))
+            assert checked == PathsChecked(
+                added.entry.id, ("/vmlinuz-edited", "/nothing.img", "/loader"), ("/nothing.img", "/loader"), "vda2"
+            )
             # A path missing on the entry's device is refused before anything is read, naming it.
             a.send(Boot(added.entry.id, initrds=("/initrd.img", "/nothing.img")))
             refused = await a.until(is_status("cannot boot", Level.ERROR))
