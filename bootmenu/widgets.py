@@ -343,7 +343,7 @@ class Editor(urwid.WidgetWrap[urwid.Widget]):
         self.walker: urwid.SimpleFocusListWalker[urwid.Widget] = urwid.SimpleFocusListWalker([])
         self.problem = urwid.Text("")
         hint = " ".join(
-            f"{keys.binding(c).label()}: {text}."
+            f"{keys.binding(c).label().split(', ')[0]}: {text}."
             for c, text in (
                 (keys.Command.EDIT_BOOT, "boot this once"),
                 (keys.Command.EDIT_CANCEL, "discard"),
@@ -363,7 +363,8 @@ class Editor(urwid.WidgetWrap[urwid.Widget]):
     def _build(self, edit: EntryEdit, focus: int | None) -> None:
         """Rows for `edit`; the cursor on initrd `focus`, or on the command line (None)."""
         self.kernel = urwid.Edit("Kernel:     ", edit.kernel, wrap="clip")
-        self.initrds = [urwid.Edit(f"Initrd {n:<4}", path, wrap="clip") for n, path in enumerate(edit.initrds, 1)]
+        numbered = enumerate(edit.initrds, 1)
+        self.initrds = [urwid.Edit(f"Initrd {n}:".ljust(12), path, wrap="clip") for n, path in numbered]
         self.devicetree = urwid.Edit("Devicetree: ", edit.devicetree, wrap="clip")
         self.edit = urwid.Edit(("edit", "linux "), edit.cmdline, multiline=False, wrap="space")
         rows: list[urwid.Widget] = [urwid.AttrMap(self.kernel, Attr.EDIT.value)]

@@ -243,8 +243,8 @@ def test_the_editor_sends_only_what_was_edited_kernel_initrds_devicetree(daemon:
     # On Ubuntu (u1): the cursor starts on the command line; up to the devicetree, then initrd 1.
     controller.feed(["e", "up", *"/dtb", "up", "ctrl n", *"/boot/extra.img", "ctrl u"])
     shown = screen(controller)
-    assert "Initrd 1   /boot/extra.img" in shown
-    assert "Initrd 2   /boot/initrd.img-6.8.0-31-generic" in shown
+    assert "Initrd 1:   /boot/extra.img" in shown
+    assert "Initrd 2:   /boot/initrd.img-6.8.0-31-generic" in shown
     # The editor asked which paths are missing as they changed; the daemon's answer to the last one is shown.
     asked: list[p.CheckPaths] = []
     while not asked or asked[-1].paths != ("/boot/vmlinuz-6.8.0-31-generic", "/boot/extra.img",

@@ -112,7 +112,7 @@ def test_editor_edits_kernel_adds_removes_and_reorders_initrds() -> None:
     size = (76, 16)
     shown = "\n".join(screen_text(editor, size))
     assert "Kernel:     /boot/vmlinuz-6.8.0-31-generic" in shown
-    assert "Initrd 1   /boot/initrd.img-6.8.0-31-generic" in shown
+    assert "Initrd 1:   /boot/initrd.img-6.8.0-31-generic" in shown
     for key in ("up", "up", "ctrl n", *"/boot/microcode.img", "ctrl u"):  # command line -> devicetree -> initrd 1
         editor.keypress(size, key)
     assert editor.state().initrds == ("/boot/microcode.img", "/boot/initrd.img-6.8.0-31-generic")
