@@ -39,9 +39,11 @@ __all__ = [
     "PreflightError",
     "execute",
     "execute_steps",
+    "jump",
     "load",
     "loaded",
     "prepare",
+    "release",
     "unload",
 ]
 
@@ -416,21 +418,42 @@ def execute_steps(mounts: Sequence[str] = ()) -> list[str]:
 
 
 def execute(*, mounts: Sequence[str] = (), force: bool = False, dry_run: bool = False) -> None:
-    """Boot the loaded kernel. Returns only in dry run; otherwise raises ExecRefused or KexecError.
+    """Boot the loaded kernel: `release` then `jump`. Returns only in dry run; otherwise raises ExecRefused or
+    KexecError.
 
     After a KexecError the mounts may be unmounted: the caller remounts what it needs and keeps running.
     """
     if dry_run:
         return
     guard.require_boot_environment("execute the loaded kernel", force=force)
-    if KEXEC_LOADED.exists() and not loaded():
-        raise ExecRefused("no kernel is loaded for kexec (/sys/kernel/kexec_loaded is 0): load one first")
+    _require_loaded()  # before unmounting anything for nothing
+    release(mounts=mounts, force=force)
+    jump(force=force)
+
+
+def release(*, mounts: Sequence[str] = (), force: bool = False) -> None:
+    """sync(), then unmount `mounts` innermost first (lazily when busy): the filesystems are clean for the jump.
+
+    A separate step so that a caller (the daemon) can quiesce devices between unmounting and jumping.
+    """
+    guard.require_boot_environment("unmount for the jump", force=force)
     syscalls.sync()
     for mount in reversed(mounts):  # innermost last-mounted first
         _unmount(mount)
+
+
+def jump(*, force: bool = False) -> None:
+    """reboot(LINUX_REBOOT_CMD_KEXEC) into the loaded kernel; raises ExecRefused or KexecError, never returns."""
+    guard.require_boot_environment("execute the loaded kernel", force=force)
+    _require_loaded()
     syscalls.reboot_kexec()
     # reboot() returns only on failure, which reboot_kexec raised; anything else is a kernel that ignored us.
     raise KexecError("reboot(LINUX_REBOOT_CMD_KEXEC)", 0, "the call returned although it should not have")
+
+
+def _require_loaded() -> None:
+    if KEXEC_LOADED.exists() and not loaded():
+        raise ExecRefused("no kernel is loaded for kexec (/sys/kernel/kexec_loaded is 0): load one first")
 
 
 def _unmount(mount: str) -> None:

@@ -453,7 +453,7 @@ def test_daemon_names_each_write_between_load_and_exec_and_boots_on(tmp_path: Pa
             # The host is no payload: the real node is refused, nothing opened for writing, the boot goes on.
             assert "not written (next_entry=): refusing to write a grubenv block" in line.status.message
             await client.until(td.is_status("cannot boot", Level.ERROR))  # the fake exec fails after the writes
-            assert kexec.calls[:3] == ["prepare", "load", "execute"]
+            assert kexec.calls[:4] == ["prepare", "load", "release", "jump"]
             client.close()
 
     asyncio.run(asyncio.wait_for(scenario(), 60))
