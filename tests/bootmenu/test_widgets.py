@@ -211,3 +211,24 @@ def test_details_show_what_the_config_asked_of_the_countdown() -> None:
     used = widgets.info_lines(info, None, config_timeout_used=True)
     assert "Config:   timeout 0 s, menu style hidden (used for autoboot)" in used
     assert not any(line.startswith("Config:") for line in widgets.info_lines(hello().entries[0], None))
+
+
+def test_editor_shows_the_daemons_path_check_only_for_the_paths_it_asked_about() -> None:
+    asked: list[tuple[str, ...]] = []
+    editor = widgets.Editor(hello().entries[0], ASCII_GLYPHS, lambda _e: None, lambda: None, asked.append)
+    size = (76, 16)
+    assert asked == [("/boot/vmlinuz-6.8.0-31-generic", "/boot/initrd.img-6.8.0-31-generic")]
+    editor.show_checked(p.PathsChecked("u1", asked[0], (), "vda2"))
+    assert any("All paths found on vda2." in line for line in screen_text(editor, size))
+    for key in ("up", "up", "end", *"-old"):  # initrd 1 changes: a new question, the old answer no longer shown
+        editor.keypress(size, key)
+    assert asked[-1] == ("/boot/vmlinuz-6.8.0-31-generic", "/boot/initrd.img-6.8.0-31-generic-old")
+    editor.show_checked(p.PathsChecked("u1", asked[0], (), "vda2"))  # a late answer to the first question
+    assert not any("All paths found" in line for line in screen_text(editor, size))
+    editor.show_checked(p.PathsChecked("u1", asked[-1], ("/boot/initrd.img-6.8.0-31-generic-old",), "vda2"))
+    assert any("not on vda2: /boot/initrd.img-6.8.0-31-generic-old" in line for line in screen_text(editor, size))
+    count = len(asked)
+    for key in ("down", "down", *" single"):  # typing in the command line asks nothing
+        editor.keypress(size, key)
+    assert editor.cmdline == "ro quiet single"
+    assert len(asked) == count
