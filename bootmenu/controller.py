@@ -18,6 +18,7 @@ import urwid
 from bootmenu import keys, palette, widgets
 from bootmenu.client import Client, ClientError, Disconnected
 from bootmenu.console import ConsoleError, ConsoleLogLevel, ConsoleSettings
+from bootmenu.edit import EntryEdit
 from bootmenu.model import ActionRow, Change, EntryRow, MenuModel, MenuPath, Row, SubmenuRow, sysinfo_lines
 from discovery import debugboot, timeline
 from discovery import protocol as p
@@ -148,6 +149,9 @@ class Controller:
             change |= self.model.apply(message)
             if isinstance(message, p.AuthResult):
                 self._auth_result(message)
+            editor = self.popup if isinstance(self.popup, widgets.Editor) else None
+            if isinstance(message, p.PathsChecked) and editor is not None and editor.info.id == message.id:
+                editor.show_checked(message)  # the loop redraws after this callback
             if isinstance(message, p.Hello):
                 self._console_size_from(message.settings)
                 self.unlocked_until = 0.0  # a new connection: the daemon has not been given the password on it
@@ -334,7 +338,8 @@ class Controller:
 
     # --- actions ---
 
-    def boot(self, entry_id: str, cmdline: str | None = None) -> None:
+    def boot(self, entry_id: str, edited: p.Boot | None = None) -> None:
+        """Boot `entry_id` as found, or as the editor's `edited` request asks."""
         # Kernel messages are wanted again from here on: the next kernel's early output, or a load error.
         self._restore_console()
         self.model.mark_boot()
@@ -342,13 +347,13 @@ class Controller:
         title = " > ".join((*info.entry.submenu, info.entry.title)) if info else entry_id
         self.boot_window = widgets.TextWindow(f"Boot: {title}", self._boot_lines(), self.glyphs, self.close_popup)
         self._open_popup(self.boot_window)
-        self._send(p.Boot(entry_id, cmdline, self.handoff))
+        self._send(edited or p.Boot(entry_id, None, self.handoff))
 
     def debug_boot(self, info: p.EntryInfo, *, initcalls: bool = False) -> None:
         """Boot `info` with the debug words for this console added; the boot window's plan shows the command line."""
         words = debugboot.debug_words(self.console.tty or "console", initcall=initcalls, cmdline=self.console.cmdline)
         self._note(p.Level.INFO, f"debug boot: adding {' '.join(words)}")
-        self.boot(info.id, debugboot.with_debug(info.entry.cmdline, words))
+        self.boot(info.id, p.Boot(info.id, debugboot.with_debug(info.entry.cmdline, words), self.handoff))
 
     def open_sysinfo(self) -> None:
         """The system information window, filled when the daemon's answer arrives (it reads sysfs as root)."""
@@ -417,11 +422,14 @@ class Controller:
         return [*lines, "", hint] if lines else ["Asking the boot daemon...", "", hint]
 
     def open_editor(self, info: p.EntryInfo) -> None:
-        def boot(cmdline: str) -> None:
+        def boot(edit: EntryEdit) -> None:
             self.close_popup()
-            self.boot(info.id, cmdline)
+            self.boot(info.id, edit.boot(info.id, info.entry, self.handoff))
 
-        self._open_popup(widgets.Editor(info, self.glyphs, boot, self.close_popup), height_percent=70)
+        def check(paths: tuple[str, ...]) -> None:
+            self._send(p.CheckPaths(info.id, paths))
+
+        self._open_popup(widgets.Editor(info, self.glyphs, boot, self.close_popup, check), height_percent=70)
 
     def _open_popup(self, widget: urwid.Widget, height_percent: int = 80) -> None:
         self.popup = widget

@@ -46,6 +46,10 @@ class Command(enum.StrEnum):
     BACK = "back"
     EDIT_BOOT = "edit-boot"
     EDIT_CANCEL = "edit-cancel"
+    EDIT_ADD_INITRD = "add-initrd"
+    EDIT_REMOVE_INITRD = "remove-initrd"
+    EDIT_INITRD_UP = "initrd-up"
+    EDIT_INITRD_DOWN = "initrd-down"
     REBOOT = "reboot"
     POWER_OFF = "poweroff"
     SYSINFO = "sysinfo"
@@ -78,6 +82,12 @@ _LABELS = {
     "end": "End",
     "ctrl x": "Ctrl-X",
     "ctrl c": "Ctrl-C",
+    "ctrl n": "Ctrl-N",
+    "ctrl k": "Ctrl-K",
+    "ctrl u": "Ctrl-U",
+    "ctrl d": "Ctrl-D",
+    "ctrl up": "Ctrl-Up",
+    "ctrl down": "Ctrl-Down",
     "right": "Right",
     "left": "Left",
 }
@@ -91,7 +101,7 @@ KEY_BINDINGS: tuple[KeyBinding, ...] = (
     KeyBinding(Command.END, ("end",), "Last entry", Category.MOVE),
     KeyBinding(Command.BOOT, ("enter",), "Boot the selected entry (or open the submenu)", Category.BOOT),
     KeyBinding(Command.OPEN, ("right",), "Open the selected submenu (never boots)", Category.MOVE),
-    KeyBinding(Command.EDIT, ("e",), "Edit the command line for one boot", Category.BOOT),
+    KeyBinding(Command.EDIT, ("e",), "Edit kernel, initrds, devicetree, command line for one boot", Category.BOOT),
     KeyBinding(
         Command.DEBUG_BOOT,
         ("d",),
@@ -112,6 +122,13 @@ KEY_BINDINGS: tuple[KeyBinding, ...] = (
     KeyBinding(Command.POWER_OFF, ("P",), "Power the machine off (asks first)", Category.LEAVE),
     KeyBinding(Command.EDIT_BOOT, ("ctrl x",), "Editor: boot the edited entry", Category.EDIT),
     KeyBinding(Command.EDIT_CANCEL, ("esc",), "Editor: discard the edit and return", Category.EDIT),
+    # Control keys, not letters: every other key types into the path or command line under the cursor.
+    KeyBinding(Command.EDIT_ADD_INITRD, ("ctrl n",), "Editor: add an initrd below the cursor", Category.EDIT),
+    KeyBinding(Command.EDIT_REMOVE_INITRD, ("ctrl k",), "Editor: remove the initrd under the cursor", Category.EDIT),
+    KeyBinding(
+        Command.EDIT_INITRD_UP, ("ctrl u", "ctrl up"), "Editor: move the initrd up (loads earlier)", Category.EDIT
+    ),
+    KeyBinding(Command.EDIT_INITRD_DOWN, ("ctrl d", "ctrl down"), "Editor: move the initrd down", Category.EDIT),
     KeyBinding(Command.YES, ("y",), "Question: yes, do it", Category.DIALOG),
     KeyBinding(Command.NO, ("n", "esc", "q"), "Question: no, back to the menu", Category.DIALOG),
     KeyBinding(Command.PROMPT_OK, ("enter",), "Password: check it and go on", Category.PROMPT),

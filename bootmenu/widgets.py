@@ -13,6 +13,7 @@ import urwid
 
 from bootmenu import keys
 from bootmenu.console import Glyphs
+from bootmenu.edit import EntryEdit
 from bootmenu.model import ActionRow, EntryRow, HeaderRow, MenuModel, NoteRow, Row, SubmenuRow, TitleRow
 from bootmenu.palette import Attr
 from discovery import protocol as p
@@ -321,51 +322,127 @@ class PasswordPrompt(urwid.WidgetWrap[urwid.Widget]):
 
 
 class Editor(urwid.WidgetWrap[urwid.Widget]):
-    """GRUB-style one-shot editor of an entry's command line: Ctrl-X boots the edit, Esc discards it."""
+    """Petitboot/GRUB-style one-shot editor of a whole entry: kernel, initrds (add, remove, reorder), devicetree and
+    command line. Ctrl-X boots the edit (when bootmenu.edit finds nothing wrong with it), Esc discards it. The state
+    is an EntryEdit; the rows are rebuilt from it when the initrd list changes shape."""
 
     def __init__(
         self,
         info: p.EntryInfo,
         glyphs: Glyphs,
-        on_boot: Callable[[str], None],
+        on_boot: Callable[[EntryEdit], None],
         on_cancel: Callable[[], None],
+        on_paths: Callable[[tuple[str, ...]], None] | None = None,
     ) -> None:
         self.info = info
         self.on_boot = on_boot
         self.on_cancel = on_cancel
-        entry = info.entry
-        self.edit = urwid.Edit(("edit", "linux "), entry.cmdline, multiline=False, wrap="space")
-        self.edit.set_edit_pos(len(entry.cmdline))
-        rows: list[urwid.Widget] = [
-            urwid.Text(f"Kernel: {entry.kernel}", wrap="clip"),
-            urwid.Text(f"Initrd: {' '.join(entry.initrds) or '(none)'}", wrap="clip"),
+        self.on_paths = on_paths  # asks the daemon which paths are missing; its answer comes to show_checked
+        self.asked: tuple[str, ...] | None = None
+        self.checked: p.PathsChecked | None = None
+        self.walker: urwid.SimpleFocusListWalker[urwid.Widget] = urwid.SimpleFocusListWalker([])
+        self.problem = urwid.Text("")
+        hint = " ".join(
+            f"{keys.binding(c).label().split(', ')[0]}: {text}."
+            for c, text in (
+                (keys.Command.EDIT_BOOT, "boot this once"),
+                (keys.Command.EDIT_CANCEL, "discard"),
+                (keys.Command.EDIT_ADD_INITRD, "add initrd"),
+                (keys.Command.EDIT_REMOVE_INITRD, "remove it"),
+                (keys.Command.EDIT_INITRD_UP, "up"),
+                (keys.Command.EDIT_INITRD_DOWN, "down"),
+            )
+        )
+        footer = urwid.Pile([urwid.Divider(), self.problem, urwid.Text((Attr.HINT.value, hint))])
+        self._build(EntryEdit.of(info.entry), focus=None)
+        listbox = urwid.ListBox(self.walker)  # type: ignore[arg-type]
+        frame: urwid.Widget = urwid.Frame(listbox, footer=footer)
+        super().__init__(linebox(frame, f"Edit: {info.entry.title}", glyphs))
+        self._check()
+
+    def _build(self, edit: EntryEdit, focus: int | None) -> None:
+        """Rows for `edit`; the cursor on initrd `focus`, or on the command line (None)."""
+        self.kernel = urwid.Edit("Kernel:     ", edit.kernel, wrap="clip")
+        numbered = enumerate(edit.initrds, 1)
+        self.initrds = [urwid.Edit(f"Initrd {n}:".ljust(12), path, wrap="clip") for n, path in numbered]
+        self.devicetree = urwid.Edit("Devicetree: ", edit.devicetree, wrap="clip")
+        self.edit = urwid.Edit(("edit", "linux "), edit.cmdline, multiline=False, wrap="space")
+        rows: list[urwid.Widget] = [urwid.AttrMap(self.kernel, Attr.EDIT.value)]
+        rows += [urwid.AttrMap(w, Attr.EDIT.value) for w in self.initrds]
+        if not self.initrds:
+            rows.append(
+                urwid.Text(f"Initrd:     (none; {keys.binding(keys.Command.EDIT_ADD_INITRD).label()} adds one)")
+            )
+        rows += [
+            urwid.AttrMap(self.devicetree, Attr.EDIT.value),
             urwid.Divider(),
             urwid.Text("Command line:"),
             urwid.AttrMap(self.edit, Attr.EDIT.value),
-            urwid.Divider(),
-            urwid.Text(
-                (Attr.HINT.value, f"{keys.binding(keys.Command.EDIT_BOOT).label()}: boot this once.  "
-                 f"{keys.binding(keys.Command.EDIT_CANCEL).label()}: back to the menu, discarding the edit."),
-            ),
-        ]  # fmt: skip
-        pile = urwid.Pile(rows, focus_item=4)
-        box = linebox(urwid.Filler(pile, valign="top"), f"Edit: {entry.title}", glyphs)
-        super().__init__(box)
+        ]
+        for widget in (self.kernel, *self.initrds, self.devicetree, self.edit):
+            widget.set_edit_pos(len(widget.edit_text))
+        self.walker[:] = rows
+        self.walker.set_focus(1 + focus if focus is not None else len(rows) - 1)
 
     @property
     def cmdline(self) -> str:
         text: str = self.edit.edit_text
         return text
 
+    def state(self) -> EntryEdit:
+        return EntryEdit(
+            self.kernel.edit_text, tuple(w.edit_text for w in self.initrds), self.devicetree.edit_text, self.cmdline
+        )
+
+    def _focused_initrd(self) -> int | None:
+        _, position = self.walker.get_focus()
+        index = position - 1 if isinstance(position, int) else -1
+        return index if 0 <= index < len(self.initrds) else None
+
+    def show_checked(self, checked: p.PathsChecked) -> None:
+        """The daemon's answer to on_paths; shown while the paths are still the ones asked about."""
+        self.checked = checked
+        self._check()
+
+    def _check(self) -> list[str]:
+        state = self.state()
+        problems = state.problems()
+        paths = state.paths()
+        if self.on_paths is not None and paths != self.asked:
+            self.asked = paths
+            self.on_paths(paths)
+        checked = self.checked if self.checked is not None and self.checked.paths == paths else None
+        if problems:
+            more = f" (+{len(problems) - 1} more)" if len(problems) > 1 else ""
+            self.problem.set_text((Attr.ERROR.value, f"{problems[0]}{more}"))
+        elif checked is not None and checked.missing:
+            where = checked.device or "the entry's device"
+            self.problem.set_text((Attr.WARNING.value, f"not on {where}: {' '.join(checked.missing)}"))
+        elif checked is not None:
+            self.problem.set_text(f"All paths found on {checked.device}.")
+        else:
+            self.problem.set_text("Paths are on the entry's device; the daemon checks they exist when booting.")
+        return problems
+
     def keypress(self, size: Size, key: str) -> str | None:
         command = keys.command_for(key, editor=True)
+        current = self._focused_initrd()
         if command is keys.Command.EDIT_BOOT:
-            self.on_boot(self.cmdline)
-            return None
-        if command is keys.Command.EDIT_CANCEL:
+            if not self._check():
+                self.on_boot(self.state())
+        elif command is keys.Command.EDIT_CANCEL:
             self.on_cancel()
-            return None
-        super().keypress(size, key)
+        elif command is keys.Command.EDIT_ADD_INITRD:
+            self._build(*self.state().add_initrd(current))
+        elif command is keys.Command.EDIT_REMOVE_INITRD and current is not None:
+            edit, focus = self.state().remove_initrd(current)
+            self._build(edit, focus)
+        elif command in (keys.Command.EDIT_INITRD_UP, keys.Command.EDIT_INITRD_DOWN) and current is not None:
+            self._build(*self.state().move_initrd(current, -1 if command is keys.Command.EDIT_INITRD_UP else 1))
+        elif command is None:
+            super().keypress(size, key)
+        if command is not keys.Command.EDIT_BOOT:
+            self._check()
         return None  # the editor is modal: no key reaches the menu below
 
 

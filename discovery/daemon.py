@@ -50,6 +50,7 @@ from discovery.protocol import (
     Hello,
     Level,
     Message,
+    PathsChecked,
     Power,
     Status,
     StatusLine,
@@ -843,10 +844,21 @@ class Daemon:
         return self._boot_api
 
     async def boot(
-        self, eid: str, cmdline: str | None = None, *, console: str | None = None, autoboot: bool = False
+        self,
+        eid: str,
+        cmdline: str | None = None,
+        *,
+        console: str | None = None,
+        autoboot: bool = False,
+        kernel: str | None = None,
+        initrds: tuple[str, ...] | None = None,
+        devicetree: str | None = None,
     ) -> bool:
         """Boot entry `eid`; every step and any failure go to every client. Returns True when the kernel started
         (only ever reached in tests with a fake kexec) or, in dry run, when the plan was reported.
+
+        `cmdline`, `kernel`, `initrds` and `devicetree` (the editor's, "" for no devicetree) replace the entry's own
+        when given; the edited paths are looked up on the entry's device and checked like any entry's.
 
         `console` is the `console=` value of the menu that asked (its terminal); on autoboot the
         `autoboot_console` setting's. It is added when the command line names no console (issue 10)."""
@@ -859,12 +871,28 @@ class Daemon:
             return False
         self.cancel_autoboot()
         _, info = found
-        entry = info.entry if cmdline is None else info.entry.replace(cmdline=cmdline)
+        entry = _edited(info.entry, cmdline, kernel, initrds, devicetree)
+        if entry != info.entry:
+            self.say(Level.INFO, f"booting an edit of {entry.title}: {_describe_edit(info.entry, entry)}")
         self._booting = True
         try:
             return await self._boot(eid, await self._hand_off(entry, console, autoboot))
         finally:
             self._booting = False
+
+    async def check_paths(self, eid: str, paths: tuple[str, ...]) -> PathsChecked:
+        """Which of `paths` are not files on entry `eid`'s device, looked up as `boot` will (Filesystem.host_path)."""
+        found = self.find_entry(eid)
+        record = self.records.get(found[1].entry.device) if found is not None else None
+        if record is None or record.fs is None:
+            return PathsChecked(eid, paths, paths, "")
+        fs = record.fs
+
+        def missing() -> tuple[str, ...]:
+            hosts = ((path, fs.host_path(path)) for path in paths)
+            return tuple(path for path, host in hosts if host is None or not host.is_file())
+
+        return PathsChecked(eid, paths, await asyncio.get_running_loop().run_in_executor(None, missing), fs.name)
 
     async def _hand_off(self, entry: BootEntry, console: str | None, autoboot: bool) -> BootEntry:
         """`entry` with `console=` for the console it is booted from, when its command line names none."""
@@ -1170,7 +1198,7 @@ class Daemon:
         if self.settings.password is None:
             return None
         if isinstance(message, Boot):
-            if message.cmdline is not None:
+            if message.edited():
                 return "boot an edited entry"
             if message.id != self._default()[0]:
                 return "boot an entry other than the default"
@@ -1232,3 +1260,36 @@ def _close_late(future: concurrent.futures.Future[JobResult]) -> None:
     stack = future.result().stack
     if stack is not None:
         stack.close()
+
+
+def _edited(
+    entry: BootEntry,
+    cmdline: str | None,
+    kernel: str | None,
+    initrds: tuple[str, ...] | None,
+    devicetree: str | None,
+) -> BootEntry:
+    """`entry` with the editor's changes; None leaves a part as found, an empty devicetree removes it."""
+    changes: dict[str, object] = {}
+    if cmdline is not None:
+        changes["cmdline"] = cmdline
+    if kernel is not None:
+        changes["kernel"] = kernel
+    if initrds is not None:
+        changes["initrds"] = tuple(initrds)
+    if devicetree is not None:
+        changes["devicetree"] = devicetree or None
+    return entry.replace(**changes) if changes else entry
+
+
+def _describe_edit(before: BootEntry, after: BootEntry) -> str:
+    parts = []
+    if after.kernel != before.kernel:
+        parts.append(f"kernel {after.kernel}")
+    if after.initrds != before.initrds:
+        parts.append(f"initrds {' '.join(after.initrds) or '(none)'}")
+    if after.devicetree != before.devicetree:
+        parts.append(f"devicetree {after.devicetree or '(none)'}")
+    if after.cmdline != before.cmdline:
+        parts.append("command line")
+    return ", ".join(parts) or "unchanged"

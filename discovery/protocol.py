@@ -225,17 +225,68 @@ class LogLines(Message):
 
 @dataclass(frozen=True)
 class Boot(Message):
-    """Client -> server: boot entry `id`, with `cmdline` replacing its command line when given (the editor).
+    """Client -> server: boot entry `id`; the editor's changes, each replacing the entry's own when given: `cmdline`,
+    `kernel`, `initrds` (the whole list, in order) and `devicetree` ("" for none), all paths on the entry's device.
     `console` is the `console=` value of the menu's terminal (`ttyS0,115200n8`, `tty0`), for the hand-off."""
 
     TYPE: ClassVar[str] = "boot"
     id: str
     cmdline: str | None = None
     console: str | None = None
+    kernel: str | None = None
+    initrds: tuple[str, ...] | None = None
+    devicetree: str | None = None
 
     def __post_init__(self) -> None:
         if self.console is not None and not TTY_RE.match(self.console):
             raise ValueError("console must be a tty name such as ttyS0,115200n8")
+        if self.kernel is not None and not _is_path(self.kernel):
+            raise ValueError("kernel must be an absolute path on the entry's device")
+        if self.initrds is not None:
+            if len(self.initrds) > MAX_INITRDS:
+                raise ValueError(f"at most {MAX_INITRDS} initrds")
+            if not all(_is_path(i) for i in self.initrds):
+                raise ValueError("each initrd must be an absolute path on the entry's device")
+        if self.devicetree and not _is_path(self.devicetree):
+            raise ValueError("devicetree must be an absolute path on the entry's device, or empty for none")
+
+    def edited(self) -> bool:
+        """Whether this boots something other than the entry as found (the password gates that)."""
+        return any(v is not None for v in (self.cmdline, self.kernel, self.initrds, self.devicetree))
+
+
+@dataclass(frozen=True)
+class CheckPaths(Message):
+    """Client -> server: which of `paths` are missing on entry `id`'s device (the editor asks as the operator types;
+    answered with `paths-checked` to that client only). Looking is not booting: no password is needed."""
+
+    TYPE: ClassVar[str] = "check-paths"
+    id: str
+    paths: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if len(self.paths) > MAX_INITRDS + 2 or any(len(path) > MAX_PATH_CHARS for path in self.paths):
+            raise ValueError(f"at most {MAX_INITRDS + 2} paths of at most {MAX_PATH_CHARS} characters")
+
+
+@dataclass(frozen=True)
+class PathsChecked(Message):
+    """Server -> client: of the `paths` asked about, those not a file on `device` (empty when the entry is gone)."""
+
+    TYPE: ClassVar[str] = "paths-checked"
+    id: str
+    paths: tuple[str, ...] = ()
+    missing: tuple[str, ...] = ()
+    device: str = ""
+
+
+# An edited boot's bounds: a kexec takes a handful of initrds; a path is a path, not a file's contents.
+MAX_INITRDS = 64
+MAX_PATH_CHARS = 4096
+
+
+def _is_path(path: str) -> bool:
+    return path.startswith("/") and len(path) <= MAX_PATH_CHARS and "\0" not in path
 
 
 @dataclass(frozen=True)

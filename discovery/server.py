@@ -29,6 +29,7 @@ from discovery.protocol import (
     AuthResult,
     Boot,
     CancelAutoboot,
+    CheckPaths,
     GetLog,
     GetSysinfo,
     Level,
@@ -313,13 +314,24 @@ class Server:
                 daemon.refuse(what, client.console or "a menu")
                 return
         if isinstance(message, Boot):
-            daemon.background(daemon.boot(message.id, message.cmdline, console=message.console))
+            daemon.background(
+                daemon.boot(
+                    message.id,
+                    message.cmdline,
+                    console=message.console,
+                    kernel=message.kernel,
+                    initrds=message.initrds,
+                    devicetree=message.devicetree,
+                )
+            )
         elif isinstance(message, CancelAutoboot):
             daemon.cancel_autoboot()
         elif isinstance(message, Rescan):
             daemon.request_rescan()
         elif isinstance(message, GetLog):
             client.send(LogLines(daemon.get_log()))
+        elif isinstance(message, CheckPaths):
+            daemon.background(self._check_paths(client, message))
         elif isinstance(message, Power):
             daemon.background(daemon.power(message.action))
         elif isinstance(message, GetSysinfo):
@@ -334,6 +346,9 @@ class Server:
         if result.ok:
             client.authorized_until = self.daemon.clock() + result.seconds
         client.send(result)
+
+    async def _check_paths(self, client: Client, message: CheckPaths) -> None:
+        client.send(await self.daemon.check_paths(message.id, message.paths))
 
     async def _send_sysinfo(self, client: Client) -> None:
         client.send(Sysinfo(await self.daemon.sysinfo()))

@@ -116,6 +116,8 @@ def test_menu_boots_an_edited_entry_in_a_submenu(daemon: FakeDaemon, tmp_path: P
 
     controller.feed(["right"])  # on an entry: nothing; an arrow never boots (the next request is the edit's)
     controller.feed(["e", *" single", "ctrl x"])
+    paths = ("/boot/vmlinuz-6.8.0-31-generic", "/boot/initrd.img-6.8.0-31-generic")
+    assert daemon.request() == p.CheckPaths("u2", paths)  # once, as the editor opens: the command line is no path
     boot = daemon.request()
     assert boot == p.Boot("u2", "ro quiet single")
     assert "Asking the boot daemon..." in screen(controller)
@@ -259,3 +261,29 @@ def test_a_boot_request_names_the_console_the_menu_runs_on(daemon: FakeDaemon, t
     assert isinstance(daemon.request(), p.CancelAutoboot)
     controller.feed(["enter"])
     assert daemon.request() == p.Boot("u1", None, "ttyS0,115200n8")
+
+
+def test_the_editor_sends_only_what_was_edited_kernel_initrds_devicetree(daemon: FakeDaemon, tmp_path: Path) -> None:
+    controller = make_controller(tmp_path / "daemon.sock")
+    pump(controller)
+    controller.feed(["up"])
+    assert isinstance(daemon.request(), p.CancelAutoboot)
+    # On Ubuntu (u1): the cursor starts on the command line; up to the devicetree, then initrd 1.
+    controller.feed(["e", "up", *"/dtb", "up", "ctrl n", *"/boot/extra.img", "ctrl u"])
+    shown = screen(controller)
+    assert "Initrd 1:   /boot/extra.img" in shown
+    assert "Initrd 2:   /boot/initrd.img-6.8.0-31-generic" in shown
+    # The editor asked which paths are missing as they changed; the daemon's answer to the last one is shown.
+    asked: list[p.CheckPaths] = []
+    while not asked or asked[-1].paths != ("/boot/vmlinuz-6.8.0-31-generic", "/boot/extra.img",
+                                           "/boot/initrd.img-6.8.0-31-generic", "/dtb"):  # fmt: skip
+        request = daemon.request()
+        assert isinstance(request, p.CheckPaths)
+        asked.append(request)
+    daemon.send(p.PathsChecked("u1", asked[-1].paths, ("/boot/extra.img", "/dtb"), "vda2"))
+    pump(controller)
+    assert "not on vda2: /boot/extra.img /dtb" in screen(controller)
+    controller.feed(["ctrl x"])
+    assert daemon.request() == p.Boot(
+        "u1", None, None, initrds=("/boot/extra.img", "/boot/initrd.img-6.8.0-31-generic"), devicetree="/dtb"
+    )

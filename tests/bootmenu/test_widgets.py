@@ -9,6 +9,7 @@ import urwid
 
 from bootmenu import keys, palette, widgets
 from bootmenu.console import ASCII_GLYPHS, UNICODE_GLYPHS
+from bootmenu.edit import EntryEdit
 from bootmenu.model import MenuModel, MenuPath
 from discovery import protocol as p
 from tests.bootmenu.menu_data import ADVANCED, entry, hello
@@ -90,7 +91,7 @@ def test_unicode_glyphs_draw_boxes_ascii_glyphs_do_not() -> None:
 
 
 def test_editor_edits_the_command_line_and_ctrl_x_boots_it() -> None:
-    booted: list[str] = []
+    booted: list[EntryEdit] = []
     cancelled: list[bool] = []
     editor = widgets.Editor(hello().entries[3], ASCII_GLYPHS, booted.append, lambda: cancelled.append(True))
     size = (76, 14)
@@ -100,9 +101,45 @@ def test_editor_edits_the_command_line_and_ctrl_x_boots_it() -> None:
     assert editor.keypress(size, "q") is None  # typed, not "leave"
     editor.keypress(size, "backspace")
     editor.keypress(size, "ctrl x")
-    assert booted == ["root=UUID=5e8a ro rhgb quiet single"]
+    assert [b.cmdline for b in booted] == ["root=UUID=5e8a ro rhgb quiet single"]
     editor.keypress(size, "esc")
     assert cancelled == [True]
+
+
+def test_editor_edits_kernel_adds_removes_and_reorders_initrds() -> None:
+    booted: list[EntryEdit] = []
+    editor = widgets.Editor(hello().entries[0], ASCII_GLYPHS, booted.append, lambda: None)
+    size = (76, 16)
+    shown = "\n".join(screen_text(editor, size))
+    assert "Kernel:     /boot/vmlinuz-6.8.0-31-generic" in shown
+    assert "Initrd 1:   /boot/initrd.img-6.8.0-31-generic" in shown
+    for key in ("up", "up", "ctrl n", *"/boot/microcode.img", "ctrl u"):  # command line -> devicetree -> initrd 1
+        editor.keypress(size, key)
+    assert editor.state().initrds == ("/boot/microcode.img", "/boot/initrd.img-6.8.0-31-generic")
+    for key in ("up", "end", *"-old"):  # the kernel row, at its end
+        editor.keypress(size, key)
+    editor.keypress(size, "ctrl x")
+    assert booted[-1].kernel == "/boot/vmlinuz-6.8.0-31-generic-old"
+    assert booted[-1].initrds == ("/boot/microcode.img", "/boot/initrd.img-6.8.0-31-generic")
+    for key in ("down", "ctrl d", "ctrl k"):  # initrd 1 moved below initrd 2, then removed
+        editor.keypress(size, key)
+    assert editor.state().initrds == ("/boot/initrd.img-6.8.0-31-generic",)
+
+
+def test_editor_refuses_to_boot_an_empty_or_relative_path_and_says_why() -> None:
+    booted: list[EntryEdit] = []
+    editor = widgets.Editor(hello().entries[0], ASCII_GLYPHS, booted.append, lambda: None)
+    size = (76, 16)
+    for key in ("up", "up", "ctrl n", "ctrl x"):
+        editor.keypress(size, key)
+    assert booted == []
+    assert any("initrd 2: empty" in line for line in screen_text(editor, size))
+    for key in "boot/x.img":
+        editor.keypress(size, key)
+    assert any("initrd 2: boot/x.img is not an absolute path" in line for line in screen_text(editor, size))
+    editor.keypress(size, "ctrl k")
+    editor.keypress(size, "ctrl x")
+    assert booted[-1].initrds == ("/boot/initrd.img-6.8.0-31-generic",)
 
 
 def test_details_window_lists_kernel_initrds_cmdline_and_source() -> None:
@@ -174,3 +211,24 @@ def test_details_show_what_the_config_asked_of_the_countdown() -> None:
     used = widgets.info_lines(info, None, config_timeout_used=True)
     assert "Config:   timeout 0 s, menu style hidden (used for autoboot)" in used
     assert not any(line.startswith("Config:") for line in widgets.info_lines(hello().entries[0], None))
+
+
+def test_editor_shows_the_daemons_path_check_only_for_the_paths_it_asked_about() -> None:
+    asked: list[tuple[str, ...]] = []
+    editor = widgets.Editor(hello().entries[0], ASCII_GLYPHS, lambda _e: None, lambda: None, asked.append)
+    size = (76, 16)
+    assert asked == [("/boot/vmlinuz-6.8.0-31-generic", "/boot/initrd.img-6.8.0-31-generic")]
+    editor.show_checked(p.PathsChecked("u1", asked[0], (), "vda2"))
+    assert any("All paths found on vda2." in line for line in screen_text(editor, size))
+    for key in ("up", "up", "end", *"-old"):  # initrd 1 changes: a new question, the old answer no longer shown
+        editor.keypress(size, key)
+    assert asked[-1] == ("/boot/vmlinuz-6.8.0-31-generic", "/boot/initrd.img-6.8.0-31-generic-old")
+    editor.show_checked(p.PathsChecked("u1", asked[0], (), "vda2"))  # a late answer to the first question
+    assert not any("All paths found" in line for line in screen_text(editor, size))
+    editor.show_checked(p.PathsChecked("u1", asked[-1], ("/boot/initrd.img-6.8.0-31-generic-old",), "vda2"))
+    assert any("not on vda2: /boot/initrd.img-6.8.0-31-generic-old" in line for line in screen_text(editor, size))
+    count = len(asked)
+    for key in ("down", "down", *" single"):  # typing in the command line asks nothing
+        editor.keypress(size, key)
+    assert editor.cmdline == "ro quiet single"
+    assert len(asked) == count

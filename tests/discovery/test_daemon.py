@@ -28,6 +28,7 @@ from discovery.log import RingHandler
 from discovery.protocol import (
     Boot,
     CancelAutoboot,
+    CheckPaths,
     CountdownUpdate,
     DeviceRemoved,
     DeviceState,
@@ -39,6 +40,7 @@ from discovery.protocol import (
     Level,
     LogLines,
     Message,
+    PathsChecked,
     Rescan,
     Status,
 )
@@ -475,6 +477,60 @@ def test_a_failed_load_is_unloaded_and_the_menu_stays(tmp_path: Path) -> None:
             assert kexec.calls == ["prepare", "load", "unload"]
             a.send(GetLog())
             assert isinstance(await a.until(lambda m: isinstance(m, LogLines)), LogLines)
+            a.close()
+
+    run(scenario())
+
+
+class ArgumentsKexec(RecordingKexec):
+    """Records the files and command line `prepare` was given."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.prepared: list[tuple[Path, tuple[Path, ...], str, Path | None]] = []
+
+    def prepare(self, kernel: Path, initrds: Sequence[Path], cmdline: str, *, devicetree: Path | None = None) -> Any:
+        self.prepared.append((kernel, tuple(initrds), cmdline, devicetree))
+        return super().prepare(kernel, initrds, cmdline, devicetree=devicetree)
+
+
+def test_an_edited_kernel_and_initrd_list_is_what_reaches_prepare(tmp_path: Path) -> None:
+    root = bls_tree(tmp_path / "vda2", "Fedora")
+    shutil.copy(root / "vmlinuz", root / "vmlinuz-edited")
+    (root / "extra.img").write_bytes((root / "initrd.img").read_bytes())
+    kexec = ArgumentsKexec()
+
+    async def scenario() -> None:
+        from discovery.scan import filesystem_for
+
+        async with serving(tmp_path, roots=[filesystem_for(root)], dry_run=False, boot_api=kexec) as (_d, sock):
+            a = await Client.connect(sock)
+            await a.hello()
+            added = await a.until(is_entry("Fedora"))
+            assert isinstance(added, EntryAdded)
+            # As the operator types, the editor asks which paths are missing; only that client is answered.
+            a.send(CheckPaths(added.entry.id, ("/vmlinuz-edited", "/nothing.img", "/loader")))
+            checked = await a.until(lambda m: isinstance(m, PathsChecked))
+            assert checked == PathsChecked(
+                added.entry.id, ("/vmlinuz-edited", "/nothing.img", "/loader"), ("/nothing.img", "/loader"), "vda2"
+            )
+            # A path missing on the entry's device is refused before anything is read, naming it.
+            a.send(Boot(added.entry.id, initrds=("/initrd.img", "/nothing.img")))
+            refused = await a.until(is_status("cannot boot", Level.ERROR))
+            assert isinstance(refused, Status)
+            assert refused.status.message.endswith(":/nothing.img does not exist")
+            assert kexec.prepared == []
+            edit = Boot(added.entry.id, "ro edited", kernel="/vmlinuz-edited", initrds=("/extra.img", "/initrd.img"))
+            a.send(edit)
+            await a.until(
+                is_status("booting an edit of Fedora: kernel /vmlinuz-edited, initrds /extra.img /initrd.img")
+            )
+            await a.until(is_status("cannot boot", Level.ERROR))  # RecordingKexec's load fails as the syscall would
+            [(kernel, initrds, cmdline, devicetree)] = kexec.prepared
+            assert kernel == root / "vmlinuz-edited"
+            assert initrds == (root / "extra.img", root / "initrd.img")
+            assert cmdline.split()[-2:] == ["ro", "edited"]
+            assert devicetree is None
             a.close()
 
     run(scenario())

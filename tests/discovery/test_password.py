@@ -102,6 +102,7 @@ def test_every_gated_request_is_refused_without_the_password_and_allowed_with_it
             gated: list[tuple[Message, str]] = [
                 (Boot(ids["Other"]), "dry run: Other would be loaded"),
                 (Boot(ids["Default"], cmdline="root=LABEL=Default ro single"), "dry run: Default would be loaded"),
+                (Boot(ids["Default"], initrds=()), "dry run: Default would be loaded"),  # the whole-entry editor
                 (Power("reboot"), "dry run: would reboot the machine"),
                 (Power("poweroff"), "dry run: would power the machine off"),
             ]

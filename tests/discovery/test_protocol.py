@@ -18,6 +18,7 @@ from discovery.entry import BootCount, BootEntry, Diagnostic, Severity, SourceFo
 from discovery.protocol import (
     Boot,
     CancelAutoboot,
+    CheckPaths,
     Countdown,
     CountdownUpdate,
     DeviceInfo,
@@ -32,6 +33,7 @@ from discovery.protocol import (
     Level,
     LogLines,
     Message,
+    PathsChecked,
     ProtocolError,
     Rescan,
     Status,
@@ -84,6 +86,7 @@ entry_infos = st.builds(EntryInfo, id=text, entry=entries)
 status_lines = st.builds(StatusLine, level=st.sampled_from(Level), message=text, time=finite)
 countdowns = st.builds(Countdown, entry_id=opt_text, remaining=st.none() | finite)
 json_values = st.none() | st.booleans() | st.integers(-(2**53), 2**53) | text | st.lists(text, max_size=3)
+paths = text.map(lambda t: "/" + t.replace("\0", ""))
 messages: st.SearchStrategy[Message] = st.one_of(
     st.builds(
         Hello,
@@ -102,6 +105,23 @@ messages: st.SearchStrategy[Message] = st.one_of(
     st.builds(CountdownUpdate, countdown=countdowns),
     st.builds(LogLines, lines=st.lists(text, max_size=5).map(tuple)),
     st.builds(Boot, id=text, cmdline=opt_text),
+    # The whole-entry editor's boot, and its path check as the operator types.
+    st.builds(
+        Boot,
+        id=text,
+        cmdline=opt_text,
+        kernel=st.none() | paths,
+        initrds=st.none() | st.lists(paths, max_size=3).map(tuple),
+        devicetree=st.none() | st.just("") | paths,
+    ),
+    st.builds(CheckPaths, id=text, paths=st.lists(paths, max_size=3).map(tuple)),
+    st.builds(
+        PathsChecked,
+        id=text,
+        paths=st.lists(paths, max_size=3).map(tuple),
+        missing=st.lists(paths, max_size=3).map(tuple),
+        device=text,
+    ),
     st.just(CancelAutoboot()),
     st.just(Rescan()),
     st.just(GetLog()),
@@ -130,6 +150,8 @@ def test_every_registered_type_is_covered() -> None:
         CancelAutoboot,
         Rescan,
         GetLog,
+        CheckPaths,
+        PathsChecked,
     } | OPERATOR_TYPES
     assert set(protocol._REGISTRY.values()) == covered
 
