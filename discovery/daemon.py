@@ -209,6 +209,8 @@ class Daemon:
         self._fs_snapshot: tuple[Filesystem, ...] = ()
         self._rescan: asyncio.Future[None] | None = None
         self._rescan_again = False
+        # Network interfaces' DHCP leases (discovery.netboot), by interface name.
+        self.net_leases: dict[str, Any] = {}
 
     # --- lifecycle ---
 
@@ -223,6 +225,10 @@ class Daemon:
             for event in self.source.existing():
                 self.handle(event)
             self._loop.add_reader(self.source.fileno(), self._on_source)
+        if self.source is not None and not self.dry_run:
+            from discovery import netboot
+
+            self.background(netboot.start(self))
         self._tick = asyncio.create_task(self._countdown_loop())
 
     async def stop(self) -> None:
@@ -653,7 +659,7 @@ class Daemon:
         self.say(Level.INFO, "rescanning devices")
         loads = []
         for record in list(self.records.values()):
-            if record.fs is not None:
+            if record.fs is not None and record.info.kind != "network":  # (DHCP is not re-run yet)
                 fs = record.fs
                 loads.append(self._spawn(record, functools.partial(self._reload_job, fs, record)))
         if self.source is not None:
@@ -742,6 +748,11 @@ class Daemon:
             self.say(Level.ERROR, f"cannot boot {title}: device {entry.device or '?'} is not mounted")
             return False
         fs = record.fs
+        if record.info.kind == "network":
+            from discovery import netboot
+
+            if not await netboot.fetch(self, record.info.name, fs, entry, title):
+                return False
         paths: list[Path] = []
         for path in (entry.kernel, *entry.initrds, *([entry.devicetree] if entry.devicetree else [])):
             host = fs.host_path(path)

@@ -208,6 +208,11 @@ PARAMS: tuple[Param, ...] = (
         "last `console=`; `none`: no hand-off on autoboot)",
     ),
     Param(
+        "network", "network", _bool("network"), (Consumer.DAEMON,), "yes/no",
+        "DHCP on every Ethernet interface and pxelinux configs from its TFTP server (default yes); `no` never "
+        "touches a network interface",
+    ),
+    Param(
         "debug", "debug", _bool("debug"), (Consumer.DAEMON, Consumer.INIT), "yes/no",
         "debug logging in the daemon; /init traces itself (`set -x`)", flag=True,
     ),
@@ -271,6 +276,7 @@ class Settings:
     boot_order: tuple[OrderRule, ...] = ()
     console: tuple[int, int] | None = None
     console_handoff: bool = True
+    network: bool = True
     autoboot_console: str = ""
     debug: bool = False
     password: PasswordHash | None = field(default=None, repr=False)
@@ -303,6 +309,7 @@ class Settings:
             "boot_order": [str(r) for r in self.boot_order],
             "console": f"{self.console[0]}x{self.console[1]}" if self.console else None,
             "console_handoff": self.console_handoff,
+            "network": self.network,
             "autoboot_console": self.autoboot_console,
             "debug": self.debug,
             "warnings": list(self.warnings),

@@ -66,6 +66,7 @@ def test_every_documented_parameter_is_known_and_sets_no_warning() -> None:
         "bootmenu.debug=0", "bootmenu.timeout=5", "bootmenu.timeout=off", "bootmenu.timeout=config",
         "bootmenu.order=label:root,type:usb", "bootmenu.console=80x24", "bootmenu.console_handoff=0",
         "bootmenu.autoboot_console=ttyS0", "bootmenu.autoboot_console=ttyS1,9600n8", "bootmenu.autoboot_console=none",
+        "bootmenu.network=0", "bootmenu.network=yes",
     }  # fmt: skip
     for param in (p for p in PARAMS if p.cmdline):
         assert any(w.partition("=")[0] == param.parameter for w in words), f"{param.parameter} is not tried here"
