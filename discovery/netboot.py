@@ -93,6 +93,7 @@ async def fetch(daemon: Daemon, name: str, fs: Filesystem, entry: BootEntry, tit
         daemon.say(Level.ERROR, f"cannot boot {title}: {name} has no lease")
         return False
     loop = asyncio.get_running_loop()
+    fetched: list[Path] = []
     for path in (entry.kernel, *entry.initrds, *([entry.devicetree] if entry.devicetree else [])):
         remote = lease.path_prefix + path.lstrip("/")
         local = fs.root / path.lstrip("/")
@@ -102,6 +103,9 @@ async def fetch(daemon: Daemon, name: str, fs: Filesystem, entry: BootEntry, tit
             size = await loop.run_in_executor(None, network.tftp_get, lease.tftp_server, remote, local, limit)
         except NetworkError as exc:
             daemon.say(Level.ERROR, f"cannot boot {title}: {exc}")
+            for done in fetched:  # the tmpfs is memory: do not keep half an entry
+                done.unlink(missing_ok=True)
             return False
+        fetched.append(local)
         daemon.say(Level.INFO, f"fetched {lease.url(remote)}: {size} bytes")
     return True

@@ -191,8 +191,8 @@ PARAMS: tuple[Param, ...] = (
     ),
     Param(
         "order", "boot_order", _order, (Consumer.DAEMON,), "`uuid:X`, `label:X`, `type:X` items",
-        "devices first in this order, whose default autoboots (`type`: disk, usb, cdrom, nvme, mmc, directory); "
-        "a comma-separated list on the command line, a list of strings in the file",
+        "devices first in this order, whose default autoboots (`type`: disk, usb, cdrom, nvme, mmc, directory, "
+        "network); a comma-separated list on the command line, a list of strings in the file",
     ),
     Param(
         "console", "console", _console_size, (Consumer.DAEMON, Consumer.UI), "`COLSxROWS`",

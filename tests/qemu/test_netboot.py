@@ -2,9 +2,10 @@
 and TFTP servers only, no other traffic. The TFTP tree is a pxelinux tree: a decoy `pxelinux.cfg/default` and the
 real config under the client address in hex, narrowed (`0A00020` for 10.0.2.15), which the lookup reaches first.
 
-One VM: the menu shows the network device with its lease and the entries next to a disk's; an entry whose kernel
+First VM: the menu shows the network device with its lease and the entries next to a disk's; an entry whose kernel
 is not on the server says which URL failed and the menu stays; the good entry's kernel and initrd are fetched over
-TFTP and the second kernel's /proc/cmdline holds the entry's APPEND words.
+TFTP and the second kernel's /proc/cmdline holds the entry's APPEND words. Second VM, `bootmenu.network=0`: no
+network device in the menu, the interface never brought up, no lease recorded.
 """
 
 from __future__ import annotations
@@ -54,18 +55,22 @@ def tftp_root(tmp_path: Path, kernel: Path, test_disks: E2eDisks) -> Path:
     return root
 
 
-def test_pxelinux_entry_over_tftp_boots_with_its_append_line(
-    kernel: Path, payload: Path, test_disks: E2eDisks, tftp_root: Path, tmp_path: Path
-) -> None:
+def _vm(kernel: Path, payload: Path, disks: E2eDisks, tftp_root: Path, tmp_path: Path, *, append: str) -> SerialVm:
     netdev = f"user,id=net0,restrict=on,tftp={tftp_root},bootfile=pxelinux.0"
     config = VmConfig(
         kernel=kernel,
         initrd=payload,
-        append=f"{BASE_APPEND} {NO_AUTOBOOT}",
-        disks=(Disk(test_disks.grub),),
+        append=f"{BASE_APPEND} {NO_AUTOBOOT} {append}".strip(),
+        disks=(Disk(disks.grub),),
         extra=("-netdev", netdev, "-device", "virtio-net-pci,netdev=net0,mac=52:54:00:12:34:56"),
     )
-    vm = SerialVm(config, timeout=VM_TIMEOUT, transcript=tmp_path / "console.log")
+    return SerialVm(config, timeout=VM_TIMEOUT, transcript=tmp_path / "console.log")
+
+
+def test_pxelinux_entry_over_tftp_boots_with_its_append_line(
+    kernel: Path, payload: Path, test_disks: E2eDisks, tftp_root: Path, tmp_path: Path
+) -> None:
+    vm = _vm(kernel, payload, test_disks, tftp_root, tmp_path, append="")
     try:
         took = wait_menu(vm, "E2E GRUB default", GOOD, MISSING)
         print(f"\nnetwork entries in the menu {took:.1f} s after QEMU started")
@@ -88,5 +93,25 @@ def test_pxelinux_entry_over_tftp_boots_with_its_append_line(
         assert "e2e=missing" not in words
     except AssertionError as exc:
         raise AssertionError(f"{exc}\nguest logs:\n{guest_logs(vm)}") from None
+    finally:
+        vm.close()
+
+
+def test_network_off_never_touches_the_interface(
+    kernel: Path, payload: Path, test_disks: E2eDisks, tftp_root: Path, tmp_path: Path
+) -> None:
+    vm = _vm(kernel, payload, test_disks, tftp_root, tmp_path, append="bootmenu.network=0")
+    try:
+        wait_menu(vm, "E2E GRUB default")
+        vm.settle()
+        assert "Network:" not in vm.text()
+        assert GOOD not in vm.text()
+        vm.send("esc", "esc", "x")  # the rescue shell
+        vm.settle(2.0)
+        vm.child.sendline("echo NETCHECK flags=$(cat /sys/class/net/eth0/flags) leases=$(ls /run/bootmenu/net | wc -l)")
+        match = vm.expect(r"NETCHECK flags=(0x[0-9a-f]+) leases=(\d+)", timeout=30)
+        flags, leases = int(match[1], 16), int(match[2])
+        assert flags & 1 == 0, f"eth0 was brought up (IFF_UP in {flags:#x})"
+        assert leases == 0
     finally:
         vm.close()
