@@ -21,6 +21,7 @@ COMMANDS: dict[str, str] = {
     "initramfs": "bootmenu.cmd_initramfs",
     "qemu": "bootmenu.cmd_qemu",
     "passwd": "bootmenu.cmd_passwd",
+    "report": "bootmenu.cmd_report",
 }
 
 EXIT_OK = 0

@@ -221,7 +221,7 @@ def _load_cmd(args: argparse.Namespace) -> int:
     cmdline = args.cmdline or ""
     if args.reuse_cmdline:
         cmdline = Path("/proc/cmdline").read_text().strip()
-    method = boot.LoadMethod(args.method or boot.LoadMethod.KEXEC_FILE_LOAD)
+    method = boot.LoadMethod(args.method) if args.method else None
     if method is not boot.LoadMethod.KEXEC_LOAD and (args.mem_min is not None or args.mem_max is not None):
         print("bootmenu kexec: --mem-min/--mem-max place kexec_load segments: add -c", file=sys.stderr)
         return EXIT_USAGE

@@ -15,7 +15,7 @@ import logging
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from discovery.settings import cmdline_flag
@@ -62,6 +62,10 @@ class ConsoleSettings:
     mono: bool
     # True when `size` is only the 80x24 guess: a size from the daemon's settings may replace it.
     guessed: bool = False
+    # The terminal's device name (ttyS0, tty1; "" when unknown) and the running kernel's command line: what a
+    # debug boot needs for its early console words (discovery/debugboot.py).
+    tty: str = field(default="", compare=False)
+    cmdline: str = field(default="", compare=False)
 
     @property
     def glyphs(self) -> Glyphs:
@@ -129,7 +133,11 @@ def detect(
     if mono is None:
         plain = term.startswith(("vt1", "vt2", "dumb")) or "NO_COLOR" in env
         mono = forced_mono if forced_mono is not None else plain
-    return ConsoleSettings(size=size, ascii=ascii, mono=mono, guessed=guessed)
+    try:
+        tty = os.path.basename(os.ttyname(fd))
+    except OSError:
+        tty = ""
+    return ConsoleSettings(size=size, ascii=ascii, mono=mono, guessed=guessed, tty=tty, cmdline=cmdline)
 
 
 class ConsoleLogLevel:

@@ -19,6 +19,7 @@ from bootmenu import keys, palette, widgets
 from bootmenu.client import Client, ClientError, Disconnected
 from bootmenu.console import ConsoleError, ConsoleLogLevel, ConsoleSettings
 from bootmenu.model import ActionRow, Change, EntryRow, MenuModel, MenuPath, Row, SubmenuRow, sysinfo_lines
+from discovery import debugboot
 from discovery import protocol as p
 from kexec_core.power import PowerAction
 
@@ -268,6 +269,10 @@ class Controller:
         elif command is keys.Command.EDIT and isinstance(row, EntryRow):
             entry_info = row.info
             self.gated("edit", "edit an entry", lambda: self.open_editor(entry_info))
+        elif command in (keys.Command.DEBUG_BOOT, keys.Command.DEBUG_BOOT_INITCALLS) and isinstance(row, EntryRow):
+            # A changed command line, so it asks for the password as the editor does.
+            debug_info, initcalls = row.info, command is keys.Command.DEBUG_BOOT_INITCALLS
+            self.gated("edit", "boot with debug words", lambda: self.debug_boot(debug_info, initcalls=initcalls))
         elif command is keys.Command.INFO and isinstance(row, EntryRow):
             device = self.model.devices.get(row.info.entry.device)
             self._open_popup(
@@ -337,6 +342,12 @@ class Controller:
         self.boot_window = widgets.TextWindow(f"Boot: {title}", self._boot_lines(), self.glyphs, self.close_popup)
         self._open_popup(self.boot_window)
         self._send(p.Boot(entry_id, cmdline, self.handoff))
+
+    def debug_boot(self, info: p.EntryInfo, *, initcalls: bool = False) -> None:
+        """Boot `info` with the debug words for this console added; the boot window's plan shows the command line."""
+        words = debugboot.debug_words(self.console.tty or "console", initcall=initcalls, cmdline=self.console.cmdline)
+        self._note(p.Level.INFO, f"debug boot: adding {' '.join(words)}")
+        self.boot(info.id, debugboot.with_debug(info.entry.cmdline, words))
 
     def open_sysinfo(self) -> None:
         """The system information window, filled when the daemon's answer arrives (it reads sysfs as root)."""

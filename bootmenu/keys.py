@@ -36,6 +36,8 @@ class Command(enum.StrEnum):
     BOOT = "boot"
     OPEN = "open"
     EDIT = "edit"
+    DEBUG_BOOT = "debug-boot"
+    DEBUG_BOOT_INITCALLS = "debug-boot-initcalls"
     INFO = "info"
     RESCAN = "rescan"
     LOG = "log"
@@ -90,6 +92,13 @@ KEY_BINDINGS: tuple[KeyBinding, ...] = (
     KeyBinding(Command.BOOT, ("enter",), "Boot the selected entry (or open the submenu)", Category.BOOT),
     KeyBinding(Command.OPEN, ("right",), "Open the selected submenu (never boots)", Category.MOVE),
     KeyBinding(Command.EDIT, ("e",), "Edit the command line for one boot", Category.BOOT),
+    KeyBinding(
+        Command.DEBUG_BOOT,
+        ("d",),
+        "Debug boot: all kernel messages, early console on this one, reboot 30 s after a panic",
+        Category.BOOT,
+    ),
+    KeyBinding(Command.DEBUG_BOOT_INITCALLS, ("D",), "Debug boot with initcall_debug as well", Category.BOOT),
     KeyBinding(Command.INFO, ("i",), "Details: kernel, initrds, command line, source, warnings", Category.VIEW),
     KeyBinding(
         Command.SYSINFO, ("s",), "System information: machine, firmware, CPUs, memory, disks, network", Category.VIEW

@@ -84,6 +84,8 @@ class EntryRow:
         suffix = " (missing device)" if entry.unresolved else ""
         if entry.bad:
             suffix += " (bad: no boot tries left)"
+        if self.info.note:
+            suffix += f" [{self.info.note}]"
         return entry.title + suffix
 
 
@@ -244,7 +246,8 @@ class MenuModel:
     def cancel_countdown(self) -> bool:
         """Stops the local countdown display; True when one was running (the daemon must be told)."""
         running = self.countdown.remaining is not None
-        self.countdown = p.Countdown()
+        # Why the last boot failed stays on the screen; only the countdown stops.
+        self.countdown = p.Countdown(reason=self.countdown.reason)
         return running
 
     # --- queries ---
@@ -275,11 +278,14 @@ class MenuModel:
 
     def countdown_text(self) -> str:
         left = self.remaining()
+        reason = self.countdown.reason
         if left is None:
-            return ""
+            return reason
         target = self.entry(self.countdown.entry_id or "")
         title = target.entry.title if target else "the default entry"
-        return f"Booting '{title}' in {left}s - any key stops"
+        text = f"Booting '{title}' in {left}s - any key stops"
+        # Two lines: on an 80-column serial console the reason would push the countdown out of sight.
+        return f"{reason}\n{text}" if reason else text
 
     def mark_boot(self) -> None:
         self.boot_mark = len(self.status)

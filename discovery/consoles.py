@@ -76,16 +76,31 @@ def describe(name: str, fd: int | None) -> str | None:
     return None
 
 
-def describe_fd(fd: int) -> str | None:
-    """The `console=` value for the terminal on `fd` (the menu's stdin), None when it is none the kernel knows."""
+# The kernel lists the active consoles here, the one behind /dev/console last (drivers/tty/tty_io.c).
+ACTIVE_CONSOLES = "/sys/class/tty/console/active"
+
+
+def describe_fd(fd: int, active: str = ACTIVE_CONSOLES) -> str | None:
+    """The `console=` value for the terminal on `fd` (the menu's stdin), None when it is none the kernel knows.
+    A menu on /dev/console (the payload's fallback) is on the kernel's preferred console."""
     try:
         path = os.ttyname(fd)
     except OSError:
         return None
     if not path.startswith("/dev/"):
         return None
+    name = path.removeprefix("/dev/")
+    if name == "console":
+        try:
+            with open(active) as f:
+                names = f.read(4096).split()
+        except OSError:
+            return None
+        if not names:
+            return None
+        name = names[-1]
     try:
-        return describe(path.removeprefix("/dev/"), fd)
+        return describe(name, fd)
     except OSError:
         return None
 

@@ -16,6 +16,7 @@ import errno
 import functools
 import hashlib
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable, Coroutine, Iterator, Sequence
@@ -24,12 +25,14 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
 
-from discovery import sysinfo
+from discovery import attempts, pstore, quiesce, sysinfo, watchdog
+from discovery.attempts import Attempt, EfiStore, FileStore, Store
 from discovery.autoboot import Autoboot
 from discovery.budget import time_limit
 from discovery.consoles import describe_device, names_console, preferred
 from discovery.devices import BlockDevice, UdevSource, UEvent
 from discovery.entry import BootEntry, LoadResult
+from discovery.evidence import KMSG, PRINTK, PRINTK_DEVKMSG, Evidence, Kmsg, raise_console_level, unlimit_devkmsg
 from discovery.fs import Filesystem, Platform
 from discovery.mount import boot_subvolume
 from discovery.protocol import (
@@ -62,6 +65,8 @@ log = logging.getLogger(__name__)
 
 # A probe+mount+load taking longer than this marks the device failed; its thread is left to finish on its own.
 JOB_TIMEOUT = 30.0
+# The last boot plan, in Machine.run (read by `bootmenu report`).
+LAST_PLAN = "last-plan.txt"
 # The part of JOB_TIMEOUT the config loaders may use (their deadline); the rest is margin for probe and mount.
 LOAD_SHARE = 0.5
 # Status lines kept for the hello snapshot, bounded in number and in bytes (a status line may quote a config).
@@ -92,9 +97,41 @@ class BootApi(Protocol):
 
     def load(self, plan: Any, *, dry_run: bool = False) -> None: ...
 
-    def execute(self, *, mounts: Sequence[str] = (), force: bool = False, dry_run: bool = False) -> None: ...
+    def release(self, *, mounts: Sequence[str] = ()) -> None: ...
+
+    def jump(self) -> None: ...
 
     def unload(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class Machine:
+    """Where the steps around the jump touch the machine: sysfs (quiesce, watchdog), /dev, the kernel log, efivarfs.
+
+    `sysfs=None` means "not the payload": quiesce, the watchdog and the attempt record are skipped (and say so), so
+    that no test or development run can unbind a driver or arm a watchdog on the machine it runs on. `detect()`
+    decides with kexec_core's safety guard; tests pass a temporary tree.
+    """
+
+    sysfs: Path | None
+    dev: Path = Path("/dev")
+    kmsg: Path | None = KMSG
+    printk: Path | None = PRINTK
+    devkmsg: Path | None = PRINTK_DEVKMSG
+    efivars: Path | None = None  # mounted efivarfs: the attempt record is an EFI variable there
+    remount: bool = True
+    # Where pstore records and the last boot plan are kept (tmpfs); None: nowhere.
+    run: Path | None = None
+    mount_pstore: bool = False
+
+    @classmethod
+    def detect(cls) -> Machine:
+        from kexec_core.guard import environment
+
+        if environment().is_boot_environment:
+            efivars = attempts.EFIVARS if os.path.ismount(attempts.EFIVARS) else None
+            return cls(Path("/sys"), efivars=efivars, run=Path("/run/bootmenu"), mount_pstore=True)
+        return cls(None, kmsg=None, printk=None, devkmsg=None)
 
 
 Loader = Callable[[Filesystem, Any], LoadResult]
@@ -170,6 +207,7 @@ class Daemon:
         log_lines: Callable[[], Sequence[str]] = tuple,
         clock: Callable[[], float] = time.monotonic,
         job_timeout: float = JOB_TIMEOUT,
+        machine: Machine | None = None,
         sys_root: Path = Path("/sys"),
         proc_root: Path = Path("/proc"),
         auth_delay: float = AUTH_DELAY,
@@ -207,6 +245,14 @@ class Daemon:
         self._last_sent: Countdown = Countdown()
         self._tasks: set[asyncio.Future[Any]] = set()
         self._fs_snapshot: tuple[Filesystem, ...] = ()
+        self.machine = machine or Machine.detect()
+        # What the last start left (read in start()): the watchdog that reset the machine, the attempt record.
+        self._reset: watchdog.Watchdog | None = None
+        self._store: Store | None = None
+        self._attempt: Attempt | None = None
+        self._record_read = False
+        self._failed: tuple[str, ...] = ()
+        self._reason = ""
         self._rescan: asyncio.Future[None] | None = None
         self._rescan_again = False
         # Network interfaces' DHCP leases (discovery.netboot), by interface name.
@@ -219,6 +265,7 @@ class Daemon:
         # Also in every hello's settings, so a menu connecting after the history moved on still shows them.
         for warning in self.settings.warnings:
             self.say(Level.WARNING, warning)
+        self._read_last_start()
         for fs in self.roots:
             self._add_root(fs)
         if self.source is not None:
@@ -287,8 +334,8 @@ class Daemon:
     def countdown(self) -> Countdown:
         left = self.autoboot.remaining(self.clock())
         if left is None:
-            return Countdown()
-        return Countdown(self.autoboot.entry_id, left)
+            return Countdown(reason=self._reason)
+        return Countdown(self.autoboot.entry_id, left, self._reason)
 
     def _ordered(self) -> list[Record]:
         return sorted(self.records.values(), key=lambda r: (r.rank, r.seq))
@@ -531,6 +578,8 @@ class Daemon:
         for diag in job.result.diagnostics:
             log.warning("%s: %s", record.info.name, diag)
         self._replace_entries(record, job.result.entries)
+        if job.state is DeviceState.MOUNTED and job.fs is not None:
+            self._found_state_fs(record.info, job.fs)
         if job.state is DeviceState.MOUNTED:
             count = len(job.result.entries)
             self.say(Level.INFO, f"{record.info.name}: {count} boot entr{'y' if count == 1 else 'ies'}")
@@ -568,7 +617,7 @@ class Daemon:
             while eid in seen:
                 eid = hashlib.sha1(eid.encode(), usedforsecurity=False).hexdigest()[:12]
             seen.add(eid)
-            infos.append(EntryInfo(eid, entry, record.result.timeout, record.result.timeout_style))
+            infos.append(EntryInfo(eid, entry, record.result.timeout, record.result.timeout_style, self._note(eid)))
         ordered = self._ordered()
         before: str | None = None
         for other in ordered:
@@ -588,9 +637,114 @@ class Daemon:
                     return record, info
         return None
 
+    # --- what the last start left (issue 11: watchdog reset cause, attempt record) ---
+
+    def _read_last_start(self) -> None:
+        sysfs = self.machine.sysfs
+        if sysfs is None:
+            return
+        if self.machine.efivars is not None:
+            self._store = EfiStore(self.machine.efivars)
+        self._read_pstore(sysfs)
+        self._reset = watchdog.last_reset(sysfs)
+        if self._reset is None:
+            return
+        self.say(Level.WARNING, f"the previous boot did not come up: {self._reset.label()} reset the machine")
+        if self._store is not None:
+            self._use_record(self._store)
+        elif self.settings.state is not None:
+            self._reason = f"The previous boot did not come up; waiting for the state filesystem {self.settings.state}"
+        else:
+            self._hold('no boot attempt record names it (set `state = "LABEL=..."` for a fallback)')
+
+    def _read_pstore(self, sysfs: Path) -> None:
+        source = sysfs / "fs" / "pstore"
+        if self.machine.run is None or not source.is_dir():
+            return
+        if self.machine.mount_pstore:
+            try:
+                pstore.mount(source)
+            except OSError as exc:
+                log.warning("cannot mount pstore: %s", exc)
+                return
+        records = pstore.collect(source, self.machine.run / "pstore")
+        for record in records:
+            if not record.is_crash_log:
+                log.info("pstore: %s (%d bytes) kept in %s", record.name, record.size, record.path)
+                continue
+            summary = record.summary()
+            for line in record.tail():
+                log.warning("%s: %s", record.name, line)
+            self.say(
+                Level.WARNING,
+                f"the previous kernel left a crash log: {summary} ({record.name}, {record.size} bytes, in "
+                f"{record.path}; its last lines are in the log: l)",
+            )
+            self._reason = self._reason or f"The previous kernel crashed: {summary}"
+
+    def _found_state_fs(self, info: DeviceInfo, fs: Filesystem) -> None:
+        spec = self.settings.state
+        if spec is None or self.machine.sysfs is None or isinstance(self._store, EfiStore):
+            return
+        if not spec.matches(label=info.label, uuid=info.uuid):
+            return
+        self._store = FileStore(fs.root, remount=self.machine.remount)
+        log.info("boot attempt records go to %s (%s)", self._store.describe(), spec)
+        if self._reset is not None and not self._record_read:
+            self._use_record(self._store)
+
+    def _use_record(self, store: Store) -> None:
+        self._record_read = True
+        try:
+            attempt = store.read()
+        except (OSError, attempts.RecordError) as exc:
+            self.say(Level.WARNING, f"cannot read the boot attempt record: {exc}")
+            attempt = None
+        if attempt is None:
+            self._hold(f"no boot attempt record in {store.describe()}")
+            return
+        self._attempt = attempt
+        self._failed = (*attempt.failed, attempt.entry_id)[-attempts.MAX_FAILED :]
+        self._reason = f"The previous boot of '{attempt.title}' did not come up (watchdog reset)"
+        self.say(
+            Level.WARNING,
+            f"'{attempt.title}' on {attempt.device}, booted {attempt.when()}, did not come up: "
+            "it is marked and autoboot falls back to the next entry",
+        )
+        # Mark the failed entries already listed.
+        for record in self._ordered():
+            if any(i.id in self._failed for i in record.entries):
+                self._replace_entries(record, [i.entry for i in record.entries])
+        self._update_autoboot()
+
+    def _hold(self, why: str) -> None:
+        self._record_read = True
+        self._reason = "The previous boot did not come up; autoboot is held until you choose an entry"
+        self.say(Level.WARNING, f"autoboot held: the previous boot did not come up and {why}")
+        self._update_autoboot()
+
+    def _note(self, eid: str) -> str:
+        if eid in self._failed:
+            return "did not come up last time"
+        return ""
+
+    def _fallback(self) -> tuple[str | None, float | None]:
+        """After a watchdog reset: nothing until the record is read; then the entry after the failed one, or none."""
+        if self._attempt is None:
+            return None, None
+        order = [i.id for r in self._ordered() for i in r.entries if not i.entry.unresolved]
+        eid = attempts.fallback(order, self._failed, self._attempt.entry_id)
+        if eid is None:
+            return None, None
+        found = self.find_entry(eid)
+        timeout = self.settings.effective_timeout(found[0].result.timeout if found else None)
+        return eid, timeout
+
     # --- autoboot ---
 
     def _default(self) -> tuple[str | None, float | None]:
+        if self._reset is not None:
+            return self._fallback()
         for record in self._ordered():
             for info in record.entries:
                 if info.entry.default and not info.entry.unresolved:
@@ -618,7 +772,9 @@ class Daemon:
     def _send_countdown(self) -> None:
         countdown = self.countdown()
         # Whole seconds are what a UI shows; do not flood clients with sub-second changes.
-        key = Countdown(countdown.entry_id, None if countdown.remaining is None else round(countdown.remaining))
+        key = Countdown(
+            countdown.entry_id, None if countdown.remaining is None else round(countdown.remaining), countdown.reason
+        )
         if key != self._last_sent:
             self._last_sent = key
             self.emit(CountdownUpdate(countdown))
@@ -705,7 +861,7 @@ class Daemon:
         entry = info.entry if cmdline is None else info.entry.replace(cmdline=cmdline)
         self._booting = True
         try:
-            return await self._boot(await self._hand_off(entry, console, autoboot))
+            return await self._boot(eid, await self._hand_off(entry, console, autoboot))
         finally:
             self._booting = False
 
@@ -735,60 +891,87 @@ class Daemon:
             self.say(Level.WARNING, f"autoboot_console {name}: {exc.filename}: {exc.strerror}; no console= added")
             return None
 
-    async def _boot(self, entry: BootEntry) -> bool:
+    async def _boot(self, eid: str, entry: BootEntry) -> bool:
+        """The boot path, end to end (DESIGN.md): each step is announced before it runs, and any failure before the
+        jump puts back what the steps changed and returns to the menu."""
         from kexec_core.errors import KexecCoreError
 
         loop = asyncio.get_running_loop()
         title = " > ".join((*entry.submenu, entry.title))
-        if entry.unresolved:
-            self.say(Level.ERROR, f"cannot boot {title}: {entry.unresolved} is not present")
-            return False
-        record = self.records.get(entry.device)
-        if record is None or record.fs is None:
-            self.say(Level.ERROR, f"cannot boot {title}: device {entry.device or '?'} is not mounted")
-            return False
-        fs = record.fs
-        if record.info.kind == "network":
+        machine = self.machine
+        api = self.boot_api()
+        # 0. a network entry's files are fetched over TFTP into its tmpfs directory first (discovery.netboot)
+        net = self.records.get(entry.device)
+        if net is not None and net.info.kind == "network" and net.fs is not None:
             from discovery import netboot
 
-            if not await netboot.fetch(self, record.info.name, fs, entry, title):
+            if not await netboot.fetch(self, net.info.name, net.fs, entry, title):
                 return False
-        paths: list[Path] = []
-        for path in (entry.kernel, *entry.initrds, *([entry.devicetree] if entry.devicetree else [])):
-            host = fs.host_path(path)
-            if host is None or not host.is_file():
-                self.say(Level.ERROR, f"cannot boot {title}: {fs.name}:{path} does not exist")
-                return False
-            paths.append(host)
+        # 1. resolve the entry's files on their read-only mount
+        resolved = self._resolve(entry, title)
+        if resolved is None:
+            return False
+        record, paths = resolved
+        fs = record.fs
+        assert fs is not None
         kernel, rest = paths[0], paths[1:]
         initrds = rest[: len(entry.initrds)]
         devicetree = rest[len(entry.initrds)] if entry.devicetree else None
-        api = self.boot_api()
-        self.say(Level.INFO, f"checking {title}: {fs.name}:{entry.kernel}")
+        mounted: list[Record] = []
+        unbound: list[str] = []
+        armed: watchdog.Armed | None = None
         try:
+            # 2. inspect + preflight, choosing the load method
+            self.say(Level.INFO, f"checking {title}: {fs.name}:{entry.kernel}")
             plan = await loop.run_in_executor(
-                None, lambda: api.prepare(kernel, initrds, entry.cmdline, devicetree=devicetree)
+                None, lambda: api.prepare(kernel, initrds, entry.kernel_cmdline(), devicetree=devicetree)
             )
             for warning in getattr(plan, "warnings", ()):
                 self.say(Level.WARNING, f"{title}: {warning}")
             self.say(Level.INFO, f"checked {title}: the kernel can be loaded")
+            # The plan, in dry run and for real: what is booted, with which command line (a debug boot's words).
+            lines = [str(line) for line in plan.describe()]
+            for line in lines:
+                self.say(Level.INFO, line)
+            self._keep_plan(title, lines)
             if self.dry_run:
-                for line in plan.describe():
-                    self.say(Level.INFO, str(line))
                 self.say(Level.INFO, f"dry run: {title} would be loaded and booted now; back to the menu")
                 return True
+            # 3. load: nothing irreversible yet
             self.say(Level.INFO, f"loading {title}")
             await loop.run_in_executor(None, lambda: api.load(plan))
             self.say(Level.INFO, f"loaded {title}; starting it")
-            # Issue 11 section 1: the boot loader's own writes (grubenv save_env, BLS boot counting), one line each.
+            # 4. what the boot loader itself would write (issue 11 section 1: grubenv save_env, BLS boot counting,
+            #    one line each), while the filesystems are still mounted; then the attempt record
             await self._loader_writes(entry)
+            await self._record_attempt(eid, entry, title, loop)
+            # 5. quiesce: unmount, then unbind the DMA-capable PCI drivers
             mounted = self._mounted()
             mounts = [str(r.fs.root) for r in mounted if r.fs is not None]
-            try:
-                await loop.run_in_executor(None, lambda: api.execute(mounts=mounts))
-            finally:
-                # execute() unmounts before jumping; if the jump failed the menu needs its filesystems back.
-                await self._remount(mounted)
+            with Kmsg(machine.kmsg) as kmsg:
+                self._console_level()
+                self.say(Level.INFO, f"quiesce: unmounting {len(mounts)} filesystem(s)")
+                await loop.run_in_executor(None, lambda: api.release(mounts=mounts))
+                unbound = await self._quiesce(kmsg, loop)
+                # 6. the plan to the kernel log, then the watchdog, the very last thing before the jump
+                seconds = self.settings.watchdog
+                watchdog_plan = self._watchdog_plan(seconds)
+                self.say(Level.INFO, f"evidence to the kernel log; watchdog: {watchdog_plan}")
+                Evidence(
+                    entry_id=eid,
+                    title=title,
+                    device=f"{fs.name} ({record.info.node})",
+                    kernel=f"{fs.name}:{entry.kernel}",
+                    initrds=tuple(f"{fs.name}:{i}" for i in entry.initrds),
+                    cmdline=str(getattr(plan, "cmdline", entry.cmdline)),
+                    method=str(getattr(plan, "method", "kexec_file_load")),
+                    quiesce=tuple(unbound),
+                    watchdog=watchdog_plan,
+                ).write(kmsg)
+                armed = self._arm_watchdog(seconds, kmsg)
+            # 7. reboot(LINUX_REBOOT_CMD_KEXEC)
+            self.say(Level.INFO, "jumping: reboot(LINUX_REBOOT_CMD_KEXEC)")
+            await loop.run_in_executor(None, api.jump)
             return True
         except Exception as exc:
             if isinstance(exc, KexecCoreError | OSError):
@@ -798,12 +981,119 @@ class Daemon:
                 # menu kept alive: the daemon is the only thing between the user and a dead machine.
                 log.exception("unexpected error while booting %s", title)
                 self.say(Level.ERROR, f"cannot boot {title}: internal error {exc!r} (details with l)")
+            await self._undo(armed, unbound, loop)
             if not self.dry_run:
                 try:
                     await loop.run_in_executor(None, api.unload)
                 except Exception as unload_exc:
                     log.warning("unloading after a failed boot: %s", unload_exc)
+            # Last, so that the entries coming back find the boot over and can be booted again at once.
+            await self._remount(mounted)
             return False
+
+    def _keep_plan(self, title: str, lines: list[str]) -> None:
+        """The last boot plan, for `bootmenu report` (tmpfs; nothing when the machine has no run directory)."""
+        if self.machine.run is None:
+            return
+        text = f"{time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime())} {title}\n" + "\n".join(lines) + "\n"
+        try:
+            self.machine.run.mkdir(parents=True, exist_ok=True)
+            (self.machine.run / LAST_PLAN).write_text(text)
+        except OSError as exc:
+            log.warning("cannot keep the boot plan: %s", exc)
+
+    def _resolve(self, entry: BootEntry, title: str) -> tuple[Record, list[Path]] | None:
+        if entry.unresolved:
+            self.say(Level.ERROR, f"cannot boot {title}: {entry.unresolved} is not present")
+            return None
+        record = self.records.get(entry.device)
+        if record is None or record.fs is None:
+            self.say(Level.ERROR, f"cannot boot {title}: device {entry.device or '?'} is not mounted")
+            return None
+        fs = record.fs
+        paths: list[Path] = []
+        for path in (entry.kernel, *entry.initrds, *([entry.devicetree] if entry.devicetree else [])):
+            host = fs.host_path(path)
+            if host is None or not host.is_file():
+                self.say(Level.ERROR, f"cannot boot {title}: {fs.name}:{path} does not exist")
+                return None
+            paths.append(host)
+        return record, paths
+
+    async def _record_attempt(self, eid: str, entry: BootEntry, title: str, loop: asyncio.AbstractEventLoop) -> None:
+        store = self._store
+        if store is None:
+            log.info("no boot attempt record: no efivarfs and no state filesystem")
+            return
+        # After a watchdog reset the chain of failed entries goes on; after a normal start it begins anew.
+        failed = self._failed if self._reset is not None else ()
+        attempt = Attempt(eid, title, entry.device, time.time(), tuple(f for f in failed if f != eid))
+        self.say(Level.INFO, f"recording the boot attempt in {store.describe()}")
+        try:
+            await loop.run_in_executor(None, lambda: store.write(attempt))
+        except OSError as exc:
+            self.say(Level.WARNING, f"cannot record the boot attempt: {exc.filename}: {exc.strerror}; booting anyway")
+
+    def _console_level(self) -> None:
+        """From here on the kernel log is the record of the jump: make sure the console prints all of it."""
+        if self.machine.devkmsg is not None:
+            try:
+                limit = unlimit_devkmsg(self.machine.devkmsg)
+            except OSError as exc:
+                log.warning("%s: %s", exc.filename, exc.strerror)
+            else:
+                if limit is not None:
+                    log.info("/dev/kmsg rate limit lifted (was %s) for the jump's evidence", limit)
+        if self.machine.printk is None:
+            return
+        try:
+            old = raise_console_level(self.machine.printk)
+        except OSError as exc:
+            log.warning("%s: %s", exc.filename, exc.strerror)
+            return
+        if old is not None:
+            log.info("console log level raised from %d for the jump's evidence", old)
+
+    async def _quiesce(self, kmsg: Kmsg, loop: asyncio.AbstractEventLoop) -> list[str]:
+        sysfs = self.machine.sysfs
+        if self.settings.quiesce is quiesce.Quiesce.OFF:
+            kmsg.note('quiesce: off (setting quiesce = "off"): drivers stay bound')
+            return []
+        if sysfs is None:
+            log.info("quiesce skipped: not the payload")
+            return []
+        self.say(Level.INFO, "quiesce: unbinding the drivers of DMA-capable PCI devices")
+        return await loop.run_in_executor(None, lambda: quiesce.quiesce(sysfs, kmsg.note))
+
+    def _watchdog_plan(self, seconds: int | None) -> str:
+        if seconds is None:
+            return "off"
+        if self.machine.sysfs is None:
+            return f"{seconds} s wanted, skipped: not the payload"
+        found = watchdog.watchdogs(self.machine.sysfs)
+        if not found:
+            return f"{seconds} s wanted, but there is no watchdog device"
+        return f"arming {found[0].label()} with {seconds} s next"
+
+    def _arm_watchdog(self, seconds: int | None, kmsg: Kmsg) -> watchdog.Armed | None:
+        if seconds is None or self.machine.sysfs is None:
+            return None
+        try:
+            return watchdog.arm(seconds, sysfs=self.machine.sysfs, dev=self.machine.dev)
+        except OSError as exc:
+            kmsg.note(f"watchdog: not armed: {exc.filename}: {exc.strerror}")
+            return None
+
+    async def _undo(self, armed: watchdog.Armed | None, unbound: list[str], loop: asyncio.AbstractEventLoop) -> None:
+        """After a failed jump: stop the watchdog first (the menu must not be reset under the user), then give the
+        devices their drivers back (the caller remounts what was unmounted)."""
+        if armed is not None:
+            watchdog.disarm(armed)
+            self.say(Level.INFO, f"watchdog {armed.path} stopped")
+        if unbound and self.machine.sysfs is not None:
+            sysfs = self.machine.sysfs
+            await loop.run_in_executor(None, lambda: quiesce.rebind(unbound, sysfs))
+            self.say(Level.INFO, f"asked for drivers again for {', '.join(unbound)}")
 
     def _mounted(self) -> list[Record]:
         """The records whose filesystem this daemon mounted (not `--root` directories)."""

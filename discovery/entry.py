@@ -103,6 +103,14 @@ class BootEntry:
     architecture: str | None = None
     boot_count: BootCount | None = None
     warnings: tuple[Diagnostic, ...] = field(default=())
+    # Words the boot loader itself puts before the command line, which the kernel receives too: GRUB's Linux loaders
+    # prepend `BOOT_IMAGE=<the kernel path as written>` (grub-core/loader/*/linux.c, LINUX_IMAGE), syslinux too
+    # (com32/elflink/ldlinux/kernel.c). Not part of `cmdline`, so the editor shows what GRUB's editor shows;
+    # `kernel_cmdline` is what is booted.
+    loader_args: tuple[str, ...] = ()
+    # Words the boot loader puts after the command line: syslinux's `initrd=<INITRD as written>` for an INITRD
+    # directive (com32/elflink/ldlinux/readconfig.c, record()). After `cmdline`, so after the user's edits too.
+    loader_tail: tuple[str, ...] = ()
     # What booting writes back (discovery.loaderwrites): GRUB `save_env` calls of the config and of the entry body.
     env_saves: tuple[EnvSave, ...] = field(default=(), compare=False)
 
@@ -117,6 +125,10 @@ class BootEntry:
         path = ">".join((*self.submenu, self.title))
         return f"{self.config_device or self.device}:{self.config}:{self.line}:{path}"
 
+    def kernel_cmdline(self) -> str:
+        """The command line the kernel gets: the loader's own words around the entry's (possibly edited) cmdline."""
+        return " ".join(w for w in (*self.loader_args, self.cmdline, *self.loader_tail) if w)
+
     def replace(self, **changes: Any) -> BootEntry:
         return dataclasses.replace(self, **changes)
 
@@ -126,6 +138,9 @@ class BootEntry:
             "kernel": self.kernel,
             "initrd": list(self.initrds),
             "cmdline": self.cmdline,
+            "loader_args": list(self.loader_args),
+            # Only when there is one (syslinux INITRD), so the other loaders' JSON stays as it was.
+            **({"loader_tail": list(self.loader_tail)} if self.loader_tail else {}),
             "devicetree": self.devicetree,
             "default": self.default,
             "submenu": list(self.submenu),
@@ -151,6 +166,8 @@ class BootEntry:
             kernel=str(data["kernel"]),
             initrds=tuple(str(i) for i in data.get("initrd", ())),
             cmdline=str(data.get("cmdline", "")),
+            loader_args=tuple(str(w) for w in data.get("loader_args", ())),
+            loader_tail=tuple(str(w) for w in data.get("loader_tail", ())),
             devicetree=data.get("devicetree"),
             default=bool(data.get("default", False)),
             submenu=tuple(str(s) for s in data.get("submenu", ())),

@@ -37,6 +37,13 @@ log = logging.getLogger(__name__)
 MS_RDONLY = 1  # <linux/mount.h>
 MS_REMOUNT = 32
 RENAME_TYPES = ("vfat", "msdos")
+# Filesystems whose data blocks carry checksums (and btrfs: FIEMAP gives its own logical addresses): a block
+# rewritten under them would read back as corrupt. Debian's grub-mkconfig does not save_env on them either.
+CHECKSUMMED_TYPES = {
+    "btrfs": "checksums its data blocks: one changed in place would fail its checksum",
+    "zfs": "checksums its data blocks: one changed in place would fail its checksum",
+    "bcachefs": "checksums its data blocks: one changed in place would fail its checksum",
+}
 
 
 @dataclass(frozen=True)
@@ -96,6 +103,9 @@ def _write_env(target: Target | None, path: str, saves: Sequence[EnvSave]) -> st
         raise OSError(errno.ENODEV, "its filesystem is not present")
     if target.node is None:
         raise OSError(errno.ENOTBLK, "its filesystem is a directory, not a block device")
+    why_type = CHECKSUMMED_TYPES.get(target.fs.fstype)
+    if why_type is not None:
+        raise OSError(errno.EOPNOTSUPP, f"{target.fs.fstype} {why_type}")
     _guard(target.node, "write a grubenv block")
     why = blockmap.device_refusal(target.node)
     if why is not None:

@@ -71,6 +71,9 @@ class KmsgHandler(logging.Handler):
         self._fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC | os.O_NONBLOCK)
 
     def emit(self, record: logging.LogRecord) -> None:
+        if getattr(record, "in_kmsg", False):
+            # Already written to the kernel log by its author (discovery/evidence.py): not twice.
+            return
         prio = self.PRIORITY.get(record.levelno, 6)
         text = f"<{prio}>bootmenu: {record.getMessage()}"[:900]
         # A full kernel ring buffer must not stop the daemon.

@@ -114,11 +114,15 @@ class Mounter:
         try:
             yield target
         finally:
-            try:
-                _umount(target)
-                log.info("unmounted %s", target)
-            except OSError as exc:
-                log.warning("cannot unmount %s: %s", target, exc)
+            if not os.path.ismount(target):
+                # Already unmounted: the boot path's release step (sync + umount before the jump) got there first.
+                log.info("%s was unmounted already", target)
+            else:
+                try:
+                    _umount(target)
+                    log.info("unmounted %s", target)
+                except OSError as exc:
+                    log.warning("cannot unmount %s: %s", target, exc)
             with contextlib.suppress(OSError):
                 os.rmdir(target)
 

@@ -98,6 +98,8 @@ class EntryInfo:
     entry: BootEntry
     config_timeout: float | None = None
     timeout_style: str | None = None
+    # The daemon's remark on the entry, shown beside its title (e.g. "did not come up last time").
+    note: str = ""
 
 
 @dataclass(frozen=True)
@@ -109,10 +111,12 @@ class StatusLine:
 
 @dataclass(frozen=True)
 class Countdown:
-    """Autoboot state: `remaining` seconds until `entry_id` boots; None when cancelled, off or done."""
+    """Autoboot state: `remaining` seconds until `entry_id` boots; None when cancelled, off or done. `reason` says
+    why autoboot is held or falls back (the previous boot did not come up), for every UI to show."""
 
     entry_id: str | None = None
     remaining: float | None = None
+    reason: str = ""
 
 
 # --- messages ---

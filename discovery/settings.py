@@ -21,7 +21,9 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from discovery.attempts import StateSpec
 from discovery.password import PasswordError, PasswordHash
+from discovery.quiesce import Quiesce
 
 PREFIX = "bootmenu."
 # Where `bootmenu initramfs build --settings FILE` puts the file and where the daemon looks by default.
@@ -80,6 +82,8 @@ class OrderRule:
 CONSOLE_RE = re.compile(r"^(\d{2,4})x(\d{1,4})$")
 # A tty name, optionally with the kernel's console options (`ttyS0`, `ttyS0,115200n8`, `hvc0`, `tty0`).
 TTY_RE = re.compile(r"^[A-Za-z][A-Za-z0-9]{0,31}(,[A-Za-z0-9]{1,32})?$")
+# A watchdog timeout beyond this is a typo (the i6300esb takes up to 2046 s, iTCO up to 613 s).
+MAX_WATCHDOG = 3600
 _TRUE = ("1", "yes", "true", "on")
 _FALSE = ("0", "no", "false", "off")
 
@@ -138,6 +142,31 @@ def _tty(value: Any, where: str) -> dict[str, Any]:
     if not isinstance(value, str) or not (value in ("", "none") or TTY_RE.match(value)):
         raise SettingsError(f"{where}: {value!r} is not a tty name such as ttyS0 (or ttyS0,115200n8, or none)")
     return {"autoboot_console": value}
+
+
+def _quiesce(value: Any, where: str) -> dict[str, Any]:
+    if str(value) not in Quiesce.__members__.values():
+        raise SettingsError(f"{where}: quiesce {value!r} is not 'unbind' or 'off'")
+    return {"quiesce": Quiesce(str(value))}
+
+
+def _watchdog(value: Any, where: str) -> dict[str, Any]:
+    if value is False or (isinstance(value, str) and value.lower() in _FALSE):
+        return {"watchdog": None}
+    try:
+        seconds = int(str(value), 10)
+    except ValueError:
+        raise SettingsError(f"{where}: watchdog {value!r} is not a number of seconds or 'off'") from None
+    if isinstance(value, bool) or not 1 <= seconds <= MAX_WATCHDOG:
+        raise SettingsError(f"{where}: watchdog {value!r} is not between 1 and {MAX_WATCHDOG} seconds or 'off'")
+    return {"watchdog": seconds}
+
+
+def _state(value: Any, where: str) -> dict[str, Any]:
+    spec = StateSpec.parse(str(value))
+    if spec is None:
+        raise SettingsError(f"{where}: state {value!r} is not LABEL=NAME or UUID=UUID")
+    return {"state": spec}
 
 
 def _password(value: Any, where: str) -> dict[str, Any]:
@@ -217,6 +246,23 @@ PARAMS: tuple[Param, ...] = (
         "debug logging in the daemon; /init traces itself (`set -x`)", flag=True,
     ),
     Param(
+        "quiesce", "quiesce", _quiesce, (Consumer.DAEMON,), "`unbind`, `off`",
+        "before the jump, unbind the drivers of PCI storage, network, USB and Fibre Channel controllers (their "
+        "`remove()` stops DMA a missing `shutdown()` leaves running), never the one behind an active console "
+        "(default `unbind`)",
+    ),
+    Param(
+        "watchdog", "watchdog", _watchdog, (Consumer.DAEMON,), "seconds, `off`",
+        "arm `/dev/watchdog0` with this timeout as the last step before the jump, so a kernel that dies before it "
+        "takes the watchdog over is reset back into the menu (default `off`). Trade-off: a system that boots fine "
+        "but never takes it over (no driver, no watchdog service) is reset too",
+    ),
+    Param(
+        "state", "state", _state, (Consumer.DAEMON,), "`LABEL=X`, `UUID=X`",
+        "the filesystem (vfat is simplest) for the boot attempt record that names an entry which did not come up "
+        "(an EFI variable instead when efivarfs is mounted; default none)",
+    ),
+    Param(
         "password", "password", _password, (Consumer.DAEMON,), "`$scrypt$...` from `bootmenu passwd` (file only)",
         "asked before editing an entry, the shell, booting anything but the default, reboot and power off; checked "
         "by the daemon. A malformed value refuses those actions until it is fixed",
@@ -279,6 +325,9 @@ class Settings:
     network: bool = True
     autoboot_console: str = ""
     debug: bool = False
+    quiesce: Quiesce = Quiesce.UNBIND
+    watchdog: int | None = None  # seconds; None: off
+    state: StateSpec | None = None
     password: PasswordHash | None = field(default=None, repr=False)
     warnings: tuple[str, ...] = field(default=(), compare=False)
 
@@ -312,6 +361,9 @@ class Settings:
             "network": self.network,
             "autoboot_console": self.autoboot_console,
             "debug": self.debug,
+            "quiesce": str(self.quiesce),
+            "watchdog": self.watchdog if self.watchdog is not None else "off",
+            "state": str(self.state) if self.state else None,
             "warnings": list(self.warnings),
         }
         if self.password is not None:

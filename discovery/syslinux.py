@@ -8,8 +8,14 @@ menu.c32/vesamenu.c32, plus U-Boot's `doc/README.pxe` keys (FDT, DEVICETREE, FDT
   config file the loader started from, not that of an included file. `::path` (pxelinux TFTP) is absolute.
 - The command line is the label's APPEND (else the global APPEND in force when the label ends; `APPEND -`: none),
   preceded by any arguments on the KERNEL line, exactly as written; an `initrd=` option stays in it, as syslinux passes
-  it on (the kernel ignores it). Initrds come from INITRD (comma list) or else the first `initrd=` option. The
-  `initrd=` that syslinux itself appends for an INITRD line is not added (U-Boot does not add it either).
+  it on (the kernel ignores it). Initrds come from INITRD (comma list) or else the first `initrd=` option.
+- What the kernel receives (BootEntry.loader_args / loader_tail around the cmdline), from syslinux 6's ldlinux and
+  menu.c32: `BOOT_IMAGE=<first word of KERNEL as written>` first (com32/elflink/ldlinux/kernel.c,
+  new_linux_kernel), then the command line, then `initrd=<INITRD's text as written>` for an INITRD directive
+  (com32/elflink/ldlinux/readconfig.c and com32/menu/readconfig.c, record(): after APPEND). A command line typed or
+  named by DEFAULT/ONTIMEOUT gets BOOT_IMAGE only. IPAPPEND/SYSAPPEND words (ip=, BOOTIF=, SYSUUID=, ...) are
+  runtime values of the firmware and network, not of the config, and are not added. An extlinux.conf is read as
+  syslinux reads it, U-Boot's too: U-Boot's pxe_utils adds neither word, but the two dialects look alike.
 - The default: ONTIMEOUT, else DEFAULT when it names a label (DEFAULT `*.c32` names the menu program, not a label;
   DEFAULT that names no label is a kernel command line), else the last MENU DEFAULT (descending into a submenu marked
   default), else the first item of the top menu. When that item does not boot Linux, nothing is marked default.
@@ -453,6 +459,11 @@ def _initrd_option(cmdline: str) -> list[str]:
     return []
 
 
+def _boot_image(image: str) -> tuple[str, ...]:
+    """ldlinux's kernel.c new_linux_kernel(): "BOOT_IMAGE=" + the kernel name as written, before the arguments."""
+    return (f"BOOT_IMAGE={image}",)
+
+
 def _to_entry(state: _Parse, label: _Label, submenu: tuple[str, ...]) -> BootEntry | None:
     ctx_diags = state.diagnostics
     if not label.boots or label.kind is not KernelKind.LINUX:
@@ -514,6 +525,9 @@ def _to_entry(state: _Parse, label: _Label, submenu: tuple[str, ...]) -> BootEnt
         kernel=kernel,
         initrds=tuple(initrds),
         cmdline=cmdline,
+        loader_args=_boot_image(image),
+        # readconfig.c record(): " initrd=" + the INITRD text as written, after APPEND (an empty INITRD included).
+        loader_tail=() if label.initrd is None else (f"initrd={label.initrd.strip()}",),
         devicetree=devicetree,
         submenu=submenu,
         id=label.name,
@@ -704,6 +718,7 @@ def _command_line_entry(state: _Parse, text: str, file: str, line: int, what: st
         kernel=kernel,
         initrds=initrds,
         cmdline=cmdline,
+        loader_args=_boot_image(image),
         format=SourceFormat.SYSLINUX,
         config=file,
         line=line,

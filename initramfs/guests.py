@@ -24,6 +24,11 @@ from initramfs.elf import DependencyWalker, ElfDependencyError, system_lib_dirs
 # carries its length, so a kernel message printed into the middle of the line can be cut out again (parse_framed).
 SECOND_STAGE_MARKER = "BOOTMENU-SECOND-STAGE cmdline="
 SECOND_STAGE_END = "BOOTMENU-SECOND-STAGE-END"
+SECOND_STAGE_DISKS_MARKER = "BOOTMENU-SECOND-STAGE-DISKS"
+SECOND_STAGE_HANG_MARKER = "BOOTMENU-SECOND-STAGE-HANGING"
+SECOND_STAGE_PANIC_MARKER = "BOOTMENU-SECOND-STAGE-PANICKING"
+# With `modules_dir`, for e2e.panic: ramoops and what it needs (modules.dep of the Debian 6.1 kernel).
+PSTORE_MODULES = ("kernel/lib/reed_solomon/reed_solomon.ko", "kernel/fs/pstore/ramoops.ko")
 BASELINE_MARKER = "BOOTMENU-BASELINE-INIT"
 BASELINE_READY = "BOOTMENU-BASELINE-READY"
 BASELINE_READY_END = "BOOTMENU-BASELINE-READY-END"
@@ -81,8 +86,39 @@ def _write(entries: Iterable[CpioEntry], output: Path, compression: Compression)
 
 SECOND_STAGE_INIT = f"""#!/bin/sh
 # The second kernel's /init: say which command line we were booted with, then power off.
+# With `e2e.hang` on the command line it hangs instead (a kernel that never comes up, for the watchdog tests); with
+# modules in /lib/modules it first loads them and reports the disks it can read.
 /bin/busybox mount -t proc proc /proc
 /bin/busybox mount -t devtmpfs dev /dev 2>/dev/null
+/bin/busybox mount -t sysfs sys /sys 2>/dev/null
+words=" $(/bin/busybox cat /proc/cmdline) "
+case "$words" in *" e2e.hang "*)
+    echo "{SECOND_STAGE_HANG_MARKER}" > /dev/ttyS0
+    while :; do /bin/busybox sleep 1000; done ;;
+esac
+case "$words" in *" e2e.panic "*)
+    # A kernel that panics, with ramoops keeping its last words in reserved RAM for the menu to show.
+    params=""
+    for arg in $(/bin/busybox cat /proc/cmdline); do
+        case "$arg" in ramoops.*=*) params="$params ${{arg#ramoops.}}" ;; esac
+    done
+    /bin/busybox insmod /lib/modules/reed_solomon.ko
+    /bin/busybox insmod /lib/modules/ramoops.ko $params
+    echo "{SECOND_STAGE_PANIC_MARKER}" > /dev/ttyS0
+    echo c > /proc/sysrq-trigger ;;
+esac
+if [ -e /lib/modules/order ]; then
+    /bin/busybox dmesg -n 1 2>/dev/null
+    for m in $(/bin/busybox cat /lib/modules/order); do /bin/busybox insmod "/lib/modules/$m"; done
+    tries=0
+    while [ ! -e /sys/block/vda ] && [ $tries -lt 100 ]; do /bin/busybox usleep 100000; tries=$((tries + 1)); done
+    disks=""
+    for d in /sys/block/vd*; do
+        n=${{d##*/}}
+        disks="$disks $n:$(/bin/busybox dd if=/dev/$n bs=65536 count=16 2>/dev/null | /bin/busybox wc -c)"
+    done
+    echo "{SECOND_STAGE_DISKS_MARKER}$disks" > /dev/ttyS0
+fi
 # Kernel messages off the console from here on (they could cut the line), and the value framed anyway.
 /bin/busybox dmesg -n 1 2>/dev/null
 cmdline=$(/bin/busybox cat /proc/cmdline)
@@ -113,9 +149,22 @@ def parse_framed(between: bytes, length: int) -> str:
     return value
 
 
-def second_stage_initrd(output: Path, *, busybox: Path | None = None) -> Path:
-    """The initrd of the kernel a menu entry kexecs into (gzip, a few hundred KiB)."""
+def second_stage_initrd(output: Path, *, busybox: Path | None = None, modules_dir: Path | None = None) -> Path:
+    """The initrd of the kernel a menu entry kexecs into (gzip, a few hundred KiB). With `modules_dir` (a
+    `lib/modules/<version>` tree) it carries the virtio storage modules and reports the disks it can read."""
     entries = [*_base(busybox or find_busybox()), CpioEntry.file("init", SECOND_STAGE_INIT.encode(), perm=0o755)]
+    if modules_dir is not None:
+        for module in VIRTIO_MODULES:
+            source = modules_dir / module
+            if not source.is_file():
+                raise GuestError(f"{source}: no such module (run `make kernel`)")
+            entries.append(CpioEntry.file(f"lib/modules/{source.name}", source=source))
+        for module in PSTORE_MODULES:
+            source = modules_dir / module
+            if source.is_file():
+                entries.append(CpioEntry.file(f"lib/modules/{source.name}", source=source))
+        order = "".join(f"{Path(m).name}\n" for m in VIRTIO_MODULES)
+        entries.append(CpioEntry.file("lib/modules/order", order.encode()))
     return _write(entries, output, Compression.GZIP)
 
 

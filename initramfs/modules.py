@@ -76,6 +76,13 @@ DEFAULT_MODULES = (
     # keyboards on USB
     "hid_generic",
     "usbhid",
+    # hardware watchdogs for the guarded jump (discovery/watchdog.py): QEMU's i6300esb, Intel chipsets' TCO
+    "i6300esb",
+    "iTCO_wdt",
+    # pstore backend in reserved RAM, loaded by /init when the command line has ramoops.* (discovery/pstore.py)
+    "ramoops",
+    # EFI variables (the boot attempt record on UEFI machines, discovery/attempts.py), mounted by /init
+    "efivarfs",
 )
 
 METADATA_FILES = ("modules.order", "modules.builtin", "modules.builtin.modinfo")

@@ -74,6 +74,8 @@ class VmConfig:
     hotplug_ports: int = 1
     qmp_socket: Path | None = None
     binary: str = QEMU_BINARY
+    # False: a guest reboot (or watchdog reset) restarts the machine, firmware and payload, as on real hardware.
+    no_reboot: bool = True
     extra: tuple[str, ...] = field(default=())
 
     def hotplug_port(self, index: int) -> str:
@@ -96,7 +98,7 @@ class VmConfig:
             "-m",
             str(self.memory_mb),
             "-nographic",
-            "-no-reboot",
+            *(["-no-reboot"] if self.no_reboot else []),
             "-nodefaults",
             "-serial",
             "mon:stdio",

@@ -39,9 +39,11 @@ __all__ = [
     "PreflightError",
     "execute",
     "execute_steps",
+    "jump",
     "load",
     "loaded",
     "prepare",
+    "release",
     "unload",
 ]
 
@@ -172,18 +174,29 @@ def prepare(
     machine: Arch | None = None,
     meminfo: Path = MEMINFO,
     decompress_limit: int | None = None,
-    method: LoadMethod = LoadMethod.KEXEC_FILE_LOAD,
+    method: LoadMethod | None = None,
     memory: MemoryLayout | None = None,
 ) -> BootPlan:
     """Inspect the files and run the preflight checks. Raises PreflightError (ImageError for unreadable/bad files).
 
     A compressed kernel is decompressed here (to tmpfs, at most `decompress_limit` bytes, see decompress.py) and the
-    plan holds the copy until `close()` or until it is freed.
+    plan holds the copy until `close()` or until it is freed. `method` None chooses: kexec_load for an x86_64 ELF
+    vmlinux (kexec_file_load cannot take one), kexec_file_load otherwise.
     """
     info = inspect_kernel(Path(kernel), Options(limit=decompress_limit, meminfo=meminfo))
+    arch = machine or Arch.running()
+    if method is None:
+        elf_kernel = info.loaded_kernel.kind is ImageKind.ELF and arch is Arch.X86_64
+        method = LoadMethod.KEXEC_LOAD if elf_kernel else LoadMethod.KEXEC_FILE_LOAD
     try:
         plan = _checked_plan(
-            info, initrds, cmdline, devicetree=devicetree, machine=machine or Arch.running(), meminfo=meminfo
+            info,
+            initrds,
+            cmdline,
+            devicetree=devicetree,
+            machine=arch,
+            meminfo=meminfo,
+            file_load=method is LoadMethod.KEXEC_FILE_LOAD,
         )
         if method is LoadMethod.KEXEC_LOAD:
             plan = _with_segments(plan, machine or Arch.running(), memory or MemoryLayout())
@@ -206,11 +219,11 @@ class MemoryLayout:
 
 def _with_segments(plan: BootPlan, machine: Arch, layout: MemoryLayout) -> BootPlan:
     loaded = plan.kernel.loaded_kernel
-    if machine is not Arch.X86_64 or loaded.kind is not ImageKind.BZIMAGE:
+    if machine is not Arch.X86_64 or loaded.kind not in (ImageKind.BZIMAGE, ImageKind.ELF):
         raise PreflightError(
             plan.kernel.path,
-            f"kexec_load segments are built for x86_64 bzImages only so far (this is a {loaded.kind} for "
-            f"{machine}); use kexec_file_load (-s)",
+            f"kexec_load segments are built for x86_64 bzImages and ELF kernels only so far (this is a "
+            f"{loaded.kind} for {machine}); use kexec_file_load (-s)",
         )
     with _part_file(plan.kernel_part()) as f:
         kernel = _read_all(plan.kernel.path, f)
@@ -218,16 +231,23 @@ def _with_segments(plan: BootPlan, machine: Arch, layout: MemoryLayout) -> BootP
         initrd = b"" if rd is None else _read_all(plan.kernel.path, rd)
     memmap = layout.memmap if layout.memmap is not None else tuple(x86_64.read_memmap())
     avoid = layout.avoid if layout.avoid is not None else tuple(x86_64.read_crash_regions())
-    segments = x86_64.build(
-        plan.kernel.path,
-        kernel,
-        initrd,
-        plan.cmdline,
-        memmap=memmap,
-        avoid=avoid,
-        mem_min=layout.mem_min,
-        mem_max=layout.mem_max,
-    )
+    lo, hi = layout.mem_min, layout.mem_max
+    if loaded.elf is not None:
+        segments = x86_64.build_elf(
+            plan.kernel.path,
+            loaded.elf,
+            kernel,
+            initrd,
+            plan.cmdline,
+            memmap=memmap,
+            avoid=avoid,
+            mem_min=lo,
+            mem_max=hi,
+        )
+    else:
+        segments = x86_64.build(
+            plan.kernel.path, kernel, initrd, plan.cmdline, memmap=memmap, avoid=avoid, mem_min=lo, mem_max=hi
+        )
     return replace(plan, method=LoadMethod.KEXEC_LOAD, segments=segments)
 
 
@@ -239,7 +259,14 @@ def _read_all(path: Path, f: BinaryIO) -> bytes:
 
 
 def _checked_plan(
-    info: KernelInfo, initrds: Sequence[Path], cmdline: str, *, devicetree: Path | None, machine: Arch, meminfo: Path
+    info: KernelInfo,
+    initrds: Sequence[Path],
+    cmdline: str,
+    *,
+    devicetree: Path | None,
+    machine: Arch,
+    meminfo: Path,
+    file_load: bool,
 ) -> BootPlan:
     rds = tuple(inspect_initrd(Path(p)) for p in initrds)
     if devicetree is not None:
@@ -252,7 +279,7 @@ def _checked_plan(
     if info.embedded is not None and not cmdline and info.pe is not None:
         # As systemd-stub does without Secure Boot: the UKI's own .cmdline unless one is given.
         cmdline = info.pe.text(".cmdline") or ""
-    preflight.run(info, rds, cmdline, machine=machine, meminfo=meminfo)
+    preflight.run(info, rds, cmdline, machine=machine, meminfo=meminfo, file_load=file_load)
     warnings = tuple(w for w in (i.warning for i in rds) if w)
     return BootPlan(kernel=info, initrds=rds, cmdline=cmdline, warnings=warnings)
 
@@ -334,7 +361,9 @@ def _initrd_file(parts: Sequence[FilePart], tmpdir: Path | None = None) -> Itera
 
 
 def load(plan: BootPlan, *, dry_run: bool = False, force: bool = False, tmpdir: Path | None = None) -> None:
-    """kexec_file_load the plan. Raises KexecError (syscall failure), ExecRefused (guard), ImageError (files).
+    """Load the plan: kexec_file_load, or kexec_load with its segments (also when kexec_file_load is ENOSYS).
+
+    Raises KexecError (syscall failure), ExecRefused (guard), ImageError (files).
 
     dry_run loads nothing (and does not consult the guard). `force` bypasses the guard: never on a development machine.
     """
@@ -346,9 +375,24 @@ def load(plan: BootPlan, *, dry_run: bool = False, force: bool = False, tmpdir: 
         log.info("kexec_load: %s", "; ".join(plan.segments.describe()))
         syscalls.kexec_load(plan.segments.entry, segments, syscalls.flags().KEXEC_ARCH_DEFAULT)
         return
-    with _part_file(plan.kernel_part()) as kernel, _initrd_file(plan.initrd_parts(), tmpdir) as initrd:
-        flags = 0 if initrd is not None else syscalls.flags().KEXEC_FILE_NO_INITRAMFS
-        syscalls.kexec_file_load(kernel.fileno(), initrd.fileno() if initrd else -1, plan.cmdline, flags)
+    try:
+        with _part_file(plan.kernel_part()) as kernel, _initrd_file(plan.initrd_parts(), tmpdir) as initrd:
+            flags = 0 if initrd is not None else syscalls.flags().KEXEC_FILE_NO_INITRAMFS
+            syscalls.kexec_file_load(kernel.fileno(), initrd.fileno() if initrd else -1, plan.cmdline, flags)
+    except KexecError as err:
+        # A kernel built without CONFIG_KEXEC_FILE: kexec_load does the same job if its segments can be built here.
+        # Never for EPERM/EKEYREJECTED/EBADMSG: a signature or lockdown refusal is not to be dodged (and lockdown
+        # refuses kexec_load as well).
+        if err.errno != errno.ENOSYS or not _segments_possible(plan):
+            raise
+        fallback = _with_segments(plan, Arch.running(), MemoryLayout())
+        assert fallback.segments is not None
+        log.warning("%s; loading with kexec_load instead: %s", err, "; ".join(fallback.segments.describe()))
+        load(fallback, force=force, tmpdir=tmpdir)
+
+
+def _segments_possible(plan: BootPlan) -> bool:
+    return Arch.running() is Arch.X86_64 and plan.kernel.loaded_kernel.kind is ImageKind.BZIMAGE
 
 
 def unload(*, force: bool = False) -> None:
@@ -374,21 +418,42 @@ def execute_steps(mounts: Sequence[str] = ()) -> list[str]:
 
 
 def execute(*, mounts: Sequence[str] = (), force: bool = False, dry_run: bool = False) -> None:
-    """Boot the loaded kernel. Returns only in dry run; otherwise raises ExecRefused or KexecError.
+    """Boot the loaded kernel: `release` then `jump`. Returns only in dry run; otherwise raises ExecRefused or
+    KexecError.
 
     After a KexecError the mounts may be unmounted: the caller remounts what it needs and keeps running.
     """
     if dry_run:
         return
     guard.require_boot_environment("execute the loaded kernel", force=force)
-    if KEXEC_LOADED.exists() and not loaded():
-        raise ExecRefused("no kernel is loaded for kexec (/sys/kernel/kexec_loaded is 0): load one first")
+    _require_loaded()  # before unmounting anything for nothing
+    release(mounts=mounts, force=force)
+    jump(force=force)
+
+
+def release(*, mounts: Sequence[str] = (), force: bool = False) -> None:
+    """sync(), then unmount `mounts` innermost first (lazily when busy): the filesystems are clean for the jump.
+
+    A separate step so that a caller (the daemon) can quiesce devices between unmounting and jumping.
+    """
+    guard.require_boot_environment("unmount for the jump", force=force)
     syscalls.sync()
     for mount in reversed(mounts):  # innermost last-mounted first
         _unmount(mount)
+
+
+def jump(*, force: bool = False) -> None:
+    """reboot(LINUX_REBOOT_CMD_KEXEC) into the loaded kernel; raises ExecRefused or KexecError, never returns."""
+    guard.require_boot_environment("execute the loaded kernel", force=force)
+    _require_loaded()
     syscalls.reboot_kexec()
     # reboot() returns only on failure, which reboot_kexec raised; anything else is a kernel that ignored us.
     raise KexecError("reboot(LINUX_REBOOT_CMD_KEXEC)", 0, "the call returned although it should not have")
+
+
+def _require_loaded() -> None:
+    if KEXEC_LOADED.exists() and not loaded():
+        raise ExecRefused("no kernel is loaded for kexec (/sys/kernel/kexec_loaded is 0): load one first")
 
 
 def _unmount(mount: str) -> None:

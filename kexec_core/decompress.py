@@ -298,6 +298,8 @@ def _run_stdlib(src: Source, comp: Compression, sink: _Sink) -> None:
                 out = step(b"", CHUNK)
             if finished():
                 return  # what follows the stream (a size_append word, padding) is not kernel
+    except ImageError:
+        raise  # over the cap, or a read error: already a whole message
     except (OSError, EOFError, ValueError, zlib.error) as err:
         raise ImageError(path, f"corrupt {comp} data after {sink.size} decompressed bytes: {err}") from None
     except Exception as err:  # lzma.LZMAError is an Exception subclass from a module that may be absent
@@ -385,6 +387,13 @@ def decompress(
         out.close()
         raise
     return Decompressed(file=out, size=sink.size, compression=comp, cap=cap)
+
+
+def peek_is_final(comp: Compression) -> bool:
+    """Whether a failed peek at the first bytes means corrupt data: true for the stream formats the standard library
+    decodes incrementally (gzip, xz, lzma); bzip2 (up to 900 KiB blocks), zstd and lz4 (legacy frame: 8 MiB blocks)
+    may need more than the start before anything comes out."""
+    return comp in (Compression.GZIP, Compression.XZ, Compression.LZMA) and in_stdlib(comp)
 
 
 def in_stdlib(comp: Compression) -> bool:

@@ -290,11 +290,11 @@ def _compressed(
         try:
             inner = _peeked(path, comp.peek(path, head), size)
         except ImageError as err:
-            # A program may not decompress the start alone (lz4's legacy frame has 8 MiB blocks): decompressing it
-            # all tells. The standard library's decompressors work incrementally, so their word is final.
+            # The start alone may not decompress (bzip2 blocks, lz4's legacy 8 MiB blocks): decompressing it all
+            # tells. gzip, xz and lzma decode incrementally, so their word is final (decompress.peek_is_final).
             unpeekable = err
     will_decompress = src is not None and options.decompress and why is None
-    if unpeekable is not None and (not will_decompress or decompress.in_stdlib(comp)):
+    if unpeekable is not None and (not will_decompress or decompress.peek_is_final(comp)):
         raise unpeekable
     if inner is not None and inner.kind is ImageKind.UNKNOWN:
         why = "it does not start like a kernel"

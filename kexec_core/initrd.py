@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from kexec_core.compress import Compression
-from kexec_core.decompress import in_stdlib
+from kexec_core.decompress import peek_is_final
 from kexec_core.errors import ImageError
 from kexec_core.fileio import open_regular, size_of
 
@@ -91,8 +91,8 @@ def inspect_initrd(path: Path) -> InitrdInfo:
         try:
             inner = InitrdFormat.from_head(comp.peek(path, head))
         except ImageError:
-            if in_stdlib(comp):
+            if peek_is_final(comp):
                 raise
-            # A program may not decompress the start alone (`lz4 -l`, as initramfs-tools writes, has 8 MiB blocks);
-            # the kernel will say if it is corrupt.
+            # The start alone may not decompress (`lz4 -l`, as initramfs-tools writes, has 8 MiB blocks; bzip2
+            # -9 900 KiB ones); the kernel will say if it is corrupt.
     return InitrdInfo(path, size, fmt, compression=comp, inner=inner)

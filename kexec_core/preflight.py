@@ -120,14 +120,24 @@ def check_memory(kernel: KernelInfo, initrds: Sequence[InitrdInfo], meminfo: Pat
 
 
 def run(
-    kernel: KernelInfo, initrds: Sequence[InitrdInfo], cmdline: str, *, machine: Arch, meminfo: Path = MEMINFO
+    kernel: KernelInfo,
+    initrds: Sequence[InitrdInfo],
+    cmdline: str,
+    *,
+    machine: Arch,
+    meminfo: Path = MEMINFO,
+    file_load: bool = True,
 ) -> None:
-    """All checks in the order a user would fix them; the first failure raises PreflightError."""
+    """All checks in the order a user would fix them; the first failure raises PreflightError.
+
+    `file_load` False: the plan uses kexec_load, whose segment builder judges the kind of image instead.
+    """
     if kernel.kind in (ImageKind.COMPRESSED, ImageKind.EFI_ZBOOT) and kernel.decompressed is None:
         _check_decompressed(kernel, machine, FILE_LOAD_KINDS.get(machine, frozenset()))
     check_arch(kernel, machine)
     if kernel.loaded_kernel is not kernel:
         check_arch(kernel.loaded_kernel, machine)
-    check_loadable(kernel, machine)
+    if file_load:
+        check_loadable(kernel, machine)
     check_cmdline(kernel, cmdline)
     check_memory(kernel, initrds, meminfo)

@@ -130,7 +130,8 @@ backend: Backend = CffiBackend()
 
 _EPERM_HINT = (
     "needs root with CAP_SYS_BOOT; also refused when the kernel is locked down (lockdown=integrity/confidentiality, "
-    "Secure Boot) or /proc/sys/kernel/kexec_load_disabled is 1 (it cannot be reset without a reboot)"
+    "Secure Boot; kexec_load is refused then too, so bootmenu does not try it) or "
+    "/proc/sys/kernel/kexec_load_disabled is 1 (it cannot be reset without a reboot)"
 )
 _KEXEC_HINTS: dict[int, str] = {
     errno.ENOSYS: "the running kernel has no such syscall: kexec_file_load needs CONFIG_KEXEC_FILE=y, "

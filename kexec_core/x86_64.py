@@ -11,6 +11,7 @@ Segments, each page-aligned as kexec_load requires (kernel/kexec_core.c sanity_c
   boot_params  the zero page: the file's setup header, type_of_loader 0xff, cmd_line_ptr, ramdisk_image/size (and
                their ext_ high halves), the e820 table; the command line follows it in the same segment;
   initrd       the initrds concatenated (each padded to 4 bytes), as high as initrd_addr_max allows;
+  (an ELF vmlinux instead: each PT_LOAD at its p_paddr, and a setup header made up for the zero page)
   trampoline   the entry point: relocate_kernel_64.S jumps to it in 64-bit mode with identity-mapped memory and
                %rsi cleared, and the kernel's 64-bit entry (load address + 0x200) wants %rsi = &boot_params. The
                code is 22 bytes, generated here (see TRAMPOLINE_CODE).
@@ -27,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from kexec_core.elf import ElfInfo
 from kexec_core.errors import PreflightError
 
 PAGE = 4096
@@ -37,6 +39,7 @@ LOW_LIMIT = MIB  # nothing below 1 MiB: real-mode IVT, BIOS data, EBDA, option R
 MAX_E820 = 128  # E820_MAX_ENTRIES_ZEROPAGE
 ENTRY_64 = 0x200  # the 64-bit entry point's offset in the protected-mode code (boot.rst)
 LOADER_TYPE = 0xFF  # type_of_loader: undefined boot loader
+ELF_CMDLINE_SIZE = 2048  # COMMAND_LINE_SIZE of x86 (asm/setup.h): an ELF vmlinux has no header saying so
 
 # boot_params (zero page) offsets, arch/x86/include/uapi/asm/bootparam.h.
 BP_EXT_RAMDISK_IMAGE = 0x0C0
@@ -173,6 +176,13 @@ class _Allocator:
                 out.append((end, e))
         self.free = out
 
+    def claim(self, start: int, end: int) -> bool:
+        """Take exactly [start, end) if it is free."""
+        if any(s <= start and end <= e for s, e in self.free):
+            self.take(start, end)
+            return True
+        return False
+
     def place(self, size: int, align: int, *, limit: int, low: int = 0, high: bool = False) -> int | None:
         candidates = sorted(self.free, reverse=high)
         for free_start, free_end in candidates:
@@ -249,22 +259,9 @@ def build(
             path, f"no room for the kernel ({kernel_memsz} bytes aligned to {align:#x}) in System RAM within the limits"
         )
 
-    bp = bytearray(bp_memsz)
-    bp[BP_HDR:setup_end] = kernel[BP_HDR:setup_end]
-    bp[BP_SENTINEL] = 0
-    bp[BP_TYPE_OF_LOADER] = LOADER_TYPE
-    cmd_addr = bpaddr + BOOT_PARAMS_SIZE
-    bp[BOOT_PARAMS_SIZE : BOOT_PARAMS_SIZE + len(cmd)] = cmd
-    struct.pack_into("<I", bp, BP_CMD_LINE_PTR, cmd_addr & 0xFFFFFFFF)
-    struct.pack_into("<I", bp, BP_EXT_CMD_LINE_PTR, cmd_addr >> 32)
-    struct.pack_into("<II", bp, BP_RAMDISK_IMAGE, rd_addr & 0xFFFFFFFF, len(initrd) & 0xFFFFFFFF)
-    struct.pack_into("<I", bp, BP_EXT_RAMDISK_IMAGE, rd_addr >> 32)
-    struct.pack_into("<I", bp, BP_EXT_RAMDISK_SIZE, len(initrd) >> 32)
-    e820 = list(memmap)[:MAX_E820]
-    bp[BP_E820_ENTRIES] = len(e820)
-    for i, r in enumerate(e820):
-        struct.pack_into("<QQI", bp, BP_E820_TABLE + 20 * i, r.start, r.size, r.type)
-
+    bp = _zero_page(
+        kernel[BP_HDR:setup_end], bpaddr, bp_memsz, cmd=cmd, rd_addr=rd_addr, rd_size=len(initrd), memmap=memmap
+    )
     segments = [
         PlannedSegment("kernel", kaddr, kernel_memsz, protected),
         PlannedSegment("boot_params+cmdline", bpaddr, bp_memsz, bytes(bp)),
@@ -273,4 +270,100 @@ def build(
         segments.append(PlannedSegment("initrd", rd_addr, _page_up(len(initrd)), initrd))
     code = trampoline_code(bpaddr, kaddr + ENTRY_64)
     segments.append(PlannedSegment("trampoline", tramp_addr, PAGE, code))
+    return SegmentPlan(entry=tramp_addr, segments=tuple(sorted(segments, key=lambda s: s.mem)))
+
+
+def _zero_page(
+    header: bytes, addr: int, size: int, *, cmd: bytes, rd_addr: int, rd_size: int, memmap: Sequence[MemRange]
+) -> bytes:
+    """boot_params at `addr` with `header` (the setup header from 0x1f1) and the command line right after it."""
+    bp = bytearray(size)
+    bp[BP_HDR : BP_HDR + len(header)] = header
+    bp[BP_SENTINEL] = 0
+    bp[BP_TYPE_OF_LOADER] = LOADER_TYPE
+    cmd_addr = addr + BOOT_PARAMS_SIZE
+    bp[BOOT_PARAMS_SIZE : BOOT_PARAMS_SIZE + len(cmd)] = cmd
+    struct.pack_into("<I", bp, BP_CMD_LINE_PTR, cmd_addr & 0xFFFFFFFF)
+    struct.pack_into("<I", bp, BP_EXT_CMD_LINE_PTR, cmd_addr >> 32)
+    struct.pack_into("<II", bp, BP_RAMDISK_IMAGE, rd_addr & 0xFFFFFFFF, rd_size & 0xFFFFFFFF)
+    struct.pack_into("<I", bp, BP_EXT_RAMDISK_IMAGE, rd_addr >> 32)
+    struct.pack_into("<I", bp, BP_EXT_RAMDISK_SIZE, rd_size >> 32)
+    e820 = list(memmap)[:MAX_E820]
+    bp[BP_E820_ENTRIES] = len(e820)
+    for i, r in enumerate(e820):
+        struct.pack_into("<QQI", bp, BP_E820_TABLE + 20 * i, r.start, r.size, r.type)
+    return bytes(bp)
+
+
+def elf_setup_header(cmdline_size: int = ELF_CMDLINE_SIZE) -> bytes:
+    """A setup header for a kernel that has none (an ELF vmlinux), from 0x1f1 to 0x268: what the uncompressed
+    kernel reads of it (boot.rst): boot_flag, "HdrS", protocol 2.15, LOADED_HIGH, cmdline_size."""
+    hdr = bytearray(0x268 - BP_HDR)
+
+    def put(fmt: str, offset: int, value: int | bytes) -> None:
+        struct.pack_into(fmt, hdr, offset - BP_HDR, value)
+
+    put("<H", 0x1FE, 0xAA55)
+    put("<4s", 0x202, b"HdrS")
+    put("<H", 0x206, 0x020F)
+    put("<B", 0x211, 0x01)  # loadflags: LOADED_HIGH
+    put("<I", 0x22C, 0x7FFFFFFF)  # initrd_addr_max
+    put("<I", 0x238, cmdline_size)
+    return bytes(hdr)
+
+
+def build_elf(
+    path: Path,
+    elf: ElfInfo,
+    data: bytes,
+    initrd: bytes,
+    cmdline: str,
+    *,
+    memmap: Sequence[MemRange],
+    avoid: Sequence[tuple[int, int]] = (),
+    mem_min: int = 0,
+    mem_max: int = 1 << 64,
+) -> SegmentPlan:
+    """The kexec_load segments that boot an x86_64 ELF vmlinux: each PT_LOAD at its p_paddr (an ELF kernel is not
+    relocated), a made-up setup header in the zero page, and the trampoline to e_entry (physical, startup_64)."""
+    if elf.arch.value != "x86_64" or elf.type != "ET_EXEC":
+        raise PreflightError(
+            path, f"kexec_load of an ELF kernel: x86_64 ET_EXEC only (this is {elf.machine} {elf.type})"
+        )
+    cmd = cmdline.encode() + b"\0"
+    if len(cmd) > ELF_CMDLINE_SIZE:
+        raise PreflightError(path, f"command line is {len(cmd) - 1} bytes, at most {ELF_CMDLINE_SIZE - 1} here")
+    alloc = _Allocator(memmap, avoid, mem_min, mem_max)
+    for r in memmap:
+        if r.type != E820_RAM:
+            alloc.take(r.start, r.end)
+    segments = []
+    for i, seg in enumerate(elf.segments):
+        if not seg.memsz:
+            continue
+        start = seg.paddr // PAGE * PAGE
+        memsz = _page_up(seg.paddr - start + seg.memsz)
+        if not alloc.claim(start, start + memsz):
+            raise PreflightError(
+                path,
+                f"PT_LOAD segment {i} wants {start:#x}-{start + memsz - 1:#x}, which is not free System RAM "
+                "within the limits (an ELF kernel cannot be moved)",
+            )
+        buf = bytes(seg.paddr - start) + data[seg.offset : seg.offset + seg.filesz]
+        segments.append(PlannedSegment(f"PT_LOAD {i}", start, memsz, buf))
+    bp_memsz = _page_up(BOOT_PARAMS_SIZE + len(cmd))
+    bpaddr = alloc.place(bp_memsz, PAGE, limit=min(mem_max, 1 << 32))
+    tramp_addr = alloc.place(PAGE, PAGE, limit=min(mem_max, 1 << 32))
+    rd_addr = 0
+    if initrd:
+        placed = alloc.place(_page_up(len(initrd)), PAGE, limit=min(mem_max, 0x80000000), high=True)
+        if placed is None:
+            raise PreflightError(path, f"no room for the {len(initrd)}-byte initrd in System RAM within the limits")
+        rd_addr = placed
+        segments.append(PlannedSegment("initrd", rd_addr, _page_up(len(initrd)), initrd))
+    if bpaddr is None or tramp_addr is None:
+        raise PreflightError(path, "no room below 4 GiB for boot_params and the trampoline")
+    bp = _zero_page(elf_setup_header(), bpaddr, bp_memsz, cmd=cmd, rd_addr=rd_addr, rd_size=len(initrd), memmap=memmap)
+    segments.append(PlannedSegment("boot_params+cmdline", bpaddr, bp_memsz, bp))
+    segments.append(PlannedSegment("trampoline", tramp_addr, PAGE, trampoline_code(bpaddr, elf.entry)))
     return SegmentPlan(entry=tramp_addr, segments=tuple(sorted(segments, key=lambda s: s.mem)))

@@ -20,6 +20,11 @@ import uuid
 from pathlib import Path
 
 import pytest
+from hypothesis import settings as hypothesis_settings
+
+# Property tests search the same examples on every run (and on CI), so a failure is reproducible, not luck.
+hypothesis_settings.register_profile("bootmenu", derandomize=True)
+hypothesis_settings.load_profile("bootmenu")
 
 REPO = Path(__file__).resolve().parent.parent
 CORPUS = REPO.parent / "shared" / "corpus"

@@ -4,6 +4,7 @@ listed and killed; a clean run passes."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -83,3 +84,26 @@ def test_a_clean_run_passes(tmp_path: Path) -> None:
     result = inner_run(tmp_path, "def test_nothing():\n    pass\n", "-n", "2", "--dist", "loadscope")
     assert result.returncode == 0, result.stdout + result.stderr
     assert "leftover" not in result.stdout
+
+
+def collected(*args: str) -> list[str]:
+    out = subprocess.run(
+        [sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider", *args],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=True,
+    ).stdout
+    return [line for line in out.splitlines() if "::" in line]
+
+
+def test_qemu_tests_are_scheduled_first_longest_first() -> None:
+    """Without a cache (a fresh clone, as in CI) the order comes from tests/data/durations.json."""
+    order = collected()
+    qemu = collected("-m", "qemu")
+    assert qemu, "no QEMU tests collected"
+    assert set(order[: len(qemu)]) == set(qemu)
+    hints = json.loads((REPO / "tests" / "data" / "durations.json").read_text())
+    known = [hints[t] for t in order[: len(qemu)] if t in hints and t.startswith("tests/qemu/")]
+    assert known == sorted(known, reverse=True)

@@ -522,6 +522,7 @@ def cmd_linux(it: Interpreter, args: list[str]) -> int:
     if kernel.path == "/" and not args[0].rstrip(")").endswith("/"):
         raise GrubCommandError(f"no kernel file name in {args[0]!r}")
     capture.kernel = kernel
+    capture.image = args[0]
     capture.args = list(args[1:])
     capture.initrds = []  # loading a kernel drops earlier initrds, as GRUB's loader does
     capture.devicetree = None

@@ -101,6 +101,7 @@ class BootCapture:
     """What an entry body loaded: the Linux kernel and its arguments, initrds, devicetree."""
 
     kernel: FileRef | None = None
+    image: str = ""  # the kernel argument as written (after expansion), for BOOT_IMAGE=
     args: list[str] = field(default_factory=list)
     initrds: list[FileRef] = field(default_factory=list)
     devicetree: FileRef | None = None

@@ -143,6 +143,8 @@ class _Builder:
             kernel=kernel.path,
             initrds=tuple(r.path for r in capture.initrds),
             cmdline=cmdline(capture.args),
+            # GRUB's x86, EFI and arm64 Linux loaders build "BOOT_IMAGE=" + argv (kernel path first), escaped alike.
+            loader_args=(f"BOOT_IMAGE={cmdline([capture.image])}",),
             devicetree=capture.devicetree.path if capture.devicetree else None,
             submenu=parents,
             id=item.id,

@@ -221,6 +221,34 @@ def test_serial_console_takes_the_daemons_size_and_reports_printk_trouble_on_scr
         server.close()
 
 
+def test_debug_boot_keys_add_the_debug_words_for_this_console(daemon: FakeDaemon, tmp_path: Path) -> None:
+    client = Client(tmp_path / "daemon.sock")
+    client.wait_connect(5)
+    settings = ConsoleSettings(
+        size=(80, 24), ascii=True, mono=True, tty="ttyS1", cmdline="console=ttyS1,9600 bootmenu.x=1"
+    )
+    controller = Controller(client, settings, Mode.HOST, screen=FixedSizeScreen((80, 24)))
+    pump(controller)
+    controller.feed(["right"])  # into the submenu, on its default entry (command line "ro quiet")
+    assert isinstance(daemon.request(), p.CancelAutoboot)
+    controller.feed(["d"])
+    boot = daemon.request()
+    assert isinstance(boot, p.Boot)
+    assert boot.id == "u2"
+    words = (boot.cmdline or "").split()
+    assert "quiet" not in words
+    assert words[:1] == ["ro"]
+    assert words[1:] == ["ignore_loglevel", *words[2:-1], "panic=30"]
+    assert "initcall_debug" not in words
+    controller.feed(["esc", "D"])
+    again = daemon.request()
+    assert isinstance(again, p.Boot)
+    assert (again.cmdline or "").split()[-1] == "initcall_debug"
+    # The help screen lists both keys, from the key table.
+    controller.feed(["esc", "h"])
+    assert "Debug boot with initcall_debug" in screen(controller)
+
+
 def test_a_boot_request_names_the_console_the_menu_runs_on(daemon: FakeDaemon, tmp_path: Path) -> None:
     client = Client(tmp_path / "daemon.sock")
     client.wait_connect(5)

@@ -91,6 +91,22 @@ def test_countdown_counts_down_locally_between_daemon_updates() -> None:
     assert not model.cancel_countdown()  # nothing left to tell the daemon
 
 
+def test_why_autoboot_is_held_or_falls_back_stays_on_screen_and_failed_entries_are_marked() -> None:
+    model = MenuModel()
+    model.apply(hello(p.Countdown("u2", 10.0, "The previous boot of 'Ubuntu' did not come up (watchdog reset)")))
+    assert model.countdown_text().splitlines() == [
+        "The previous boot of 'Ubuntu' did not come up (watchdog reset)",
+        "Booting 'Ubuntu, with Linux 6.8.0-31-generic' in 10s - any key stops",
+    ]
+    assert model.cancel_countdown()
+    assert model.countdown_text() == "The previous boot of 'Ubuntu' did not come up (watchdog reset)"
+    model.apply(p.CountdownUpdate(p.Countdown(reason="autoboot is held")))
+    assert model.countdown_text() == "autoboot is held"
+    failed = entry("u1", "Ubuntu", "vda2")
+    row = EntryRow(p.EntryInfo(failed.id, failed.entry, note="did not come up last time"), is_default=False)
+    assert row.text() == "Ubuntu [did not come up last time]"
+
+
 def test_status_history_boot_transcript_and_log() -> None:
     model = MenuModel()
     model.apply(hello())

@@ -16,6 +16,7 @@ import pytest
 
 from discovery.entry import BootEntry, SourceFormat
 from discovery.fs import Platform
+from discovery.grub.loader import cmdline
 from discovery.scan import scan
 from tests.conformance import grub_emu
 
@@ -65,12 +66,19 @@ def grub_rows(answer: grub_emu.Answer) -> list[Row]:
             continue  # not a Linux entry (chainloader, fwsetup, memtest): bootmenu does not list those
         device, kernel = _strip_device(item.linux[0], answer.disks, item.linux_root)
         initrds = tuple(_strip_device(p, answer.disks, item.linux_root)[1] for call in item.initrds for p in call)
-        rows.append((item.path, f"{device}:{kernel}", initrds, " ".join(item.linux[1:])))
+        # What the kernel receives: GRUB prepends BOOT_IMAGE=<its first argument> (escaped like the rest). A device
+        # in it is named as bootmenu names devices (`(sda1)/...`): GRUB's `(hd0,gpt1)` comes from firmware disk order,
+        # which a payload cannot know.
+        image = item.linux[0]
+        if image.startswith("("):
+            image = f"({device}){kernel}"
+        words = [f"BOOT_IMAGE={cmdline([image])}", cmdline(list(item.linux[1:]))]
+        rows.append((item.path, f"{device}:{kernel}", initrds, " ".join(w for w in words if w)))
     return rows
 
 
 def bootmenu_rows(entries: list[BootEntry]) -> list[Row]:
-    return [((*e.submenu, e.title), f"{e.device}:{e.kernel}", e.initrds, e.cmdline) for e in entries]
+    return [((*e.submenu, e.title), f"{e.device}:{e.kernel}", e.initrds, e.kernel_cmdline()) for e in entries]
 
 
 def answers_for(fixture: Path, cache: dict[str, list[grub_emu.Answer]]) -> list[grub_emu.Answer]:

@@ -145,3 +145,15 @@ def test_autoboot_hands_off_to_the_autoboot_console(tmp_path: Path, pty: int) ->
     assert "console=" not in run(scenario(none, payload))
     missing = now.with_cmdline("bootmenu.autoboot_console=ttyS7")
     assert "console=" not in run(scenario(missing, payload)), "a missing device: a warning, the boot goes on"
+
+
+def test_a_menu_on_dev_console_is_on_the_kernels_preferred_console(
+    pty: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    active = tmp_path / "active"
+    active.write_text("tty0 ttyS0\n")
+    monkeypatch.setattr(os, "ttyname", lambda fd: "/dev/console")
+    assert consoles.describe_fd(pty, str(active)) == "ttyS0,57600n8"
+    active.write_text("ttyS0 tty0\n")
+    assert consoles.describe_fd(pty, str(active)) == "tty0"
+    assert consoles.describe_fd(pty, str(tmp_path / "absent")) is None

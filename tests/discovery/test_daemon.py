@@ -441,8 +441,11 @@ class RecordingKexec:
         self.calls.append("load")
         raise KexecError("kexec_file_load(kernel_fd=3, initrd_fd=4, ...)", 1, "")
 
-    def execute(self, *, mounts: Sequence[str] = (), force: bool = False, dry_run: bool = False) -> None:
-        self.calls.append("execute")
+    def release(self, *, mounts: Sequence[str] = ()) -> None:
+        self.calls.append("release")
+
+    def jump(self) -> None:
+        self.calls.append("jump")
 
     def unload(self) -> None:
         self.calls.append("unload")
@@ -519,7 +522,7 @@ def test_an_unexpected_boot_error_reaches_every_client_and_the_daemon_keeps_serv
 
 
 class ExecFails(RecordingKexec):
-    """load succeeds; reboot(LINUX_REBOOT_CMD_KEXEC) comes back with an error, after execute() has unmounted."""
+    """load succeeds; reboot(LINUX_REBOOT_CMD_KEXEC) comes back with an error, after release() has unmounted."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -528,11 +531,14 @@ class ExecFails(RecordingKexec):
     def load(self, plan: Any, *, dry_run: bool = False) -> None:
         self.calls.append("load")
 
-    def execute(self, *, mounts: Sequence[str] = (), force: bool = False, dry_run: bool = False) -> None:
+    def release(self, *, mounts: Sequence[str] = ()) -> None:
+        self.calls.append("release")
+        self.mounts = list(mounts)
+
+    def jump(self) -> None:
         from kexec_core.errors import KexecError
 
-        self.calls.append("execute")
-        self.mounts = list(mounts)
+        self.calls.append("jump")
         raise KexecError("reboot(LINUX_REBOOT_CMD_KEXEC)", 22, "")
 
 
@@ -552,7 +558,7 @@ def test_a_failed_exec_remounts_the_disks_and_the_entry_boots_again(tmp_path: Pa
             assert isinstance(error, Status)
             assert "reboot(LINUX_REBOOT_CMD_KEXEC)" in error.status.message
             assert kexec.mounts == [str(tmp_path / "vda2")], "the menu's mounts were handed over for unmounting"
-            # The disk comes back (execute() may have unmounted it) with the same entry id; its EntryAdded may come
+            # The disk comes back (release() may have unmounted it) with the same entry id; its EntryAdded may come
             # before or after the error status.
             again = await client.has_seen(lambda m: m is not added and is_entry("Fedora")(m))
             assert isinstance(again, EntryAdded)
@@ -565,7 +571,7 @@ def test_a_failed_exec_remounts_the_disks_and_the_entry_boots_again(tmp_path: Pa
                 await asyncio.sleep(0.01)
             client.send(Boot(added.entry.id))
             await client.until(is_status("cannot boot", Level.ERROR))
-            assert kexec.calls.count("execute") == 2
+            assert kexec.calls.count("jump") == 2
             client.close()
 
     run(scenario())

@@ -453,8 +453,73 @@ def test_daemon_names_each_write_between_load_and_exec_and_boots_on(tmp_path: Pa
             # The host is no payload: the real node is refused, nothing opened for writing, the boot goes on.
             assert "not written (next_entry=): refusing to write a grubenv block" in line.status.message
             await client.until(td.is_status("cannot boot", Level.ERROR))  # the fake exec fails after the writes
-            assert kexec.calls[:3] == ["prepare", "load", "execute"]
+            assert kexec.calls[:4] == ["prepare", "load", "release", "jump"]
             client.close()
 
     asyncio.run(asyncio.wait_for(scenario(), 60))
     assert grubenv.parse((root / "boot/grub/grubenv").read_bytes()) == {"next_entry": "deb"}
+
+
+@pytest.mark.parametrize(
+    ("flags", "why"),
+    [
+        (0x200, "stored inline in the inode"),
+        (0x8, "stored encoded (compressed)"),
+        (0x2, "its location is unknown"),
+        (0x80, "it is encrypted"),
+        (0x800, "unwritten"),
+        (0x2000, "shared with another file"),
+    ],
+)
+def test_extents_that_are_not_the_files_bytes_are_refused(
+    monkeypatch: pytest.MonkeyPatch, flags: int, why: str
+) -> None:
+    # The fake sits at the syscall boundary: FS_IOC_FIEMAP's answer, as btrfs (inline, compressed) or ext4
+    # (inline_data) gives it.
+    def fake_ioctl(fd: int, request: int, arg: bytearray, path: str, name: str) -> None:
+        assert request == blockmap.FS_IOC_FIEMAP
+        header = blockmap._FIEMAP_HEADER
+        header.pack_into(arg, 0, 0, 1024, 1, 1, blockmap.MAX_EXTENTS, 0)
+        blockmap._FIEMAP_EXTENT.pack_into(arg, header.size, 0, 8192, 4096, 0, 0, flags | 0x1, 0, 0, 0)
+
+    monkeypatch.setattr(blockmap, "_ioctl", fake_ioctl)
+    with pytest.raises(blockmap.BlockMapError, match=re.escape(why)):
+        blockmap.fiemap(-1, 1024, "grubenv")
+
+
+def test_fiemap_answer_is_trimmed_to_the_file(monkeypatch: pytest.MonkeyPatch) -> None:
+    def fake_ioctl(fd: int, request: int, arg: bytearray, path: str, name: str) -> None:
+        header = blockmap._FIEMAP_HEADER
+        header.pack_into(arg, 0, 0, 1024, 1, 1, blockmap.MAX_EXTENTS, 0)
+        blockmap._FIEMAP_EXTENT.pack_into(arg, header.size, 0, 8192, 4096, 0, 0, 0x1, 0, 0, 0)
+
+    monkeypatch.setattr(blockmap, "_ioctl", fake_ioctl)
+    assert blockmap.fiemap(-1, 1024, "grubenv").extents == (blockmap.Extent(0, 8192, 1024),)
+
+
+def test_checksummed_filesystems_are_refused(tmp_path: Path) -> None:
+    fs = Filesystem(root=tmp_path, name="sda2", fstype="btrfs")
+    (tmp_path / "grubenv").write_bytes(grubenv.render({}))
+    reports = loaderwrites.write_grubenv(
+        (EnvSave("sda2", "/grubenv", "recordfail", "1"),), {"sda2": loaderwrites.Target("/dev/sda2", fs)}
+    )
+    assert reports == [
+        (
+            Level.WARNING,
+            "grubenv sda2:/grubenv not written (recordfail=1): btrfs checksums its data blocks: "
+            "one changed in place would fail its checksum",
+        )
+    ]
+
+
+def test_fedora_blscfg_entries_carry_the_boot_success_saves(tmp_path: Path) -> None:
+    cfg = FEDORA_CFG.replace("menuentry 'Fedora' { linux /vmlinuz }\n", "blscfg\n")
+    files: dict[str, str | bytes] = {
+        "/boot/grub2/grub.cfg": cfg,
+        "/boot/grub2/grubenv": env_block(boot_success="0", boot_indeterminate="1"),
+        "/boot/loader/entries/f41.conf": "title Fedora 41\nversion 6.11\nlinux /vmlinuz\n",
+    }
+    files.update(kernel_files("/boot/vmlinuz"))
+    result = run(make_fs(tmp_path, files))
+    assert [e.title for e in result.entries] == ["Fedora 41"]
+    assert saves_of(result.entries[0]) == [("boot_success", "0"), ("boot_indeterminate", "2")]

@@ -67,6 +67,8 @@ def test_every_documented_parameter_is_known_and_sets_no_warning() -> None:
         "bootmenu.order=label:root,type:usb", "bootmenu.console=80x24", "bootmenu.console_handoff=0",
         "bootmenu.autoboot_console=ttyS0", "bootmenu.autoboot_console=ttyS1,9600n8", "bootmenu.autoboot_console=none",
         "bootmenu.network=0", "bootmenu.network=yes",
+        "bootmenu.quiesce=unbind", "bootmenu.quiesce=off", "bootmenu.watchdog=30", "bootmenu.watchdog=off",
+        "bootmenu.state=LABEL=BMSTATE", "bootmenu.state=UUID=ABCD-1234",
     }  # fmt: skip
     for param in (p for p in PARAMS if p.cmdline):
         assert any(w.partition("=")[0] == param.parameter for w in words), f"{param.parameter} is not tried here"
@@ -169,3 +171,20 @@ def test_init_knows_the_parameters_for_init() -> None:
     for param in PARAMS:
         if Consumer.INIT in param.consumers:
             assert f"{param.parameter}=1" in init, param.parameter
+
+
+def test_recovery_settings_from_file_and_kernel_parameters(tmp_path: Path) -> None:
+    from discovery.quiesce import Quiesce
+
+    path = tmp_path / "settings.toml"
+    path.write_text('quiesce = "off"\nwatchdog = 45\nstate = "LABEL=BMSTATE"\n')
+    s = Settings.load(path, cmdline="")
+    assert (s.quiesce, s.watchdog, str(s.state)) == (Quiesce.OFF, 45, "LABEL=BMSTATE")
+    assert (Settings().quiesce, Settings().watchdog, Settings().state) == (Quiesce.UNBIND, None, None)
+    s = Settings().with_cmdline("bootmenu.watchdog=30 bootmenu.state=UUID=ABCD-1234 bootmenu.quiesce=unbind")
+    assert (s.watchdog, str(s.state)) == (30, "UUID=ABCD-1234")
+    assert Settings(watchdog=30).with_cmdline("bootmenu.watchdog=off").watchdog is None
+    for bad in ("bootmenu.watchdog=0.5", "bootmenu.watchdog=99999", "bootmenu.quiesce=maybe", "bootmenu.state=sda1"):
+        (warning,) = Settings(watchdog=30).with_cmdline(bad).warnings
+        assert bad in warning
+        assert Settings(watchdog=30).with_cmdline(bad).watchdog == 30  # the value keeps what it had

@@ -192,7 +192,7 @@ def test_load_calls_kexec_load_with_the_segments(
 
 
 def test_kexec_load_refused_for_what_it_cannot_build(tmp_path: Path, meminfo: Path) -> None:
-    with pytest.raises(PreflightError, match="x86_64 bzImages only so far"):
+    with pytest.raises(PreflightError, match="x86_64 bzImages and ELF kernels only so far"):
         boot.prepare(
             write(tmp_path / "Image", arm64_image()),
             [],
@@ -242,3 +242,69 @@ def test_cli_inspect_shows_the_segments(capsys: pytest.CaptureFixture[str], kern
     assert "kexec_load (-c, no initrd, empty command line):" in out
     assert re.search(r"^\s+kernel: 0x[0-9a-f]+-0x[0-9a-f]+ \(\d+ bytes", out, re.M)
     assert re.search(r"^\s+entry 0x[0-9a-f]+ \(trampoline\)", out, re.M)
+
+
+def test_enosys_from_kexec_file_load_falls_back_to_kexec_load(
+    kernel_image: Path, meminfo: Path, fake_backend: FakeBackend, caplog: pytest.LogCaptureFixture
+) -> None:
+    if Arch.running() is not Arch.X86_64 or not x86_64.MEMMAP.is_dir():
+        pytest.skip("the fallback builds segments for this machine's memory map")
+    import errno
+
+    fake_backend.fail["kexec_file_load"] = errno.ENOSYS
+    plan = boot.prepare(kernel_image, [], "quiet", machine=Arch.X86_64, meminfo=meminfo)
+    boot.load(plan, force=True)
+    assert fake_backend.names() == ["kexec_file_load", "kexec_load"]
+    assert "loading with kexec_load instead" in caplog.text
+
+
+@pytest.mark.parametrize("code", ["EPERM", "EKEYREJECTED", "EBADMSG"])
+def test_signature_and_lockdown_refusals_are_not_dodged(
+    kernel_image: Path, meminfo: Path, fake_backend: FakeBackend, code: str
+) -> None:
+    import errno
+
+    from kexec_core.errors import KexecError
+
+    fake_backend.fail["kexec_file_load"] = getattr(errno, code)
+    plan = boot.prepare(kernel_image, [], "", machine=Arch.X86_64, meminfo=meminfo)
+    with pytest.raises(KexecError, match=code):
+        boot.load(plan, force=True)
+    assert fake_backend.names() == ["kexec_file_load"]
+
+
+def test_elf_vmlinux_segments_at_their_physical_addresses(
+    debian_vmlinux: Path, tmp_path: Path, meminfo: Path, fake_backend: FakeBackend
+) -> None:
+    """The ELF inside the Debian bzImage: kexec_load is chosen by itself, each PT_LOAD lands at its p_paddr."""
+    rd = write(tmp_path / "initrd.img", newc("init", b"x"))
+    memory = boot.MemoryLayout(memmap=QEMU_MEMMAP, avoid=())
+    plan = boot.prepare(debian_vmlinux, [rd], CMDLINE, machine=Arch.X86_64, meminfo=meminfo, memory=memory)
+    assert plan.method is boot.LoadMethod.KEXEC_LOAD
+    assert plan.segments is not None
+    assert plan.kernel.elf is not None
+    data = debian_vmlinux.read_bytes()
+    segs = by_name(plan.segments)
+    for i, load in enumerate(plan.kernel.elf.segments):
+        seg = segs[f"PT_LOAD {i}"]
+        assert seg.mem == load.paddr // 4096 * 4096
+        pad = load.paddr - seg.mem
+        assert seg.buf[pad:] == data[load.offset : load.offset + load.filesz]
+        assert seg.mem + seg.memsz >= load.paddr + load.memsz
+    bp_seg = segs["boot_params+cmdline"]
+    bp = bp_seg.buf
+    assert bp[0x202:0x206] == b"HdrS"
+    assert struct.unpack_from("<H", bp, 0x1FE)[0] == 0xAA55
+    assert struct.unpack_from("<I", bp, 0x218)[0] == segs["initrd"].mem
+    (cmd_ptr,) = struct.unpack_from("<I", bp, 0x228)
+    assert bp[cmd_ptr - bp_seg.mem :].startswith(CMDLINE.encode() + b"\0")
+    assert segs["trampoline"].buf == x86_64.trampoline_code(bp_seg.mem, plan.kernel.elf.entry)
+    with pytest.raises(PreflightError, match=r"PT_LOAD segment 0 wants .* not free System RAM"):
+        boot.prepare(
+            debian_vmlinux,
+            [],
+            "",
+            machine=Arch.X86_64,
+            meminfo=meminfo,
+            memory=boot.MemoryLayout(memmap=QEMU_MEMMAP, avoid=((0x1000000, 0x1001000),)),
+        )

@@ -46,3 +46,30 @@ def test_gzip_compressed_kernel_boots(kernel: Path, payload: Path, tmp_path: Pat
         assert "e2e=gzip-kernel" in cmdline.split()
     finally:
         vm.close()
+
+
+def test_forced_kexec_load_boots_the_second_kernel(kernel: Path, payload: Path, tmp_path: Path) -> None:
+    """`bootmenu kexec load -c` from the payload's shell: the segments built in user space boot the Debian kernel."""
+    root = tmp_path / "k"
+    (root / "boot").mkdir(parents=True)
+    (root / ".bootmenu-fs").write_text("label=e2e-kl\nfstype=ext4\n")
+    files = {"boot/vmlinuz": kernel, "boot/second.img": second_initrd(tmp_path)}
+    disk = disks.disk_from_directory(root, tmp_path / "k.img", files)
+    config = VmConfig(kernel=kernel, initrd=payload, append=f"{BASE_APPEND} bootmenu.shell=1", disks=(Disk(disk),))
+    vm = SerialVm(config, timeout=VM_TIMEOUT, transcript=tmp_path / "console.log")
+    try:
+        vm.expect(b"rescue shell", timeout=MENU_TIMEOUT)
+        vm.child.sendline(
+            "mkdir -p /mnt/k && mount -o ro /dev/vda1 /mnt/k && "
+            "bootmenu kexec load -c /mnt/k/boot/vmlinuz --initrd /mnt/k/boot/second.img "
+            f"--append '{COMMON} e2e=kexec-load' && echo LOAD-''DONE && bootmenu kexec exec"
+        )
+        vm.expect(b"LOAD-DONE", timeout=120)
+        plan = vm.child.before.decode("utf-8", "replace")
+        print(f"\nthe plan the payload printed:\n{plan}")
+        assert "kexec_load(entry=" in plan
+        cmdline = second_kernel_cmdline(vm, timeout=120)
+        print(f"kexec_load reached the second kernel {vm.elapsed():.1f} s after QEMU started")
+        assert "e2e=kexec-load" in cmdline.split()
+    finally:
+        vm.close()

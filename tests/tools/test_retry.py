@@ -126,7 +126,9 @@ def test_fetch_kernel_waits_for_an_unreachable_mirror(tmp_path: Path) -> None:
     )
     cache = tmp_path / "cache"
     result = subprocess.run(
-        [str(REPO / "tools" / "fetch-kernel"), str(cache)],
+        # Run as the Makefile runs it: a relative path from the repository (it changes directory into the cache).
+        ["tools/fetch-kernel", str(cache)],
+        cwd=REPO,
         capture_output=True,
         text=True,
         env=env,
