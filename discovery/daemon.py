@@ -256,6 +256,8 @@ class Daemon:
         self._reason = ""
         self._rescan: asyncio.Future[None] | None = None
         self._rescan_again = False
+        # Network interfaces' DHCP leases (discovery.netboot), by interface name.
+        self.net_leases: dict[str, Any] = {}
 
     # --- lifecycle ---
 
@@ -273,6 +275,10 @@ class Daemon:
             self._loop.add_reader(self.source.fileno(), self._on_source)
         if timeline.enabled():  # once the devices present at start are read, the menus list all their entries
             self.background(self._stamp_settled(tuple(self._tasks)))
+        if self.source is not None and not self.dry_run:
+            from discovery import netboot
+
+            self.background(netboot.start(self))
         self._tick = asyncio.create_task(self._countdown_loop())
 
     async def _stamp_settled(self, jobs: tuple[asyncio.Future[Any], ...]) -> None:
@@ -817,7 +823,7 @@ class Daemon:
         self.say(Level.INFO, "rescanning devices")
         loads = []
         for record in list(self.records.values()):
-            if record.fs is not None:
+            if record.fs is not None and record.info.kind != "network":  # (DHCP is not re-run yet)
                 fs = record.fs
                 loads.append(self._spawn(record, functools.partial(self._reload_job, fs, record)))
         if self.source is not None:
@@ -929,6 +935,13 @@ class Daemon:
         title = " > ".join((*entry.submenu, entry.title))
         machine = self.machine
         api = self.boot_api()
+        # 0. a network entry's files are fetched over TFTP into its tmpfs directory first (discovery.netboot)
+        net = self.records.get(entry.device)
+        if net is not None and net.info.kind == "network" and net.fs is not None:
+            from discovery import netboot
+
+            if not await netboot.fetch(self, net.info.name, net.fs, entry, title):
+                return False
         # 1. resolve the entry's files on their read-only mount
         resolved = self._resolve(entry, title)
         if resolved is None:

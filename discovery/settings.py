@@ -220,8 +220,8 @@ PARAMS: tuple[Param, ...] = (
     ),
     Param(
         "order", "boot_order", _order, (Consumer.DAEMON,), "`uuid:X`, `label:X`, `type:X` items",
-        "devices first in this order, whose default autoboots (`type`: disk, usb, cdrom, nvme, mmc, directory); "
-        "a comma-separated list on the command line, a list of strings in the file",
+        "devices first in this order, whose default autoboots (`type`: disk, usb, cdrom, nvme, mmc, directory, "
+        "network); a comma-separated list on the command line, a list of strings in the file",
     ),
     Param(
         "console", "console", _console_size, (Consumer.DAEMON, Consumer.UI), "`COLSxROWS`",
@@ -235,6 +235,11 @@ PARAMS: tuple[Param, ...] = (
         "autoboot_console", "autoboot_console", _tty, (Consumer.DAEMON,), "tty, `tty,OPTIONS`, `none`",
         "the console autoboot hands off to: its line settings are read from the device (default: the payload's own "
         "last `console=`; `none`: no hand-off on autoboot)",
+    ),
+    Param(
+        "network", "network", _bool("network"), (Consumer.DAEMON,), "yes/no",
+        "DHCP on every Ethernet interface and pxelinux configs from its TFTP server (default yes); `no` never "
+        "touches a network interface",
     ),
     Param(
         "debug", "debug", _bool("debug"), (Consumer.DAEMON, Consumer.INIT), "yes/no",
@@ -322,6 +327,7 @@ class Settings:
     boot_order: tuple[OrderRule, ...] = ()
     console: tuple[int, int] | None = None
     console_handoff: bool = True
+    network: bool = True
     autoboot_console: str = ""
     debug: bool = False
     quiesce: Quiesce = Quiesce.UNBIND
@@ -357,6 +363,7 @@ class Settings:
             "boot_order": [str(r) for r in self.boot_order],
             "console": f"{self.console[0]}x{self.console[1]}" if self.console else None,
             "console_handoff": self.console_handoff,
+            "network": self.network,
             "autoboot_console": self.autoboot_console,
             "debug": self.debug,
             "quiesce": str(self.quiesce),

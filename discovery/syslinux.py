@@ -739,10 +739,12 @@ def _timeout(state: _Parse) -> float | None:
     return tenths / 10 if tenths else None  # 0: wait for the user
 
 
-def load_config(fs: Filesystem, path: str, budget: Budget | None = None) -> LoadResult:
+def load_config(fs: Filesystem, path: str, budget: Budget | None = None, *, workdir: str | None = None) -> LoadResult:
     """The menu of one syslinux-family config file on `fs` (`path` absolute within it), CONFIG labels followed;
-    all of it charged to `budget` (default: CONFIG_STEPS steps, no deadline)."""
-    state = _Parse(fs=fs, workdir=str(PurePosixPath(path).parent), budget=budget or Budget(CONFIG_STEPS))
+    all of it charged to `budget` (default: CONFIG_STEPS steps, no deadline). Relative paths start at `workdir`,
+    by default the config's directory (pxelinux: the path prefix, the root of a network `fs`)."""
+    where = workdir if workdir is not None else str(PurePosixPath(path).parent)
+    state = _Parse(fs=fs, workdir=where, budget=budget or Budget(CONFIG_STEPS))
     result, _ = _load(state, path)
     return result
 

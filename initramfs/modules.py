@@ -34,6 +34,12 @@ DEFAULT_MODULES = (
     "virtio_blk",
     "virtio_scsi",
     "virtio_console",
+    # network boot: the NICs of QEMU and common servers
+    "virtio_net",
+    "e1000",
+    "e1000e",
+    "igb",
+    "ixgbe",
     # SATA / PATA / SCSI disks and CD-ROMs
     "ahci",
     "ata_piix",

@@ -66,6 +66,7 @@ def test_every_documented_parameter_is_known_and_sets_no_warning() -> None:
         "bootmenu.debug=0", "bootmenu.timeout=5", "bootmenu.timeout=off", "bootmenu.timeout=config",
         "bootmenu.order=label:root,type:usb", "bootmenu.console=80x24", "bootmenu.console_handoff=0",
         "bootmenu.autoboot_console=ttyS0", "bootmenu.autoboot_console=ttyS1,9600n8", "bootmenu.autoboot_console=none",
+        "bootmenu.network=0", "bootmenu.network=yes",
         "bootmenu.quiesce=unbind", "bootmenu.quiesce=off", "bootmenu.watchdog=30", "bootmenu.watchdog=off",
         "bootmenu.state=LABEL=BMSTATE", "bootmenu.state=UUID=ABCD-1234",
         "bootmenu.timeline",

@@ -40,7 +40,8 @@ menuentry '{HANDOFF_TITLE}' {{
 DOCUMENTED = (
     "bootmenu.shell=1 bootmenu.ascii bootmenu.mono=1 bootmenu.debug bootmenu.timeout=off "
     "bootmenu.order=label:e2e-handoff,type:disk bootmenu.console=80x24 bootmenu.console_handoff=yes "
-    "bootmenu.autoboot_console=ttyS0 bootmenu.quiesce=unbind bootmenu.watchdog=off bootmenu.state=LABEL=e2e-handoff"
+    "bootmenu.autoboot_console=ttyS0 bootmenu.quiesce=unbind bootmenu.watchdog=off bootmenu.state=LABEL=e2e-handoff "
+    "bootmenu.network=0 bootmenu.timeline=1"
 )
 BAD = "bootmenu.colour=red bootmenu.timeout=soon bootmenu.console=wide bootmenu.shell=maybe bootmenu.timeout=off"
 

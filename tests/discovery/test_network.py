@@ -1,0 +1,102 @@
+"""discovery.network on the host: the pxelinux lookup order, the lease udhcpc's script records, and a daemon that
+never touches an interface outside the payload or with `network = false`."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from discovery import netboot
+from discovery.daemon import Daemon
+from discovery.network import Lease, config_candidates, ethernet_interfaces
+from discovery.settings import Settings
+
+# What tests/data-free udhcpc writes for QEMU's user network (slirp fills siaddr, not option 66).
+SLIRP_LEASE = """\
+interface=eth0
+ip=10.0.2.15
+mask=24
+router=10.0.2.2
+dns=10.0.2.3
+serverid=10.0.2.2
+siaddr=10.0.2.2
+boot_file=pxelinux.0
+tftp=
+bootfile=
+opt209=
+opt210=
+"""
+
+
+def test_lookup_order_is_mac_then_hex_address_narrowed_then_default() -> None:
+    # The example of the syslinux wiki's PXELINUX page: 88:99:AA:BB:CC:DD at 192.168.2.91 (C0A8025B).
+    assert config_candidates("88:99:AA:BB:CC:DD", "192.168.2.91") == [
+        "pxelinux.cfg/01-88-99-aa-bb-cc-dd",
+        "pxelinux.cfg/C0A8025B",
+        "pxelinux.cfg/C0A8025",
+        "pxelinux.cfg/C0A802",
+        "pxelinux.cfg/C0A80",
+        "pxelinux.cfg/C0A8",
+        "pxelinux.cfg/C0A",
+        "pxelinux.cfg/C0",
+        "pxelinux.cfg/C",
+        "pxelinux.cfg/default",
+    ]
+
+
+def test_a_malformed_address_still_tries_mac_and_default() -> None:
+    assert config_candidates("52:54:00:12:34:56", "10.0.2") == [
+        "pxelinux.cfg/01-52-54-00-12-34-56",
+        "pxelinux.cfg/default",
+    ]
+
+
+def test_slirp_lease_names_siaddr_as_the_tftp_server_and_the_root_as_prefix() -> None:
+    lease = Lease.parse(SLIRP_LEASE, "52:54:00:12:34:56")
+    assert (lease.interface, lease.address, lease.router, lease.dns) == ("eth0", "10.0.2.15", "10.0.2.2", ("10.0.2.3",))
+    assert lease.tftp_server == "10.0.2.2"
+    assert lease.path_prefix == ""
+    assert lease.describe() == "10.0.2.15 from 10.0.2.2"
+    assert lease.url(lease.path_prefix + "vmlinuz") == "tftp://10.0.2.2/vmlinuz"
+
+
+def test_options_66_209_210_win_and_unnamed_ones_are_decoded_from_hex() -> None:
+    text = SLIRP_LEASE.replace("tftp=", "tftp=192.0.2.7").replace("bootfile=", "bootfile=boot/x86/pxelinux.0")
+    lease = Lease.parse(text)
+    assert lease.tftp_server == "192.0.2.7"
+    assert lease.path_prefix == "boot/x86/", "without option 210 the prefix is the bootfile's directory"
+    lease = Lease.parse(
+        text.replace("opt210=", "opt210=" + b"/fleet/".hex()).replace("opt209=", "opt209=" + b"x.cfg".hex())
+    )
+    assert (lease.prefix, lease.path_prefix, lease.config_file) == ("/fleet/", "fleet/", "x.cfg")
+
+
+def test_ethernet_interfaces_are_driver_backed_type_1(tmp_path: Path) -> None:
+    net = tmp_path / "class" / "net"
+    for name, kind, device in (("eth0", "1", True), ("lo", "772", False), ("br0", "1", False), ("enp1s0", "1", True)):
+        (net / name).mkdir(parents=True)
+        (net / name / "type").write_text(kind + "\n")
+        if device:
+            (net / name / "device").mkdir()
+    assert ethernet_interfaces(tmp_path) == ["enp1s0", "eth0"]
+
+
+def _daemon(network: bool, sys_root: Path) -> Daemon:
+    return Daemon(settings=Settings(network=network), mounts=None, sys_root=sys_root)
+
+
+def test_no_interface_is_touched_with_network_false_or_outside_the_payload(tmp_path: Path) -> None:
+    sys_root = tmp_path / "sys"
+    (sys_root / "class" / "net" / "eth0" / "device").mkdir(parents=True)
+    (sys_root / "class" / "net" / "eth0" / "type").write_text("1\n")
+    marker = tmp_path / "bootmenu-payload"
+    marker.write_text("")
+
+    async def records(network: bool, marker: Path) -> list[str]:
+        daemon = _daemon(network, sys_root)
+        await netboot.start(daemon, tmp_path / "run", marker)
+        return list(daemon.records)
+
+    assert asyncio.run(records(False, marker)) == []
+    assert asyncio.run(records(True, tmp_path / "absent")) == []
+    assert not (tmp_path / "run").exists()

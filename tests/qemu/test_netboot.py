@@ -1,0 +1,117 @@
+"""End-to-end network boot (issue 14, first slice): QEMU's user network with `restrict=on` and its built-in DHCP
+and TFTP servers only, no other traffic. The TFTP tree is a pxelinux tree: a decoy `pxelinux.cfg/default` and the
+real config under the client address in hex, narrowed (`0A00020` for 10.0.2.15), which the lookup reaches first.
+
+First VM: the menu shows the network device with its lease and the entries next to a disk's; an entry whose kernel
+is not on the server says which URL failed and the menu stays; the good entry's kernel and initrd are fetched over
+TFTP and the second kernel's /proc/cmdline holds the entry's APPEND words. Second VM, `bootmenu.network=0`: no
+network device in the menu, the interface never brought up, no lease recorded.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from initramfs.guests import SECOND_STAGE_MARKER
+from initramfs.qemu import Disk, VmConfig
+from tests.qemu.e2e_support import BASE_APPEND, VM_TIMEOUT, E2eDisks
+from tests.qemu.qemu_console import SerialVm
+from tests.qemu.test_e2e import NO_AUTOBOOT, guest_logs, second_kernel_cmdline, select, wait_menu
+
+pytestmark = [pytest.mark.qemu, pytest.mark.timeout(480)]
+
+GOOD = "E2E network kernel"
+MISSING = "E2E network missing kernel"
+APPEND = f"{BASE_APPEND} e2e=netboot e2e.from=tftp"
+CONFIG = f"""\
+UI menu.c32
+TIMEOUT 0
+MENU TITLE E2E pxelinux
+LABEL good
+    MENU LABEL {GOOD}
+    KERNEL vmlinuz
+    INITRD second.img
+    APPEND {APPEND}
+LABEL missing
+    MENU LABEL {MISSING}
+    KERNEL images/absent-vmlinuz
+    APPEND {BASE_APPEND} e2e=missing
+"""
+DECOY = "DEFAULT decoy\nLABEL decoy\n    MENU LABEL E2E decoy default\n    KERNEL vmlinuz\n"
+
+
+@pytest.fixture
+def tftp_root(tmp_path: Path, kernel: Path, test_disks: E2eDisks) -> Path:
+    root = tmp_path / "tftp"
+    (root / "pxelinux.cfg").mkdir(parents=True)
+    (root / "pxelinux.cfg" / "0A00020").write_text(CONFIG)
+    (root / "pxelinux.cfg" / "default").write_text(DECOY)
+    (root / "pxelinux.0").write_bytes(b"not used: the payload reads the config itself\n")
+    (root / "vmlinuz").write_bytes(kernel.read_bytes())
+    second = test_disks.grub.parent / "second.img"
+    (root / "second.img").write_bytes(second.read_bytes())
+    return root
+
+
+def _vm(kernel: Path, payload: Path, disks: E2eDisks, tftp_root: Path, tmp_path: Path, *, append: str) -> SerialVm:
+    netdev = f"user,id=net0,restrict=on,tftp={tftp_root},bootfile=pxelinux.0"
+    config = VmConfig(
+        kernel=kernel,
+        initrd=payload,
+        append=f"{BASE_APPEND} {NO_AUTOBOOT} {append}".strip(),
+        disks=(Disk(disks.grub),),
+        extra=("-netdev", netdev, "-device", "virtio-net-pci,netdev=net0,mac=52:54:00:12:34:56"),
+    )
+    return SerialVm(config, timeout=VM_TIMEOUT, transcript=tmp_path / "console.log")
+
+
+def test_pxelinux_entry_over_tftp_boots_with_its_append_line(
+    kernel: Path, payload: Path, test_disks: E2eDisks, tftp_root: Path, tmp_path: Path
+) -> None:
+    vm = _vm(kernel, payload, test_disks, tftp_root, tmp_path, append="")
+    try:
+        took = wait_menu(vm, "E2E GRUB default", GOOD, MISSING)
+        print(f"\nnetwork entries in the menu {took:.1f} s after QEMU started")
+        screen = vm.wait_screen("[Network: eth0 10.0.2.15 from 10.0.2.2]", timeout=30)
+        assert "E2E decoy default" not in screen, "the hex-address config comes before pxelinux.cfg/default"
+
+        select(vm, MISSING)
+        vm.send("enter")
+        screen = vm.wait_screen("tftp://10.0.2.2/images/absent-vmlinuz", timeout=60)
+        assert SECOND_STAGE_MARKER not in vm.transcript.decode("utf-8", "replace")
+        vm.send("esc")
+        vm.settle()
+        vm.wait_screen(GOOD, timeout=30)
+
+        select(vm, GOOD)
+        vm.send("enter")
+        words = second_kernel_cmdline(vm, timeout=180).split()
+        for word in APPEND.split():
+            assert word in words, (word, words)
+        assert "e2e=missing" not in words
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}\nguest logs:\n{guest_logs(vm)}") from None
+    finally:
+        vm.close()
+
+
+def test_network_off_never_touches_the_interface(
+    kernel: Path, payload: Path, test_disks: E2eDisks, tftp_root: Path, tmp_path: Path
+) -> None:
+    vm = _vm(kernel, payload, test_disks, tftp_root, tmp_path, append="bootmenu.network=0")
+    try:
+        wait_menu(vm, "E2E GRUB default")
+        vm.settle()
+        assert "Network:" not in vm.text()
+        assert GOOD not in vm.text()
+        vm.send("esc", "esc", "x")  # the rescue shell
+        vm.settle(2.0)
+        vm.child.sendline("echo NETCHECK flags=$(cat /sys/class/net/eth0/flags) leases=$(ls /run/bootmenu/net | wc -l)")
+        match = vm.expect(r"NETCHECK flags=(0x[0-9a-f]+) leases=(\d+)", timeout=30)
+        flags, leases = int(match[1], 16), int(match[2])
+        assert flags & 1 == 0, f"eth0 was brought up (IFF_UP in {flags:#x})"
+        assert leases == 0
+    finally:
+        vm.close()
