@@ -32,6 +32,9 @@ def test_default_sample_entry_kexecs_the_real_kernel(payload: Path) -> None:
         # What the kernel receives: the boot loader's own words (GRUB's BOOT_IMAGE=) around the entry's cmdline.
         entry = defaults[0]
         received = [*entry.get("loader_args", []), *entry["cmdline"].split(), *entry.get("loader_tail", [])]
+        if not any(word.startswith("console=") for word in received):
+            # The console hand-off: autoboot adds the payload's own console (bootmenu qemu's serial line).
+            received.append("console=ttyS0,115200")
         assert read_second_stage_cmdline(child, timeout=200).split() == received
         # The second kernel powers off; QEMU ends and so does the command, successfully.
         child.expect(pexpect.EOF, timeout=60)

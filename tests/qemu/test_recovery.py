@@ -21,12 +21,11 @@ from initramfs import disks, guests
 from initramfs.guests import (
     SECOND_STAGE_DISKS_MARKER,
     SECOND_STAGE_HANG_MARKER,
-    SECOND_STAGE_MARKER,
     SECOND_STAGE_PANIC_MARKER,
 )
 from initramfs.qemu import Disk, VmConfig, modules_in
 from tests.qemu.e2e_support import BASE_APPEND, COMMON, KERNEL_CACHE
-from tests.qemu.qemu_console import SerialVm
+from tests.qemu.qemu_console import SerialVm, read_second_stage_cmdline
 
 pytestmark = [pytest.mark.qemu, pytest.mark.timeout(1500)]
 
@@ -98,10 +97,13 @@ def test_hanging_kernel_comes_back_to_the_menu_and_the_fallback_entry_boots(
         assert any("did not come up last time" in row for row in rows), screen
         vm.wait_screen("Booting 'E2E fallback' in", timeout=60)
         # After the normal countdown the fallback entry boots; its kernel reads the disk whose driver was unbound.
-        found = expect(vm, SECOND_STAGE_DISKS_MARKER.encode() + rb"([^\r\n]*)", "disks in the fallback kernel", 240)
+        # Up to the line's end: pexpect would otherwise match the part of the line that has arrived so far.
+        found = expect(
+            vm, SECOND_STAGE_DISKS_MARKER.encode() + rb"([^\r\n]*)\r?\n", "disks in the fallback kernel", 240
+        )
         disks_seen = dict(item.split(":") for item in found.group(1).decode().split())
         assert disks_seen.get("vda") == str(16 * 65536), disks_seen
-        cmdline = expect(vm, SECOND_STAGE_MARKER.encode() + rb"([^\r\n]*)", "fallback kernel", 60).group(1).decode()
+        cmdline = read_second_stage_cmdline(vm.child, timeout=60)
         assert "e2e=fallback" in cmdline.split()
         transcript = vm.transcript.decode("utf-8", "replace")
         assert transcript.count("bootmenu: jump: entry 'E2E fallback'") == 1
