@@ -21,6 +21,7 @@ from __future__ import annotations
 import ast
 import importlib.metadata
 import importlib.util
+import json
 import marshal
 import modulefinder
 import re
@@ -30,6 +31,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
+
+from initramfs.run import RunError, run
 
 # Our top-level packages shipped into the payload.
 OUR_PACKAGES = ("bootmenu", "discovery", "kexec_core", "initramfs")
@@ -180,14 +183,38 @@ class PythonRuntime:
         binary.write_bytes(self.interpreter.read_bytes())
         binary.chmod(0o755)
         (root / "usr/bin/python3").symlink_to(f"python{self.version}")
+        jobs = []
         for f in self.files:
             dest = root / f.dest
             dest.parent.mkdir(parents=True, exist_ok=True)
             if f.compile:
-                dest.write_bytes(compile_pyc(f.source, "/" + f.dest.removesuffix("c"), strip_docstrings=f.strip_docs))
+                jobs.append((str(f.source), "/" + f.dest.removesuffix("c"), f.strip_docs, str(dest)))
             else:
                 dest.write_bytes(f.source.read_bytes())
                 dest.chmod(0o755 if f.source.suffix == ".so" else 0o644)
+        compile_all(jobs)
+
+
+# marshal marks an object for back-references when its reference count is above one, and an interned string's count
+# depends on everything else the process holds, so the same source marshals differently in a test process than in a
+# build process. Compiling every file in one fresh child interpreter, in a fixed order, makes the bytes reproducible.
+_COMPILER = """
+import json, sys
+sys.path.insert(0, sys.argv[1])
+from pathlib import Path
+from initramfs.python_runtime import compile_pyc
+for source, dfile, strip, dest in json.load(sys.stdin):
+    Path(dest).write_bytes(compile_pyc(Path(source), dfile, strip_docstrings=strip))
+"""
+
+
+def compile_all(jobs: list[tuple[str, str, bool, str]]) -> None:
+    """Writes each job's .pyc (source, path tracebacks show, strip docstrings, destination) from a fresh child."""
+    repo = str(Path(__file__).resolve().parents[1])
+    try:
+        run([sys.executable, "-I", "-S", "-c", _COMPILER, repo], input=json.dumps(jobs).encode(), capture=True)
+    except RunError as exc:
+        raise PythonRuntimeError(f"compiling the payload's bytecode failed: {exc}") from None
 
 
 class _DropDocstrings(ast.NodeTransformer):

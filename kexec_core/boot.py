@@ -439,7 +439,7 @@ def release(*, mounts: Sequence[str] = (), force: bool = False) -> None:
     guard.require_boot_environment("unmount for the jump", force=force)
     syscalls.sync()
     for mount in reversed(mounts):  # innermost last-mounted first
-        _unmount(mount)
+        unmount_lazily(mount)
 
 
 def jump(*, force: bool = False) -> None:
@@ -456,8 +456,9 @@ def _require_loaded() -> None:
         raise ExecRefused("no kernel is loaded for kexec (/sys/kernel/kexec_loaded is 0): load one first")
 
 
-def _unmount(mount: str) -> None:
-    """Unmount, lazily if busy; a failure is logged, not raised: the data is synced and the boot should go on."""
+def unmount_lazily(mount: str) -> None:
+    """Unmount, lazily if busy; a failure is logged, not raised: the data is synced and the jump (or the reboot
+    the operator asked for, kexec_core.power) should go on."""
     try:
         syscalls.umount2(mount)
     except KexecError as err:

@@ -16,7 +16,7 @@ import os
 from collections.abc import Callable, Sequence
 
 from kexec_core import guard, syscalls
-from kexec_core.errors import KexecError
+from kexec_core.boot import unmount_lazily
 
 log = logging.getLogger(__name__)
 
@@ -86,20 +86,7 @@ def perform(action: PowerAction, *, mounts: Sequence[str] = (), force: bool = Fa
     guard.require_boot_environment(action.verb, force=force)
     syscalls.sync()
     for mount in reversed(mounts):
-        _unmount(mount)
+        unmount_lazily(mount)
     # The unmounts may have left dirty data of lazily detached filesystems; sync once more before the end.
     syscalls.sync()
     reboot(action)
-
-
-def _unmount(mount: str) -> None:
-    """Unmount, lazily if busy; a failure is logged, not raised: the data is synced and the operator asked for it."""
-    try:
-        syscalls.umount2(mount)
-    except KexecError as err:
-        if err.errno == errno.EINVAL:  # not mounted (any more)
-            return
-        try:
-            syscalls.umount2(mount, syscalls.flags().MNT_DETACH)
-        except KexecError as lazy:
-            log.warning("%s", lazy)
