@@ -85,7 +85,8 @@ RUNTIME_MODULES = (
     "concurrent.futures.thread",
 )
 
-# Never in the payload even if something mentions them (GUI, tests, packaging, docs, network servers).
+# Never in the payload even if something mentions them (GUI, tests, packaging, docs, network servers). Not pdb:
+# pyelftools' construct package imports it at import time, so without it no ELF kernel can be read in the payload.
 EXCLUDED_PREFIXES = (
     "tkinter",
     "turtle",
@@ -104,7 +105,6 @@ EXCLUDED_PREFIXES = (
     "http.server",
     "venv",
     "doctest",
-    "pdb",
     "_testcapi",
     "_testinternalcapi",
     "_ctypes_test",

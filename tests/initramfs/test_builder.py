@@ -137,6 +137,8 @@ def test_every_module_the_payload_runs_imports_in_its_trimmed_stdlib(payload_sta
         "import importlib\n"
         f"for name in {names!r}:\n"
         "    importlib.import_module(name)\n"
+        # The product's third-party packages too (pyelftools imports pdb through its construct package).
+        "import elftools.elf.elffile, pyudev, urwid\n"
         "import concurrent.futures\n"
         "concurrent.futures.ThreadPoolExecutor\n"
         "from kexec_core.compress import Compression\n"

@@ -73,3 +73,43 @@ def test_forced_kexec_load_boots_the_second_kernel(kernel: Path, payload: Path, 
         assert "e2e=kexec-load" in cmdline.split()
     finally:
         vm.close()
+
+
+def vmlinux_of(bzimage_path: Path, out: Path) -> Path:
+    """The ELF vmlinux inside a bzImage: its payload (payload_offset/payload_length), decompressed by kexec_core."""
+    from kexec_core.decompress import Source, decompress
+    from kexec_core.image import inspect_kernel
+
+    info = inspect_kernel(bzimage_path)
+    hdr = info.bzimage
+    assert hdr is not None
+    assert hdr.payload_offset is not None
+    assert hdr.payload_length is not None
+    assert hdr.payload_compression is not None
+    with bzimage_path.open("rb") as f:
+        source = Source(bzimage_path, f, hdr.setup_size + hdr.payload_offset, hdr.payload_length)
+        result = decompress(source, hdr.payload_compression)
+    out.write_bytes(result.file.read())
+    result.close()
+    return out
+
+
+def test_elf_vmlinux_entry_boots_through_kexec_load(kernel: Path, payload: Path, tmp_path: Path) -> None:
+    """A GRUB entry with the ELF vmlinux: the daemon picks kexec_load by itself, each PT_LOAD at its p_paddr."""
+    root = tmp_path / "elf"
+    (root / "boot" / "grub").mkdir(parents=True)
+    (root / "boot" / "grub" / "grub.cfg").write_text(
+        "set default=0\nset timeout=30\nmenuentry 'E2E ELF vmlinux' {\n"
+        f"    linux /boot/vmlinux {COMMON} e2e=elf-vmlinux\n    initrd /boot/second.img\n}}\n"
+    )
+    (root / ".bootmenu-fs").write_text("label=e2e-elf\nfstype=ext4\n")
+    files = {"boot/vmlinux": vmlinux_of(kernel, tmp_path / "vmlinux"), "boot/second.img": second_initrd(tmp_path)}
+    disk = disks.disk_from_directory(root, tmp_path / "elf.img", files)
+    config = VmConfig(kernel=kernel, initrd=payload, append=f"{BASE_APPEND} bootmenu.timeout=2", disks=(Disk(disk),))
+    vm = SerialVm(config, timeout=VM_TIMEOUT, transcript=tmp_path / "console.log")
+    try:
+        cmdline = second_kernel_cmdline(vm, timeout=MENU_TIMEOUT + 60)
+        print(f"\nthe ELF vmlinux entry reached the second kernel {vm.elapsed():.1f} s after QEMU started")
+        assert "e2e=elf-vmlinux" in cmdline.split()
+    finally:
+        vm.close()
