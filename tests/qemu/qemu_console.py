@@ -37,7 +37,7 @@ def read_framed(child: pexpect.spawn, start: str, end: str, timeout: float = 60.
     Raises pexpect.TIMEOUT/EOF when either marker does not come."""
     child.expect(re.escape(start.encode()), timeout=timeout)
     # The end marker follows on the next line: a short wait, whatever the first one was.
-    child.expect(re.escape(end.encode()) + rb" length=(\d+)\r?\n", timeout=60)
+    child.expect(re.escape(end.encode()) + rb" length=(\d+)[\r\n]", timeout=60)
     before: bytes = child.before
     return guests.parse_framed(before, int(child.match.group(1)))
 

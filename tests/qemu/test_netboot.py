@@ -109,7 +109,7 @@ def test_network_off_never_touches_the_interface(
         vm.send("esc", "esc", "x")  # the rescue shell
         vm.settle(2.0)
         vm.child.sendline("echo NETCHECK flags=$(cat /sys/class/net/eth0/flags) leases=$(ls /run/bootmenu/net | wc -l)")
-        match = vm.expect(r"NETCHECK flags=(0x[0-9a-f]+) leases=(\d+)\r?\n", timeout=30)
+        match = vm.expect(r"NETCHECK flags=(0x[0-9a-f]+) leases=(\d+)[\r\n]", timeout=30)
         flags, leases = int(match[1], 16), int(match[2])
         assert flags & 1 == 0, f"eth0 was brought up (IFF_UP in {flags:#x})"
         assert leases == 0

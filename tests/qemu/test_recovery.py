@@ -80,8 +80,8 @@ def test_hanging_kernel_comes_back_to_the_menu_and_the_fallback_entry_boots(
     with SerialVm(config, timeout=VM_TIMEOUT, transcript=tmp_path / "console.log") as vm:
         # The first start autoboots the hanging default; before the jump the kernel log gets the quiesce and the plan.
         expect(vm, rb"bootmenu: jump: entry 'E2E hang'", "jump evidence", MENU_TIMEOUT + 60)
-        evidence = expect(vm, rb"bootmenu: jump: quiesced ([^\r\n]*)\r?\n", "quiesce list", 30).group(1).decode()
-        watchdog = expect(vm, rb"bootmenu: jump: watchdog ([^\r\n]*)\r?\n", "watchdog state", 30).group(1).decode()
+        evidence = expect(vm, rb"bootmenu: jump: quiesced ([^\r\n]*)[\r\n]", "quiesce list", 30).group(1).decode()
+        watchdog = expect(vm, rb"bootmenu: jump: watchdog ([^\r\n]*)[\r\n]", "watchdog state", 30).group(1).decode()
         log = vm.transcript.decode("utf-8", "replace")
         unbound = dict(re.findall(r"bootmenu: quiesce: unbound (\S+) from (\S+)", log))
         assert "virtio-pci" in unbound.values(), log[-3000:]
@@ -99,7 +99,7 @@ def test_hanging_kernel_comes_back_to_the_menu_and_the_fallback_entry_boots(
         # After the normal countdown the fallback entry boots; its kernel reads the disk whose driver was unbound.
         # Up to the line's end: pexpect would otherwise match the part of the line that has arrived so far.
         found = expect(
-            vm, SECOND_STAGE_DISKS_MARKER.encode() + rb"([^\r\n]*)\r?\n", "disks in the fallback kernel", 240
+            vm, SECOND_STAGE_DISKS_MARKER.encode() + rb"([^\r\n]*)[\r\n]", "disks in the fallback kernel", 240
         )
         disks_seen = dict(item.split(":") for item in found.group(1).decode().split())
         assert disks_seen.get("vda") == str(16 * 65536), disks_seen
