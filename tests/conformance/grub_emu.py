@@ -149,7 +149,9 @@ def tree_digest(fixture: Path, platform: str) -> str:
         if path.is_symlink():
             h.update(f"L {rel} {os.readlink(path)}\0".encode())
         elif path.is_file():
-            h.update(f"F {rel} {path.stat().st_mode & 0o777:o}\0".encode())
+            # As git records modes (644 or 755), so a checkout under another umask hashes the same.
+            mode = 0o755 if path.stat().st_mode & 0o100 else 0o644
+            h.update(f"F {rel} {mode:o}\0".encode())
             h.update(path.read_bytes())
         elif path.is_dir():
             h.update(f"D {rel}\0".encode())
