@@ -7,7 +7,7 @@ CACHE ?= .cache
 APT_PACKAGES := python3-venv qemu-system-x86 busybox-static dosfstools mtools fdisk e2fsprogs kmod cpio xz-utils zstd gcc python3-dev libudev1 libsodium23 btrfs-progs xfsprogs squashfs-tools genisoimage binutils
 APT_COMMANDS := qemu-system-x86_64 busybox mkfs.vfat mcopy sfdisk mkfs.ext4 depmod cpio xz zstd gcc mkfs.btrfs mkfs.xfs mksquashfs genisoimage objcopy
 
-.PHONY: all setup system-deps kernel conformance grub-editenv test test-fast lint fmt typecheck bench bench-parse demo qemu clean
+.PHONY: all setup system-deps kernel syslinux conformance grub-editenv test test-fast lint fmt typecheck bench bench-parse demo qemu clean
 
 all: test
 
@@ -46,11 +46,18 @@ kernel: system-deps
 
 # bootmenu against real GRUB 2.06 (Debian's grub-emu, unpacked, run as nobody with no capabilities): records GRUB's
 # answers for changed fixtures in tests/data/grub_conformance.json and prints each config's verdict and the totals.
-conformance: setup
+# Real syslinux 6.04 too (isolinux, syslinux-common, syslinux unpacked under .cache): each syslinux fixture booted in
+# QEMU TCG from an ISO or FAT image, answers recorded in tests/data/syslinux_conformance.json.
+conformance: setup kernel syslinux
 	@tools/fetch-deb grub-emu $(CACHE)/grub-emu >/dev/null
 	@if ldd $(CACHE)/grub-emu/root/usr/bin/grub-emu | grep -q 'not found'; then \
 	    apt-get install -y -q --no-install-recommends libsdl1.2debian libdevmapper1.02.1; fi
 	$(BIN)/pytest -q -s -p no:cacheprovider tests/conformance
+
+# Debian's syslinux 6.04 (isolinux.bin, the BIOS .c32 modules, the mtools installer), unpacked under .cache, never
+# installed: the syslinux conformance harness boots it in QEMU (tests/conformance/syslinux_qemu.py).
+syslinux:
+	@for p in isolinux syslinux-common syslinux; do tools/fetch-deb $$p $(CACHE)/$$p >/dev/null; done
 
 # Debian's grub-editenv (grub-common unpacked under .cache, never installed): the tests check grubenv writes with it.
 grub-editenv:
@@ -70,7 +77,7 @@ fmt: $(BIN)/.installed
 # Everything, QEMU end-to-end tests included, on two workers (tests/conftest.py schedules the QEMU tests first,
 # longest first); the 15 slowest tests are listed at the end.
 PYTEST_PARALLEL ?= -n 2 --dist loadscope --durations=15
-test: setup kernel grub-editenv lint typecheck
+test: setup kernel grub-editenv syslinux lint typecheck
 	$(BIN)/pytest $(PYTEST_PARALLEL)
 
 # The quick subset: no QEMU boots.
