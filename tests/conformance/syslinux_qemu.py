@@ -68,6 +68,7 @@ FIRST_SCREEN_TIMEOUT = 60.0
 BOOT_TIMEOUT = 60.0
 AUTOBOOT_TIMEOUT = 90.0  # the longest countdown waited for in the default run
 AUTOBOOT_QUIET = 6.0  # a console quiet this long after the banner shows a screen that waits for the user
+CHANGE_QUIET = 2.5  # seconds of quiet after Down with the same row highlighted: the last item
 QUIET = 0.6  # seconds without console output after which a redraw is taken as finished
 FAILURES = (
     b"Could not find kernel image",
@@ -505,6 +506,26 @@ def _highlighted(c: Console, style: Style | None) -> str | None:
     return reverse[0] if len(reverse) == 1 else None
 
 
+def _await_change(c: Console, style: Style | None, previous: str | None) -> str | None:
+    """The highlighted row once it differs from `previous` and the console is quiet; `previous` when the console
+    stays quiet for CHANGE_QUIET with nothing new highlighted (the end of the menu: Down does not wrap). vesamenu
+    draws on the framebuffer between its serial bytes, which under TCG can pause longer than QUIET."""
+    quiet_since = time.monotonic()
+    deadline = quiet_since + 20.0
+    while time.monotonic() < deadline:
+        got = c.read(0.3)
+        now = time.monotonic()
+        if got:
+            quiet_since = now
+            continue
+        text = _highlighted(c, style)
+        if text is not None and text != previous and now - quiet_since >= QUIET:
+            return text
+        if now - quiet_since >= CHANGE_QUIET:
+            return text if text != previous else previous
+    return _highlighted(c, style)
+
+
 def _title(text: str) -> tuple[str, bool]:
     """A highlighted row as the item's title, and whether it opens a submenu (menu.c32 draws a `>` after it)."""
     text = text.strip()
@@ -513,22 +534,24 @@ def _title(text: str) -> tuple[str, bool]:
     return text, False
 
 
-def _go(c: Console, keys: Sequence[int]) -> None:
-    """Home, Down x k, Enter for each level of `keys` but the last; then Home, Down x last."""
+def _go(c: Console, keys: Sequence[int], style: Style | None) -> str | None:
+    """Home, Down x k, Enter for each level of `keys` but the last; then Home, Down x last. Each key waits for its
+    redraw (a key sent into a busy menu can be lost from the UART's FIFO). The row highlighted at the end."""
     for level, k in enumerate(keys):
         c.send("home")
-        c.settle(QUIET)
+        current = _await_change(c, style, None)
         for _ in range(k):
             c.send("down")
-            c.settle(QUIET)
+            current = _await_change(c, style, current)
         if level < len(keys) - 1:
             c.send("enter")
             c.settle(QUIET)
+    return _highlighted(c, style)
 
 
 def _enumerate(
     image: Path, medium: str
-) -> tuple[str, list[tuple[tuple[int, ...], tuple[str, ...], bool]], tuple[str, ...]]:
+) -> tuple[str, list[tuple[tuple[int, ...], tuple[str, ...], bool]], tuple[str, ...], Style | None]:
     """The UI kind and, for a menu, every selectable item: (key path, title path, is a submenu); and the item
     highlighted on the first screen."""
     items: list[tuple[tuple[int, ...], tuple[str, ...], bool]] = []
@@ -536,7 +559,7 @@ def _enumerate(
     with console(image, medium) as c:
         _first_screen(c)
         if _screen_text(c).rstrip().endswith("boot:") or b"boot: " in c.raw[-200:]:
-            return "prompt", [], ()
+            return "prompt", [], (), None
         first_rows = _rows(c)
         c.send("home")
         c.settle(QUIET)
@@ -558,8 +581,7 @@ def _enumerate(
             for k in range(MAX_ITEMS):
                 if k:
                     c.send("down")
-                    c.settle(QUIET)
-                text = _highlighted(c, style)
+                text = _await_change(c, style, previous)
                 if text is None or text == previous:
                     return
                 previous = text
@@ -575,7 +597,7 @@ def _enumerate(
                     c.settle(QUIET)
 
         level((), (), 0)
-    return "menu", items, highlighted
+    return "menu", items, highlighted, style
 
 
 def _labels(staged: Path) -> list[str]:
@@ -603,7 +625,7 @@ def answer_config(tree: Path, config: str, fstype: str, device: str, scratch: Pa
         c.wait_for(b"LINUX 6.", FIRST_SCREEN_TIMEOUT)
         default = _autoboot(c)
     boots += 1
-    ui, menu_items, highlighted = _enumerate(image, medium)
+    ui, menu_items, highlighted, style = _enumerate(image, medium)
     items: list[Item] = []
     if ui == "menu":
         for keys, titles, submenu in menu_items:
@@ -611,7 +633,10 @@ def answer_config(tree: Path, config: str, fstype: str, device: str, scratch: Pa
                 continue
             with console(image, medium) as c:
                 _first_screen(c)
-                _go(c, keys)
+                at = _go(c, keys, style)
+                if at is None or _title(at)[0] != titles[-1]:
+                    items.append(Item(path=titles, outcome="none", note=f"navigation reached {at!r}"))
+                    continue
                 c.send("enter")
                 items.append(_outcome(c, titles))
             boots += 1
