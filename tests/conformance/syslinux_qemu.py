@@ -49,7 +49,7 @@ ISOLINUX_BIN = CACHE / "isolinux" / "root" / "usr" / "lib" / "ISOLINUX" / "isoli
 SYSLINUX_INSTALLER = CACHE / "syslinux" / "root" / "usr" / "bin" / "syslinux"
 KERNEL_BOOT = CACHE / "kernel" / "root" / "boot"
 # Bumped when the staging, the driving or the parsing changes, so cached answers are recomputed.
-HARNESS_VERSION = "1"
+HARNESS_VERSION = "2"
 # Libraries the menu and the if*.c32/whichsys.c32 modules load, put beside every module.
 LIBRARIES = ("ldlinux.c32", "libcom32.c32", "libutil.c32", "libmenu.c32", "libgpl.c32")
 CONFIG_SUFFIXES = (".cfg", ".conf")
@@ -115,7 +115,7 @@ class Answer:
     config: str
     device: str
     medium: str  # iso or fat
-    ui: str  # menu or prompt
+    ui: str  # menu, prompt (labels typed at `boot:`) or direct (the default boots at once: only it is seen)
     items: tuple[Item, ...] = ()
     default: Item | None = None
     highlighted: tuple[str, ...] = ()  # the item highlighted on the first screen (menu UI)
@@ -437,7 +437,14 @@ def _framed(raw: bytes, start: str, end: str) -> str | None:
     return guests.parse_framed(tail[: match.start()], int(match.group(1)))
 
 
-def _outcome(c: Console, path: tuple[str, ...], timeout: float = BOOT_TIMEOUT) -> Item:
+def _loading(c: Console, start: int) -> str:
+    """The files syslinux said it loaded ("Loading /path... ok"), in order: evidence of the kernel's and initrds'
+    paths and order (vesamenu and ldlinux print them; menu.c32 hides them)."""
+    found = re.findall(rb"Loading (\S+?)\.\.\.", bytes(c.raw[start:]))
+    return " ".join(f.decode("utf-8", "replace") for f in found)
+
+
+def _outcome(c: Console, path: tuple[str, ...], style: Style | None, timeout: float = BOOT_TIMEOUT) -> Item:
     """After Enter: the markers of /init (linux), a failure message or a redrawn menu, or silence until `timeout`."""
     start = len(c.raw)
     deadline = time.monotonic() + timeout
@@ -448,14 +455,21 @@ def _outcome(c: Console, path: tuple[str, ...], timeout: float = BOOT_TIMEOUT) -
         if INITRDS_END.encode() in new and re.search(re.escape(INITRDS_END.encode()) + rb" length=\d+[\r\n]", new):
             cmdline = _framed(new, CMDLINE_MARK, CMDLINE_END)
             initrds = _framed(new, INITRDS_MARK, INITRDS_END) or ""
-            return Item(path=path, outcome="linux", cmdline=cmdline, initrds=tuple(initrds.split()))
+            return Item(
+                path=path,
+                outcome="linux",
+                cmdline=cmdline,
+                initrds=tuple(initrds.split()),
+                note=_loading(c, start),
+            )
         for failure in FAILURES:
             if failure in new:
                 c.settle(QUIET, 5.0)
                 return Item(path=path, outcome="failed", note=failure.decode().strip())
         if b"\x1b[2J" in new:
             redraw_seen = True
-        if redraw_seen and not got and _screen_text(c).strip():
+        # A menu drawn again (MENU EXIT, or a module that shows another menu): its highlighted row is back.
+        if redraw_seen and not got and style is not None and _highlighted(c, style) is not None:
             return Item(path=path, outcome="menu", note=_screen_text(c)[:200])
         if c.ended:
             return Item(path=path, outcome="failed", note="QEMU ended without the markers")
@@ -597,6 +611,10 @@ def _enumerate(
                     c.settle(QUIET)
 
         level((), (), 0)
+    if not items:
+        # Neither a menu nor a prompt came up (PROMPT 0 without a UI boots the default at once): only the default
+        # can be seen.
+        return "direct", [], (), None
     return "menu", items, highlighted, style
 
 
@@ -638,9 +656,9 @@ def answer_config(tree: Path, config: str, fstype: str, device: str, scratch: Pa
                     items.append(Item(path=titles, outcome="none", note=f"navigation reached {at!r}"))
                     continue
                 c.send("enter")
-                items.append(_outcome(c, titles))
+                items.append(_outcome(c, titles, style))
             boots += 1
-    else:
+    elif ui == "prompt":
         for name in _labels(staged):
             with console(image, medium) as c:
                 _first_screen(c)
@@ -648,7 +666,7 @@ def answer_config(tree: Path, config: str, fstype: str, device: str, scratch: Pa
                     c.send(ch)
                 c.settle(QUIET)
                 c.send("enter")
-                items.append(_outcome(c, (name,)))
+                items.append(_outcome(c, (name,), None))
             boots += 1
     per_boot = (time.monotonic() - started) / max(boots, 1)
     return Answer(
@@ -675,7 +693,7 @@ def _autoboot(c: Console) -> Item:
             return _outcome_from(c, start)
         if not got:
             c.send("enter")
-            return _outcome(c, ("<enter>",))
+            return _outcome(c, ("<enter>",), None)
     return Item(path=("<timeout>",), outcome="silent")
 
 
