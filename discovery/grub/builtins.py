@@ -347,8 +347,7 @@ def _search(it: Interpreter, kind: SearchKind, value: str, variable: str | None)
 
 
 def cmd_search(it: Interpreter, args: list[str]) -> int:
-    # GRUB 2.06 refuses a search without a type; like Petitboot we take it as a UUID, the common intent.
-    kind = SearchKind.FS_UUID
+    kind: SearchKind | None = None
     variable: str | None = None
     names: list[str] = []
     i = 0
@@ -371,6 +370,10 @@ def cmd_search(it: Interpreter, args: list[str]) -> int:
             names.append(arg)
     if not names:
         raise GrubCommandError("one argument expected")
+    if kind is None:
+        # search_wrap.c (GRUB 2.06 and rhboot's) refuses a search without --file/--label/--fs-uuid, so `$root`
+        # stays where it was (grub-emu agrees). Petitboot takes the word as a UUID; GRUB boots from the old `$root`.
+        raise GrubCommandError("unspecified search type")
     return _search(it, kind, names[0], variable)
 
 
