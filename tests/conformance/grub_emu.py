@@ -23,6 +23,7 @@ import re
 import shutil
 import subprocess
 import tempfile
+import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -48,9 +49,22 @@ DROP = [
     "--no-new-privs",
 ]
 # Bumped when the wrapper or the parsing changes, so cached answers are recomputed.
-HARNESS_VERSION = "3"
+HARNESS_VERSION = "4"
 PER_RUN_TIMEOUT = 20.0
+QUIET = 3.0  # seconds of silence before any "Booting" line: GRUB waits for input (`read`)
+MAX_KEYS = 16  # keys sent per run: a bound whatever a config does
+PRESS_KEY = b"Press any key to continue"
+# What ends a run: every entry failed (notify_execution_failure), a menu waits for a user (menu_text.c), the
+# command line, the process ended; or GRUB waits for a key (answered, and the run goes on).
+ENDINGS = [
+    b"Failed to boot both default and fallback entries",
+    PRESS_KEY,
+    b"keys to select which",
+    b"grub> ",
+    pexpect.EOF,
+]
 BOOTING = re.compile(r"Booting `(.*)'$")
+FALLING_BACK = "Falling back to `"
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 MAX_ITEMS = 64  # per menu level: a bound on the enumeration whatever a config does
 
@@ -72,6 +86,7 @@ set prefix={prefix}
 source {config}
 terminal_output console
 {override}set timeout=0
+unset fallback
 set timeout_style=menu
 """
 
@@ -163,7 +178,14 @@ def filesystems_of(fixture: Path) -> list[Path]:
 
 
 def _run_emu(prefix: Path, device_map: Path) -> str:
-    """One grub-emu run in a pty (its console needs a terminal) until GRUB has given up booting the item."""
+    """One grub-emu run in a pty (its console needs a terminal) until GRUB has given up booting the item.
+
+    The run ends when GRUB reports that the item and its fallbacks did not boot (no kernel was loaded), when it shows
+    an interactive menu or its command line, or when it exits (`reboot`, `halt`). On the way it is answered as a user
+    at the console would answer it: a key for every "Press any key to continue" (GRUB waits 10 s and goes on without
+    one: grub_wait_after_message, normal/menu.c), and Enter when it is silent before booting anything (a config's
+    `read`, waiting for a line).
+    """
     argv = [*DROP, str(EMU_BINARY), "-d", str(prefix), "-m", str(device_map)]
     child = pexpect.spawn(
         argv[0],
@@ -172,14 +194,30 @@ def _run_emu(prefix: Path, device_map: Path) -> str:
         env={"TERM": "vt100", "PATH": "/usr/bin:/bin", "SDL_VIDEODRIVER": "dummy"},
         timeout=None,
     )
+    out = b""
+    deadline = time.monotonic() + PER_RUN_TIMEOUT
     try:
-        # After the item's commands GRUB reports that it cannot boot (no kernel was loaded), or it shows its menu
-        # or command line when nothing booted at all.
-        child.expect([b"Press any key to continue", b"grub> ", pexpect.EOF], timeout=PER_RUN_TIMEOUT)
-    except pexpect.TIMEOUT:
-        pass
+        for _ in range(MAX_KEYS + 1):
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                break
+            try:
+                index = child.expect(ENDINGS, timeout=min(QUIET, remaining))
+            except pexpect.TIMEOUT:
+                index = -1
+            out += child.before if isinstance(child.before, bytes) else b""
+            if index == -1:
+                if b"Booting `" in out:
+                    continue  # an item is running (a long `sleep`, a countdown): wait for it
+                child.send(b"\r")  # silent before any boot: a `read` waits for a line
+                continue
+            out += child.after if isinstance(child.after, bytes) else b""
+            if ENDINGS[index] is not PRESS_KEY:
+                break
+            child.send(b"\r")
+    except pexpect.EOF:
+        out += child.before if isinstance(child.before, bytes) else b""
     finally:
-        out = (child.before or b"") if isinstance(child.before, bytes) else b""
         child.close(force=True)
     return ANSI.sub("", out.decode("utf-8", "replace"))
 
@@ -191,6 +229,8 @@ def parse_run(text: str) -> Item:
     current: tuple[str, str, list[str]] | None = None
     for raw in text.replace("\r", "\n").split("\n"):
         line = raw.strip()
+        if line.startswith(FALLING_BACK):
+            break  # the item did not boot and GRUB went on to a `fallback` entry: not this item's calls
         booting = BOOTING.search(line)
         if booting:
             if calls:

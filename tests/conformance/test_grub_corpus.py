@@ -3,9 +3,8 @@
 Each corpus case is laid out as tools/corpus_cases.py lays it out for test_corpus.py, its filesystems become disks
 for grub-emu (see grub_emu.py), and GRUB's menu is compared with bootmenu's, as for the golden fixtures. Answers are
 recorded in tests/data/grub_conformance.json by content hash; reasons for differences in
-tests/data/grub_conformance.toml under `[corpus]`, and differences found and not fixed yet under `[corpus-open]`
-(reported as `different`, not failed on, so the totals stay honest). Skipped when the corpus is absent (it is not
-part of the project).
+tests/data/grub_conformance.toml under `[corpus]`; any other difference fails. Skipped when the corpus is absent (it
+is not part of the project).
 """
 
 from __future__ import annotations
@@ -20,13 +19,8 @@ from discovery.fs import Filesystem
 from initramfs.disks import DiskError
 from initramfs.run import RunError
 from tests.conformance import grub_emu
-from tests.conformance.test_grub_conformance import (
-    ANSWERS,
-    VERDICTS,
-    bootmenu_rows,
-    explanations,
-    grub_rows,
-)
+from tests.conformance.compare import Kind, Verdict, compare, record
+from tests.conformance.test_grub_conformance import ANSWERS, LOADER, explanations, grub_menu
 from tools import corpus_cases
 
 PLATFORM = corpus_cases.PLATFORM.firmware
@@ -71,8 +65,6 @@ def test_corpus_menu_matches_real_grub(case: corpus_cases.Case, tmp_path: Path) 
     key = f"corpus:{case.key}@{digest}"
     cache = grub_emu.load_answers(ANSWERS)
     reason = explanations().get("corpus", {}).get(case.key)
-    # Differences found by this comparison and not yet fixed: reported as different, not failed on.
-    still_open = explanations().get("corpus-open", {}).get(case.key)
     if key not in cache:
         if not grub_emu.available():
             # The corpus is not the project's: a machine with a different copy has no answers, which is no failure.
@@ -93,32 +85,21 @@ def test_corpus_menu_matches_real_grub(case: corpus_cases.Case, tmp_path: Path) 
         fs.name: [e for e in r.entries if e.format is SourceFormat.GRUB]
         for fs, r in zip(corpus_cases.scanned(case, filesystems), results, strict=True)
     }
-    problems = []
     if not answers and reason is None:
         reason = _unrepresentable(roots, tmp_path / "disks")
     if not answers:
-        VERDICTS.append((case.key, "-", "explained" if reason else "different"))
         assert reason, f"{case.key}: GRUB could not be asked and no reason is recorded"
+        record(LOADER, f"corpus {case.key}", "-", Verdict(Kind.EXPLAINED, reason))
         return
+    problems = []
     for answer in answers:
-        theirs, mine = grub_rows(answer), bootmenu_rows(by_fs.get(answer.device, []))
-        default = next(((*e.submenu, e.title) for e in by_fs.get(answer.device, []) if e.default), ())
         where = f"{answer.device}:{answer.config}"
-        if theirs == mine and (default == answer.default or not theirs):
-            verdict = "identical"
-        elif reason:
-            verdict = f"explained: {reason}"
-        elif still_open:
-            verdict = f"different (open): {still_open}"
-        else:
-            verdict = "different"
-            diff = [f"  GRUB:     {r}" for r in theirs if r not in mine]
-            diff += [f"  bootmenu: {r}" for r in mine if r not in theirs]
-            if default != answer.default:
-                diff.append(f"  default: GRUB {answer.default}, bootmenu {default}")
-            if not diff:
-                diff.append("  same entries, different order")
-            problems.append(f"{case.key} {where}:\n" + "\n".join(diff))
-        VERDICTS.append((case.key, where, verdict.split(":")[0].split(" ")[0]))
-        print(f"grub-conformance corpus {case.key} {where}: {verdict}")
+        verdict = record(
+            LOADER,
+            f"corpus {case.key}",
+            where,
+            compare(grub_menu(answer), by_fs.get(answer.device, []), explained=reason),
+        )
+        if verdict.lines:
+            problems.append(f"{case.key} {where}:\n" + "\n".join(verdict.lines))
     assert not problems, "\n".join(problems)
