@@ -4,7 +4,7 @@ A harness (grub-emu here; syslinux, systemd-boot, U-Boot alike) turns what the r
 Linux item as a `Row` (menu path, kernel, initrds, the command line the kernel receives), the items it lists that
 boot no Linux kernel (bootmenu does not list those), and the path of its default. `compare` holds that against
 bootmenu's `BootEntry` list and gives a `Verdict` (identical / explained / different, with the differing rows);
-`record` keeps it for the totals per loader that conftest.py prints after the run (`make conformance`).
+`record` keeps it for the report per loader that conftest.py prints after the run (`make conformance`).
 
 Rules every loader shares:
 - Order, titles, submenu nesting, kernel, initrds and the command line must be equal.
@@ -121,17 +121,19 @@ RECORDS: list[Record] = []
 
 
 def record(loader: str, config: str, where: str, verdict: Verdict) -> Verdict:
-    """Keep the verdict for the totals and print the per-config line `make conformance` shows."""
+    """Keep the verdict for the report after the run (conftest.py)."""
     RECORDS.append(Record(loader, config, where, verdict))
-    print(f"{loader} {config} {where}: {verdict.describe()}")
     return verdict
 
 
-def totals() -> list[str]:
-    """One line per loader: how many configs, and how many identical, explained, different."""
+def report() -> list[str]:
+    """What `make conformance` prints after the run: per loader, a line per config (identical / explained with its
+    reason / different with the differing rows), then that loader's totals."""
     lines = []
     for loader in dict.fromkeys(r.loader for r in RECORDS):
-        counts = Counter(r.verdict.kind for r in RECORDS if r.loader == loader)
-        n = sum(counts.values())
-        lines.append(f"{loader}: {n} configs: " + ", ".join(f"{counts[k]} {k}" for k in Kind))
+        records = sorted((r for r in RECORDS if r.loader == loader), key=lambda r: (r.config, r.where))
+        lines.append(f"== {loader}")
+        lines += [f"{r.config} {r.where}: {r.verdict.describe()}" for r in records]
+        counts = Counter(r.verdict.kind for r in records)
+        lines.append(f"{loader}: {len(records)} configs: " + ", ".join(f"{counts[k]} {k}" for k in Kind))
     return lines
