@@ -60,3 +60,21 @@ def test_a_fallback_entrys_calls_are_not_the_failed_items() -> None:
     assert item.path == ("Start EFI Shell",)
     assert item.chainloader == ("/EFI/shell.efi",)
     assert item.linux is None
+
+
+def test_a_menu_read_off_the_screen() -> None:
+    # menu_text.c draws each entry at its row, `*` before the highlighted one; `clear` when the chosen one runs.
+    screen = (
+        b"\x1b[5;200H \x1b[30m\x1b[5;3H*Ubuntu        \x1b[37m\x1b[6;3H Advanced options for Ubuntu     \x1b[37m"
+        b"\x1b[7;3H          \x1b[37m\x1b[5;3H Ubuntu     \x1b[6;3H*Advanced options for Ubuntu   \x1b[H\x1b[Jrest"
+    )
+    assert grub_emu._entries(screen, 0) == (b"Ubuntu", b"Advanced options for Ubuntu")
+    assert grub_emu.HIGHLIGHTED.findall(screen, 0, grub_emu._cleared(screen, 0))[-1].rstrip() == (
+        b"Advanced options for Ubuntu"
+    )
+    # An entry chosen by keys runs without a "Booting" line: its path is the titles picked.
+    run = "BM-LINUX root=[hd1,gpt1]\nBM-ARG [/vmlinuz]\nBM-END\n"
+    assert grub_emu.parse_run(run, ["Advanced options for Ubuntu", "Recovery"]).path == (
+        "Advanced options for Ubuntu",
+        "Recovery",
+    )
