@@ -10,6 +10,7 @@ tests/data/syslinux_conformance.toml. See tests/conformance/syslinux_qemu.py for
 from __future__ import annotations
 
 import tomllib
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -20,16 +21,16 @@ from discovery.entry import BootEntry
 from discovery.fs import Filesystem
 from discovery.scan import filesystem_for
 from tests.conformance import syslinux_qemu
-from tests.conformance.test_grub_conformance import VERDICTS
+from tests.conformance.compare import Kind, Menu, Row, Verdict, compare, record
 
 REPO = syslinux_qemu.REPO
 FIXTURE_DIRS = (REPO / "tests" / "fixtures" / "distros", REPO / "tests" / "fixtures" / "syslinux")
 ANSWERS = REPO / "tests" / "data" / "syslinux_conformance.json"
 EXPLAINED = REPO / "tests" / "data" / "syslinux_conformance.toml"
+LOADER = "syslinux 6.04 (QEMU)"
 NOT_OBSERVED = "<no initrd: the kernel says nothing on the serial console>"
-# (menu path, what the kernel received, the initrds it was given as a sorted set: the test initrds' markers say which
-# files, not in which order; the order is in the command line's initrd= and in syslinux's "Loading" lines).
-Row = tuple[tuple[str, ...], str, tuple[str, ...]]
+# Rows hold the initrds as a sorted set: the test initrds' markers say which files the kernel got, not in which order
+# (the order is in the command line's initrd= and in syslinux's "Loading" lines).
 
 
 def filesystems_of(fixture: Path) -> list[Path]:
@@ -52,24 +53,33 @@ def cases() -> list[tuple[Path, Path, str]]:
 CASES = cases()
 
 
-def syslinux_rows(answer: syslinux_qemu.Answer) -> list[Row]:
-    """What real syslinux booted, item by item (items that boot no Linux are not entries)."""
+def syslinux_menu(answer: syslinux_qemu.Answer) -> Menu:
+    """Real syslinux's answer as the shared comparison's Menu: each item that booted Linux a Row (the kernel is not
+    observable beyond BOOT_IMAGE=, so it is left out), the items that booted nothing else, the default's path (the
+    item whose boot the default run repeated; a default that no item repeats keeps its own name)."""
     rows = []
+    others = set()
     for item in answer.items:
         if item.outcome == "linux" and item.cmdline is not None:
-            rows.append((item.path, item.cmdline, tuple(sorted(item.initrds))))
+            rows.append(Row(item.path, "", tuple(sorted(item.initrds)), item.cmdline))
         elif item.outcome == "silent":
-            rows.append((item.path, NOT_OBSERVED, ()))
-    return rows
+            rows.append(Row(item.path, "", (), NOT_OBSERVED))
+        else:
+            others.add(item.path)
+    want = syslinux_default(answer)
+    default: tuple[str, ...] = ()
+    if want is not None:
+        default = next((r.path for r in rows if (r.cmdline, r.initrds) == want), (f"<default boots: {want[0]}>",))
+    return Menu(rows=tuple(rows), default=default, others=frozenset(others))
 
 
-def bootmenu_rows(entries: tuple[BootEntry, ...], ui: str) -> list[Row]:
-    rows = []
-    for e in entries:
+def bootmenu_row(ui: str) -> Callable[[BootEntry], Row]:
+    def row(e: BootEntry) -> Row:
         path: tuple[str, ...] = (e.id or e.title,) if ui == "prompt" else (*e.submenu, e.title)
         cmdline = e.kernel_cmdline() if e.initrds else NOT_OBSERVED
-        rows.append((path, cmdline, tuple(sorted(e.initrds))))
-    return rows
+        return Row(path, "", tuple(sorted(e.initrds)), cmdline)
+
+    return row
 
 
 def default_row(entries: tuple[BootEntry, ...]) -> tuple[str, tuple[str, ...]] | None:
@@ -83,7 +93,9 @@ def syslinux_default(answer: syslinux_qemu.Answer) -> tuple[str, tuple[str, ...]
     d = answer.default
     if d is None or d.outcome not in ("linux", "silent"):
         return None
-    return (d.cmdline or NOT_OBSERVED, tuple(sorted(d.initrds))) if d.outcome == "linux" else (NOT_OBSERVED, ())
+    if d.outcome == "silent":
+        return (NOT_OBSERVED, ())
+    return (d.cmdline or NOT_OBSERVED, tuple(sorted(d.initrds)))
 
 
 def explanations() -> dict[str, Any]:
@@ -105,29 +117,16 @@ def answer_for(key: str, tree: Path, config: str, fs: Filesystem) -> syslinux_qe
     return answer
 
 
-def compare(answer: syslinux_qemu.Answer, entries: tuple[BootEntry, ...]) -> list[str]:
-    """The differences between real syslinux's answer and bootmenu's entries ([] = identical)."""
-    theirs, mine = syslinux_rows(answer), bootmenu_rows(entries, answer.ui)
+def verdict_of(answer: syslinux_qemu.Answer, entries: tuple[BootEntry, ...], explained: str | None) -> Verdict:
+    """The shared comparison; a config whose default boots at once (no menu, no prompt) is judged by its default."""
     if answer.ui == "direct":
-        theirs = mine = []  # no menu and no prompt: syslinux only ever boots the default
-    diff = [f"  syslinux: {r}" for r in theirs if r not in mine]
-    diff += [f"  bootmenu: {r}" for r in mine if r not in theirs]
-    if not diff and theirs != mine:
-        diff.append("  same entries, different order:")
-        diff += [f"  syslinux: {r[0]}" for r in theirs]
-        diff += [f"  bootmenu: {r[0]}" for r in mine]
-    want, have = syslinux_default(answer), default_row(entries)
-    if want != have:
-        diff.append(f"  default: syslinux {want}, bootmenu {have}")
-    return diff
-
-
-def verdict(where: str, diff: list[str], explained: dict[str, str]) -> str:
-    if not diff:
-        return "identical"
-    if where in explained:
-        return f"explained: {explained[where]}"
-    return "different"
+        want, have = syslinux_default(answer), default_row(entries)
+        if want == have:
+            return Verdict(Kind.IDENTICAL)
+        if explained:
+            return Verdict(Kind.EXPLAINED, explained)
+        return Verdict(Kind.DIFFERENT, lines=(f"  default: syslinux {want}, bootmenu {have}",))
+    return compare(syslinux_menu(answer), entries, explained=explained, row=bootmenu_row(answer.ui))
 
 
 @pytest.mark.parametrize(("fixture", "tree", "config"), CASES, ids=[f"{f.name}:{t.name}:{c}" for f, t, c in CASES])
@@ -137,8 +136,8 @@ def test_fixture_menu_matches_real_syslinux(fixture: Path, tree: Path, config: s
     key = f"{fixture.name}:{where}@{syslinux_qemu.tree_digest(tree, config)}"
     answer = answer_for(key, tree, config, fs)
     entries = syslinux.load_config(fs, config).entries
-    diff = compare(answer, entries)
-    result = verdict(where, diff, explanations().get(fixture.name, {}))
-    VERDICTS.append((f"syslinux {fixture.name}", where, result.split(":")[0]))
-    print(f"syslinux-conformance {fixture.name} {where}: {result}")
-    assert result != "different", f"{fixture.name} {where}:\n" + "\n".join(diff)
+    explained = explanations().get(fixture.name, {})
+    verdict = record(LOADER, fixture.name, where, verdict_of(answer, entries, explained.get(where)))
+    print(f"syslinux-conformance {fixture.name} {where}: {verdict.describe()}")
+    assert not verdict.lines, f"{fixture.name} {where}:\n" + "\n".join(verdict.lines)
+    assert not (verdict.kind is Kind.IDENTICAL and where in explained), "identical now: remove its reason"

@@ -19,8 +19,8 @@ import pytest
 from discovery import syslinux
 from discovery.entry import SourceFormat
 from tests.conformance import syslinux_qemu
-from tests.conformance.test_grub_conformance import VERDICTS
-from tests.conformance.test_syslinux_conformance import ANSWERS, compare, explanations
+from tests.conformance.compare import record
+from tests.conformance.test_syslinux_conformance import ANSWERS, LOADER, explanations, verdict_of
 from tools import corpus_cases
 
 MAX_ITEMS = 8
@@ -62,10 +62,7 @@ def test_corpus_menu_matches_real_syslinux(case: corpus_cases.Case, count: int, 
                 cache[key] = [answer]
                 syslinux_qemu.save_answers(ANSWERS, cache)
             answer = cache[key][0]
-            diff = compare(answer, syslinux.load_config(fs, config).entries)
-            verdict = "identical" if not diff else (f"explained: {reason}" if reason else "different")
-            VERDICTS.append((f"syslinux corpus {case.key}", where, verdict.split(":", maxsplit=1)[0]))
-            print(f"syslinux-conformance corpus {case.key} {where}: {verdict}")
-            if verdict == "different":
-                print("\n".join(diff))
+            entries = syslinux.load_config(fs, config).entries
+            verdict = record(LOADER, f"corpus:{case.key}", where, verdict_of(answer, entries, reason))
             # Corpus differences are reported, not failed on: the corpus is not the project's.
+            print(f"syslinux-conformance corpus {case.key} {where}: {verdict.describe()}")
