@@ -8,7 +8,9 @@ menu.c32/vesamenu.c32, plus U-Boot's `doc/README.pxe` keys (FDT, DEVICETREE, FDT
   config file the loader started from, not that of an included file. `::path` (pxelinux TFTP) is absolute.
 - The command line is the label's APPEND (else the global APPEND in force when the label ends; `APPEND -`: none),
   preceded by any arguments on the KERNEL line, exactly as written; an `initrd=` option stays in it, as syslinux passes
-  it on (the kernel ignores it). Initrds come from INITRD (comma list) or else the first `initrd=` option.
+  it on (the kernel ignores it). Initrds come from the first `initrd=` of the command line the kernel receives
+  (kernel.c): APPEND's when there is one, else INITRD's (comma list); in an extlinux.conf, which U-Boot reads too,
+  INITRD wins, as in U-Boot.
 - What the kernel receives (BootEntry.loader_args / loader_tail around the cmdline), from syslinux 6's ldlinux and
   menu.c32: `BOOT_IMAGE=<first word of KERNEL as written>` first (com32/elflink/ldlinux/kernel.c,
   new_linux_kernel), then the command line, then `initrd=<INITRD's text as written>` for an INITRD directive
@@ -483,6 +485,12 @@ def _boot_image(image: str) -> tuple[str, ...]:
     return (f"BOOT_IMAGE={image}",)
 
 
+def _uboot_dialect(state: _Parse) -> bool:
+    """An extlinux.conf may be read by U-Boot (pxe_utils takes INITRD and ignores `initrd=` in APPEND) as well as by
+    extlinux; a syslinux.cfg, isolinux.cfg or pxelinux config only by syslinux."""
+    return any(PurePosixPath(f).name.lower() == "extlinux.conf" for f in state.files[:1])
+
+
 def _to_entry(state: _Parse, label: _Label, submenu: tuple[str, ...]) -> BootEntry | None:
     ctx_diags = state.diagnostics
     if not label.boots or label.kind is not KernelKind.LINUX:
@@ -511,7 +519,15 @@ def _to_entry(state: _Parse, label: _Label, submenu: tuple[str, ...]) -> BootEnt
     problem = file_problem(state.fs, kernel)
     if problem is not None:
         warnings.append(Diagnostic(label.file, line, missing("kernel", image, problem)))
-    if label.initrd is not None:
+    if label.initrd is not None and _initrd_option(cmdline) and not _uboot_dialect(state):
+        # syslinux appends " initrd=<INITRD>" after the APPEND words, and kernel.c loads the files of the first
+        # `initrd=` of the command line: APPEND's (seen booted in QEMU, tests/conformance).
+        initrd_names = _initrd_option(cmdline)
+        initrd_line = line
+        warnings.append(
+            Diagnostic(label.file, label.initrd_line, "both INITRD and initrd= in APPEND; syslinux loads APPEND's")
+        )
+    elif label.initrd is not None:
         initrd_names = [p.strip() for p in label.initrd.split(",") if p.strip()]
         if _initrd_option(cmdline):
             warnings.append(
