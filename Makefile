@@ -52,7 +52,7 @@ conformance: setup kernel syslinux
 	@tools/fetch-deb grub-emu $(CACHE)/grub-emu >/dev/null
 	@if ldd $(CACHE)/grub-emu/root/usr/bin/grub-emu | grep -q 'not found'; then \
 	    apt-get install -y -q --no-install-recommends libsdl1.2debian libdevmapper1.02.1; fi
-	$(BIN)/pytest -q -s -p no:cacheprovider tests/conformance
+	BOOTMENU_SYSLINUX_RECORD=1 $(BIN)/pytest -q -s -p no:cacheprovider tests/conformance
 
 # Debian's syslinux 6.04 (isolinux.bin, the BIOS .c32 modules, the mtools installer), unpacked under .cache, never
 # installed: the syslinux conformance harness boots it in QEMU (tests/conformance/syslinux_qemu.py).
