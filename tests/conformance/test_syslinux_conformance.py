@@ -25,7 +25,8 @@ from tests.conformance import syslinux_qemu
 from tests.conformance.compare import Kind, Menu, Row, Verdict, compare, record
 
 REPO = syslinux_qemu.REPO
-FIXTURE_DIRS = (REPO / "tests" / "fixtures" / "distros", REPO / "tests" / "fixtures" / "syslinux")
+# The small cases of the issue first (a recording run cut short still has them), then the distribution fixtures.
+FIXTURE_DIRS = (REPO / "tests" / "fixtures" / "syslinux", REPO / "tests" / "fixtures" / "distros")
 ANSWERS = REPO / "tests" / "data" / "syslinux_conformance.json"
 EXPLAINED = REPO / "tests" / "data" / "syslinux_conformance.toml"
 LOADER = "syslinux 6.04 (QEMU)"
