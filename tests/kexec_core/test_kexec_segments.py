@@ -20,7 +20,7 @@ from kexec_core.arch import Arch
 from kexec_core.errors import PreflightError
 from kexec_core.segments import MemRange, PlannedSegment, SegmentPlan
 from tests.kexec_core.conftest import FakeBackend
-from tests.kexec_core.kexec_craft import arm64_image, bzimage, newc, riscv_image, write
+from tests.kexec_core.kexec_craft import bzimage, newc, riscv_image, write
 
 GIB = 1 << 30
 # What SeaBIOS gives a 1 GiB QEMU q35 guest.
