@@ -58,7 +58,12 @@ def add_parser(subparsers: Any) -> None:
     cmd = p.add_mutually_exclusive_group()
     cmd.add_argument("--append", "--command-line", dest="cmdline", metavar="S", help="the kernel command line")
     cmd.add_argument("--reuse-cmdline", action="store_true", help="use the running kernel's /proc/cmdline")
-    p.add_argument("--dtb", metavar="FILE", help="a devicetree blob for the new kernel (needs kexec_load)")
+    p.add_argument(
+        "--dtb",
+        metavar="FILE",
+        help="a devicetree blob for the new arm64 kernel, /chosen rewritten (uses kexec_load; default on arm64: the "
+        "running one, /sys/firmware/fdt, when kexec_load is used)",
+    )
     how = p.add_mutually_exclusive_group()
     how.add_argument(
         "-s", "--file-load", dest="method", action="store_const", const="kexec_file_load", help="use kexec_file_load"
@@ -69,7 +74,7 @@ def add_parser(subparsers: Any) -> None:
         dest="method",
         action="store_const",
         const="kexec_load",
-        help="use kexec_load with segments built here (x86_64 bzImage)",
+        help="use kexec_load with segments built here (x86_64 bzImage or ELF vmlinux, arm64 Image)",
     )
     p.add_argument("--mem-min", type=_address, metavar="ADDR", help="lowest address for kexec_load segments")
     p.add_argument("--mem-max", type=_address, metavar="ADDR", help="highest address for kexec_load segments")
