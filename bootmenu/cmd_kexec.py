@@ -201,13 +201,15 @@ def _inspect_cmd(args: argparse.Namespace) -> int:
 
 
 def _segments_of(path: Path, info: KernelInfo, limit: int | None) -> dict[str, Any] | None:
-    """The segments `load -c` would make for this kernel on this machine (x86_64 bzImages), or why it cannot."""
+    """The segments `load -c` would make for this kernel on this machine (x86_64 bzImages; arm64 Images with the
+    running devicetree), or why it cannot."""
     from kexec_core import boot
     from kexec_core.arch import Arch
     from kexec_core.errors import PreflightError
     from kexec_core.image import ImageKind
 
-    if Arch.running() is not Arch.X86_64 or info.loaded_kernel.kind is not ImageKind.BZIMAGE:
+    wanted = {Arch.X86_64: ImageKind.BZIMAGE, Arch.ARM64: ImageKind.IMAGE}.get(Arch.running())
+    if wanted is None or info.loaded_kernel.kind is not wanted:
         return None
     try:
         plan = boot.prepare(path, [], "", decompress_limit=limit, method=boot.LoadMethod.KEXEC_LOAD)

@@ -494,6 +494,19 @@ def test_cli_load_dtb_dry_run(
     assert "kexec_file_load cannot pass a devicetree" in capsys.readouterr().err
 
 
+@pytest.mark.usefixtures("on_arm64")
+def test_cli_inspect_on_arm64_names_why_without_a_running_devicetree(
+    capsys: pytest.CaptureFixture[str], arm64_image: Path
+) -> None:
+    # This host has no /sys/firmware/fdt: inspect still describes the Image and says why there are no segments.
+    if arm64.RUNNING_FDT.exists():
+        pytest.skip("this machine has a running devicetree")
+    assert main(["kexec", "inspect", str(arm64_image)]) == 0
+    out = capsys.readouterr().out
+    assert "kexec_load (-c, no initrd, empty command line):" in out
+    assert "no devicetree given and the running one cannot be used" in out
+
+
 def test_iomem_reading(iomem: Path, tmp_path: Path) -> None:
     got = arm64.read_iomem(iomem)
     assert got is not None
