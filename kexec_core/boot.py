@@ -220,8 +220,8 @@ class MemoryLayout:
     avoid: tuple[tuple[int, int], ...] | None = None
     mem_min: int = 0
     mem_max: int = 1 << 64
-    running_fdt: Path = arm64.RUNNING_FDT
-    iomem: Path = arm64.IOMEM
+    running_fdt: Path | None = None  # None: arm64.RUNNING_FDT
+    iomem: Path | None = None  # None: arm64.IOMEM
 
 
 def _with_segments(plan: BootPlan, machine: Arch, layout: MemoryLayout) -> BootPlan:
@@ -281,7 +281,7 @@ def _with_arm64_segments(
     plan: BootPlan, kernel: bytes, initrd: bytes, layout: MemoryLayout, sources: dict[str, str]
 ) -> BootPlan:
     """arm64: the entry's devicetree (or the running one) with /chosen rewritten, and the segments (arm64.py)."""
-    dtb_path = plan.devicetree or layout.running_fdt
+    dtb_path = plan.devicetree or layout.running_fdt or arm64.RUNNING_FDT
     try:
         tree = fdt.read(dtb_path)
     except ImageError as err:
@@ -293,7 +293,7 @@ def _with_arm64_segments(
     if layout.memmap is not None:
         ram, avoid = list(layout.memmap), [*(layout.avoid or ()), *tree.reserved()]
     else:
-        ram, avoid = arm64.memory_of(tree, arm64.read_iomem(layout.iomem), plan.kernel.path)
+        ram, avoid = arm64.memory_of(tree, arm64.read_iomem(layout.iomem or arm64.IOMEM), plan.kernel.path)
         avoid += list(layout.avoid or ())
     sources["dtb"] = str(dtb_path) if plan.devicetree else f"{dtb_path} (the running kernel's)"
     segments, warnings = arm64.build(

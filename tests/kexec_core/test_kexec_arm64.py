@@ -6,6 +6,7 @@ independent readers. Pure Python on any host: the syscall boundary is the fake b
 
 from __future__ import annotations
 
+import errno
 import gzip
 import itertools
 import re
@@ -19,7 +20,7 @@ import pytest
 from bootmenu.cli import main
 from kexec_core import arm64, boot, fdt
 from kexec_core.arch import Arch
-from kexec_core.errors import ImageError, PreflightError
+from kexec_core.errors import ImageError, KexecError, PreflightError
 from kexec_core.segments import MemRange, PlannedSegment, SegmentPlan
 from tests.kexec_core.conftest import FakeBackend
 from tests.kexec_core.kexec_craft import newc, pe, write
@@ -476,6 +477,42 @@ def test_load_hands_the_segments_to_kexec_load(
     assert [(s.mem, s.memsz, s.buf) for s in args["segments"]] == [
         (s.mem, s.memsz, s.buf) for s in plan.segments.segments
     ]
+
+
+@pytest.mark.usefixtures("on_arm64")
+def test_lockdown_refusal_of_kexec_load_says_so(
+    arm64_image: Path, dtbs: Path, tmp_path: Path, meminfo: Path, fake_backend: FakeBackend
+) -> None:
+    plan = boot.prepare(
+        arm64_image,
+        [],
+        CMDLINE,
+        devicetree=dtbs / "arm" / "juno.dtb",
+        meminfo=meminfo,
+        memory=boot.MemoryLayout(running_fdt=tmp_path / "none"),
+    )
+    fake_backend.fail["kexec_load"] = errno.EPERM
+    with pytest.raises(KexecError, match="kexec_load is always refused when the kernel is locked down") as err:
+        boot.load(plan, force=True)
+    assert err.value.errno == errno.EPERM
+    assert fake_backend.names() == ["kexec_load"]  # no retry with kexec_file_load: it cannot take the devicetree
+
+
+@pytest.mark.usefixtures("on_arm64")
+def test_enosys_from_kexec_file_load_falls_back_to_kexec_load_with_the_running_devicetree(
+    arm64_image: Path, dtbs: Path, tmp_path: Path, fake_backend: FakeBackend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fw = write(tmp_path / "fdt", (dtbs / "arm" / "juno.dtb").read_bytes())
+    monkeypatch.setattr(arm64, "RUNNING_FDT", fw)
+    meminfo = write(tmp_path / "meminfo", b"MemAvailable:  8000000 kB\n")
+    plan = boot.prepare(arm64_image, [], CMDLINE, meminfo=meminfo)
+    assert plan.method is boot.LoadMethod.KEXEC_FILE_LOAD
+    fake_backend.fail["kexec_file_load"] = errno.ENOSYS
+    boot.load(plan, force=True)
+    assert fake_backend.names() == ["kexec_file_load", "kexec_load"]
+    segments = fake_backend.calls[1].args["segments"]
+    dtb = fdt.parse(fw, next(s.buf for s in segments if fdt.is_fdt(s.buf)))
+    assert dtb.prop("/chosen", "bootargs") == fdt.string(CMDLINE)
 
 
 @pytest.mark.usefixtures("on_arm64")
