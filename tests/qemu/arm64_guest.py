@@ -1,6 +1,6 @@
-"""Runs INSIDE the arm64 QEMU guest (Debian's arm64 Python, PID 1 of the test initramfs): bootmenu's kexec_core plans
-the kexec_load segments for /boot/Image with the entry's devicetree /boot/virt.dtb from the guest's own /proc/iomem,
-loads them and jumps.
+"""Runs INSIDE the arm64 QEMU guest (Debian's arm64 Python, PID 1 of the test initramfs): bootmenu's discovery reads
+the extlinux.conf of the /e2e tree (`FDT /boot/virt.dtb`), and kexec_core plans the kexec_load segments for its kernel,
+initrd, command line and devicetree from the guest's own /proc/iomem, loads them and jumps, as the daemon would.
 
 The syscall backend here is ctypes over libc's syscall(2) (arm64 numbers from include/uapi/asm-generic/unistd.h), not
 the cffi module: that one is compiled for the host, and the payload has no arm64 build of it yet. Everything above the
@@ -17,6 +17,8 @@ from pathlib import Path
 
 sys.path.insert(0, "/lib/bootmenu")
 
+from discovery.fs import Platform
+from discovery.scan import scan
 from kexec_core import boot, syscalls
 
 NR_KEXEC_LOAD = 104
@@ -26,6 +28,7 @@ LINUX_REBOOT_MAGIC1 = 0xFEE1DEAD
 LINUX_REBOOT_MAGIC2 = 672274793
 LINUX_REBOOT_CMD_KEXEC = 0x45584543
 MARK = "ARM64-GUEST"
+ROOT = Path("/e2e")  # the boot filesystem's tree
 
 
 class KexecSegment(ctypes.Structure):
@@ -111,8 +114,21 @@ def _flags() -> syscalls.Flags:
 def main() -> int:
     syscalls.backend = CtypesBackend()
     syscalls.flags = _flags  # type: ignore[assignment]
-    cmdline = Path("/proc/cmdline").read_text().split("e2e.next=", 1)[1].strip().replace("+", " ")
-    plan = boot.prepare(Path("/boot/Image"), [Path("/boot/second.img")], cmdline, devicetree=Path("/boot/virt.dtb"))
+    (scanned,) = scan([ROOT], Platform(firmware="pc", cpu="arm64"))
+    for diag in scanned.result.diagnostics:
+        print(f"{MARK}-DIAGNOSTIC {diag}", flush=True)
+    entry = scanned.result.entries[0]
+    assert entry.devicetree is not None, "the extlinux entry has no FDT"
+    cmdline = entry.kernel_cmdline()
+    print(f"{MARK}-TITLE {entry.title}", flush=True)
+    print(f"{MARK}-CMDLINE={cmdline}\n{MARK}-CMDLINE-END length={len(cmdline.encode())}", flush=True)
+
+    def on_fs(path: str) -> Path:
+        return ROOT / path.lstrip("/")
+
+    plan = boot.prepare(
+        on_fs(entry.kernel), [on_fs(i) for i in entry.initrds], cmdline, devicetree=on_fs(entry.devicetree)
+    )
     for line in plan.describe():
         print(f"{MARK}-PLAN {line}", flush=True)
     boot.load(plan)
