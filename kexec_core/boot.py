@@ -27,7 +27,7 @@ from kexec_core.fileio import open_regular
 from kexec_core.image import ImageKind, KernelInfo, Options, inspect_kernel
 from kexec_core.initrd import InitrdInfo, inspect_initrd
 from kexec_core.memory import MEMINFO
-from kexec_core.segments import MemRange, SegmentPlan
+from kexec_core.segments import PAGE, MemRange, SegmentPlan
 
 __all__ = [
     "BootPlan",
@@ -222,6 +222,9 @@ class MemoryLayout:
     mem_max: int = 1 << 64
     running_fdt: Path | None = None  # None: arm64.RUNNING_FDT
     iomem: Path | None = None  # None: arm64.IOMEM
+    # The running kernel's page size, which kexec_load aligns segments to (arm64 kernels may use 16K or 64K pages);
+    # None: this process's page size on arm64, 4096 elsewhere (plans made for another machine, tests).
+    page_size: int | None = None
 
 
 def _with_segments(plan: BootPlan, machine: Arch, layout: MemoryLayout) -> BootPlan:
@@ -296,6 +299,7 @@ def _with_arm64_segments(
         ram, avoid = arm64.memory_of(tree, arm64.read_iomem(layout.iomem or arm64.IOMEM), plan.kernel.path)
         avoid += list(layout.avoid or ())
     sources["dtb"] = str(dtb_path) if plan.devicetree else f"{dtb_path} (the running kernel's)"
+    page = layout.page_size or (os.sysconf("SC_PAGE_SIZE") if Arch.running() is Arch.ARM64 else PAGE)
     segments, warnings = arm64.build(
         plan.kernel.path,
         kernel,
@@ -307,6 +311,7 @@ def _with_arm64_segments(
         mem_min=layout.mem_min,
         mem_max=layout.mem_max,
         sources=sources,
+        page=page,
     )
     return replace(
         plan,

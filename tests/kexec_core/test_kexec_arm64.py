@@ -278,6 +278,26 @@ def test_mem_min_and_mem_max(arm64_image: Path, dtbs: Path, tmp_path: Path, memi
         )
 
 
+def test_segments_follow_a_64k_page_kernel(
+    arm64_image: Path, dtbs: Path, tmp_path: Path, meminfo: Path, iomem: Path
+) -> None:
+    rd = write(tmp_path / "initrd.img", newc("init", b"x" * 5000))
+    memory = boot.MemoryLayout(iomem=iomem, running_fdt=tmp_path / "none", page_size=64 << 10)
+    plan = boot.prepare(
+        arm64_image,
+        [rd],
+        CMDLINE,
+        devicetree=dtbs / "arm" / "juno.dtb",
+        machine=Arch.ARM64,
+        meminfo=meminfo,
+        memory=memory,
+    )
+    assert plan.segments is not None
+    for seg in plan.segments.segments:
+        assert seg.mem % (64 << 10) == 0, seg.name
+        assert seg.memsz % (64 << 10) == 0, seg.name
+
+
 def test_running_devicetree_when_the_entry_names_none(
     arm64_image: Path, dtbs: Path, tmp_path: Path, meminfo: Path, iomem: Path
 ) -> None:
