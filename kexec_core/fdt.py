@@ -11,7 +11,8 @@ Why not a PyPI library: `fdt` 0.3.3 (molejar/pyFDT, last release 2022) shares on
 all its FDT objects (a mutable default argument), so the second tree parsed in a process is written back with the
 first tree's /memreserve/ entries added: 460 of the 577 Debian arm64 dtbs came back different from dtc's reading in a
 loop. `pylibfdt` is a C extension (built with swig), which the payload would need compiled for each architecture.
-This module is small, typed and checked against dtc on every dtb of the Debian arm64 kernel package.
+This module is small and typed; all 577 dtbs of the Debian arm64 kernel package come back from it as dtc reads them
+(tests/kexec_core/test_kexec_arm64.py checks every fourth on each run).
 """
 
 from __future__ import annotations
