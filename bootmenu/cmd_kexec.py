@@ -30,7 +30,8 @@ def add_parser(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "kexec",
         help="inspect, load and boot kernels (like kexec-tools)",
-        description="Inspect kernel images, load one with kexec_file_load and boot it.",
+        description="Inspect kernel images, load one with kexec_file_load (or kexec_load: -c, ELF, arm64 --dtb) "
+        "and boot it.",
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
