@@ -803,10 +803,14 @@ def _menu_default(menu: _Menu) -> _Label | None:
 
 
 def _find_label(state: _Parse, text: str) -> _Label | None:
-    """The label a DEFAULT/ONTIMEOUT names: the whole text (U-Boot) or its first word (syslinux); the last one wins
-    among duplicates in U-Boot, the first in syslinux: we take the first."""
+    """The label a DEFAULT/ONTIMEOUT names: its first word in syslinux (the whole text first in an extlinux.conf, as
+    U-Boot reads it); the last one wins among duplicates in U-Boot, the first in syslinux: we take the first."""
     words = text.split()
-    for candidate in (text.strip(), words[0] if words else ""):
+    first = words[0] if words else ""
+    # syslinux splits the command at the first space: `DEFAULT my label` names LABEL my (seen in QEMU); U-Boot
+    # takes the whole text, which an extlinux.conf may be written for.
+    order = (text.strip(), first) if _uboot_dialect(state) else (first, text.strip())
+    for candidate in order:
         for label in state.labels:
             if candidate and label.name == candidate:
                 return label

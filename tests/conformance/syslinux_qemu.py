@@ -225,7 +225,10 @@ def _targets(tree: Path, config_dir: str, name: str) -> list[Path]:
         return []
     if name.startswith("/"):
         return [tree / name.lstrip("/")]
-    return [tree / config_dir.lstrip("/") / name]
+    # Relative to the working directory, which CONFIG can move: also every file of the tree the name could mean.
+    tail = PurePosixPath(name).parts
+    others = [p for p in tree.rglob(tail[-1]) if p.is_file() and p.parts[-len(tail) :] == tail]
+    return [tree / config_dir.lstrip("/") / name, *others]
 
 
 def _slug(path: str) -> str:

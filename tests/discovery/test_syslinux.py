@@ -505,3 +505,13 @@ def test_ifcpu_dispatch_as_default_picks_the_64_bit_label(tmp_path: Path, defaul
     result = scan(tmp_path)
     assert titles(result) == ["l64", "l32"]
     assert [e.cmdline for e in result.entries if e.default] == ["arch=64"]
+
+
+def test_default_with_spaces_names_the_label_of_its_first_word(tmp_path: Path) -> None:
+    # Real syslinux 6.04 (QEMU, tests/conformance): `DEFAULT my label` boots LABEL my, not LABEL "my label".
+    write(tmp_path, "/vmlinuz")
+    labels = "LABEL my label\n  LINUX /vmlinuz\n  APPEND a\nLABEL my\n  LINUX /vmlinuz\n  APPEND b\n"
+    write(tmp_path, "/syslinux/syslinux.cfg", "UI menu.c32\nDEFAULT my label\n" + labels)
+    result = scan(tmp_path)
+    assert titles(result) == ["my label", "my"]
+    assert [e.cmdline for e in result.entries if e.default] == ["b"]
