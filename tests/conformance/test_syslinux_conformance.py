@@ -10,6 +10,7 @@ tests/data/syslinux_conformance.toml. See tests/conformance/syslinux_qemu.py for
 from __future__ import annotations
 
 import os
+import posixpath
 import tomllib
 from collections.abc import Callable
 from pathlib import Path
@@ -56,6 +57,11 @@ def cases() -> list[tuple[Path, Path, str]]:
 CASES = cases()
 
 
+def _initrds(item: syslinux_qemu.Item) -> tuple[str, ...]:
+    """The initrds' markers as paths within the filesystem (a marker keeps the name's `..`, as the config wrote it)."""
+    return tuple(sorted(posixpath.normpath(p) for p in item.initrds))
+
+
 def syslinux_menu(answer: syslinux_qemu.Answer) -> Menu:
     """Real syslinux's answer as the shared comparison's Menu: each item that booted Linux a Row (the kernel is not
     observable beyond BOOT_IMAGE=, so it is left out), the items that booted nothing else, the default's path (the
@@ -64,7 +70,7 @@ def syslinux_menu(answer: syslinux_qemu.Answer) -> Menu:
     others = set()
     for item in answer.items:
         if item.outcome == "linux" and item.cmdline is not None:
-            rows.append(Row(item.path, "", tuple(sorted(item.initrds)), item.cmdline))
+            rows.append(Row(item.path, "", _initrds(item), item.cmdline))
         elif item.outcome == "silent":
             rows.append(Row(item.path, "", (), NOT_OBSERVED))
         else:
@@ -98,7 +104,7 @@ def syslinux_default(answer: syslinux_qemu.Answer) -> tuple[str, tuple[str, ...]
         return None
     if d.outcome == "silent":
         return (NOT_OBSERVED, ())
-    return (d.cmdline or NOT_OBSERVED, tuple(sorted(d.initrds)))
+    return (d.cmdline or NOT_OBSERVED, _initrds(d))
 
 
 def explanations() -> dict[str, Any]:
