@@ -290,6 +290,13 @@ class BlsEntry:
         return found[-1] if found else 0
 
     @property
+    def initrd_words(self) -> tuple[str, ...]:
+        """What systemd-boot puts before the options: `initrd=<path>` per initrd line, the path as written with
+        `\\` for `/` (src/boot/efi/boot.c, initrd_prepare(): for kernels without LINUX_INITRD_MEDIA; seen on
+        systemd-boot 252 under OVMF, tests/conformance/test_sdboot_conformance.py)."""
+        return tuple("initrd=" + path.replace("/", "\\") for path in self.initrds)
+
+    @property
     def bad(self) -> bool:
         """Boot counting says every try failed (`+0`): systemd-boot sorts it last and never picks it first."""
         return self.boot_count is not None and self.boot_count.left == 0
@@ -305,6 +312,7 @@ class BlsEntry:
         submenu: tuple[str, ...] = (),
         fmt: SourceFormat = SourceFormat.BLS,
         warnings: Sequence[Diagnostic] = (),
+        loader_args: tuple[str, ...] = (),
     ) -> BootEntry:
         """The boot entry this file describes. Requires `linux`. `resolve` maps entry paths to paths within
         `device` (default: unchanged); `cmdline` replaces the joined options (GRUB expands `$kernelopts`)."""
@@ -330,6 +338,7 @@ class BlsEntry:
             architecture=self.architecture,
             boot_count=self.boot_count,
             warnings=tuple(warnings),
+            loader_args=loader_args,
         )
 
 
@@ -690,7 +699,13 @@ def _load_root(fs: Filesystem, ctx: LoadContext, root: str, type2: Type2Reader |
                 diags.append(w)
         boot_entries.append(
             entry.to_boot_entry(
-                device=fs.name, resolve=resolve, title=titles[n], default=n == chosen, warnings=warnings
+                device=fs.name,
+                resolve=resolve,
+                title=titles[n],
+                default=n == chosen,
+                warnings=warnings,
+                # A Type #2 entry (UKI) carries its own initrd and command line: systemd-boot adds nothing.
+                loader_args=() if entry.uki else entry.initrd_words,
             )
         )
     return LoadResult(

@@ -104,7 +104,12 @@ def test_jump_steps_in_order_evidence_in_kmsg_and_undone_after_a_failed_jump(tmp
             assert isinstance(added, EntryAdded)
             await asyncio.sleep(0.3)  # the state directory's (empty) load settles too
             client.send(Boot(added.entry.id))
-            for step in ("checking Fedora", "cmdline: 'root=LABEL=Fedora ro'", "loading Fedora", "recording the boot"):
+            for step in (
+                "checking Fedora",
+                "cmdline: 'initrd=\\\\initrd.img root=LABEL=Fedora ro'",
+                "loading Fedora",
+                "recording the boot",
+            ):
                 await client.until(is_status(step))
             await client.until(is_status("quiesce: unmounting"))
             await client.until(is_status("cannot boot Fedora", Level.ERROR))
