@@ -19,7 +19,6 @@ machine's disks: the ESP is an image file in a scratch directory.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
@@ -27,7 +26,8 @@ import shutil
 import subprocess
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -37,7 +37,8 @@ import pyte
 
 from initramfs import disks, guests
 from initramfs.cpio import Compression, CpioEntry, write_cpio
-from tests.conformance.grub_emu import tree_digest
+from tests.conformance.grub_emu import files_digest
+from tests.shared import file_lock
 
 REPO = Path(__file__).resolve().parents[2]
 CACHE = REPO / ".cache"
@@ -56,6 +57,7 @@ AUTO_TITLES = ("Reboot Into Firmware Interface", "EFI Default Loader", "Windows 
 LOADER_GUID = "4a67b082-0a4c-41cf-b6c7-440b29bb8c4f"
 EFI_VARS = ("LoaderEntrySelected", "LoaderEntryDefault", "LoaderEntries", "LoaderConfigTimeout")
 MARK = "BMSD"
+QEMU_LOCK = Path("/tmp/qemu.lock")
 COUNTDOWN = re.compile(r"Boot in (\d+) s")
 KEYS = {"up": b"\x1b[A", "down": b"\x1b[B", "enter": b"\r"}
 
@@ -141,7 +143,7 @@ def available() -> bool:
 
 def digest(tree: Path) -> str:
     """A hash of the tree's files and the harness (recorded answers are keyed by it)."""
-    return tree_digest(tree, HARNESS_VERSION)
+    return files_digest(tree, f"{HARNESS_VERSION}\0")
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -435,11 +437,41 @@ def boot_once(image: Path, scratch: Path, item: int | None) -> Boot:
     )
 
 
+def _under_flock(lock: Path) -> bool:
+    """Whether an ancestor of this process is `flock LOCK ...` (flock(1) holds the lock for its command): taking
+    the lock again from here would wait for ever."""
+    pid = os.getppid()
+    for _ in range(64):  # a bound on the walk up the process tree
+        if pid <= 1:
+            return False
+        try:
+            argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+            stat = Path(f"/proc/{pid}/stat").read_text()
+        except OSError:
+            return False
+        if argv and Path(argv[0].decode(errors="replace")).name == "flock" and str(lock).encode() in argv:
+            return True
+        pid = int(stat.rsplit(")", 1)[1].split()[1])
+    return False
+
+
+@contextmanager
+def qemu_lock() -> Iterator[None]:
+    """The machine-wide QEMU lock (/tmp/qemu.lock, flock(2) as flock(1) takes it): only one QEMU run at a time on a
+    shared machine. Held already when the run was started under `flock /tmp/qemu.lock`."""
+    if _under_flock(QEMU_LOCK):
+        yield
+        return
+    with file_lock(QEMU_LOCK):
+        yield
+
+
 def answer_tree(tree: Path, device: str) -> Answer:
-    """systemd-boot's answer for one tree: the unattended boot, then every menu item booted in turn."""
+    """systemd-boot's answer for one tree: the unattended boot, then every menu item booted in turn, under the
+    machine-wide QEMU lock."""
     if not available():
         raise SdbootUnavailable("OVMF, systemd-boot, the kernel or mtools missing: run `make kernel conformance`")
-    with tempfile.TemporaryDirectory(prefix="bootmenu-sdboot-") as tmp:
+    with qemu_lock(), tempfile.TemporaryDirectory(prefix="bootmenu-sdboot-") as tmp:
         scratch = Path(tmp)
         image = stage_esp(tree, scratch, force_menu=False)
         before = list_entries(image)
@@ -463,10 +495,3 @@ def load_answers(path: Path) -> dict[str, Answer]:
 def save_answers(path: Path, answers: dict[str, Answer]) -> None:
     data = {key: a.to_json() for key, a in sorted(answers.items())}
     path.write_text(json.dumps(data, indent=1, sort_keys=True) + "\n")
-
-
-def digest_of(trees: Sequence[Path]) -> str:
-    h = hashlib.sha256()
-    for t in trees:
-        h.update(digest(t).encode())
-    return h.hexdigest()

@@ -27,6 +27,7 @@ from discovery.loaders import LoadContext
 from discovery.loaderwrites import counted_name
 from discovery.scan import filesystem_for
 from tests.conformance import sdboot_qemu
+from tests.conformance.compare import Kind, Verdict, record
 
 REPO = sdboot_qemu.REPO
 ANSWERS = REPO / "tests" / "data" / "sdboot_conformance.json"
@@ -37,8 +38,7 @@ TREES = {
     "rhel-9": REPO / "tests" / "fixtures" / "distros" / "rhel-9" / "sda2",
     **{f"sdboot-{p.name}": p for p in sorted((REPO / "tests" / "fixtures" / "sdboot").iterdir()) if p.is_dir()},
 }
-# (name, verdict) of every comparison made in this run, totalled by conftest.py.
-VERDICTS: list[tuple[str, str, str]] = []
+LOADER = "systemd-boot 252 (OVMF, QEMU TCG)"
 Row = tuple[str, str, str, tuple[str, ...]]  # title, id, what the kernel received, initrd markers
 
 
@@ -155,18 +155,18 @@ def test_bls_menu_matches_real_systemd_boot(name: str) -> None:
     answer = answer_for(name)
     diff = differences(name, answer)
     explained: dict[str, str] = explanations().get(name, {})
-    open_kinds = sorted({kind for kind, _ in diff if kind not in explained})
+    kinds = sorted({kind for kind, _ in diff})
+    open_kinds = [kind for kind in kinds if kind not in explained]
     if not diff:
-        verdict = "identical"
+        verdict = Verdict(Kind.IDENTICAL)
     elif not open_kinds:
-        verdict = "explained: " + "; ".join(f"{kind}: {explained[kind]}" for kind in sorted({k for k, _ in diff}))
+        verdict = Verdict(Kind.EXPLAINED, "; ".join(f"{kind}: {explained[kind]}" for kind in kinds))
     else:
-        verdict = f"different ({', '.join(open_kinds)})"
-    VERDICTS.append(("systemd-boot", name, verdict.split(":")[0].split(" ")[0]))
-    print(f"sdboot-conformance {name}: {verdict}")
-    for _, line in diff:
-        print(line)
+        verdict = Verdict(Kind.DIFFERENT, lines=tuple(line for _, line in diff))
+    record(LOADER, name, "-", verdict)
+    stale = sorted(set(explained) - set(kinds))
     assert not open_kinds, f"{name}:\n" + "\n".join(line for _, line in diff)
+    assert not stale, f"{name}: no {stale} difference now; remove its reason from {EXPLAINED.name}"
 
 
 def test_menu_and_variables_are_read_as_systemd_boot_draws_and_sets_them() -> None:

@@ -21,7 +21,8 @@ def test_live_systemd_boot_agrees_with_the_recorded_answer(tmp_path: Path) -> No
     name = "sdboot-saved"
     recorded = answer_for(name)
     image = sdboot_qemu.stage_esp(TREES[name], tmp_path, force_menu=False)
-    live = sdboot_qemu.boot_once(image, tmp_path, None)
+    with sdboot_qemu.qemu_lock():
+        live = sdboot_qemu.boot_once(image, tmp_path, None)
     assert live == recorded.first
     entries, _ = bootmenu_entries(TREES[name])
     default = next(e for e in entries if e.default)
