@@ -13,6 +13,8 @@ written for what a reader of the specification gets wrong: sort-key/version/mach
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -190,3 +192,14 @@ def test_menu_and_variables_are_read_as_systemd_boot_draws_and_sets_them() -> No
     assert (highlighted, countdown) == (1, 4)
     hexdump = "a-b.conf\0auto-x\0".encode("utf-16-le").hex()
     assert sdboot_qemu._utf16(hexdump) == "a-b.conf|auto-x"
+
+
+def test_recording_sees_a_qemu_lock_held_by_flock_around_it(tmp_path: Path) -> None:
+    """Under `flock LOCK cmd` the harness must not take LOCK again (it would wait for ever); otherwise it takes it."""
+    lock = tmp_path / "qemu.lock"
+    probe = "from pathlib import Path; from tests.conformance import sdboot_qemu as s; "
+    probe += f"print(s._under_flock(Path('{lock}')))"
+    python = [sys.executable, "-c", probe]
+    under = subprocess.run(["flock", str(lock), *python], cwd=REPO, capture_output=True, text=True, check=True)
+    alone = subprocess.run(python, cwd=REPO, capture_output=True, text=True, check=True)
+    assert (under.stdout.strip(), alone.stdout.strip()) == ("True", "False")
