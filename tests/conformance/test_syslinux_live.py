@@ -36,5 +36,6 @@ def test_live_syslinux_boot_matches_bootmenu(tmp_path: Path) -> None:
         want = recorded[0]
         # The default run's own path says whether the countdown or Enter started it, which the machine's load decides.
         assert (live.ui, live.items) == (want.ui, want.items)
-        assert live.default is not None and want.default is not None
+        assert live.default is not None
+        assert want.default is not None
         assert (live.default.cmdline, live.default.initrds) == (want.default.cmdline, want.default.initrds)
