@@ -44,10 +44,12 @@ kernel: system-deps
 	@tools/fetch-kernel $(CACHE)/kernel >/dev/null
 	@tools/fetch-deb systemd-boot-efi $(CACHE)/systemd-boot-efi >/dev/null
 
-# bootmenu against real GRUB 2.06 (Debian's grub-emu, unpacked, run as nobody with no capabilities): records GRUB's
-# answers for changed fixtures in tests/data/grub_conformance.json and prints each config's verdict and the totals.
-conformance: setup
+# bootmenu against real GRUB 2.06 (Debian's grub-emu, unpacked, run as nobody with no capabilities) and real U-Boot
+# (u-boot-qemu's qemu-x86 build in QEMU TCG): records their answers for changed fixtures in tests/data/*_conformance.json
+# and prints each config's verdict and the totals per loader.
+conformance: setup kernel
 	@tools/fetch-deb grub-emu $(CACHE)/grub-emu >/dev/null
+	@tools/fetch-deb u-boot-qemu $(CACHE)/u-boot-qemu >/dev/null
 	@if ldd $(CACHE)/grub-emu/root/usr/bin/grub-emu | grep -q 'not found'; then \
 	    apt-get install -y -q --no-install-recommends libsdl1.2debian libdevmapper1.02.1; fi
 	$(BIN)/pytest -q -s -p no:cacheprovider tests/conformance

@@ -7,9 +7,14 @@ from collections import Counter
 import pytest
 
 from tests.conformance.test_grub_conformance import VERDICTS
+from tests.conformance.test_uboot_conformance import VERDICTS as UBOOT_VERDICTS
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if UBOOT_VERDICTS:
+        totals = Counter(verdict for _, _, verdict in UBOOT_VERDICTS)
+        line = ", ".join(f"{totals[v]} {v}" for v in ("identical", "explained", "different"))
+        terminalreporter.write_line(f"U-Boot 2023.01 (u-boot-qemu, sysboot): {len(UBOOT_VERDICTS)} configs: {line}")
     if not VERDICTS:
         return
     totals = Counter(verdict for _, _, verdict in VERDICTS)

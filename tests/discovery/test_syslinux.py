@@ -50,12 +50,13 @@ def test_uboot_extlinux_paths_initrds_fdt_and_timeout(tmp_path: Path) -> None:
         "/boot/extlinux/extlinux.conf",
         "menu title Boot\ntimeout 50\ndefault second\n\n"
         "label first\n  kernel ../Image\n  append root=/dev/mmcblk0p2 rw\n\n"
-        "label second\n  menu label Second ^kernel\n  linux /boot/Image\n  initrd ../initrd-a.img, ../initrd-b.img\n"
+        "label second\n  menu label Second ^kernel\n  linux /boot/Image\n  initrd ../initrd-a.img\n"
         "  fdt ../dtbs/board.dtb\n  append console=ttyS0 initrd=/ignored.img\n",
     )
     result = scan(tmp_path)
-    assert titles(result) == ["first", "Second kernel"]
-    assert default(result) == ["Second kernel"]
+    # U-Boot (pxe_utils): the MENU LABEL as written, one INITRD file, the kernel gets the APPEND only.
+    assert titles(result) == ["first", "Second ^kernel"]
+    assert default(result) == ["Second ^kernel"]
     assert result.timeout == 5.0
     first, second = result.entries
     assert first.kernel == "/boot/Image"
@@ -68,10 +69,11 @@ def test_uboot_extlinux_paths_initrds_fdt_and_timeout(tmp_path: Path) -> None:
         "syslinux",
         "sdb1",
     )
-    assert second.initrds == ("/boot/initrd-a.img", "/boot/initrd-b.img")
+    assert second.initrds == ("/boot/initrd-a.img",)
     assert second.devicetree == "/boot/dtbs/board.dtb"
     assert second.cmdline == "console=ttyS0 initrd=/ignored.img"
-    assert messages(result) == ["/boot/extlinux/extlinux.conf:12: both INITRD and initrd= in APPEND; using INITRD"]
+    assert second.kernel_cmdline() == "console=ttyS0 initrd=/ignored.img"
+    assert messages(result) == []
 
 
 def test_directives_are_case_insensitive_and_lookup_ignores_case_on_vfat(tmp_path: Path) -> None:
