@@ -39,17 +39,18 @@ system-deps:
 
 setup: system-deps $(BIN)/.installed
 
-# The test kernel, and systemd's EFI stub for the unified kernel image on the test ESP (both unpacked, never installed).
+# The test kernel, systemd's EFI stub for the unified kernel image on the test ESP and U-Boot for the live
+# conformance check (all unpacked, never installed).
 kernel: system-deps
 	@tools/fetch-kernel $(CACHE)/kernel >/dev/null
 	@tools/fetch-deb systemd-boot-efi $(CACHE)/systemd-boot-efi >/dev/null
+	@tools/fetch-deb u-boot-qemu $(CACHE)/u-boot-qemu >/dev/null
 
 # bootmenu against real GRUB 2.06 (Debian's grub-emu, unpacked, run as nobody with no capabilities) and real U-Boot
 # (u-boot-qemu's qemu-x86 build in QEMU TCG): records their answers for changed fixtures in tests/data/*_conformance.json
 # and prints each config's verdict and the totals per loader.
 conformance: setup kernel
 	@tools/fetch-deb grub-emu $(CACHE)/grub-emu >/dev/null
-	@tools/fetch-deb u-boot-qemu $(CACHE)/u-boot-qemu >/dev/null
 	@if ldd $(CACHE)/grub-emu/root/usr/bin/grub-emu | grep -q 'not found'; then \
 	    apt-get install -y -q --no-install-recommends libsdl1.2debian libdevmapper1.02.1; fi
 	$(BIN)/pytest -q -s -p no:cacheprovider tests/conformance

@@ -20,7 +20,9 @@ menu.c32/vesamenu.c32, plus U-Boot's `doc/README.pxe` keys (FDT, DEVICETREE, FDT
   ldlinux.c32 beside it (syslinux's extlinux installs them there; U-Boot needs neither) is read as pxe_utils reads it.
   The kernel gets the label's APPEND and nothing else (no BOOT_IMAGE=, no initrd= word; a global APPEND is ignored);
   the KERNEL/LINUX line is one file name; the initrd is the first of INITRD or an `initrd=` in APPEND (up to the next
-  space, one file) in file order, later ones ignored; the first FDT and FDTDIR win; DEFAULT and ONTIMEOUT are the same
+  space, one file; none when no space follows) in file order; a second INITRD, FDT or FDTDIR (or an INITRD after an
+  APPEND with initrd=) ends the label at that line, so what follows it up to the next LABEL is lost (U-Boot reads the
+  unread value as an unknown top-level command); DEFAULT and ONTIMEOUT are the same
   key, the last one wins and names a label by its whole text (the last label of that name), MENU DEFAULT counts only
   while no default is set, and with no such label the first label boots; MENU HIDE/BEGIN/END/SEPARATOR are ignored
   (every label is an item of one flat menu) and a MENU LABEL is shown as written (`^` included).
@@ -343,30 +345,33 @@ def _parse_file(state: _Parse, path: str, chain: tuple[str, ...]) -> None:
         elif key == "append":
             if state.label is not None:
                 state.label.append = rest
-                if state.uboot and state.label.initrd is None and "initrd=" in rest:
-                    # pxe_utils parse_label: the text after the first "initrd=" up to the next space.
-                    value = rest.split("initrd=", 1)[1].split(" ", 1)[0]
+                if state.uboot and state.label.initrd is None and " " in rest.partition("initrd=")[2]:
+                    # pxe_utils parse_label: the text after the first "initrd=" up to the next space (with no space
+                    # after it, U-Boot 2023.01 loads no initrd).
+                    value = rest.partition("initrd=")[2].split(" ", 1)[0]
                     state.label.initrd, state.label.initrd_line = value, number
             elif state.uboot:
                 state.warn(path, number, "APPEND outside a LABEL is ignored by U-Boot")
             else:
                 state.append = rest
+        elif state.uboot and state.label is not None and _uboot_repeat(state.label, key):
+            # pxe_utils parse_label reads the value only when none is set yet; unread, the value is taken for the
+            # next keyword, which is none, so the label ends here and its remaining lines are top-level (ignored).
+            state.warn(path, number, f"{key.upper()} repeated in LABEL {state.label.name}: U-Boot ends the label here")
+            state.record()
         elif key == "initrd":
             if state.label is not None:
-                if not (state.uboot and state.label.initrd is not None):  # U-Boot: the first one wins
-                    state.label.initrd, state.label.initrd_line = rest, number
+                state.label.initrd, state.label.initrd_line = rest, number
             else:
                 state.warn(path, number, "INITRD outside a LABEL is ignored (syslinux does too)")
         elif key in ("fdt", "devicetree"):
             if state.label is not None:
-                if not (state.uboot and state.label.fdt is not None):
-                    state.label.fdt, state.label.fdt_line = rest, number
+                state.label.fdt, state.label.fdt_line = rest, number
             else:
                 state.warn(path, number, f"{key.upper()} outside a LABEL; ignored")
         elif key in ("fdtdir", "devicetreedir"):
             if state.label is not None:
-                if not (state.uboot and state.label.fdtdir is not None):
-                    state.label.fdtdir, state.label.fdtdir_line = rest, number
+                state.label.fdtdir, state.label.fdtdir_line = rest, number
             else:
                 state.warn(path, number, f"{key.upper()} outside a LABEL; ignored")
         elif key in ("default", "ontimeout") and state.uboot:
@@ -386,6 +391,17 @@ def _parse_file(state: _Parse, path: str, chain: tuple[str, ...]) -> None:
             continue
         else:
             state.warn(path, number, f"unknown directive '{stripped.split()[0]}'; ignored")
+
+
+def _uboot_repeat(label: _Label, key: str) -> bool:
+    """A key U-Boot reads once per label (the first wins) that this label has already set."""
+    if key == "initrd":
+        return label.initrd is not None
+    if key in ("fdt", "devicetree"):
+        return label.fdt is not None
+    if key in ("fdtdir", "devicetreedir"):
+        return label.fdtdir is not None
+    return False
 
 
 # The MENU keywords U-Boot's pxe_utils knows (parse_menu, parse_label_menu); it ignores the others.

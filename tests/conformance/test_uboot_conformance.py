@@ -12,6 +12,7 @@ menu item: title, kernel, initrds, device tree, the command line the kernel rece
 from __future__ import annotations
 
 import posixpath
+import tempfile
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -34,6 +35,8 @@ ENV: dict[str, dict[str, str]] = {
     "uboot-extlinux": {"fdtfile": "rockchip/rk3399-rockpro64.dtb"},
 }
 Row = tuple[str, str, tuple[str, ...], str | None, str]
+# What pxe_utils' "Skipping ... for failure retrieving X" names, as bootmenu's warnings name it.
+SKIPPED = {"kernel": "kernel", "initrd": "initrd", "FDT": "devicetree"}
 # (case, device:config, verdict) of every comparison made in this run, totalled by conftest.py.
 VERDICTS: list[tuple[str, str, str]] = []
 
@@ -65,14 +68,21 @@ def answers_for(name: str, tree: Path) -> list[uboot.Answer]:
     return answers
 
 
-def _row(title: str, attempt: uboot.Attempt) -> Row | None:
-    """What U-Boot booted for a menu item; None when the label boots no Linux (LOCALBOOT prints nothing)."""
+def _row(title: str, attempt: uboot.Attempt, tree: Path) -> Row | None:
+    """What U-Boot booted for a menu item; None when the label boots no Linux (LOCALBOOT prints nothing). U-Boot
+    prints nothing when a file it tries is not there; an FDTDIR file that is not in the tree was not loaded."""
     if attempt.skipped:
-        return (title, f"skipped: {attempt.skipped}", (), None, "")
+        # "Skipping <label> for failure retrieving kernel|initrd|FDT" (or "No kernel given, skipping <label>").
+        what = attempt.skipped.rsplit(" ", 1)[-1] if "retrieving" in attempt.skipped else "kernel"
+        return (title, f"cannot boot: {SKIPPED.get(what, what)} missing", (), None, "")
     if not attempt.started:
         return None
     images = [posix for posix, ok in attempt.files if ok and not posix.lower().endswith((".dtb", ".dtbo"))]
-    fdts = [p for p, ok in attempt.files if ok and p.lower().endswith((".dtb", ".dtbo"))]
+    fdts = [
+        p
+        for p, ok in attempt.files
+        if ok and p.lower().endswith((".dtb", ".dtbo")) and (tree / posixpath.normpath(p).lstrip("/")).is_file()
+    ]
     # label_boot loads the initrd first, then the kernel, then the device tree.
     kernel = posixpath.normpath(images[-1])
     initrds = tuple(posixpath.normpath(p) for p in images[:-1])
@@ -80,11 +90,11 @@ def _row(title: str, attempt: uboot.Attempt) -> Row | None:
     return (title, kernel, initrds, fdt, attempt.cmdline or "")
 
 
-def uboot_rows(answer: uboot.Answer) -> list[Row]:
+def uboot_rows(answer: uboot.Answer, tree: Path) -> list[Row]:
     rows = []
     for (number, title), run in zip(_menu_of(answer), answer.items, strict=False):
         first = next((a for a in run.attempts if a.number == number), None)
-        row = _row(title, first) if first is not None else None
+        row = _row(title, first, tree) if first is not None else None
         if row is not None:
             rows.append(row)
     return rows
@@ -103,7 +113,17 @@ def uboot_default(answer: uboot.Answer) -> str | None:
 
 
 def bootmenu_rows(entries: list[BootEntry]) -> list[Row]:
-    return [(e.title, e.kernel, e.initrds, e.devicetree, e.kernel_cmdline()) for e in entries]
+    """bootmenu lists an entry whose file is missing, with a warning; U-Boot, asked to boot it, skips it. Both say
+    the same when the first missing file, in U-Boot's order (initrd, kernel, FDT), is the one U-Boot names."""
+    rows: list[Row] = []
+    for e in entries:
+        gone = [w.message.split(" ", 1)[0] for w in e.warnings if w.message.endswith(" not found")]
+        first = next((what for what in ("initrd", "kernel", "devicetree") if what in gone), None)
+        if first is not None:
+            rows.append((e.title, f"cannot boot: {first} missing", (), None, ""))
+        else:
+            rows.append((e.title, e.kernel, e.initrds, e.devicetree, e.kernel_cmdline()))
+    return rows
 
 
 def explanations() -> dict[str, Any]:
@@ -118,7 +138,7 @@ def compare(name: str, tree: Path) -> tuple[list[str], list[str]]:
     verdicts, problems = [], []
     for answer in answers:
         mine = [e for e in scanned.result.entries if e.format is SourceFormat.SYSLINUX and e.config == answer.config]
-        theirs_rows, mine_rows = uboot_rows(answer), bootmenu_rows(mine)
+        theirs_rows, mine_rows = uboot_rows(answer, tree), bootmenu_rows(mine)
         theirs_default = uboot_default(answer)
         my_default = next((e.title for e in mine if e.default), None)
         # U-Boot waiting for the user (TIMEOUT 0 with a menu) is bootmenu's "no timeout": no default starts.
@@ -161,3 +181,23 @@ def test_every_probe_has_a_recorded_answer() -> None:
     if missing and uboot.available():
         pytest.skip(f"not recorded yet (the comparison test records them): {missing}")
     assert not missing, f"no recorded U-Boot answer for {missing}: run `make conformance` where QEMU can run"
+
+
+@pytest.mark.qemu
+def test_live_uboot_agrees_with_the_recorded_answer() -> None:
+    """The harness still works (a few seconds): real U-Boot boots one probe item, initrd= in APPEND and no INITRD,
+    and does what was recorded: it loads that initrd and the kernel (Linux's own `Command line:`) gets the APPEND."""
+    if not uboot.available():
+        pytest.skip("u-boot-qemu, QEMU or the test kernel missing: `make kernel`")
+    tree = PROBES / "initrd-append" / "disk"
+    recorded = answers_for("initrd-append", tree)[0]
+    number, title = _menu_of(recorded)[0]
+    with tempfile.TemporaryDirectory(prefix="bootmenu-uboot-") as tmp:
+        live = uboot.Machine(tree, Path(tmp), {}).run(recorded.config, number)
+    assert live.menu == _menu_of(recorded)
+    assert live.attempts == recorded.items[0].attempts
+    booted = live.booted
+    assert booted is not None
+    assert booted.title == title
+    assert booted.loaded("initrd") == ("/initrd-a.img",)
+    assert booted.kernel_cmdline == booted.append == "console=ttyS0,115200 initrd=/initrd-a.img probe=1"
