@@ -3,12 +3,13 @@
 How it is driven: a fixture's filesystem becomes a one-partition GPT disk image (virtio-blk) in which every file
 that is not a config or a device tree is a copy of the test kernel (a Debian bzImage), so whatever path U-Boot
 resolves, it loads a real kernel. QEMU (TCG) runs u-boot.rom as its BIOS; the harness stops autoboot on the serial
-console, sets `fdt_addr_r` (and `fdtfile` when the case names one; ARM boards set both, qemu-x86 neither, and without
-`fdt_addr_r` pxe_utils ignores FDT/FDTDIR) and runs the command distro boot runs for an extlinux.conf:
-`sysboot virtio 0:1 any ${scriptaddr} <config>`. What U-Boot prints is the answer: its numbered menu
-(`N:<TAB>label`), each `label_boot` attempt (the label, `Retrieving file:` lines, `Skipping ...`, `append: ...`) and
-zboot's `Kernel command line: "..."`, the bytes it writes into the kernel's boot parameters; with console=ttyS0 the
-kernel's own `Command line:` line confirms them. The run stops there (before Linux gets far).
+console, clears `bootargs` (what a label without APPEND passes on), sets `fdt_addr_r` (and `fdtfile` when the case
+names one; ARM boards set both, qemu-x86 neither, and without `fdt_addr_r` pxe_utils ignores FDT/FDTDIR) and runs
+the command distro boot runs for an extlinux.conf: `sysboot virtio 0:1 any ${scriptaddr} <config>`. What U-Boot
+prints is the answer: its numbered menu (`N:<TAB>label`), each `label_boot` attempt (the label, `Retrieving file:`
+lines, `Skipping ...`, `append: ...`) and zboot's `Kernel command line: "..."`, the bytes it writes into the
+kernel's boot parameters; with console=ttyS0 the kernel's own `Command line:` line confirms them. The run stops
+there (before Linux gets far).
 
 Per config: one run without input (what boots by itself: the default after the menu's timeout, or at once when there
 is no menu) and one run per menu item, `sysboot -p` (the prompt forced on) then the item's number typed at
@@ -46,7 +47,7 @@ UBOOT_ROM = UBOOT_ROOT / "usr" / "lib" / "u-boot" / "qemu-x86" / "u-boot.rom"
 KERNEL_ROOT = REPO / ".cache" / "kernel" / "root"
 QEMU = "qemu-system-x86_64"
 # Bumped when the driving or the parsing changes, so recorded answers are recomputed.
-HARNESS_VERSION = "2"
+HARNESS_VERSION = "3"
 # Where distro boot looks (boot_prefixes "/ /boot/" x boot_syslinux_conf "extlinux/extlinux.conf").
 CONFIG_PATHS = ("/extlinux/extlinux.conf", "/boot/extlinux/extlinux.conf")
 FDT_ADDR = "0x3000000"  # below ramdisk_addr_r (0x4000000), above the kernel at kernel_addr_r (0x1000000)
@@ -314,8 +315,11 @@ class Machine:
                 raise _NoStart(_tail(transcript))
             child.send(b" ")
             child.expect(PROMPT)
+            # bootargs cleared: a label without APPEND leaves $bootargs as the board set it (qemu-x86's default is
+            # "root=/dev/sdb3 ..."), which no config says; with none, the kernel gets what the config gives it.
             setenv = [
                 "virtio scan",
+                "setenv bootargs",
                 f"setenv fdt_addr_r {FDT_ADDR}",
                 *(f"setenv {k} {v}" for k, v in sorted(self.env.items())),
             ]
