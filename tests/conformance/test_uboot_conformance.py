@@ -23,6 +23,7 @@ from discovery.entry import BootEntry, SourceFormat
 from discovery.fs import Platform
 from discovery.scan import scan
 from tests.conformance import uboot
+from tests.conformance.compare import Kind, Menu, Row, compare, record
 
 FIXTURES = uboot.REPO / "tests" / "fixtures"
 PROBES = FIXTURES / "uboot"
@@ -34,11 +35,9 @@ ENV: dict[str, dict[str, str]] = {
     "fdt": {"fdtfile": "vendor/board.dtb"},
     "uboot-extlinux": {"fdtfile": "rockchip/rk3399-rockpro64.dtb"},
 }
-Row = tuple[str, str, tuple[str, ...], str | None, str]
+LOADER = "U-Boot 2023.01 (u-boot-qemu, sysboot)"
 # What pxe_utils' "Skipping ... for failure retrieving X" names, as bootmenu's warnings name it.
 SKIPPED = {"kernel": "kernel", "initrd": "initrd", "FDT": "devicetree"}
-# (case, device:config, verdict) of every comparison made in this run, totalled by conftest.py.
-VERDICTS: list[tuple[str, str, str]] = []
 
 
 def cases() -> list[tuple[str, Path]]:
@@ -74,7 +73,7 @@ def _row(title: str, attempt: uboot.Attempt, tree: Path) -> Row | None:
     if attempt.skipped:
         # "Skipping <label> for failure retrieving kernel|initrd|FDT" (or "No kernel given, skipping <label>").
         what = attempt.skipped.rsplit(" ", 1)[-1] if "retrieving" in attempt.skipped else "kernel"
-        return (title, f"cannot boot: {SKIPPED.get(what, what)} missing", (), None, "")
+        return Row((title,), f"cannot boot: {SKIPPED.get(what, what)} missing", (), "")
     if not attempt.started:
         return None
     images = [posix for posix, ok in attempt.files if ok and not posix.lower().endswith((".dtb", ".dtbo"))]
@@ -87,7 +86,7 @@ def _row(title: str, attempt: uboot.Attempt, tree: Path) -> Row | None:
     kernel = posixpath.normpath(images[-1])
     initrds = tuple(posixpath.normpath(p) for p in images[:-1])
     fdt = posixpath.normpath(fdts[0]) if fdts else None
-    return (title, kernel, initrds, fdt, attempt.cmdline or "")
+    return Row((title,), kernel, initrds, attempt.cmdline or "", fdt)
 
 
 def uboot_rows(answer: uboot.Answer, tree: Path) -> list[Row]:
@@ -112,63 +111,54 @@ def uboot_default(answer: uboot.Answer) -> str | None:
     return dict(_menu_of(answer)).get(booted.number, booted.title)
 
 
-def bootmenu_rows(entries: list[BootEntry]) -> list[Row]:
+def _bootmenu_row(e: BootEntry) -> Row:
     """bootmenu lists an entry whose file is missing, with a warning; U-Boot, asked to boot it, skips it. Both say
     the same when the first missing file, in U-Boot's order (initrd, kernel, FDT), is the one U-Boot names."""
-    rows: list[Row] = []
-    for e in entries:
-        gone = [w.message.split(" ", 1)[0] for w in e.warnings if w.message.endswith(" not found")]
-        first = next((what for what in ("initrd", "kernel", "devicetree") if what in gone), None)
-        if first is not None:
-            rows.append((e.title, f"cannot boot: {first} missing", (), None, ""))
-        else:
-            rows.append((e.title, e.kernel, e.initrds, e.devicetree, e.kernel_cmdline()))
-    return rows
+    gone = [w.message.split(" ", 1)[0] for w in e.warnings if w.message.endswith(" not found")]
+    first = next((what for what in ("initrd", "kernel", "devicetree") if what in gone), None)
+    if first is not None:
+        return Row((e.title,), f"cannot boot: {first} missing", (), "")
+    return Row((e.title,), e.kernel, e.initrds, e.kernel_cmdline(), e.devicetree)
 
 
 def explanations() -> dict[str, Any]:
     return tomllib.loads(EXPLAINED.read_text()) if EXPLAINED.is_file() else {}
 
 
-def compare(name: str, tree: Path) -> tuple[list[str], list[str]]:
-    """(verdict lines, problems) for every config of one tree."""
+def uboot_menu(answer: uboot.Answer, tree: Path) -> Menu:
+    """U-Boot's answer as the shared comparison's Menu; items that boot no Linux (LOCALBOOT) are `others`."""
+    rows = tuple(uboot_rows(answer, tree))
+    shown = {row.path for row in rows}
+    others = frozenset((title,) for _, title in _menu_of(answer) if (title,) not in shown)
+    default = uboot_default(answer)
+    return Menu(rows=rows, default=(default,) if default is not None else (), others=others)
+
+
+def check(name: str, tree: Path) -> list[str]:
+    """The problems found for every config of one tree (the verdicts are recorded for the report)."""
     answers = answers_for(name, tree)
     scanned = scan([tree], Platform(firmware="efi"))[0]
     explained = explanations().get(name, {})
-    verdicts, problems = [], []
+    problems = []
     for answer in answers:
         mine = [e for e in scanned.result.entries if e.format is SourceFormat.SYSLINUX and e.config == answer.config]
-        theirs_rows, mine_rows = uboot_rows(answer, tree), bootmenu_rows(mine)
-        theirs_default = uboot_default(answer)
-        my_default = next((e.title for e in mine if e.default), None)
-        # U-Boot waiting for the user (TIMEOUT 0 with a menu) is bootmenu's "no timeout": no default starts.
-        waits = answer.default_run.booted is None and scanned.result.timeout is None
+        menu = uboot_menu(answer, tree)
+        if answer.default_run.booted is None and scanned.result.timeout is None:
+            # U-Boot waits for the user (TIMEOUT 0 with a menu) and so does bootmenu (no timeout): no default starts
+            # on either side, so bootmenu's highlighted entry is not compared.
+            menu = Menu(rows=menu.rows, default=next(((e.title,) for e in mine if e.default), ()), others=menu.others)
         where = f"{answer.device}:{answer.config}"
-        if theirs_rows == mine_rows and (theirs_default == my_default or waits):
-            verdict = "identical"
-        elif where in explained:
-            verdict = f"explained: {explained[where]}"
-        else:
-            verdict = "different"
-            diff = [f"  U-Boot:   {r}" for r in theirs_rows if r not in mine_rows]
-            diff += [f"  bootmenu: {r}" for r in mine_rows if r not in theirs_rows]
-            if theirs_default != my_default and not waits:
-                diff.append(f"  default: U-Boot {theirs_default!r}, bootmenu {my_default!r}")
-            if len(diff) == 0:
-                diff.append("  same entries, different order:")
-                diff += [f"  U-Boot:   {r[0]}" for r in theirs_rows]
-                diff += [f"  bootmenu: {r[0]}" for r in mine_rows]
-            problems.append(f"{name} {where}:\n" + "\n".join(diff))
-        VERDICTS.append((name, where, verdict.split(":")[0]))
-        verdicts.append(f"uboot-conformance {name} {where}: {verdict}")
-    return verdicts, problems
+        verdict = record(LOADER, name, where, compare(menu, mine, explained=explained.get(where), row=_bootmenu_row))
+        if verdict.lines:
+            problems.append(f"{name} {where}:\n" + "\n".join(verdict.lines))
+        elif verdict.kind is Kind.IDENTICAL and where in explained:
+            problems.append(f"{name} {where}: identical now; remove its reason from {EXPLAINED.name}")
+    return problems
 
 
 @pytest.mark.parametrize(("name", "tree"), cases(), ids=[f"{n}/{t.name}" for n, t in cases()])
 def test_extlinux_menu_matches_real_uboot(name: str, tree: Path) -> None:
-    verdicts, problems = compare(name, tree)
-    for line in verdicts:
-        print(line)
+    problems = check(name, tree)
     assert not problems, "\n".join(problems)
 
 
