@@ -25,7 +25,8 @@ menu.c32/vesamenu.c32, plus U-Boot's `doc/README.pxe` keys (FDT, DEVICETREE, FDT
   unread value as an unknown top-level command); DEFAULT and ONTIMEOUT are the same
   key, the last one wins and names a label by its whole text (the last label of that name), MENU DEFAULT counts only
   while no default is set, and with no such label the first label boots; MENU HIDE/BEGIN/END/SEPARATOR are ignored
-  (every label is an item of one flat menu) and a MENU LABEL is shown as written (`^` included).
+  (every label is an item of one flat menu) and a MENU LABEL is shown as written (`^` included); without a top-level
+  MENU line the default boots at once (timeout 0; PROMPT is ignored), with one after TIMEOUT rounded up to seconds.
 - The default: ONTIMEOUT, else DEFAULT when it names a label (DEFAULT `*.c32` names the menu program, not a label;
   DEFAULT that names no label is a kernel command line), else the last MENU DEFAULT (descending into a submenu marked
   default), else the first item of the top menu. When that item does not boot Linux, nothing is marked default.
@@ -232,6 +233,7 @@ class _Parse:
     flattened: int = 0  # MENU BEGINs open beyond MAX_MENU_DEPTH, not made submenus (their MENU ENDs are theirs)
     uboot: bool = False  # read as U-Boot's pxe_utils reads it (see the module docstring)
     uboot_default: tuple[str, str, int] | None = None  # the label U-Boot's DEFAULT/ONTIMEOUT/MENU DEFAULT names
+    uboot_menu: bool = False  # a top-level MENU line: U-Boot shows its menu and waits TIMEOUT (else boots at once)
 
     @property
     def menu(self) -> _Menu:
@@ -315,6 +317,8 @@ def _parse_file(state: _Parse, path: str, chain: tuple[str, ...]) -> None:
             continue
         key, rest = _split(stripped)
         if key == "menu":
+            if state.label is None:
+                state.uboot_menu = True  # pxe_utils parse_pxefile_top: a top-level MENU line turns the prompt on
             if not rest:
                 state.warn(path, number, "MENU without a keyword; ignored")
                 continue
@@ -811,6 +815,8 @@ def _command_line_entry(state: _Parse, text: str, file: str, line: int, what: st
 
 
 def _timeout(state: _Parse) -> float | None:
+    if state.uboot:
+        return _uboot_timeout(state)
     if state.timeout is None:
         return None
     text, file, line = state.timeout
@@ -820,6 +826,17 @@ def _timeout(state: _Parse) -> float | None:
         return None
     tenths = int(digits)
     return tenths / 10 if tenths else None  # 0: wait for the user
+
+
+def _uboot_timeout(state: _Parse) -> float | None:
+    """pxe_utils: without a top-level MENU line U-Boot boots the default at once (PROMPT is ignored); with one it
+    waits TIMEOUT tenths rounded up to whole seconds (menu_create), TIMEOUT 0 or none: for the user."""
+    if not state.uboot_menu:
+        return 0.0
+    text = state.timeout[0] if state.timeout is not None else ""
+    digits = text.split()[0] if text.split() else ""
+    tenths = int(digits) if digits.isdigit() else 0
+    return float(-(-tenths // 10)) if tenths else None
 
 
 # Where U-Boot's distro boot looks for an extlinux.conf (boot_prefixes "/ /boot/", boot_syslinux_conf).

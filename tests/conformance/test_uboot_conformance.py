@@ -23,7 +23,7 @@ from discovery.entry import BootEntry, SourceFormat
 from discovery.fs import Platform
 from discovery.scan import scan
 from tests.conformance import uboot
-from tests.conformance.compare import Kind, Menu, Row, compare, record
+from tests.conformance.compare import Kind, Menu, Row, Verdict, compare, record
 
 FIXTURES = uboot.REPO / "tests" / "fixtures"
 PROBES = FIXTURES / "uboot"
@@ -134,6 +134,18 @@ def uboot_menu(answer: uboot.Answer, tree: Path) -> Menu:
     return Menu(rows=rows, default=(default,) if default is not None else (), others=others)
 
 
+def timeout_problem(answer: uboot.Answer, timeout: float | None) -> str:
+    """How U-Boot started the default, against bootmenu's timeout (no durations compared): at once without a menu
+    (timeout 0), after a countdown (a timeout), or not at all (no timeout: wait for the user)."""
+    run = answer.default_run
+    if run.booted is None:
+        theirs = "waits for the user"
+    else:
+        theirs = "counts down, then boots" if run.prompted else "boots at once"
+    mine = "waits for the user" if timeout is None else ("boots at once" if timeout == 0 else "counts down, then boots")
+    return "" if theirs == mine else f"  timeout: U-Boot {theirs}, bootmenu {mine} ({timeout})"
+
+
 def check(name: str, tree: Path) -> list[str]:
     """The problems found for every config of one tree (the verdicts are recorded for the report)."""
     answers = answers_for(name, tree)
@@ -148,7 +160,11 @@ def check(name: str, tree: Path) -> list[str]:
             # on either side, so bootmenu's highlighted entry is not compared.
             menu = Menu(rows=menu.rows, default=next(((e.title,) for e in mine if e.default), ()), others=menu.others)
         where = f"{answer.device}:{answer.config}"
-        verdict = record(LOADER, name, where, compare(menu, mine, explained=explained.get(where), row=_bootmenu_row))
+        verdict = compare(menu, mine, explained=explained.get(where), row=_bootmenu_row)
+        waiting = timeout_problem(answer, scanned.result.timeout)
+        if waiting and not explained.get(where):
+            verdict = Verdict(Kind.DIFFERENT, lines=(*verdict.lines, waiting))
+        record(LOADER, name, where, verdict)
         if verdict.lines:
             problems.append(f"{name} {where}:\n" + "\n".join(verdict.lines))
         elif verdict.kind is Kind.IDENTICAL and where in explained:

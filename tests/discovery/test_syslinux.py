@@ -149,7 +149,17 @@ def test_uboot_menu_is_flat_and_shows_labels_as_written(tmp_path: Path) -> None:
         "menu title T\nlabel one\n menu label ^One\n menu hide\n linux /vmlinuz\nmenu begin sub\n"
         "label two words\n linux /vmlinuz\nmenu end\n",
     )
-    assert titles(scan(tmp_path)) == ["^One", "two words"]
+    result = scan(tmp_path)
+    assert titles(result) == ["^One", "two words"]
+    assert result.timeout is None  # a menu and no TIMEOUT: U-Boot waits for the user
+
+
+def test_uboot_timeout_is_rounded_up_and_zero_without_a_menu(tmp_path: Path) -> None:
+    write(tmp_path, "vmlinuz")
+    write(tmp_path, UBOOT_CFG, "menu title T\ntimeout 15\nlabel a\n linux /vmlinuz\n")
+    assert scan(tmp_path).timeout == 2.0
+    write(tmp_path, UBOOT_CFG, "prompt 1\ntimeout 50\nlabel a\n linux /vmlinuz\n  menu label A\n")
+    assert scan(tmp_path).timeout == 0.0  # no top-level MENU line: the default boots at once
 
 
 def test_extlinux_with_ldlinux_beside_it_is_read_as_syslinux(tmp_path: Path) -> None:
