@@ -11,7 +11,7 @@ APT_COMMANDS := qemu-system-x86_64 qemu-system-aarch64 busybox mkfs.vfat mcopy s
 ARM64_USERLAND := busybox-static python3.11-minimal libpython3.11-minimal libpython3.11-stdlib libc6 zlib1g libexpat1 \
 	libffi8 liblzma5 libbz2-1.0
 
-.PHONY: all setup system-deps kernel conformance grub-editenv test test-fast lint fmt typecheck bench bench-parse demo qemu clean
+.PHONY: all setup system-deps kernel syslinux conformance grub-editenv test test-fast lint fmt typecheck bench bench-parse demo qemu clean
 
 all: test
 
@@ -54,14 +54,20 @@ kernel: system-deps
 	@tools/fetch-deb u-boot-qemu $(CACHE)/u-boot-qemu >/dev/null
 
 # bootmenu against real GRUB 2.06 (Debian's grub-emu, unpacked, run as nobody with no capabilities), real
-# systemd-boot 252 (OVMF under QEMU TCG) and real U-Boot 2023.01 (u-boot-qemu's qemu-x86 build under QEMU TCG):
-# records the answers for changed fixtures in tests/data/*_conformance.json and prints each config's verdict and the
-# totals per loader. Boots QEMU: on a shared machine, run it under `flock /tmp/qemu.lock`.
-conformance: setup kernel
+# systemd-boot 252 (OVMF under QEMU TCG), real U-Boot 2023.01 (u-boot-qemu's qemu-x86 build under QEMU TCG) and real
+# syslinux 6.04 (isolinux/syslinux-common/syslinux unpacked under .cache, each syslinux fixture booted in QEMU TCG
+# from an ISO or FAT image): records the answers for changed fixtures in tests/data/*_conformance.json and prints each
+# config's verdict and the totals per loader. Boots QEMU: on a shared machine, run it under `flock /tmp/qemu.lock`.
+conformance: setup kernel syslinux
 	@tools/fetch-deb grub-emu $(CACHE)/grub-emu >/dev/null
 	@if ldd $(CACHE)/grub-emu/root/usr/bin/grub-emu | grep -q 'not found'; then \
 	    apt-get install -y -q --no-install-recommends libsdl1.2debian libdevmapper1.02.1; fi
-	$(BIN)/pytest -q -s -p no:cacheprovider tests/conformance
+	BOOTMENU_SYSLINUX_RECORD=1 $(BIN)/pytest -q -s -p no:cacheprovider tests/conformance
+
+# Debian's syslinux 6.04 (isolinux.bin, the BIOS .c32 modules, the mtools installer), unpacked under .cache, never
+# installed: the syslinux conformance harness boots it in QEMU (tests/conformance/syslinux_qemu.py).
+syslinux:
+	@for p in isolinux syslinux-common syslinux; do tools/fetch-deb $$p $(CACHE)/$$p >/dev/null; done
 
 # Debian's grub-editenv (grub-common unpacked under .cache, never installed): the tests check grubenv writes with it.
 grub-editenv:
@@ -81,7 +87,7 @@ fmt: $(BIN)/.installed
 # Everything, QEMU end-to-end tests included, on two workers (tests/conftest.py schedules the QEMU tests first,
 # longest first); the 15 slowest tests are listed at the end.
 PYTEST_PARALLEL ?= -n 2 --dist loadscope --durations=15
-test: setup kernel grub-editenv lint typecheck
+test: setup kernel grub-editenv syslinux lint typecheck
 	$(BIN)/pytest $(PYTEST_PARALLEL)
 
 # The quick subset: no QEMU boots.

@@ -8,7 +8,8 @@ menu.c32/vesamenu.c32, plus U-Boot's `doc/README.pxe` keys (FDT, DEVICETREE, FDT
   config file the loader started from, not that of an included file. `::path` (pxelinux TFTP) is absolute.
 - The command line is the label's APPEND (else the global APPEND in force when the label ends; `APPEND -`: none),
   preceded by any arguments on the KERNEL line, exactly as written; an `initrd=` option stays in it, as syslinux passes
-  it on (the kernel ignores it). Initrds come from INITRD (comma list) or else the first `initrd=` option.
+  it on (the kernel ignores it). Initrds come from the first `initrd=` of the command line the kernel receives
+  (kernel.c): APPEND's when there is one, else INITRD's (comma list); U-Boot's dialect below differs.
 - What the kernel receives (BootEntry.loader_args / loader_tail around the cmdline), from syslinux 6's ldlinux and
   menu.c32: `BOOT_IMAGE=<first word of KERNEL as written>` first (com32/elflink/ldlinux/kernel.c,
   new_linux_kernel), then the command line, then `initrd=<INITRD's text as written>` for an INITRD directive
@@ -80,6 +81,11 @@ CONFIG_STEPS = 200_000
 MAX_CONFIG_DEPTH = 8
 
 WHICHSYS = "whichsys.c32"
+# Menu programs that, given a file name, draw the menu of that file (menu.c32/vesamenu.c32 main(): parse_configs).
+MENU_MODULES = frozenset({"menu.c32", "vesamenu.c32"})
+# CPU dispatchers: `ifcpu64.c32 long -- pae -- other` and `ifcpu.c32 [dry-run] feature... -- if_all -- otherwise`.
+IFCPU64 = "ifcpu64.c32"
+IFCPU = "ifcpu.c32"
 
 # Submenus nested by MENU BEGIN (and tagged INCLUDEs): real menus nest two or three; building entries recurses per
 # level, so deeper ones join their parent (with one warning) rather than exhaust the stack.
@@ -176,6 +182,7 @@ class _Label:
     default: bool = False
     disabled: bool = False
     action: str | None = None  # MENU EXIT / GOTO / QUIT / HELP: navigation, not a boot
+    menu_module: bool = False  # KERNEL menu.c32/vesamenu.c32: with a file (args or APPEND) it opens that menu
     global_append: str | None = None  # the global APPEND in force when the label ended
 
     @property
@@ -217,6 +224,7 @@ class _Parse:
     default: tuple[str, str, int] | None = None
     ontimeout: tuple[str, str, int] | None = None
     has_ui: bool = False
+    ui_file: tuple[str, str, int] | None = None  # `UI menu.c32 file`: (file, config, line)
     timeout: tuple[str, str, int] | None = None
     diagnostics: list[Diagnostic] = field(default_factory=list)
     files: list[str] = field(default_factory=list)
@@ -248,6 +256,12 @@ class _Parse:
         if label is None:
             return
         label.global_append = self.append
+        if label.menu_module and label.boots:
+            # menu.c32/vesamenu.c32 with a file name opens that file's menu: the label leads to a menu, as CONFIG does
+            # (without a new working directory).
+            args = (label.kernel or "").split()[1:] or (label.append or "").split()
+            if args:
+                label.kernel, label.kind, label.append = args[0], KernelKind.CONFIG, ""
         self.labels.append(label)
         if label.hidden:
             return
@@ -346,6 +360,8 @@ def _parse_file(state: _Parse, path: str, chain: tuple[str, ...]) -> None:
                 continue
             label.kernel, label.kernel_line = rest, number
             label.kind = KernelKind.of_directive(key, rest)
+            if label.kind is KernelKind.COM32 and PurePosixPath(rest.split()[0]).name.lower() in MENU_MODULES:
+                label.menu_module = True
         elif key == "append":
             if state.label is not None:
                 state.label.append = rest
@@ -391,6 +407,10 @@ def _parse_file(state: _Parse, path: str, chain: tuple[str, ...]) -> None:
                 state.timeout = (rest, path, number)
         elif key == "ui":
             state.has_ui = True
+            module, *files = rest.split()
+            if PurePosixPath(module).name.lower() in MENU_MODULES and files:
+                # `UI menu.c32 other.cfg`: the menu program reads that file, not this one (menu.c32's main()).
+                state.ui_file = (files[0], path, number)
         elif key in SILENT:
             continue
         else:
@@ -554,6 +574,14 @@ def _to_entry(state: _Parse, label: _Label, submenu: tuple[str, ...]) -> BootEnt
         # Set while parsing: the first INITRD or initrd= option, one file name.
         initrd_names = [label.initrd.strip()] if label.initrd and label.initrd.strip() else []
         initrd_line = label.initrd_line
+    elif label.initrd is not None and _initrd_option(cmdline):
+        # syslinux appends " initrd=<INITRD>" after the APPEND words, and kernel.c loads the files of the first
+        # `initrd=` of the command line: APPEND's (seen booted in QEMU, tests/conformance).
+        initrd_names = _initrd_option(cmdline)
+        initrd_line = line
+        warnings.append(
+            Diagnostic(label.file, label.initrd_line, "both INITRD and initrd= in APPEND; syslinux loads APPEND's")
+        )
     elif label.initrd is not None:
         initrd_names = [p.strip() for p in label.initrd.split(",") if p.strip()]
         if _initrd_option(cmdline):
@@ -701,6 +729,85 @@ def _follow_config(
         state.timeout_override = result.timeout
 
 
+def _ui_file_menu(state: _Parse, path: str) -> tuple[LoadResult, int | None] | None:
+    """`UI menu.c32 file`: the menu drawn is that file's, read afresh by the menu program in the same working
+    directory (this config's labels stay reachable only by name at the `boot:` prompt, which bootmenu does not
+    offer). None when the file is missing (diagnosed): the menu program then has nothing, and this config's labels
+    are listed as before."""
+    assert state.ui_file is not None
+    name, file, line = state.ui_file
+    target = state.resolve(name)
+    problem = file_problem(state.fs, target)
+    if problem is not None:
+        why = f"{shown(target)} not found" if problem == "not found" else problem
+        state.warn(file, line, f"UI {shown(name)}: {why}; this config's labels are listed instead")
+        return None
+    sub = _Parse(
+        fs=state.fs,
+        workdir=state.workdir,
+        loaded=state.loaded,
+        depth=state.depth + 1,
+        seen=state.seen,
+        budget=state.budget,
+        texts=state.texts,
+    )
+    result, default = _load(sub, target)
+    result = LoadResult(
+        entries=result.entries,
+        diagnostics=(*state.diagnostics, *result.diagnostics),
+        timeout=result.timeout,
+        configs=(*state.files, *(f for f in result.configs if f not in state.files)),
+    )
+    return result, default
+
+
+def _ifcpu_target(state: _Parse, label: _Label | None, command: str = "") -> _Label | None:
+    """What ifcpu64.c32 or ifcpu.c32 runs here, for a label running one (or a DEFAULT command line `command`);
+    else `label`. bootmenu runs on the machine it boots, an x86_64 one: long mode (and PAE) are present, and
+    ifcpu.c32's other feature names are looked up in /proc/cpuinfo's flags."""
+    if label is not None:
+        if label.kind is not KernelKind.COM32 or not label.kernel:
+            return label
+        append = label.append if label.append is not None else label.global_append
+        words = [*label.kernel.split(), *(append or "").split()]
+    else:
+        words = command.split()
+    if not words:
+        return label
+    module = PurePosixPath(words[0]).name.lower()
+    if module not in (IFCPU64, IFCPU):
+        return label
+    groups: list[list[str]] = [[]]
+    for word in words[1:]:
+        if word == "--":
+            groups.append([])
+        else:
+            groups[-1].append(word)
+    if module == IFCPU64:
+        # `long -- pae -- other` (two groups: `long -- other`): a 64-bit machine takes the first.
+        choice = groups[0]
+    else:
+        features = [w for w in groups[0] if w not in ("dry-run", "debug")]
+        flags = _cpu_flags()
+        present = all(f.lower() in flags for f in features)
+        choice = groups[1] if present and len(groups) > 1 else (groups[2] if len(groups) > 2 else [])
+    return _find_label(state, " ".join(choice)) if choice else None
+
+
+def _cpu_flags() -> frozenset[str]:
+    """The running CPU's feature flags (/proc/cpuinfo); long mode and PAE always, bootmenu being x86_64."""
+    flags = {"lm", "pae"}
+    try:
+        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    flags.update(line.partition(":")[2].split())
+                    break
+    except OSError:
+        pass
+    return frozenset(flags)
+
+
 def _whichsys_target(state: _Parse, label: _Label) -> _Label:
     """For a whichsys.c32 label, the label it runs on this medium (`-iso-` on ISO 9660, else `-sys-`); else `label`.
 
@@ -760,10 +867,14 @@ def _menu_default(menu: _Menu) -> _Label | None:
 
 
 def _find_label(state: _Parse, text: str) -> _Label | None:
-    """The label a DEFAULT/ONTIMEOUT names: the whole text (U-Boot) or its first word (syslinux); the last one wins
-    among duplicates in U-Boot, the first in syslinux: we take the first."""
+    """The label a DEFAULT/ONTIMEOUT names: its first word in syslinux (the whole text first in an extlinux.conf, as
+    U-Boot reads it); the last one wins among duplicates in U-Boot, the first in syslinux: we take the first."""
     words = text.split()
-    for candidate in (text.strip(), words[0] if words else ""):
+    first = words[0] if words else ""
+    # syslinux splits the command at the first space: `DEFAULT my label` names LABEL my (seen in QEMU); U-Boot
+    # takes the whole text, which an extlinux.conf may be written for.
+    order = (text.strip(), first) if state.uboot else (first, text.strip())
+    for candidate in order:
         for label in state.labels:
             if candidate and label.name == candidate:
                 return label
@@ -874,7 +985,8 @@ def _chooser(state: _Parse) -> tuple[str, str, int, str] | None:
         return None
     text, file, line = chooser
     what = "ONTIMEOUT" if chooser is state.ontimeout else "DEFAULT"
-    if what == "DEFAULT" and not state.has_ui and text.split()[0].lower().endswith(".c32"):
+    module = PurePosixPath(text.split()[0]).name.lower()
+    if what == "DEFAULT" and not state.has_ui and module.endswith(".c32") and module not in (IFCPU64, IFCPU):
         return None
     return text, file, line, what
 
@@ -893,10 +1005,18 @@ def _load(state: _Parse, path: str) -> tuple[LoadResult, int | None]:
         state.warn(top.file, top.line, "MENU BEGIN without MENU END; closed at the end of the file")
         state.stack.clear()
     state.seen.update((label.file, label.line) for label in state.labels)
+    if state.ui_file is not None:
+        shown_menu = _ui_file_menu(state, path)
+        if shown_menu is not None:
+            return shown_menu
     chooser = _chooser(state)
     named = _find_label(state, chooser[0]) if chooser is not None else None
     if named is not None:
-        named = _whichsys_target(state, named)
+        named = _ifcpu_target(state, _whichsys_target(state, named))
+    elif chooser is not None and PurePosixPath(chooser[0].split()[0]).name.lower() in (IFCPU64, IFCPU):
+        named = _ifcpu_target(state, None, chooser[0])
+        if named is None:
+            chooser = None
     # Without a UI no menu is drawn: a default that CONFIGs another file leads straight to that file's menu.
     inline = named if named is not None and named.kind is KernelKind.CONFIG and not state.has_ui else None
     entries: list[BootEntry] = []
@@ -914,7 +1034,9 @@ def _load(state: _Parse, path: str) -> tuple[LoadResult, int | None]:
             # ldlinux boots `DEFAULT label args` with the args added; menu.c32 only looks at the label.
             appends = what == "ONTIMEOUT" or not state.has_ui
             words = text.split(None, 1)
-            extra = words[1] if appends and len(words) > 1 and chosen.name != text.strip() else ""
+            # (Only when the text names the label itself: a dispatcher's own arguments, ifcpu.c32's, are not added.)
+            names = chosen.name in (text.strip(), words[0])
+            extra = words[1] if appends and names and len(words) > 1 and chosen.name != text.strip() else ""
             if id(chosen) in where and extra and chosen.kind is KernelKind.LINUX:
                 n = where[id(chosen)]
                 entries[n] = entries[n].replace(cmdline=f"{entries[n].cmdline} {extra}".strip())

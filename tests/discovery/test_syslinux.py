@@ -557,3 +557,58 @@ def test_dos_line_endings(tmp_path: Path) -> None:
     result = scan(tmp_path)
     assert default(result) == ["b"]
     assert result.diagnostics == ()
+
+
+def test_syslinux_cfg_with_initrd_and_initrd_option_loads_the_options_files(tmp_path: Path) -> None:
+    # syslinux puts " initrd=<INITRD>" after APPEND and loads the first initrd= of the line: APPEND's.
+    for name in ("/vmlinuz", "/a.img", "/b.img"):
+        write(tmp_path, name)
+    write(
+        tmp_path, "/syslinux/syslinux.cfg", "LABEL both\n  LINUX /vmlinuz\n  INITRD /b.img\n  APPEND x initrd=/a.img\n"
+    )
+    entry = only(scan(tmp_path))
+    assert entry.initrds == ("/a.img",)
+    assert entry.kernel_cmdline() == "BOOT_IMAGE=/vmlinuz x initrd=/a.img initrd=/b.img"
+    assert messages(scan(tmp_path)) == [
+        "/syslinux/syslinux.cfg:3: both INITRD and initrd= in APPEND; syslinux loads APPEND's"
+    ]
+
+
+def test_ui_menu_module_given_a_file_shows_that_files_menu(tmp_path: Path) -> None:
+    write(tmp_path, "/vmlinuz")
+    write(tmp_path, "/syslinux/syslinux.cfg", "UI menu.c32 main.cfg\nLABEL outside\n  LINUX /vmlinuz\n")
+    write(
+        tmp_path,
+        "/syslinux/main.cfg",
+        "LABEL one\n  LINUX /vmlinuz\nLABEL more\n  MENU LABEL More\n  KERNEL vesamenu.c32\n  APPEND more.cfg\n",
+    )
+    write(tmp_path, "/syslinux/more.cfg", "LABEL two\n  LINUX /vmlinuz\n")
+    result = scan(tmp_path)
+    assert titles(result) == ["one", "More>two"]
+    assert default(result) == ["one"]
+
+
+@pytest.mark.parametrize(
+    "default_line",
+    [
+        "DEFAULT detect\nLABEL detect\n  KERNEL ifcpu64.c32\n  APPEND l64 -- l32\n",
+        "DEFAULT ifcpu.c32 lm -- l64 -- l32\n",
+    ],
+)
+def test_ifcpu_dispatch_as_default_picks_the_64_bit_label(tmp_path: Path, default_line: str) -> None:
+    write(tmp_path, "/vmlinuz")
+    labels = "LABEL l64\n  LINUX /vmlinuz\n  APPEND arch=64\nLABEL l32\n  LINUX /vmlinuz\n  APPEND arch=32\n"
+    write(tmp_path, "/syslinux/syslinux.cfg", "PROMPT 1\n" + default_line + labels)
+    result = scan(tmp_path)
+    assert titles(result) == ["l64", "l32"]
+    assert [e.cmdline for e in result.entries if e.default] == ["arch=64"]
+
+
+def test_default_with_spaces_names_the_label_of_its_first_word(tmp_path: Path) -> None:
+    # Real syslinux 6.04 (QEMU, tests/conformance): `DEFAULT my label` boots LABEL my, not LABEL "my label".
+    write(tmp_path, "/vmlinuz")
+    labels = "LABEL my label\n  LINUX /vmlinuz\n  APPEND a\nLABEL my\n  LINUX /vmlinuz\n  APPEND b\n"
+    write(tmp_path, "/syslinux/syslinux.cfg", "UI menu.c32\nDEFAULT my label\n" + labels)
+    result = scan(tmp_path)
+    assert titles(result) == ["my label", "my"]
+    assert [e.cmdline for e in result.entries if e.default] == ["b"]

@@ -1,0 +1,730 @@
+"""Real syslinux 6.04 (Debian's isolinux, syslinux-common, syslinux) booted in QEMU TCG as the oracle for
+bootmenu's syslinux loader.
+
+How it is driven: the fixture's tree is copied, `SERIAL 0 115200` is put first in the config the scan starts with,
+every `.c32` the tree or its configs name becomes the real module (with libcom32/libutil beside it), and every kernel
+and initrd a config names becomes the Debian test kernel and a small test initrd whose /init prints /proc/cmdline and
+the marker of every initrd the kernel was given, framed by markers with a length (initramfs.guests.parse_framed).
+A config on an ISO 9660 tree, or named isolinux.cfg, boots from an ISO made with genisoimage (isolinux.bin in the
+config's directory, which isolinux searches first); any other from an unpartitioned FAT image that `syslinux
+--install -d <config directory>` (the mtools installer: it writes only the image file) made bootable, so ldlinux's
+working directory is the config's directory, as with extlinux on an installed system.
+
+The menu (menu.c32 or vesamenu.c32: both write their menu to the serial console too) is read with pyte: Ctrl-L
+stops the countdown and shows a hidden menu, Home goes to the first item, Down moves through the selectable ones;
+the highlighted row is the one drawn in the `sel` colours. Each item is booted in a fresh VM by its key path (Home,
+Down x k, Enter per level), and what the kernel received is read from the console. A config without a UI (the
+`boot:` prompt) has each LABEL typed at the prompt. The default is what boots when nothing is pressed (the timeout),
+or Enter on the first screen when nothing counts down.
+
+Every QEMU run is TCG (`-accel tcg`), on copies in a scratch directory; nothing is written outside it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+import tempfile
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+import pexpect
+import pyte
+
+from initramfs import guests
+from initramfs.cpio import Compression, CpioEntry, write_cpio
+from initramfs.run import run
+
+REPO = Path(__file__).resolve().parents[2]
+CACHE = REPO / ".cache"
+MODULES = CACHE / "syslinux-common" / "root" / "usr" / "lib" / "syslinux" / "modules" / "bios"
+ISOLINUX_BIN = CACHE / "isolinux" / "root" / "usr" / "lib" / "ISOLINUX" / "isolinux.bin"
+SYSLINUX_INSTALLER = CACHE / "syslinux" / "root" / "usr" / "bin" / "syslinux"
+KERNEL_BOOT = CACHE / "kernel" / "root" / "boot"
+# Bumped when the staging, the driving or the parsing changes, so cached answers are recomputed.
+HARNESS_VERSION = "2"
+# Libraries the menu and the if*.c32/whichsys.c32 modules load, put beside every module.
+LIBRARIES = ("ldlinux.c32", "libcom32.c32", "libutil.c32", "libmenu.c32", "libgpl.c32")
+CONFIG_SUFFIXES = (".cfg", ".conf")
+KERNEL_NAMES = re.compile(r"^(vmlinu[xz]|bzimage|linux|image|kernel)", re.IGNORECASE)
+CMDLINE_MARK = "BM-SYSLINUX-CMDLINE="
+CMDLINE_END = "BM-SYSLINUX-CMDLINE-END"
+INITRDS_MARK = "BM-SYSLINUX-INITRDS="
+INITRDS_END = "BM-SYSLINUX-INITRDS-END"
+KEYS = {"down": b"\x1b[B", "up": b"\x1b[A", "home": b"\x1b[H", "enter": b"\r", "redraw": b"\x0c", "esc": b"\x1b"}
+COLUMNS, ROWS = 80, 25
+MAX_ITEMS = 64  # per menu level: a bound on the enumeration whatever a config does
+MAX_DEPTH = 4  # submenu levels followed
+# Bounds of one run: the firmware and ldlinux up to the first screen; from Enter to /init's markers (a kernel given no
+# initrd says nothing on the serial console: it is recorded as `silent` when this runs out).
+FIRST_SCREEN_TIMEOUT = 60.0
+BOOT_TIMEOUT = 60.0
+AUTOBOOT_TIMEOUT = 90.0  # the longest countdown waited for in the default run
+AUTOBOOT_QUIET = 6.0  # a console quiet this long after the banner shows a screen that waits for the user
+CHANGE_QUIET = 2.5  # seconds of quiet after Down with the same row highlighted: the last item
+QUIET = 0.6  # seconds without console output after which a redraw is taken as finished
+FAILURES = (
+    b"Could not find kernel image",
+    b"Invalid or corrupt kernel image",
+    b"Boot failed",
+    b"No bootable device",
+    b"Booting from Hard Disk",
+    b"Booting from Floppy",
+    b"Booting from DVD",
+    b"Loading boot sector",
+    b"boot: ",
+)
+
+INIT = f"""#!/bin/sh
+/bin/busybox mount -t proc proc /proc
+/bin/busybox dmesg -n 1 2>/dev/null
+c=$(/bin/busybox cat /proc/cmdline)
+m=$(/bin/busybox cat /bm-initrd/* 2>/dev/null | /bin/busybox tr '\\n' ' ')
+printf '%s\\n%s length=%s\\n' "{CMDLINE_MARK}$c" "{CMDLINE_END}" "${{#c}}" > /dev/ttyS0
+printf '%s\\n%s length=%s\\n' "{INITRDS_MARK}$m" "{INITRDS_END}" "${{#m}}" > /dev/ttyS0
+/bin/busybox poweroff -f
+"""
+
+
+class SyslinuxUnavailable(Exception):
+    """The syslinux packages, the kernel or QEMU are not here (`make conformance` fetches them)."""
+
+
+@dataclass(frozen=True)
+class Item:
+    """One menu item (or typed label) booted: its menu path, what happened, and what the kernel received."""
+
+    path: tuple[str, ...]
+    outcome: str  # linux (markers read), silent (no initrd: nothing on the console), failed, menu, none
+    cmdline: str | None = None
+    initrds: tuple[str, ...] = ()
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class Answer:
+    """syslinux's answer for one config: the UI kind, every item in menu order, the default run's result."""
+
+    config: str
+    device: str
+    medium: str  # iso or fat
+    ui: str  # menu, prompt (labels typed at `boot:`) or direct (the default boots at once: only it is seen)
+    items: tuple[Item, ...] = ()
+    default: Item | None = None
+    highlighted: tuple[str, ...] = ()  # the item highlighted on the first screen (menu UI)
+    seconds_per_boot: float = 0.0
+
+    def to_json(self) -> dict[str, object]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Answer:
+        def item(d: dict[str, Any]) -> Item:
+            return Item(
+                path=tuple(d["path"]),
+                outcome=str(d["outcome"]),
+                cmdline=d["cmdline"],
+                initrds=tuple(d["initrds"]),
+                note=str(d.get("note", "")),
+            )
+
+        return cls(
+            config=str(data["config"]),
+            device=str(data["device"]),
+            medium=str(data["medium"]),
+            ui=str(data["ui"]),
+            items=tuple(item(i) for i in data["items"]),
+            default=item(data["default"]) if data.get("default") else None,
+            highlighted=tuple(data.get("highlighted", ())),
+            seconds_per_boot=float(data.get("seconds_per_boot", 0.0)),
+        )
+
+
+def test_kernel() -> Path:
+    """The Debian test kernel (its version derived from the unpacked package, never written here)."""
+    found = sorted(KERNEL_BOOT.glob("vmlinuz-*"))
+    if not found:
+        raise SyslinuxUnavailable(f"no kernel in {KERNEL_BOOT}: run `make kernel`")
+    return found[-1]
+
+
+def available() -> bool:
+    return (
+        MODULES.is_dir()
+        and ISOLINUX_BIN.is_file()
+        and SYSLINUX_INSTALLER.is_file()
+        and bool(list(KERNEL_BOOT.glob("vmlinuz-*")))
+        and shutil.which("qemu-system-x86_64") is not None
+        and shutil.which("genisoimage") is not None
+        and shutil.which("mcopy") is not None
+    )
+
+
+def tree_digest(tree: Path, config: str) -> str:
+    """A hash of every file of the tree (names, modes as git records them, contents), the config and the harness."""
+    h = hashlib.sha256(f"syslinux {HARNESS_VERSION}\0{config}\0".encode())
+    for path in sorted(p for p in tree.rglob("*") if p.name != "expected.json"):
+        rel = path.relative_to(tree)
+        if path.is_symlink():
+            h.update(f"L {rel} {os.readlink(path)}\0".encode())
+        elif path.is_file():
+            mode = 0o755 if path.stat().st_mode & 0o100 else 0o644
+            h.update(f"F {rel} {mode:o}\0".encode())
+            h.update(path.read_bytes())
+        elif path.is_dir():
+            h.update(f"D {rel}\0".encode())
+    return h.hexdigest()
+
+
+# ----------------------------------------------------------------------------------------------------- staging
+
+
+def _configs(tree: Path) -> list[Path]:
+    return sorted(
+        p for p in tree.rglob("*") if p.is_file() and p.suffix.lower() in CONFIG_SUFFIXES and p.stat().st_size < 1 << 20
+    )
+
+
+def _named_files(tree: Path) -> tuple[set[str], set[str], set[str]]:
+    """(kernels, initrds, modules) the configs of the tree name, as written: a crude reading of every line (KERNEL,
+    LINUX, INITRD, `initrd=` words, any `*.c32` word), independent of bootmenu's parser."""
+    kernels: set[str] = set()
+    initrds: set[str] = set()
+    modules: set[str] = set()
+    for config in _configs(tree):
+        for raw in config.read_text(errors="replace").splitlines():
+            words = raw.split()
+            if not words or words[0].startswith("#"):
+                continue
+            key = words[0].lower()
+            for word in words:
+                for part in word.split(","):
+                    if part.lower().endswith(".c32"):
+                        modules.add(PurePosixPath(part.removeprefix("::")).name)
+            if key in ("kernel", "linux") and len(words) > 1 and not words[1].lower().endswith(".c32"):
+                kernels.add(words[1])
+            elif key == "initrd" and len(words) > 1:
+                initrds.update(p for p in words[1].split(",") if p)
+            for word in words:
+                if word.startswith("initrd="):
+                    initrds.update(p for p in word[len("initrd=") :].split(",") if p)
+    return kernels, initrds, modules
+
+
+def _targets(tree: Path, config_dir: str, name: str) -> list[Path]:
+    """Where a name written in a config may live: as written from the root, and from the config's directory."""
+    name = name.removeprefix("::")
+    if "$" in name or "{" in name or not name:
+        return []
+    if name.startswith("/"):
+        return [tree / name.lstrip("/")]
+    # Relative to the working directory, which CONFIG can move: also every file of the tree the name could mean.
+    tail = PurePosixPath(name).parts
+    others = [p for p in tree.rglob(tail[-1]) if p.is_file() and p.parts[-len(tail) :] == tail]
+    return [tree / config_dir.lstrip("/") / name, *others]
+
+
+def _slug(path: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]", "_", path.strip("/")) or "root"
+
+
+def test_initrd(output: Path, marker: str, busybox: Path) -> Path:
+    """A test initrd: busybox, the /init above and /bm-initrd/<slug> holding `marker` (the path it stands for)."""
+    entries = [
+        CpioEntry.directory("dev"),
+        CpioEntry.char_device("dev/console", 5, 1),
+        CpioEntry.char_device("dev/ttyS0", 4, 64),
+        CpioEntry.directory("proc"),
+        CpioEntry.file("bin/busybox", source=busybox, perm=0o755),
+        CpioEntry.symlink("bin/sh", "busybox"),
+        CpioEntry.file("init", INIT.encode(), perm=0o755),
+        CpioEntry.file(f"bm-initrd/{_slug(marker)}", f"{marker}\n".encode()),
+    ]
+    with output.open("wb") as f:
+        write_cpio(entries, f)
+    output.write_bytes(Compression.GZIP.compress(output.read_bytes()))
+    return output
+
+
+def stage(
+    tree: Path, config: str, scratch: Path, extra_kernels: Sequence[str] = (), extra_initrds: Sequence[str] = ()
+) -> Path:
+    """A copy of `tree` ready to boot `config` (absolute within the tree): SERIAL first in it, real modules, the test
+    kernel at every kernel path and a test initrd at every initrd path the configs (or `extra_*`) name."""
+    staged = scratch / "tree"
+    shutil.copytree(tree, staged, symlinks=False, ignore=lambda _d, names: [n for n in names if n == ".bootmenu-fs"])
+    config_dir = str(PurePosixPath(config).parent)
+    start = staged / config.lstrip("/")
+    start.write_bytes(b"SERIAL 0 115200\n" + start.read_bytes())
+    kernels, initrds, modules = _named_files(staged)
+    kernel = test_kernel()
+    busybox = guests.find_busybox()
+    placed: set[Path] = set()
+    present = {p.name.lower() for p in staged.rglob("*") if p.is_file()}
+
+    def wanted(target: Path) -> bool:
+        # A file the tree has is replaced; a missing one is made only when the tree has no file of that name anywhere
+        # (a config alone, as in the corpus): otherwise where syslinux looks for it is part of the question.
+        return not target.is_dir() and (target.is_file() or target.name.lower() not in present)
+
+    for name in sorted({*kernels, *extra_kernels}):
+        for target in _targets(staged, config_dir, name):
+            if not wanted(target):
+                continue
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.unlink(missing_ok=True)
+            shutil.copyfile(kernel, target)
+            placed.add(target)
+    for path in staged.rglob("*"):  # kernels a label names by its own name (LABEL vmlinuz) or a bare file
+        if (
+            path.is_file()
+            and path not in placed
+            and KERNEL_NAMES.match(path.name)
+            and path.suffix.lower() not in (".cfg", ".conf", ".c32", ".dtb", ".txt", ".png")
+        ):
+            shutil.copyfile(kernel, path)
+            placed.add(path)
+    for name in sorted({*initrds, *extra_initrds}):
+        for target in _targets(staged, config_dir, name):
+            if target in placed or not wanted(target):
+                continue
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.unlink(missing_ok=True)
+            test_initrd(target, "/" + str(target.relative_to(staged)), busybox)
+            placed.add(target)
+    # Real modules: every .c32 file of the tree, and the named ones that are missing, in the config's directory.
+    module_dirs = {staged / config_dir.lstrip("/")}
+    for path in list(staged.rglob("*.c32")) + list(staged.rglob("*.C32")):
+        real = MODULES / path.name.lower()
+        if real.is_file():
+            path.unlink()
+            shutil.copyfile(real, path)
+            module_dirs.add(path.parent)
+    for name in modules:
+        if not any(p.name.lower() == name.lower() for p in staged.rglob("*")) and (MODULES / name.lower()).is_file():
+            shutil.copyfile(MODULES / name.lower(), staged / config_dir.lstrip("/") / name)
+    for directory in module_dirs:
+        for lib in LIBRARIES:
+            if not any(p.name.lower() == lib for p in directory.iterdir()):
+                shutil.copyfile(MODULES / lib, directory / lib)
+    return staged
+
+
+def make_iso(staged: Path, config: str, image: Path) -> Path:
+    """An El Torito ISO of `staged` booting isolinux.bin from the config's directory (searched first by isolinux)."""
+    config_dir = PurePosixPath(config).parent
+    boot_dir = staged / str(config_dir).lstrip("/")
+    shutil.copyfile(ISOLINUX_BIN, boot_dir / "isolinux.bin")
+    rel = str(PurePosixPath(str(config_dir).lstrip("/")) / "isolinux.bin").lstrip("./") or "isolinux.bin"
+    catalog = str(PurePosixPath(str(config_dir).lstrip("/")) / "boot.cat").lstrip("./") or "boot.cat"
+    rel = str(PurePosixPath(rel))
+    run(
+        ["genisoimage", "-quiet", "-o", image, "-R", "-J", "-l", "-b", rel, "-c", catalog, "-no-emul-boot",
+         "-boot-load-size", "4", "-boot-info-table", staged],
+        capture=True,
+    )  # fmt: skip
+    return image
+
+
+def make_fat(staged: Path, config: str, image: Path) -> Path:
+    """An unpartitioned FAT image of `staged` with syslinux installed into the config's directory (mtools installer:
+    it writes the image file only)."""
+    size = sum(p.stat().st_size for p in staged.rglob("*") if p.is_file())
+    size = max(32 << 20, size * 5 // 4 + (8 << 20))
+    with image.open("wb") as f:
+        f.truncate(size)
+    run(["mkfs.vfat", "-n", "BMSYSLINUX", image], capture=True)
+    members = sorted(staged.iterdir())
+    if members:
+        run(["mcopy", "-s", "-i", image, *members, "::/"], capture=True, env={"MTOOLS_SKIP_CHECK": "1"})
+    directory = str(PurePosixPath(config).parent)
+    run([SYSLINUX_INSTALLER, "--install", "-d", directory, image], capture=True, env={"MTOOLS_SKIP_CHECK": "1"})
+    return image
+
+
+def medium_of(config: str, fstype: str) -> str:
+    return "iso" if fstype == "iso9660" or PurePosixPath(config).name.lower() == "isolinux.cfg" else "fat"
+
+
+# ----------------------------------------------------------------------------------------------------- driving
+
+
+class Console:
+    """One QEMU (TCG) booting the image, its serial console a pexpect child rendered by pyte."""
+
+    def __init__(self, image: Path, medium: str) -> None:
+        drive = (
+            ["-drive", f"file={image},format=raw,media=cdrom,readonly=on", "-boot", "d"]
+            if medium == "iso"
+            else ["-drive", f"file={image},format=raw,if=ide,snapshot=on", "-boot", "c"]
+        )
+        argv = ["qemu-system-x86_64", "-accel", "tcg", "-machine", "pc", "-m", "512", "-display", "none", "-vga",
+                "std", "-nodefaults", "-serial", "stdio", "-no-reboot", *drive]  # fmt: skip
+        self.screen = pyte.Screen(COLUMNS, ROWS)
+        self.stream = pyte.ByteStream(self.screen)
+        self.raw = bytearray()
+        self.ended = False
+        self.child = pexpect.spawn(argv[0], argv[1:], timeout=FIRST_SCREEN_TIMEOUT, dimensions=(ROWS, COLUMNS))
+
+    def read(self, timeout: float) -> bytes:
+        """Console bytes that arrive within `timeout` (b"" when none); EOF ends the run."""
+        if self.ended:
+            return b""
+        try:
+            data: bytes = self.child.read_nonblocking(65536, timeout=timeout)
+        except pexpect.TIMEOUT:
+            return b""
+        except pexpect.EOF:
+            self.ended = True  # QEMU exited (the test /init powers off): what was read stays
+            return b""
+        self.raw.extend(data)
+        self.stream.feed(data)
+        return data
+
+    def settle(self, quiet: float = QUIET, limit: float = 20.0) -> None:
+        """Reads until the console has been quiet for `quiet` seconds (a redraw finished), at most `limit`."""
+        deadline = time.monotonic() + limit
+        while time.monotonic() < deadline and self.read(quiet):
+            pass
+
+    def wait_for(self, needle: bytes, timeout: float) -> bool:
+        start = len(self.raw)
+        deadline = time.monotonic() + timeout
+        while needle not in self.raw[start:]:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return False
+            self.read(min(remaining, 1.0))
+        return True
+
+    def send(self, key: str) -> None:
+        self.child.send(KEYS.get(key, key.encode()))
+
+    def close(self) -> None:
+        self.child.close(force=True)
+
+
+@contextmanager
+def console(image: Path, medium: str) -> Iterator[Console]:
+    c = Console(image, medium)
+    try:
+        yield c
+    finally:
+        c.close()
+
+
+def _first_screen(c: Console) -> None:
+    """Up to the menu or prompt: the banner, then quiet; Ctrl-L stops a countdown and shows a hidden menu."""
+    if not c.wait_for(b"LINUX 6.", FIRST_SCREEN_TIMEOUT):
+        raise SyslinuxUnavailable(f"no syslinux banner on the serial console: {bytes(c.raw[-400:])!r}")
+    c.settle(QUIET)
+    c.send("redraw")
+    c.settle(QUIET)
+
+
+def _framed(raw: bytes, start: str, end: str) -> str | None:
+    begin = raw.rfind(start.encode())
+    if begin < 0:
+        return None
+    tail = raw[begin + len(start) :]
+    match = re.search(re.escape(end.encode()) + rb" length=(\d+)", tail)
+    if match is None:
+        return None
+    return guests.parse_framed(tail[: match.start()], int(match.group(1)))
+
+
+def _loading(c: Console, start: int) -> str:
+    """The files syslinux said it loaded ("Loading /path... ok"), in order: evidence of the kernel's and initrds'
+    paths and order (vesamenu and ldlinux print them; menu.c32 hides them)."""
+    found = re.findall(rb"Loading (\S+?)\.\.\.", bytes(c.raw[start:]))
+    return " ".join(f.decode("utf-8", "replace") for f in found)
+
+
+def _outcome(c: Console, path: tuple[str, ...], style: Style | None, timeout: float = BOOT_TIMEOUT) -> Item:
+    """After Enter: the markers of /init (linux), a failure message or a redrawn menu, or silence until `timeout`."""
+    start = len(c.raw)
+    deadline = time.monotonic() + timeout
+    redraw_seen = False
+    while time.monotonic() < deadline:
+        got = c.read(1.0)
+        new = bytes(c.raw[start:])
+        if INITRDS_END.encode() in new and re.search(re.escape(INITRDS_END.encode()) + rb" length=\d+[\r\n]", new):
+            cmdline = _framed(new, CMDLINE_MARK, CMDLINE_END)
+            initrds = _framed(new, INITRDS_MARK, INITRDS_END) or ""
+            return Item(
+                path=path,
+                outcome="linux",
+                cmdline=cmdline,
+                initrds=tuple(initrds.split()),
+                note=_loading(c, start),
+            )
+        for failure in FAILURES:
+            if failure in new:
+                c.settle(QUIET, 5.0)
+                return Item(path=path, outcome="failed", note=failure.decode().strip())
+        if b"\x1b[2J" in new:
+            redraw_seen = True
+        # A menu drawn again (MENU EXIT, or a module that shows another menu): its highlighted row is back.
+        if redraw_seen and not got and style is not None and _highlighted(c, style) is not None:
+            return Item(path=path, outcome="menu", note=_screen_text(c)[:200])
+        if c.ended:
+            return Item(path=path, outcome="failed", note="QEMU ended without the markers")
+    return Item(path=path, outcome="silent")
+
+
+def _screen_text(c: Console) -> str:
+    return "\n".join(line.rstrip() for line in c.screen.display)
+
+
+Style = tuple[str, str, bool, bool]
+BORDER = "│─┌┐└┘├┤┬┴┼xqlkmjtu"
+
+
+def _rows(c: Console) -> list[tuple[int, str, Style]]:
+    """(row, text, style of its first character) of every screen row with text."""
+    out = []
+    for y in range(ROWS):
+        line = c.screen.buffer[y]
+        chars = [line[x] for x in range(COLUMNS)]
+        text = "".join(ch.data for ch in chars)
+        stripped = text.strip().strip(BORDER).strip()
+        if not stripped:
+            continue
+        first = next(
+            (ch for ch in chars if ch.data.strip() and ch.data not in BORDER),
+            chars[0],
+        )
+        out.append((y, stripped, (first.fg, first.bg, first.reverse, first.bold)))
+    return out
+
+
+def _highlight_style(before: list[tuple[int, str, Style]], after: list[tuple[int, str, Style]]) -> Style | None:
+    """The `sel` style: that of the row whose style changed when the highlight moved away from it."""
+    was = {y: (t, s) for y, t, s in before}
+    for y, text, style in after:
+        if y in was and was[y][0] == text and was[y][1] != style:
+            return was[y][1]
+    return None
+
+
+def _highlighted(c: Console, style: Style | None) -> str | None:
+    rows = _rows(c)
+    if style is not None:
+        hits = [t for _, t, s in rows if s == style]
+        return hits[0] if len(hits) == 1 else None
+    reverse = [t for _, t, s in rows if s[2]]
+    return reverse[0] if len(reverse) == 1 else None
+
+
+def _await_change(c: Console, style: Style | None, previous: str | None) -> str | None:
+    """The highlighted row once it differs from `previous` and the console is quiet; `previous` when the console
+    stays quiet for CHANGE_QUIET with nothing new highlighted (the end of the menu: Down does not wrap). vesamenu
+    draws on the framebuffer between its serial bytes, which under TCG can pause longer than QUIET."""
+    quiet_since = time.monotonic()
+    deadline = quiet_since + 20.0
+    while time.monotonic() < deadline:
+        got = c.read(0.3)
+        now = time.monotonic()
+        if got:
+            quiet_since = now
+            continue
+        text = _highlighted(c, style)
+        if text is not None and text != previous and now - quiet_since >= QUIET:
+            return text
+        if now - quiet_since >= CHANGE_QUIET:
+            return text if text != previous else previous
+    return _highlighted(c, style)
+
+
+def _title(text: str) -> tuple[str, bool]:
+    """A highlighted row as the item's title, and whether it opens a submenu (menu.c32 draws a `>` after it)."""
+    text = text.strip()
+    if text.endswith(">") and len(text) > 1:
+        return text[:-1].rstrip(), True
+    return text, False
+
+
+def _go(c: Console, keys: Sequence[int], style: Style | None) -> str | None:
+    """Home, Down x k, Enter for each level of `keys` but the last; then Home, Down x last. Each key waits for its
+    redraw (a key sent into a busy menu can be lost from the UART's FIFO). The row highlighted at the end."""
+    for level, k in enumerate(keys):
+        c.send("home")
+        current = _await_change(c, style, None)
+        for _ in range(k):
+            c.send("down")
+            current = _await_change(c, style, current)
+        if level < len(keys) - 1:
+            c.send("enter")
+            c.settle(QUIET)
+    return _highlighted(c, style)
+
+
+def _enumerate(
+    image: Path, medium: str
+) -> tuple[str, list[tuple[tuple[int, ...], tuple[str, ...], bool]], tuple[str, ...], Style | None]:
+    """The UI kind and, for a menu, every selectable item: (key path, title path, is a submenu); and the item
+    highlighted on the first screen."""
+    items: list[tuple[tuple[int, ...], tuple[str, ...], bool]] = []
+    highlighted: tuple[str, ...] = ()
+    with console(image, medium) as c:
+        _first_screen(c)
+        if _screen_text(c).rstrip().endswith("boot:") or b"boot: " in c.raw[-200:]:
+            return "prompt", [], (), None
+        first_rows = _rows(c)
+        c.send("home")
+        c.settle(QUIET)
+        top_rows = _rows(c)
+        c.send("down")
+        c.settle(QUIET)
+        style = _highlight_style(top_rows, _rows(c)) or _highlight_style(_rows(c), top_rows)
+        if style is None:
+            # One item, or the highlight never moved: the row drawn in reverse video is the item.
+            style = None
+        c.send("home")
+        c.settle(QUIET)
+        first = _highlighted(c, style) if style else _highlighted(c, None)
+        shown = [t for _, t, s in first_rows if s == style] if style else []
+        highlighted = (_title(shown[0])[0],) if shown else ((_title(first)[0],) if first else ())
+
+        def level(prefix: tuple[int, ...], titles: tuple[str, ...], depth: int) -> None:
+            previous: str | None = None
+            for k in range(MAX_ITEMS):
+                if k:
+                    c.send("down")
+                text = _await_change(c, style, previous)
+                if text is None or text == previous:
+                    return
+                previous = text
+                title, submenu = _title(text)
+                items.append(((*prefix, k), (*titles, title), submenu))
+                if submenu and depth < MAX_DEPTH:
+                    c.send("enter")
+                    c.settle(QUIET)
+                    c.send("home")
+                    c.settle(QUIET)
+                    level((*prefix, k), (*titles, title), depth + 1)
+                    c.send("esc")
+                    c.settle(QUIET)
+
+        level((), (), 0)
+    if not items:
+        # Neither a menu nor a prompt came up (PROMPT 0 without a UI boots the default at once): only the default
+        # can be seen.
+        return "direct", [], (), None
+    return "menu", items, highlighted, style
+
+
+def _labels(staged: Path) -> list[str]:
+    """LABEL names of every config of the tree, in file order (for the `boot:` prompt, which lists none)."""
+    names: list[str] = []
+    for config in _configs(staged):
+        for raw in config.read_text(errors="replace").splitlines():
+            words = raw.split(None, 1)
+            if len(words) == 2 and words[0].lower() == "label" and words[1].strip() not in names:
+                names.append(words[1].strip())
+    return names
+
+
+def answer_config(tree: Path, config: str, fstype: str, device: str, scratch: Path) -> Answer:
+    """syslinux's answer for `config` of `tree` (a filesystem tree as the fixtures hold it)."""
+    if not available():
+        raise SyslinuxUnavailable("syslinux, the kernel or QEMU are missing: run `make conformance`")
+    medium = medium_of(config, fstype)
+    staged = stage(tree, config, scratch)
+    image = scratch / f"boot.{medium}"
+    (make_iso if medium == "iso" else make_fat)(staged, config, image)
+    started = time.monotonic()
+    boots = 0
+    with console(image, medium) as c:  # the default: nothing pressed
+        c.wait_for(b"LINUX 6.", FIRST_SCREEN_TIMEOUT)
+        default = _autoboot(c)
+    boots += 1
+    ui, menu_items, highlighted, style = _enumerate(image, medium)
+    items: list[Item] = []
+    if ui == "menu":
+        for keys, titles, submenu in menu_items:
+            if submenu:
+                continue
+            with console(image, medium) as c:
+                _first_screen(c)
+                at = _go(c, keys, style)
+                if at is None or _title(at)[0] != titles[-1]:
+                    items.append(Item(path=titles, outcome="none", note=f"navigation reached {at!r}"))
+                    continue
+                c.send("enter")
+                items.append(_outcome(c, titles, style))
+            boots += 1
+    elif ui == "prompt":
+        for name in _labels(staged):
+            with console(image, medium) as c:
+                _first_screen(c)
+                for ch in name:
+                    c.send(ch)
+                c.settle(QUIET)
+                c.send("enter")
+                items.append(_outcome(c, (name,), None))
+            boots += 1
+    per_boot = (time.monotonic() - started) / max(boots, 1)
+    return Answer(
+        config=config,
+        device=device,
+        medium=medium,
+        ui=ui,
+        items=tuple(items),
+        default=default,
+        highlighted=highlighted,
+        seconds_per_boot=round(per_boot, 1),
+    )
+
+
+def _autoboot(c: Console) -> Item:
+    """The default run: wait for the countdown (a busy console) to boot something; when the console goes quiet with
+    nothing booting (no timeout), Enter boots what the first screen offers."""
+    start = len(c.raw)
+    deadline = time.monotonic() + AUTOBOOT_TIMEOUT
+    while time.monotonic() < deadline:
+        got = c.read(AUTOBOOT_QUIET)
+        new = bytes(c.raw[start:])
+        if CMDLINE_MARK.encode() in new:
+            return _outcome_from(c, start)
+        if not got:
+            c.send("enter")
+            return _outcome(c, ("<enter>",), None)
+    return Item(path=("<timeout>",), outcome="silent")
+
+
+def _outcome_from(c: Console, start: int) -> Item:
+    deadline = time.monotonic() + BOOT_TIMEOUT
+    while time.monotonic() < deadline:
+        new = bytes(c.raw[start:])
+        if re.search(re.escape(INITRDS_END.encode()) + rb" length=\d+[\r\n]", new):
+            cmdline = _framed(new, CMDLINE_MARK, CMDLINE_END)
+            initrds = _framed(new, INITRDS_MARK, INITRDS_END) or ""
+            return Item(path=("<timeout>",), outcome="linux", cmdline=cmdline, initrds=tuple(initrds.split()))
+        if c.ended:
+            break
+        c.read(1.0)
+    return Item(path=("<timeout>",), outcome="silent")
+
+
+def load_answers(path: Path) -> dict[str, list[Answer]]:
+    if not path.is_file():
+        return {}
+    data = json.loads(path.read_text())
+    return {key: [Answer.from_json(a) for a in value] for key, value in data.items()}
+
+
+def save_answers(path: Path, answers: dict[str, list[Answer]]) -> None:
+    data = {key: [a.to_json() for a in value] for key, value in sorted(answers.items())}
+    path.write_text(json.dumps(data, indent=1, sort_keys=True) + "\n")
+
+
+def scratch_dir() -> tempfile.TemporaryDirectory[str]:
+    return tempfile.TemporaryDirectory(prefix="bootmenu-syslinux-")
