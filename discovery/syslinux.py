@@ -14,8 +14,19 @@ menu.c32/vesamenu.c32, plus U-Boot's `doc/README.pxe` keys (FDT, DEVICETREE, FDT
   new_linux_kernel), then the command line, then `initrd=<INITRD's text as written>` for an INITRD directive
   (com32/elflink/ldlinux/readconfig.c and com32/menu/readconfig.c, record(): after APPEND). A command line typed or
   named by DEFAULT/ONTIMEOUT gets BOOT_IMAGE only. IPAPPEND/SYSAPPEND words (ip=, BOOTIF=, SYSUUID=, ...) are
-  runtime values of the firmware and network, not of the config, and are not added. An extlinux.conf is read as
-  syslinux reads it, U-Boot's too: U-Boot's pxe_utils adds neither word, but the two dialects look alike.
+  runtime values of the firmware and network, not of the config, and are not added.
+- U-Boot's dialect (boot/pxe_utils.c, checked against real U-Boot 2023.01 by tests/conformance/uboot.py): an
+  extlinux.conf where U-Boot's distro boot looks for one (/extlinux/, /boot/extlinux/) with no ldlinux.sys or
+  ldlinux.c32 beside it (syslinux's extlinux installs them there; U-Boot needs neither) is read as pxe_utils reads it.
+  The kernel gets the label's APPEND and nothing else (no BOOT_IMAGE=, no initrd= word; a global APPEND is ignored);
+  the KERNEL/LINUX line is one file name; the initrd is the first of INITRD or an `initrd=` in APPEND (up to the next
+  space, one file; none when no space follows) in file order; a second INITRD, FDT or FDTDIR (or an INITRD after an
+  APPEND with initrd=) ends the label at that line, so what follows it up to the next LABEL is lost (U-Boot reads the
+  unread value as an unknown top-level command); DEFAULT and ONTIMEOUT are the same
+  key, the last one wins and names a label by its whole text (the last label of that name), MENU DEFAULT counts only
+  while no default is set, and with no such label the first label boots; MENU HIDE/BEGIN/END/SEPARATOR are ignored
+  (every label is an item of one flat menu) and a MENU LABEL is shown as written (`^` included); without a top-level
+  MENU line the default boots at once (timeout 0; PROMPT is ignored), with one after TIMEOUT rounded up to seconds.
 - The default: ONTIMEOUT, else DEFAULT when it names a label (DEFAULT `*.c32` names the menu program, not a label;
   DEFAULT that names no label is a kernel command line), else the last MENU DEFAULT (descending into a submenu marked
   default), else the first item of the top menu. When that item does not boot Linux, nothing is marked default.
@@ -160,6 +171,7 @@ class _Label:
     fdt: str | None = None
     fdt_line: int = 0
     fdtdir: str | None = None
+    fdtdir_line: int = 0
     hidden: bool = False
     default: bool = False
     disabled: bool = False
@@ -219,6 +231,9 @@ class _Parse:
     texts: dict[str, str] = field(default_factory=dict)  # files read in this scan, by path: INCLUDEd again, not reread
     cut: bool = False  # building entries stopped at the deadline (diagnosed once)
     flattened: int = 0  # MENU BEGINs open beyond MAX_MENU_DEPTH, not made submenus (their MENU ENDs are theirs)
+    uboot: bool = False  # read as U-Boot's pxe_utils reads it (see the module docstring)
+    uboot_default: tuple[str, str, int] | None = None  # the label U-Boot's DEFAULT/ONTIMEOUT/MENU DEFAULT names
+    uboot_menu: bool = False  # a top-level MENU line: U-Boot shows its menu and waits TIMEOUT (else boots at once)
 
     @property
     def menu(self) -> _Menu:
@@ -302,6 +317,8 @@ def _parse_file(state: _Parse, path: str, chain: tuple[str, ...]) -> None:
             continue
         key, rest = _split(stripped)
         if key == "menu":
+            if state.label is None:
+                state.uboot_menu = True  # pxe_utils parse_pxefile_top: a top-level MENU line turns the prompt on
             if not rest:
                 state.warn(path, number, "MENU without a keyword; ignored")
                 continue
@@ -332,8 +349,20 @@ def _parse_file(state: _Parse, path: str, chain: tuple[str, ...]) -> None:
         elif key == "append":
             if state.label is not None:
                 state.label.append = rest
+                if state.uboot and state.label.initrd is None and " " in rest.partition("initrd=")[2]:
+                    # pxe_utils parse_label: the text after the first "initrd=" up to the next space (with no space
+                    # after it, U-Boot 2023.01 loads no initrd).
+                    value = rest.partition("initrd=")[2].split(" ", 1)[0]
+                    state.label.initrd, state.label.initrd_line = value, number
+            elif state.uboot:
+                state.warn(path, number, "APPEND outside a LABEL is ignored by U-Boot")
             else:
                 state.append = rest
+        elif state.uboot and state.label is not None and _uboot_repeat(state.label, key):
+            # pxe_utils parse_label reads the value only when none is set yet; unread, the value is taken for the
+            # next keyword, which is none, so the label ends here and its remaining lines are top-level (ignored).
+            state.warn(path, number, f"{key.upper()} repeated in LABEL {state.label.name}: U-Boot ends the label here")
+            state.record()
         elif key == "initrd":
             if state.label is not None:
                 state.label.initrd, state.label.initrd_line = rest, number
@@ -346,9 +375,13 @@ def _parse_file(state: _Parse, path: str, chain: tuple[str, ...]) -> None:
                 state.warn(path, number, f"{key.upper()} outside a LABEL; ignored")
         elif key in ("fdtdir", "devicetreedir"):
             if state.label is not None:
-                state.label.fdtdir = rest
+                state.label.fdtdir, state.label.fdtdir_line = rest, number
             else:
                 state.warn(path, number, f"{key.upper()} outside a LABEL; ignored")
+        elif key in ("default", "ontimeout") and state.uboot:
+            if state.label is not None:
+                state.record()  # U-Boot: a top-level key ends the label
+            state.uboot_default = (rest, path, number)
         elif key == "default":
             state.default = (rest, path, number)
         elif key == "ontimeout":
@@ -364,9 +397,30 @@ def _parse_file(state: _Parse, path: str, chain: tuple[str, ...]) -> None:
             state.warn(path, number, f"unknown directive '{stripped.split()[0]}'; ignored")
 
 
+def _uboot_repeat(label: _Label, key: str) -> bool:
+    """A key U-Boot reads once per label (the first wins) that this label has already set."""
+    if key == "initrd":
+        return label.initrd is not None
+    if key in ("fdt", "devicetree"):
+        return label.fdt is not None
+    if key in ("fdtdir", "devicetreedir"):
+        return label.fdtdir is not None
+    return False
+
+
+# The MENU keywords U-Boot's pxe_utils knows (parse_menu, parse_label_menu); it ignores the others.
+UBOOT_MENU = frozenset({"label", "default", "title", "include", "background"})
+
+
 def _menu_directive(state: _Parse, path: str, number: int, *, sub: str, arg: str, chain: tuple[str, ...]) -> None:
     menu = state.menu
     label = state.label
+    if state.uboot and sub not in UBOOT_MENU:
+        return
+    if state.uboot and sub == "default":
+        if label is not None and state.uboot_default is None:
+            state.uboot_default = (label.name, path, number)
+        return
     if sub == "label":
         if label is not None:
             label.menu_label = arg
@@ -470,6 +524,9 @@ def _to_entry(state: _Parse, label: _Label, submenu: tuple[str, ...]) -> BootEnt
         return None
     warnings: list[Diagnostic] = []
     kernel_text = label.kernel
+    if not kernel_text and state.uboot:
+        ctx_diags.append(Diagnostic(label.file, label.line, f"LABEL {label.name} has no KERNEL or LINUX; skipped"))
+        return None
     if not kernel_text:
         # syslinux boots a file named like the label when the label names no kernel.
         if label.kernel is None and file_problem(state.fs, state.resolve(label.name)) is None:
@@ -477,14 +534,15 @@ def _to_entry(state: _Parse, label: _Label, submenu: tuple[str, ...]) -> BootEnt
         else:
             ctx_diags.append(Diagnostic(label.file, label.line, f"LABEL {label.name} has no KERNEL or LINUX; skipped"))
             return None
-    image, *kernel_args = kernel_text.split(None, 1)
+    # U-Boot's KERNEL/LINUX line is one file name, spaces included (pxe_utils parse_label_kernel).
+    image, *kernel_args = [kernel_text.strip()] if state.uboot else kernel_text.split(None, 1)
     if PurePosixPath(image).name.lower() == "memdisk":
         ctx_diags.append(
             Diagnostic(label.file, label.kernel_line, f"LABEL {label.name} boots memdisk, which needs a BIOS; skipped")
         )
         return None
-    append = label.append if label.append is not None else label.global_append
-    if append is not None and append.strip() == "-":
+    append = label.append if label.append is not None or state.uboot else label.global_append
+    if append is not None and append.strip() == "-" and not state.uboot:
         append = None
     cmdline = " ".join(p for p in (*kernel_args, append or "") if p).strip()
     kernel = state.resolve(image)
@@ -492,7 +550,11 @@ def _to_entry(state: _Parse, label: _Label, submenu: tuple[str, ...]) -> BootEnt
     problem = file_problem(state.fs, kernel)
     if problem is not None:
         warnings.append(Diagnostic(label.file, line, missing("kernel", image, problem)))
-    if label.initrd is not None:
+    if state.uboot:
+        # Set while parsing: the first INITRD or initrd= option, one file name.
+        initrd_names = [label.initrd.strip()] if label.initrd and label.initrd.strip() else []
+        initrd_line = label.initrd_line
+    elif label.initrd is not None:
         initrd_names = [p.strip() for p in label.initrd.split(",") if p.strip()]
         if _initrd_option(cmdline):
             warnings.append(
@@ -520,14 +582,23 @@ def _to_entry(state: _Parse, label: _Label, submenu: tuple[str, ...]) -> BootEnt
             Diagnostic(label.file, line, f"FDTDIR {label.fdtdir}: the firmware picks the file; the running one is used")
         )
     ctx_diags.extend(warnings)
+    if state.uboot:
+        # U-Boot's menu prints the MENU LABEL as written, else the label's name; the kernel gets the APPEND only.
+        title = label.menu_label.strip() if label.menu_label is not None else label.name
+        loader_args: tuple[str, ...] = ()
+        loader_tail: tuple[str, ...] = ()
+    else:
+        title = label.title or label.name
+        loader_args = _boot_image(image)
+        # readconfig.c record(): " initrd=" + the INITRD text as written, after APPEND (an empty INITRD included).
+        loader_tail = () if label.initrd is None else (f"initrd={label.initrd.strip()}",)
     return BootEntry(
-        title=label.title or label.name,
+        title=title,
         kernel=kernel,
         initrds=tuple(initrds),
         cmdline=cmdline,
-        loader_args=_boot_image(image),
-        # readconfig.c record(): " initrd=" + the INITRD text as written, after APPEND (an empty INITRD included).
-        loader_tail=() if label.initrd is None else (f"initrd={label.initrd.strip()}",),
+        loader_args=loader_args,
+        loader_tail=loader_tail,
         devicetree=devicetree,
         submenu=submenu,
         id=label.name,
@@ -699,6 +770,22 @@ def _find_label(state: _Parse, text: str) -> _Label | None:
     return None
 
 
+def _uboot_default(state: _Parse, entries: list[BootEntry], where: dict[int, int]) -> int | None:
+    """pxe_menu_to_menu: the last label named exactly by the default; with none, U-Boot boots the labels in order
+    (boot_unattempted_labels), so the first entry whose kernel file is there (else the first)."""
+    if state.uboot_default is not None:
+        text, file, line = state.uboot_default
+        named = [label for label in state.labels if label.name == text.strip()]
+        if named:
+            index = where.get(id(named[-1]))
+            if index is None:
+                state.warn(file, line, f"the default, LABEL {named[-1].name}, does not boot Linux; no default")
+            return index
+        state.warn(file, line, f"the default {text.strip()!r} names no label; U-Boot boots the labels in order")
+    present = (n for n, e in enumerate(entries) if file_problem(state.fs, e.kernel) is None)
+    return next(present, 0 if entries else None)
+
+
 def _command_line_entry(state: _Parse, text: str, file: str, line: int, what: str) -> BootEntry | None:
     image, *args = text.split(None, 1)
     if KernelKind.of_directive("kernel", image) is not KernelKind.LINUX:
@@ -728,6 +815,8 @@ def _command_line_entry(state: _Parse, text: str, file: str, line: int, what: st
 
 
 def _timeout(state: _Parse) -> float | None:
+    if state.uboot:
+        return _uboot_timeout(state)
     if state.timeout is None:
         return None
     text, file, line = state.timeout
@@ -739,12 +828,40 @@ def _timeout(state: _Parse) -> float | None:
     return tenths / 10 if tenths else None  # 0: wait for the user
 
 
+def _uboot_timeout(state: _Parse) -> float | None:
+    """pxe_utils: without a top-level MENU line U-Boot boots the default at once (PROMPT is ignored); with one it
+    waits TIMEOUT tenths rounded up to whole seconds (menu_create), TIMEOUT 0 or none: for the user."""
+    if not state.uboot_menu:
+        return 0.0
+    text = state.timeout[0] if state.timeout is not None else ""
+    digits = text.split()[0] if text.split() else ""
+    tenths = int(digits) if digits.isdigit() else 0
+    return float(-(-tenths // 10)) if tenths else None
+
+
+# Where U-Boot's distro boot looks for an extlinux.conf (boot_prefixes "/ /boot/", boot_syslinux_conf).
+UBOOT_PATHS = ("/extlinux/extlinux.conf", "/boot/extlinux/extlinux.conf")
+# What syslinux's extlinux installs beside its config; U-Boot needs neither.
+LDLINUX = ("ldlinux.sys", "ldlinux.c32")
+
+
+def is_uboot_config(fs: Filesystem, path: str) -> bool:
+    """Whether U-Boot, not syslinux, reads this config: see the module docstring."""
+    if path.lower() not in UBOOT_PATHS:
+        return False
+    directory = str(PurePosixPath(path).parent)
+    try:
+        return not any(fs.find_ci(f"{directory}/{name}") is not None for name in LDLINUX)
+    except OSError:
+        return True
+
+
 def load_config(fs: Filesystem, path: str, budget: Budget | None = None, *, workdir: str | None = None) -> LoadResult:
     """The menu of one syslinux-family config file on `fs` (`path` absolute within it), CONFIG labels followed;
     all of it charged to `budget` (default: CONFIG_STEPS steps, no deadline). Relative paths start at `workdir`,
     by default the config's directory (pxelinux: the path prefix, the root of a network `fs`)."""
     where = workdir if workdir is not None else str(PurePosixPath(path).parent)
-    state = _Parse(fs=fs, workdir=where, budget=budget or Budget(CONFIG_STEPS))
+    state = _Parse(fs=fs, workdir=where, budget=budget or Budget(CONFIG_STEPS), uboot=is_uboot_config(fs, path))
     result, _ = _load(state, path)
     return result
 
@@ -809,6 +926,8 @@ def _load(state: _Parse, path: str) -> tuple[LoadResult, int | None]:
                 default_index = len(entries) - 1
     if not decided:
         chosen = _menu_default(state.root)
+    if state.uboot:
+        default_index, chosen = _uboot_default(state, entries, where), None
     if default_index is None and chosen is not None:
         default_index = where.get(id(chosen))
         if default_index is None and chosen.kind is not KernelKind.CONFIG:

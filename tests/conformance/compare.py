@@ -33,9 +33,11 @@ class Row:
     kernel: str  # "device:/path" (or just the path when a loader cannot name devices)
     initrds: tuple[str, ...]
     cmdline: str  # what the kernel receives, the loader's own words (BOOT_IMAGE=, initrd=) included
+    devicetree: str | None = None  # for loaders that load one (U-Boot's FDT/FDTDIR)
 
     def __str__(self) -> str:
-        return str((self.path, self.kernel, self.initrds, self.cmdline))
+        fields = (self.path, self.kernel, self.initrds, self.cmdline)
+        return str(fields if self.devicetree is None else (*fields, self.devicetree))
 
 
 @dataclass(frozen=True)

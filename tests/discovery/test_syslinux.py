@@ -50,12 +50,13 @@ def test_uboot_extlinux_paths_initrds_fdt_and_timeout(tmp_path: Path) -> None:
         "/boot/extlinux/extlinux.conf",
         "menu title Boot\ntimeout 50\ndefault second\n\n"
         "label first\n  kernel ../Image\n  append root=/dev/mmcblk0p2 rw\n\n"
-        "label second\n  menu label Second ^kernel\n  linux /boot/Image\n  initrd ../initrd-a.img, ../initrd-b.img\n"
+        "label second\n  menu label Second ^kernel\n  linux /boot/Image\n  initrd ../initrd-a.img\n"
         "  fdt ../dtbs/board.dtb\n  append console=ttyS0 initrd=/ignored.img\n",
     )
     result = scan(tmp_path)
-    assert titles(result) == ["first", "Second kernel"]
-    assert default(result) == ["Second kernel"]
+    # U-Boot (pxe_utils): the MENU LABEL as written, one INITRD file, the kernel gets the APPEND only.
+    assert titles(result) == ["first", "Second ^kernel"]
+    assert default(result) == ["Second ^kernel"]
     assert result.timeout == 5.0
     first, second = result.entries
     assert first.kernel == "/boot/Image"
@@ -68,10 +69,106 @@ def test_uboot_extlinux_paths_initrds_fdt_and_timeout(tmp_path: Path) -> None:
         "syslinux",
         "sdb1",
     )
-    assert second.initrds == ("/boot/initrd-a.img", "/boot/initrd-b.img")
+    assert second.initrds == ("/boot/initrd-a.img",)
     assert second.devicetree == "/boot/dtbs/board.dtb"
     assert second.cmdline == "console=ttyS0 initrd=/ignored.img"
-    assert messages(result) == ["/boot/extlinux/extlinux.conf:12: both INITRD and initrd= in APPEND; using INITRD"]
+    assert second.kernel_cmdline() == "console=ttyS0 initrd=/ignored.img"
+    assert messages(result) == []
+
+
+UBOOT_CFG = "/extlinux/extlinux.conf"
+
+
+def test_uboot_reads_initrd_and_append_as_pxe_utils_does(tmp_path: Path) -> None:
+    """U-Boot 2023.01 (tests/conformance: real U-Boot agrees): the initrd is the first of INITRD or initrd= in APPEND,
+    one file up to the next space; a global APPEND is ignored; the kernel gets the APPEND and nothing else."""
+    for f in ("vmlinuz", "a.img", "b.img"):
+        write(tmp_path, f)
+    write(
+        tmp_path,
+        UBOOT_CFG,
+        "append global=1\n"
+        "label in-append\n linux /vmlinuz\n append initrd=/a.img quiet\n"
+        "label initrd-first\n linux /vmlinuz\n initrd /b.img\n append initrd=/a.img quiet\n"
+        "label comma\n linux /vmlinuz\n append initrd=/a.img,/b.img quiet\n"
+        "label last-word\n linux /vmlinuz\n append quiet initrd=/a.img\n"
+        "label bare\n linux /vmlinuz\n",
+    )
+    result = scan(tmp_path)
+    rows = [(e.title, e.initrds, e.kernel_cmdline()) for e in result.entries]
+    assert rows == [
+        ("in-append", ("/a.img",), "initrd=/a.img quiet"),
+        ("initrd-first", ("/b.img",), "initrd=/a.img quiet"),
+        ("comma", ("/a.img,/b.img",), "initrd=/a.img,/b.img quiet"),
+        ("last-word", (), "quiet initrd=/a.img"),
+        ("bare", (), ""),
+    ]
+    assert f"{UBOOT_CFG}:1: APPEND outside a LABEL is ignored by U-Boot" in messages(result)
+
+
+def test_uboot_ends_a_label_at_a_repeated_initrd_or_fdt(tmp_path: Path) -> None:
+    """pxe_utils reads INITRD/FDT/FDTDIR only once per label: the repeated line ends the label, so the APPEND after
+    it is lost (real U-Boot then boots with its environment's bootargs)."""
+    for f in ("vmlinuz", "a.img", "b.img", "a.dtb", "b.dtb"):
+        write(tmp_path, f)
+    write(
+        tmp_path,
+        UBOOT_CFG,
+        "label two-initrds\n linux /vmlinuz\n initrd /b.img\n initrd /a.img\n append lost=1\n"
+        "label two-fdts\n linux /vmlinuz\n fdt /a.dtb\n devicetree /b.dtb\n append lost=2\n",
+    )
+    result = scan(tmp_path)
+    assert [(e.initrds, e.devicetree, e.cmdline) for e in result.entries] == [
+        (("/b.img",), None, ""),
+        ((), "/a.dtb", ""),
+    ]
+    assert f"{UBOOT_CFG}:4: INITRD repeated in LABEL two-initrds: U-Boot ends the label here" in messages(result)
+
+
+def test_uboot_default_is_the_last_default_or_ontimeout_else_the_first_label(tmp_path: Path) -> None:
+    write(tmp_path, "vmlinuz")
+    labels = "".join(f"label {n}\n linux /vmlinuz\n" for n in ("a", "b", "c"))
+    write(
+        tmp_path,
+        UBOOT_CFG,
+        "default a\nontimeout c\n" + labels.replace("label b\n", "label b\n menu default\n") + "default b\n",
+    )
+    assert default(scan(tmp_path)) == ["b"]
+    write(tmp_path, UBOOT_CFG, labels.replace("linux /vmlinuz\n", "linux /vmlinuz\n menu default\n"))
+    assert default(scan(tmp_path)) == ["a"]  # the first MENU DEFAULT: later ones count only while none is set
+    write(tmp_path, UBOOT_CFG, "default nothere\nlabel gone\n linux /missing\n" + labels)
+    # No such label: U-Boot boots the labels in order, and the first one's kernel is missing.
+    assert default(scan(tmp_path)) == ["a"]
+
+
+def test_uboot_menu_is_flat_and_shows_labels_as_written(tmp_path: Path) -> None:
+    write(tmp_path, "vmlinuz")
+    write(
+        tmp_path,
+        UBOOT_CFG,
+        "menu title T\nlabel one\n menu label ^One\n menu hide\n linux /vmlinuz\nmenu begin sub\n"
+        "label two words\n linux /vmlinuz\nmenu end\n",
+    )
+    result = scan(tmp_path)
+    assert titles(result) == ["^One", "two words"]
+    assert result.timeout is None  # a menu and no TIMEOUT: U-Boot waits for the user
+
+
+def test_uboot_timeout_is_rounded_up_and_zero_without_a_menu(tmp_path: Path) -> None:
+    write(tmp_path, "vmlinuz")
+    write(tmp_path, UBOOT_CFG, "menu title T\ntimeout 15\nlabel a\n linux /vmlinuz\n")
+    assert scan(tmp_path).timeout == 2.0
+    write(tmp_path, UBOOT_CFG, "prompt 1\ntimeout 50\nlabel a\n linux /vmlinuz\n  menu label A\n")
+    assert scan(tmp_path).timeout == 0.0  # no top-level MENU line: the default boots at once
+
+
+def test_extlinux_with_ldlinux_beside_it_is_read_as_syslinux(tmp_path: Path) -> None:
+    write(tmp_path, "vmlinuz")
+    write(tmp_path, "/extlinux/ldlinux.sys")
+    write(tmp_path, UBOOT_CFG, "label one\n menu label ^One\n linux /vmlinuz\n initrd /vmlinuz\n")
+    entry = only(scan(tmp_path))
+    assert entry.title == "One"
+    assert entry.kernel_cmdline() == "BOOT_IMAGE=/vmlinuz initrd=/vmlinuz"
 
 
 def test_directives_are_case_insensitive_and_lookup_ignores_case_on_vfat(tmp_path: Path) -> None:
