@@ -45,7 +45,11 @@ def add_parser(subparsers: Any) -> None:
         "needed), to take storage and filesystem modules from",
     )
     build.add_argument(
-        "--compress", choices=("xz", "gzip", "zstd", "none"), default="xz", help="compression (default: xz)"
+        "--compress",
+        choices=("xz", "gzip", "zstd", "none"),
+        default="zstd",
+        help="compression (default: zstd, the quickest to unpack at boot; xz is about 9%% smaller and unpacks "
+        "2.4x slower)",
     )
     build.add_argument(
         "--busybox", type=Path, default=Path("/bin/busybox"), help="a static busybox (default: %(default)s)"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import sys
 from pathlib import Path
 
@@ -17,7 +18,8 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         help="the boot menu on this terminal (a client of `bootmenu daemon`)",
         description="Shows the daemon's boot entries under their devices; Enter boots, e edits the command line "
         "once, h shows every key. Exit status: 0 after q, 3 after x (exit to a shell: the caller, such as the "
-        "payload's /init, starts it), 1 when the daemon cannot be reached, 2 without a terminal.",
+        "payload's /init, starts it), 1 when the daemon cannot be reached, 2 without a terminal. In the payload the "
+        "menu draws at once and waits for a daemon that is still starting (looking for devices).",
     )
     p.add_argument("--socket", type=Path, default=DEFAULT_SOCKET, help="the daemon's socket (default %(default)s)")
     p.add_argument(
@@ -40,16 +42,22 @@ def run(args: argparse.Namespace) -> int:
     if not (sys.stdin.isatty() and sys.stdout.isatty()):
         print("bootmenu ui: the menu needs a terminal on stdin and stdout", file=sys.stderr)
         return 2
-    client = Client(args.socket)
-    try:
-        client.wait_connect(args.connect_timeout)
-    except ClientError as exc:
-        print(f"bootmenu ui: {exc.filename}: {exc.strerror}", file=sys.stderr)
-        return 1
     payload = args.payload
     if payload is None:
         from kexec_core.guard import environment
 
         payload = environment().is_boot_environment
+    client = Client(args.socket)
+    try:
+        if payload:
+            # The payload's /init starts the menu before the daemon: a socket not there yet is the daemon starting,
+            # which the menu waits for on screen (it connects when the socket listens), not a reason to exit.
+            client.connect()
+        else:
+            client.wait_connect(args.connect_timeout)
+    except ClientError as exc:
+        if not (payload and exc.errno in (errno.ENOENT, errno.ECONNREFUSED)):
+            print(f"bootmenu ui: {exc.filename}: {exc.strerror}", file=sys.stderr)
+            return 1
     action = run_menu(client, Mode.PAYLOAD if payload else Mode.HOST, ascii=args.ascii, mono=args.mono)
     return EXIT_SHELL if action is ExitAction.SHELL else 0

@@ -25,6 +25,9 @@ from discovery import protocol as p
 from kexec_core.power import PowerAction
 
 RECONNECT_INTERVAL = 1.0
+# Until the first connection (the menu started before the daemon listens): the socket is tried this often, so the
+# entries follow the daemon's start at once; a failed connect() is one cheap syscall.
+FIRST_CONNECT_INTERVAL = 0.1
 TICK = 1.0
 # Seconds before the daemon's password window ends at which the menu asks again.
 AUTH_MARGIN = 10.0
@@ -110,6 +113,9 @@ class Controller:
 
     def run(self) -> ExitAction:
         self.attach()
+        if self._watching is None:
+            self.view.show_countdown(self.model)  # the first frame says the menu is looking for devices
+            self.loop.set_alarm_in(FIRST_CONNECT_INTERVAL, self._reconnect)
         self._set_alarm()
         self._quiet_console()
         timeline.after_first_call(self.loop, "draw_screen", "first-frame")
@@ -184,7 +190,8 @@ class Controller:
         try:
             self.client.connect()
         except ClientError:
-            self.loop.set_alarm_in(RECONNECT_INTERVAL, self._reconnect)
+            interval = RECONNECT_INTERVAL if self.model.ever_connected else FIRST_CONNECT_INTERVAL
+            self.loop.set_alarm_in(interval, self._reconnect)
             return
         self.attach()
 

@@ -181,6 +181,7 @@ class MenuModel:
     log: tuple[str, ...] | None = None
     sysinfo: SystemInfo | None = None
     connected: bool = False
+    ever_connected: bool = False  # a Hello arrived once: before it, the daemon is still starting
     clock: Callable[[], float] = time.monotonic
     # Index in `status` where the last boot request's messages start.
     boot_mark: int | None = None
@@ -195,6 +196,7 @@ class MenuModel:
             self.settings = dict(message.settings)
             self.dry_run = message.dry_run
             self.connected = True
+            self.ever_connected = True
             self._set_countdown(message.countdown)
             return Change.MENU | Change.STATUS | Change.COUNTDOWN
         if isinstance(message, p.DeviceUpdated):

@@ -224,7 +224,8 @@ class MenuView(urwid.Frame[urwid.Widget, urwid.Widget, urwid.Widget]):  # type: 
     def show_countdown(self, model: MenuModel) -> None:
         text = model.countdown_text()
         if not model.connected:
-            text = "Waiting for the boot daemon..."
+            # Before the first hello the daemon is starting (the payload draws the menu before it listens).
+            text = "Waiting for the boot daemon..." if model.ever_connected else "Looking for devices..."
         if text != self.countdown.text:
             self.countdown.set_text(text)
 

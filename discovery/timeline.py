@@ -22,8 +22,9 @@ MARKER = "bootmenu-timeline:"
 CMDLINE = Path("/proc/cmdline")
 UPTIME = Path("/proc/uptime")
 KMSG = Path("/dev/kmsg")
-# The events in the order they happen on every boot. The menu's first frame comes after the daemon started (the
-# menu connects first) but may come before or after the first device is probed; `after` says what must precede.
+# The events in the order they usually happen. The menu starts before the modules load and draws its first frame
+# (looking for devices) without waiting for the daemon, so first-frame may come anywhere after init; `AFTER` says
+# what must precede each event.
 EVENTS = ("init", "udev-ready", "modules-loaded", "daemon-started", "first-device-probed", "first-frame", "all-entries")
 AFTER: dict[str, tuple[str, ...]] = {
     "init": (),
@@ -31,7 +32,7 @@ AFTER: dict[str, tuple[str, ...]] = {
     "modules-loaded": ("udev-ready",),
     "daemon-started": ("modules-loaded",),
     "first-device-probed": ("daemon-started",),
-    "first-frame": ("daemon-started",),
+    "first-frame": ("init",),
     "all-entries": ("first-device-probed",),
 }
 # A line as it reaches a console or dmesg: kernel timestamps and other messages may surround it.

@@ -56,7 +56,9 @@ class BuildError(Exception):
 class BuildOptions:
     output: Path
     kernel_modules: Path | None = None
-    compression: Compression = Compression.XZ
+    # zstd from `make bench`'s figures: kernel start -> /init 3.6 s under QEMU TCG against 5.4 s gzip and 8.7 s xz,
+    # for 11.6 MiB against 14.8 and 10.6 (a flash-size-bound build passes xz).
+    compression: Compression = Compression.ZSTD
     busybox: Path = DEFAULT_BUSYBOX
     extra: tuple[tuple[str, Path], ...] = ()  # (path in the image, source file or directory)
     modules: tuple[str, ...] = DEFAULT_MODULES

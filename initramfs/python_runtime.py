@@ -72,7 +72,6 @@ RUNTIME_MODULES = (
     "termios",
     "fcntl",
     "tty",
-    "curses",
     "traceback",
     "linecache",
     "tokenize",
@@ -129,6 +128,10 @@ EXCLUDED_PREFIXES = (
     "bz2",
     "_bz2",
     "readline",
+    # The menu draws with urwid's raw display, never its curses one: _curses and the ncurses/tinfo libraries it
+    # pulls in are 0.55 MiB.
+    "curses",
+    "_curses",
     "_curses_panel",
     "nis",
     "_crypt",
@@ -137,8 +140,12 @@ EXCLUDED_PREFIXES = (
 
 # Inside shipped third-party packages: tests and build-time parts, and optional accelerators whose pure-Python
 # fallback is good enough for a menu (wcwidth's C extension alone is 1.3 MiB, a tenth of the payload budget).
+# wcwidth's per-terminal grapheme tables (2.2 MiB of bytecode) are imported only when a caller asks for a named
+# terminal program's overrides (kitty, wezterm...), which urwid never does; a missing one means "no overrides" by
+# wcwidth's own design (table_grapheme_overrides.get catches the ImportError).
 _PACKAGE_FILE_EXCLUDE = re.compile(
     r"(^|/)(tests?|testing|__pycache__)(/|$)|\.dist-info/|\.egg-info/|^wcwidth/_wcwidth_c\."
+    r"|^wcwidth/table_grapheme_overrides/_known_"
 )
 
 

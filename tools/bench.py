@@ -226,6 +226,17 @@ def payload_run(kernel: Path, payload: Path, grub: Path, bls: Path) -> PayloadRu
         return PayloadRun(first_frame, to_menu, hwm, detail, time.monotonic() - started, stamps)
 
 
+def init_uptime(kernel: Path, payload: Path) -> float | None:
+    """Kernel start -> the payload's /init (what unpacking this payload costs), from its `init` timeline stamp, read
+    in the rescue shell (`bootmenu.shell=1`: no menu or daemon started)."""
+    config = VmConfig(kernel=kernel, initrd=payload, append=f"{BASE_APPEND} bootmenu.shell=1 bootmenu.timeline")
+    with SerialVm(config, timeout=VM_TIMEOUT) as vm:
+        vm.expect("rescue shell", timeout=180)
+        vm.settle(1.0)
+        stamps, _ = read_in_shell(vm)
+    return next((s.seconds for s in stamps if s.event == "init"), None)
+
+
 # Typed in the payload's rescue shell: the GRUB disk's kernel and second initrd through kexec_load (-c).
 SEGMENTS_COMMAND = (
     "mkdir -p /mnt/k && mount -o ro /dev/vda1 /mnt/k && echo KEXEC-LOAD-''START && "
@@ -246,11 +257,12 @@ def segments_run(kernel: Path, payload: Path, grub: Path) -> float:
         return time.monotonic() - started
 
 
-def goal_line(goal: str, value: float | None, limit: float, unit: str) -> str:
-    """One goal of issue 15 beside the figure measured (`value` None: not measured by this bench)."""
+def goal_line(goal: str, value: float | None, limit: float, unit: str, where: str = "not measured here") -> str:
+    """One goal of issue 15 beside the figure measured (`value` None: not measured by this bench; `where` says what
+    checks it instead)."""
     target = f"goal <= {limit:g}{unit}"
     if value is None:
-        return f"  {goal:<40} {'-':>13}  {target:<16} not measured here"
+        return f"  {goal:<40} {'-':>13}  {target:<16} {where}"
     verdict = "met" if value <= limit else "NOT met"
     return f"  {goal:<40} {f'{value:.2f}{unit}':>13}  {target:<16} {verdict}"
 
@@ -271,7 +283,8 @@ def measure() -> int:
     kernel = kernel_in(KERNEL_CACHE)
     modules = modules_in(KERNEL_CACHE)
     payload = build_payload(modules)
-    # The size that ships: the builder's default xz (the tests boot the quicker gzip build of the same tree).
+    # The same tree in xz (the size goal is stated in xz) and zstd (the builder's default, picked from the unpack
+    # costs printed below); the tests boot the gzip build.
     shipped = build_payload(modules, Compression.XZ)
     zstd = build_payload(modules, Compression.ZSTD)
     with tempfile.TemporaryDirectory(prefix="bootmenu-bench-") as tmp:
@@ -291,6 +304,12 @@ def measure() -> int:
         bare_init, bare_kexec = baseline(kernel, bare, disks.grub)
         got = payload_run(kernel, payload, disks.grub, disks.bls)
         segments_kexec = segments_run(kernel, payload, disks.grub)
+        # What each compressor costs at boot: the same tree, kernel start -> /init (the gzip one from its run).
+        unpack = {
+            Compression.GZIP: next((s.seconds for s in got.stamps if s.event == "init"), None),
+            Compression.XZ: init_uptime(kernel, shipped),
+            Compression.ZSTD: init_uptime(kernel, zstd),
+        }
     to_menu, hwm, detail, menu_kexec = got.to_menu, got.hwm, got.detail, got.kexec
     mib = 1 << 20
     print(f"kernel: {kernel.name}, QEMU TCG, q35, 1 vCPU, 1024 MiB")
@@ -308,9 +327,11 @@ def measure() -> int:
     )
     print(
         f"payload size: {shipped.stat().st_size / mib:.2f} MiB (xz), {payload.stat().st_size / mib:.2f} MiB (gzip),"
-        f" {zstd.stat().st_size / mib:.2f} MiB (zstd; the VMs boot the gzip one);"
+        f" {zstd.stat().st_size / mib:.2f} MiB (zstd, the builder's default; the VMs boot the gzip one);"
         f" bare baseline with kexec-tools and a second kernel: {bare_size / mib:.2f} MiB"
     )
+    costs = ", ".join(f"{c} {'-' if t is None else f'{t:.2f} s'}" for c, t in unpack.items())
+    print(f"kernel start -> payload's /init (unpacking it) by compressor: {costs}")
     if hwm is not None:
         print(f"peak memory, daemon + one menu (VmHWM): {hwm / 1024:.1f} MiB ({detail})")
     else:
@@ -332,9 +353,11 @@ def measure() -> int:
         ("Enter -> second /init / kexec-tools", menu_kexec / bare_kexec, GOAL_KEXEC, "x"),
         ("payload size (xz)", shipped.stat().st_size / mib, GOAL_PAYLOAD_MIB, " MiB"),
         ("daemon + one menu peak RSS (VmHWM)", rss, GOAL_RSS_MIB, " MiB"),
-        ("whole path in a -m 256M VM (MiB of RAM)", None, 256, " MiB"),
     ):
         print(goal_line(goal, value, limit, unit))
+    # Not measured here: tests/qemu/test_small_memory.py boots the whole path at 320 MiB; at 256 the preflight refuses
+    # the 20 MiB initrd (93 MiB available, about 111 needed).
+    print(goal_line("whole path in a -m 256M VM", None, 256, " MiB", "NOT met (works at 320: test_small_memory)"))
     return 0
 
 

@@ -90,3 +90,23 @@ def test_no_daemon_is_a_message_not_a_traceback(tmp_path: Path) -> None:
     assert child.exitstatus == 1
     assert f"bootmenu ui: {tmp_path / 'none.sock'}: cannot connect to the boot daemon" in output
     assert "Traceback" not in output
+
+
+def test_in_the_payload_the_menu_draws_before_the_daemon_listens(tmp_path: Path) -> None:
+    # The payload's /init starts the menu before the daemon: its first frame says it is looking for devices, and the
+    # entries appear once the daemon's socket listens (no exit, no --connect-timeout).
+    sock = tmp_path / "d.sock"
+    child = spawn_ui("--socket", str(sock), "--payload", "--connect-timeout", "0.2")
+    listener = None
+    try:
+        child.expect("Looking for devices", timeout=20)
+        child.expect("h=help", timeout=10)
+        assert child.isalive()
+        listener = fake_daemon(sock)
+        child.expect("Fedora Linux", timeout=20)
+        child.send("x")
+        assert finish(child) == 3
+    finally:
+        child.terminate(force=True)
+        if listener is not None:
+            listener.close()

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from initramfs.builder import BuildOptions, BuildReport, build
+from initramfs.cpio import Compression
 from tests.shared import file_lock, session_dir
 
 
@@ -19,7 +20,10 @@ def payload(kernel_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Buil
     """The built payload's report; the archive is `.output`, the staged tree `payload_stage`."""
     out = session_dir(tmp_path_factory.getbasetemp()) / "payload"
     (modules,) = sorted((kernel_root / "lib/modules").iterdir())
-    options = BuildOptions(output=out / "payload.cpio.xz", kernel_modules=modules, keep_stage=out / "stage")
+    # xz, not the default zstd: the tests read the archive with the standard library's lzma.
+    options = BuildOptions(
+        output=out / "payload.cpio.xz", kernel_modules=modules, keep_stage=out / "stage", compression=Compression.XZ
+    )
     with file_lock(out.with_name("payload.lock")):
         # The report travels between workers as a pickle written by this same run (never a foreign file).
         saved = out.with_name("payload-report.pickle")

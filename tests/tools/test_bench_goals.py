@@ -17,3 +17,8 @@ def test_goal_not_measured() -> None:
     line = goal_line("whole path in a -m 256M VM (MiB of RAM)", None, 256, " MiB")
     assert line.endswith("not measured here")
     assert "<= 256 MiB" in line
+
+
+def test_goal_checked_by_a_test_names_it() -> None:
+    line = goal_line("whole path in a -m 256M VM", None, 256, " MiB", "tests/qemu/test_small_memory.py")
+    assert line.endswith("tests/qemu/test_small_memory.py")
