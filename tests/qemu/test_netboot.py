@@ -1,17 +1,29 @@
-"""End-to-end network boot (issue 14, first slice): QEMU's user network with `restrict=on` and its built-in DHCP
-and TFTP servers only, no other traffic. The TFTP tree is a pxelinux tree: a decoy `pxelinux.cfg/default` and the
-real config under the client address in hex, narrowed (`0A00020` for 10.0.2.15), which the lookup reaches first.
+"""End-to-end network boot (issue 14): QEMU's user network with `restrict=on`, its built-in DHCP and TFTP servers,
+and an HTTP server this test binds on 127.0.0.1, which the guest reaches as 10.0.2.100:80 through
+`guestfwd=...-cmd:tcp_pipe.py` (one pipe per guest connection, to 127.0.0.1 only); no other traffic. The TFTP tree
+is a pxelinux tree: a decoy `pxelinux.cfg/default` and the real config under the client address in hex, narrowed
+(`0A00020` for 10.0.2.15), which the lookup reaches first.
 
 First VM: the menu shows the network device with its lease and the entries next to a disk's; an entry whose kernel
-is not on the server says which URL failed and the menu stays; the good entry's kernel and initrd are fetched over
-TFTP and the second kernel's /proc/cmdline holds the entry's APPEND words. Second VM, `bootmenu.network=0`: no
-network device in the menu, the interface never brought up, no lease recorded.
+is not on the server says which URL failed and the menu stays; the good entry's kernel comes over HTTP (an
+`http://` URL in the config) and its initrd over TFTP, one boot for both paths: the progress line of the HTTP
+transfer is seen on the serial menu and the second kernel's /proc/cmdline holds the entry's APPEND words. Second
+VM, `bootmenu.network=0`: no network device in the menu, the interface never brought up, no lease recorded.
 """
 
 from __future__ import annotations
 
+import contextlib
+import functools
+import http.server
+import re
+import sys
+import threading
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
+import pexpect
 import pytest
 
 from initramfs.guests import SECOND_STAGE_MARKER
@@ -24,14 +36,16 @@ pytestmark = [pytest.mark.qemu, pytest.mark.timeout(480)]
 
 GOOD = "E2E network kernel"
 MISSING = "E2E network missing kernel"
-APPEND = f"{BASE_APPEND} e2e=netboot e2e.from=tftp"
+APPEND = f"{BASE_APPEND} e2e=netboot e2e.from=http+tftp"
+HTTP_HOST = "10.0.2.100"
+TCP_PIPE = Path(__file__).with_name("tcp_pipe.py")
 CONFIG = f"""\
 UI menu.c32
 TIMEOUT 0
 MENU TITLE E2E pxelinux
 LABEL good
     MENU LABEL {GOOD}
-    KERNEL vmlinuz
+    KERNEL http://{HTTP_HOST}/vmlinuz
     INITRD second.img
     APPEND {APPEND}
 LABEL missing
@@ -55,8 +69,36 @@ def tftp_root(tmp_path: Path, kernel: Path, test_disks: E2eDisks) -> Path:
     return root
 
 
-def _vm(kernel: Path, payload: Path, disks: E2eDisks, tftp_root: Path, tmp_path: Path, *, append: str) -> SerialVm:
+class _Files(http.server.SimpleHTTPRequestHandler):
+    requests: list[str]
+
+    def log_message(self, format: str, *args: object) -> None:
+        self.requests.append(self.requestline)
+
+
+@pytest.fixture
+def http_port(tftp_root: Path) -> Iterator[tuple[int, list[str]]]:
+    """The TFTP tree also served over HTTP on 127.0.0.1 (an ephemeral port); the request lines it answered."""
+    requests: list[str] = []
+    handler = functools.partial(type("Files", (_Files,), {"requests": requests}), directory=str(tftp_root))
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield httpd.server_address[1], requests
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+        thread.join()
+
+
+def _vm(
+    kernel: Path, payload: Path, disks: E2eDisks, tftp_root: Path, tmp_path: Path, *, append: str, port: int = 0
+) -> SerialVm:
     netdev = f"user,id=net0,restrict=on,tftp={tftp_root},bootfile=pxelinux.0"
+    if port:  # QEMU runs the pipe per connection; its words are split on spaces, so no path may hold one
+        assert " " not in sys.executable + str(TCP_PIPE)
+        netdev += f",guestfwd=tcp:{HTTP_HOST}:80-cmd:{sys.executable} {TCP_PIPE} 127.0.0.1 {port}"
     config = VmConfig(
         kernel=kernel,
         initrd=payload,
@@ -67,10 +109,30 @@ def _vm(kernel: Path, payload: Path, disks: E2eDisks, tftp_root: Path, tmp_path:
     return SerialVm(config, timeout=VM_TIMEOUT, transcript=tmp_path / "console.log")
 
 
-def test_pxelinux_entry_over_tftp_boots_with_its_append_line(
-    kernel: Path, payload: Path, test_disks: E2eDisks, tftp_root: Path, tmp_path: Path
+def _wait_row(vm: SerialVm, pattern: str, timeout: float) -> str:
+    """Reads the console until a row of the rendered screen matches `pattern`; that row."""
+    deadline = time.monotonic() + timeout
+    while True:
+        rows = [row for row in vm.text().splitlines() if re.search(pattern, row)]
+        if rows:
+            return rows[0]
+        if time.monotonic() > deadline:
+            raise AssertionError(f"no screen row matched {pattern!r} within {timeout:g} s:\n{vm.text()}")
+        with contextlib.suppress(pexpect.TIMEOUT):
+            vm.child.read_nonblocking(65536, timeout=0.5)
+
+
+def test_pxelinux_entry_over_http_and_tftp_boots_with_its_append_line(
+    *,
+    kernel: Path,
+    payload: Path,
+    test_disks: E2eDisks,
+    tftp_root: Path,
+    tmp_path: Path,
+    http_port: tuple[int, list[str]],
 ) -> None:
-    vm = _vm(kernel, payload, test_disks, tftp_root, tmp_path, append="")
+    port, requests = http_port
+    vm = _vm(kernel, payload, test_disks, tftp_root, tmp_path, append="", port=port)
     try:
         took = wait_menu(vm, "E2E GRUB default", GOOD, MISSING)
         print(f"\nnetwork entries in the menu {took:.1f} s after QEMU started")
@@ -87,7 +149,11 @@ def test_pxelinux_entry_over_tftp_boots_with_its_append_line(
 
         select(vm, GOOD)
         vm.send("enter")
+        # The progress line of the HTTP transfer (bytes of the total, the rate) on the serial menu's status line.
+        row = _wait_row(vm, rf"http://{HTTP_HOST}/vmlinuz: \d+\.\d of \d+\.\d MiB \(\d+%\), \d+\.\d MiB/s", 120)
+        print(f"\nprogress row: {row.strip()}")
         words = second_kernel_cmdline(vm, timeout=180).split()
+        assert "GET /vmlinuz HTTP/1.1" in requests, requests
         for word in APPEND.split():
             assert word in words, (word, words)
         assert "e2e=missing" not in words
