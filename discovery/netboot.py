@@ -12,14 +12,19 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+import re
 import time
 from collections.abc import Callable
-from pathlib import Path
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING
 
 from discovery import network, syslinux
 from discovery.entry import BootEntry, LoadResult
-from discovery.fs import Filesystem
+from discovery.fs import Filesystem, Platform
+from discovery.grub import loader as grub_loader
+from discovery.grub.evaluator import Network
+from discovery.loaders import LoadContext
 from discovery.network import Lease, NetworkError
 from discovery.protocol import DeviceInfo, DeviceState, Level
 from kexec_core.guard import MARKER
@@ -37,24 +42,117 @@ RESERVE = 64 << 20
 MAX_CONFIGS = 64
 
 
-def load_pxelinux(lease: Lease, fs: Filesystem, sys_root: Path = Path("/sys")) -> LoadResult:
-    """The first config of the pxelinux lookup order the server has, parsed (its INCLUDE and CONFIG files fetched as
-    the parser meets them); an empty result when none is there. Its entries name their files by URL."""
-    uuid = network.client_uuid(sys_root)
-    names = [lease.config_file] if lease.config_file else network.config_candidates(lease.mac, lease.address, uuid)
+# A bootfile that is GRUB (grub-mknetdir's core.0/core.efi, distributions' grub*.efi and the shim that loads it):
+# its config is GRUB's, looked up as GRUB's net boot does.
+GRUB_IMAGE = re.compile(r"^(core\.(0|efi)|grub.*\.(efi|0|pxe|img)|shim.*\.efi|bootx64\.efi|bootaa64\.efi)$", re.I)
+# grub-mknetdir puts the image in a platform directory below the prefix (`/boot/grub/x86_64-efi/core.efi`).
+GRUB_PLATFORM_DIR = re.compile(r"^[a-z0-9_]+-(pc|efi|ieee1275|coreboot|xen|uboot|emu)$")
+# How long reading one network config may take, its INCLUDE/source transfers included.
+CONFIG_DEADLINE = 60.0
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Which loader reads the interface's config, the config paths tried in order (in the network tree) and, for
+    GRUB, its `$prefix` directory."""
+
+    grub: bool
+    candidates: tuple[str, ...]
+    prefix: str = "/"
+
+
+def plan(lease: Lease, uuid: str = "") -> Plan:
+    """GRUB when option 209 or the bootfile names a `grub*` config, or the bootfile is a GRUB image; else pxelinux."""
+    if lease.config_file:
+        path = lease.config_path(lease.config_file)
+        grub = PurePosixPath(path).name.lower().startswith("grub")
+        return Plan(grub, (path,), str(PurePosixPath(path).parent))
+    boot = lease.bootfile
+    name = boot.rpartition("/")[2]
+    if name.lower().startswith("grub") and ".cfg" in name.lower():
+        path = network.local_path(boot) if "://" in boot else "/" + boot.lstrip("/")
+        return Plan(True, (path,), str(PurePosixPath(path).parent))
+    if GRUB_IMAGE.match(name):
+        if lease.prefix:
+            prefix = lease.workdir
+        else:
+            image_dir = PurePosixPath(network.local_path(boot) if "://" in boot else "/" + boot.lstrip("/")).parent
+            prefix = str(image_dir.parent if GRUB_PLATFORM_DIR.match(image_dir.name) else image_dir)
+        names = network.grub_config_candidates(lease.mac, lease.address)
+        return Plan(True, tuple(f"{prefix.rstrip('/')}/{n}" for n in names), prefix)
+    names = network.config_candidates(lease.mac, lease.address, uuid)
+    return Plan(False, tuple(lease.config_path(n) for n in names))
+
+
+def load_network_config(lease: Lease, fs: Filesystem, sys_root: Path = Path("/sys")) -> LoadResult:
+    """The first config of the lookup order the server has, parsed by the syslinux loader or evaluated by the GRUB
+    interpreter (the files it INCLUDEs, CONFIGs, `source`s fetched as they are met); an empty result when none is
+    there. Its entries name their files by URL."""
+    chosen = plan(lease, network.client_uuid(sys_root))
+    what = "GRUB" if chosen.grub else "pxelinux"
     misses = []
-    for name in names:
-        path = lease.config_path(name)
+    for path in chosen.candidates:
         url = lease.url(path)
         try:
             network.fetch(url, fs.root / path.lstrip("/"), network.CONFIG_LIMIT)
         except NetworkError as exc:
             misses.append(str(exc))
             continue
-        log.info("%s: pxelinux config %s", lease.interface, url)
-        return with_urls(lease, syslinux.load_config(fs, path, workdir=lease.workdir, fetch=_fetcher(lease, fs)))
-    log.info("%s: no pxelinux config: %s", lease.interface, "; ".join(misses))
+        log.info("%s: %s config %s", lease.interface, what, url)
+        fetch = _fetcher(lease, fs)
+        if chosen.grub:
+            ctx = LoadContext(platform=Platform.detect(), deadline=time.monotonic() + CONFIG_DEADLINE)
+            result, _ = grub_loader.evaluate(fs, path, ctx, network=grub_network(lease, chosen.prefix, path, fetch))
+        else:
+            result = syslinux.load_config(fs, path, workdir=lease.workdir, fetch=fetch)
+        return with_urls(lease, result)
+    log.info("%s: no %s config: %s", lease.interface, what, "; ".join(misses))
     return LoadResult()
+
+
+def _device_of(lease: Lease, path: str) -> str:
+    """`(tftp,SERVER)/dir` or `(http,HOST)/dir`: a directory of the network tree as GRUB names it."""
+    url = lease.url(path)
+    scheme, _, rest = url.partition("://")
+    host, _, tail = rest.partition("/")
+    return f"({scheme},{host})/{tail}".rstrip("/") if tail else f"({scheme},{host})"
+
+
+def grub_network(lease: Lease, prefix: str, config: str, fetch: Callable[[str], None]) -> Network:
+    """What GRUB's net boot sets (grub-core/net/bootp.c, net.c) from the lease, and its network devices. `<if>` in
+    `$net_<if>_*` is the Linux interface name (GRUB's own names, efinet0 or pxe, depend on the firmware)."""
+    server = lease.tftp_server
+    card = lease.interface
+    directory = str(PurePosixPath(config).parent)
+    env = {
+        "root": f"tftp,{server}",
+        "prefix": _device_of(lease, prefix),
+        "cmdpath": _device_of(lease, prefix),
+        "config_directory": _device_of(lease, directory),
+        "config_file": f"{_device_of(lease, directory)}/{PurePosixPath(config).name}",
+        "net_default_interface": card,
+        "net_default_ip": lease.address,
+        "net_default_mac": lease.mac.lower(),
+        "net_default_server": server,
+        "pxe_default_server": server,
+        f"net_{card}_ip": lease.address,
+        f"net_{card}_mac": lease.mac.lower(),
+        f"net_{card}_boot_file": lease.bootfile,
+        f"net_{card}_next_server": server,
+        f"net_{card}_dhcp_server_name": lease.dhcp_server,
+    }
+
+    def path(device: str, file: str) -> str | None:
+        kind, _, host = device.partition(",")
+        kind = kind.lower()
+        host = host or server
+        if kind in ("tftp", "pxe"):
+            return file if host == server else f"/tftp/{host}{file}"
+        if kind == "http":
+            return f"/http/{host}{file}"
+        return None
+
+    return Network(env=tuple(env.items()), path=path, fetch=fetch)
 
 
 def _fetcher(lease: Lease, fs: Filesystem) -> Callable[[str], None]:
@@ -146,7 +244,7 @@ async def _interface(daemon: Daemon, name: str, run_dir: Path, *, first: bool) -
         daemon.say(Level.INFO, f"{name}: lease {lease.address} from {lease.dhcp_server}, TFTP {lease.tftp_server}")
     fs = Filesystem(root=run_dir / name / "tftp", name=name, fstype="tftp")
     fs.root.mkdir(parents=True, exist_ok=True)
-    result = await loop.run_in_executor(None, load_pxelinux, lease, fs, daemon.sys_root)
+    result = await loop.run_in_executor(None, load_network_config, lease, fs, daemon.sys_root)
     daemon._apply(record, JobResult(None, fs, result, None, DeviceState.MOUNTED, ""))
     daemon._set_info(record, fstype=lease.describe())
 

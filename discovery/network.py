@@ -192,6 +192,16 @@ def config_candidates(mac: str, address: str, uuid: str = "") -> list[str]:
     return names
 
 
+def grub_config_candidates(mac: str, address: str) -> list[str]:
+    """The config names GRUB's net boot tries in `$prefix` (grub-core/net/net.c, grub_net_search_config_file; the
+    manual's "Network" node): `grub.cfg-01-<mac>`, `grub.cfg-<HEXIP>` narrowed one digit at a time, `grub.cfg`. (The
+    UUID name GRUB tries only with a client UUID the DHCP server echoed, which udhcpc does not report.)"""
+    return [
+        name.replace("pxelinux.cfg/", "grub.cfg-").replace("grub.cfg-default", "grub.cfg")
+        for name in config_candidates(mac, address)
+    ]
+
+
 def client_uuid(sys_root: Path = Path("/sys")) -> str:
     """SMBIOS's system UUID as Linux shows it (lower-case, dashes), "" when absent or a placeholder (all 0 or all
     1 bits: "not set" in SMBIOS 2.6 section 7.2.1)."""

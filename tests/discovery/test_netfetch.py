@@ -226,7 +226,7 @@ def test_pxelinux_entries_carry_urls_for_http_absolute_and_relative_paths(
     monkeypatch.setattr(network, "fetch", fake_fetch)
     lease = Lease(interface="eth0", address="10.0.2.15", tftp_server="10.0.2.2", bootfile="x86/pxelinux.0")
     fs = Filesystem(root=tmp_path, name="eth0", fstype="tftp")
-    result = netboot.load_pxelinux(lease, fs)
+    result = netboot.load_network_config(lease, fs)
     [entry] = result.entries
     assert entry.kernel == "http://10.0.2.100/boot/vmlinuz"
     assert entry.initrds == ("tftp://10.0.2.2/images/initrd.img", "tftp://10.0.2.2/x86/rel.img")
@@ -295,10 +295,99 @@ def test_include_and_config_files_are_fetched_as_the_parser_meets_them(
 
     monkeypatch.setattr(network, "fetch", fake_fetch)
     lease = Lease(interface="eth0", address="10.0.2.15", tftp_server="10.0.2.2", bootfile="x86/pxelinux.0")
-    result = netboot.load_pxelinux(lease, Filesystem(root=tmp_path, name="eth0", fstype="tftp"), tmp_path)
+    result = netboot.load_network_config(lease, Filesystem(root=tmp_path, name="eth0", fstype="tftp"), tmp_path)
     assert [(e.title, e.kernel, e.submenu) for e in result.entries] == [
         ("Common kernel", "tftp://10.0.2.2/x86/vmlinuz", ()),
         ("Deep kernel", "tftp://10.0.2.2/k/vmlinuz", ("More",)),
     ]
     assert "tftp://10.0.2.2/x86/absent.cfg" in asked
     assert any("absent.cfg" in d.message and "not found" in d.message for d in result.diagnostics)
+
+
+NET_GRUB = """\
+set timeout=5
+source $prefix/common.cfg
+menuentry "Net GRUB $net_default_ip" --id net {
+    linux (tftp)/images/vmlinuz console=ttyS0 mac=$net_default_mac ip=$net_eth0_ip $common
+    initrd (http,10.0.2.100)/initrd.img
+}
+menuentry "Other server" {
+    linux (tftp,192.0.2.9)/k
+}
+menuentry "On root" {
+    linux /boot/vmlinuz-root from=$root
+}
+"""
+
+
+def _serve(monkeypatch: pytest.MonkeyPatch, server: dict[str, str]) -> list[str]:
+    asked: list[str] = []
+
+    def fake_fetch(url: str, local: Path, limit: int, progress: object = None) -> int:
+        asked.append(url)
+        if url not in server:
+            raise NetworkError(f"{url}: tftp: server error: (1) File not found")
+        local.parent.mkdir(parents=True, exist_ok=True)
+        local.write_text(server[url])
+        return len(server[url])
+
+    monkeypatch.setattr(network, "fetch", fake_fetch)
+    return asked
+
+
+def test_grub_config_over_the_network_found_as_grub_looks_it_up(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    asked = _serve(
+        monkeypatch,
+        {
+            "tftp://10.0.2.2/boot/grub/grub.cfg-0A00020": NET_GRUB,
+            "tftp://10.0.2.2/boot/grub/grub.cfg": "menuentry decoy { linux /decoy }\n",
+            "tftp://10.0.2.2/boot/grub/common.cfg": "set common=from-common\n",
+        },
+    )
+    lease = Lease(
+        interface="eth0",
+        address="10.0.2.15",
+        tftp_server="10.0.2.2",
+        dhcp_server="10.0.2.2",
+        bootfile="boot/grub/x86_64-efi/core.efi",
+        mac="52:54:00:12:34:56",
+    )
+    result = netboot.load_network_config(lease, Filesystem(root=tmp_path, name="eth0", fstype="tftp"), tmp_path)
+    assert asked[:3] == [
+        "tftp://10.0.2.2/boot/grub/grub.cfg-01-52-54-00-12-34-56",
+        "tftp://10.0.2.2/boot/grub/grub.cfg-0A00020F",
+        "tftp://10.0.2.2/boot/grub/grub.cfg-0A00020",
+    ]
+    assert "tftp://10.0.2.2/boot/grub/common.cfg" in asked, "a sourced file is fetched when it is read"
+    got = [(e.title, e.kernel, e.initrds, e.cmdline) for e in result.entries]
+    assert got == [
+        (
+            "Net GRUB 10.0.2.15",
+            "tftp://10.0.2.2/images/vmlinuz",
+            ("http://10.0.2.100/initrd.img",),
+            "console=ttyS0 mac=52:54:00:12:34:56 ip=10.0.2.15 from-common",
+        ),
+        ("Other server", "tftp://192.0.2.9/k", (), ""),
+        ("On root", "tftp://10.0.2.2/boot/vmlinuz-root", (), "from=tftp,10.0.2.2"),
+    ]
+    assert result.entries[0].default
+    assert result.timeout == 5
+
+
+def test_which_loader_reads_the_network_config() -> None:
+    base = Lease(interface="eth0", address="10.0.2.15", tftp_server="10.0.2.2", mac="52:54:00:12:34:56")
+    assert not netboot.plan(base.__class__(**{**base.__dict__, "bootfile": "pxelinux.0"})).grub
+    opt209 = netboot.plan(base.__class__(**{**base.__dict__, "config_file": "grub/grub.cfg-fleet"}))
+    assert (opt209.grub, opt209.candidates) == (True, ("/grub/grub.cfg-fleet",))
+    named = netboot.plan(base.__class__(**{**base.__dict__, "bootfile": "http://10.0.2.100/efi/grub.cfg"}))
+    assert (named.grub, named.candidates, named.prefix) == (
+        True,
+        ("/http/10.0.2.100/efi/grub.cfg",),
+        "/http/10.0.2.100/efi",
+    )
+    image = netboot.plan(base.__class__(**{**base.__dict__, "bootfile": "grubx64.efi", "prefix": "/fleet/grub"}))
+    assert image.grub
+    assert image.candidates[0] == "/fleet/grub/grub.cfg-01-52-54-00-12-34-56"
+    assert image.candidates[-1] == "/fleet/grub/grub.cfg"
