@@ -20,7 +20,7 @@ import subprocess
 import time
 import urllib.parse
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path, PurePosixPath
 
 # The script udhcpc runs on every event: on a lease it configures the address and the default route and writes the
@@ -99,6 +99,8 @@ class Lease:
     config_file: str = ""  # option 209
     prefix: str = ""  # option 210
     mac: str = ""
+    link_up: float = 0.0  # time.monotonic() when the carrier was seen (0: not known)
+    leased: float = 0.0  # time.monotonic() when the address was set
 
     @classmethod
     def parse(cls, text: str, mac: str = "") -> Lease:
@@ -321,6 +323,7 @@ def dhcp(interface: str, run_dir: Path, sys_root: Path = Path("/sys")) -> Lease:
     _run(["ip", "link", "set", "dev", interface, "up"], 10)
     if not wait_carrier(interface, sys_root):
         raise NetworkError(f"{interface}: no carrier within {CARRIER_TIMEOUT:g} s")
+    link_up = time.monotonic()
     lease_file = run_dir / f"{interface}.lease"
     lease_file.unlink(missing_ok=True)
     argv = ["udhcpc", "-i", interface, "-f", "-q", "-n", "-t", str(DHCP_TRIES), "-T", str(DHCP_PAUSE)]
@@ -333,7 +336,7 @@ def dhcp(interface: str, run_dir: Path, sys_root: Path = Path("/sys")) -> Lease:
         text = lease_file.read_text()
     except OSError as exc:
         raise NetworkError(f"{interface}: DHCP: no lease recorded ({lease_file}: {exc.strerror})") from None
-    return Lease.parse(text, mac_of(interface, sys_root))
+    return replace(Lease.parse(text, mac_of(interface, sys_root)), link_up=link_up, leased=time.monotonic())
 
 
 def static(interface: str, address: str, prefix_length: int, gateway: str, sys_root: Path = Path("/sys")) -> None:

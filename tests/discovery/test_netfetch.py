@@ -4,6 +4,7 @@ and the mapping between the network tree's paths and URLs."""
 
 from __future__ import annotations
 
+import asyncio
 import http.server
 import socket
 import threading
@@ -14,8 +15,11 @@ from typing import ClassVar
 import pytest
 
 from discovery import netboot, network
+from discovery.daemon import Daemon
+from discovery.entry import BootEntry
 from discovery.fs import Filesystem
 from discovery.network import Lease, NetworkError
+from discovery.settings import Settings
 
 BODY = bytes(range(256)) * 1024  # 256 KiB: several CHUNKs
 
@@ -391,3 +395,40 @@ def test_which_loader_reads_the_network_config() -> None:
     assert image.grub
     assert image.candidates[0] == "/fleet/grub/grub.cfg-01-52-54-00-12-34-56"
     assert image.candidates[-1] == "/fleet/grub/grub.cfg"
+
+
+def test_boot_fetch_says_progress_and_gives_memory_back(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def fake_fetch(url: str, local: Path, limit: int, progress: network.Progress | None = None) -> int:
+        if "absent" in url:
+            raise NetworkError(f"{url}: HTTP 404 Not Found")
+        assert progress is not None
+        for done in (1 << 20, 2 << 20, 3 << 20):
+            progress(done, 3 << 20)
+        local.parent.mkdir(parents=True, exist_ok=True)
+        local.write_bytes(b"x" * 10)
+        return 3 << 20
+
+    monkeypatch.setattr(network, "fetch", fake_fetch)
+    monkeypatch.setattr(netboot, "PROGRESS_EVERY", 0.0)
+    fs = Filesystem(root=tmp_path, name="eth0", fstype="tftp")
+    (tmp_path / netboot.BOOT_DIR).mkdir()
+    (tmp_path / netboot.BOOT_DIR / "0-earlier").write_bytes(b"left by a boot that failed")
+    good = BootEntry(title="Net", kernel="http://10.0.2.100/vmlinuz", initrds=("tftp://10.0.2.2/initrd.img",))
+    bad = good.replace(initrds=("http://10.0.2.100/absent.img",))
+
+    async def run(entry: BootEntry) -> tuple[list[Path] | None, list[str]]:
+        daemon = Daemon(settings=Settings(), mounts=None, sys_root=tmp_path)
+        daemon.net_leases["eth0"] = Lease(interface="eth0", address="10.0.2.15", tftp_server="10.0.2.2")
+        paths = await netboot.fetch(daemon, "eth0", fs, entry, entry.title)
+        await asyncio.sleep(0)  # the progress lines come through the loop
+        return paths, [s.message for s in daemon.status]
+
+    paths, lines = asyncio.run(run(good))
+    assert paths == [tmp_path / ".boot" / "0-vmlinuz", tmp_path / ".boot" / "1-initrd.img"]
+    assert not (tmp_path / ".boot" / "0-earlier").exists()
+    assert "http://10.0.2.100/vmlinuz: 1.0 of 3.0 MiB (33%)" in "\n".join(lines)
+    assert any(line.startswith("fetched tftp://10.0.2.2/initrd.img: 3145728 bytes in ") for line in lines)
+    paths, lines = asyncio.run(run(bad))
+    assert paths is None
+    assert lines[-1] == "cannot boot Net: http://10.0.2.100/absent.img: HTTP 404 Not Found"
+    assert not list((tmp_path / ".boot").iterdir()), "the kernel fetched before the failure is removed"

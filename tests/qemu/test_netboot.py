@@ -76,11 +76,11 @@ class _Files(http.server.SimpleHTTPRequestHandler):
         self.requests.append(self.requestline)
 
 
-@pytest.fixture
-def http_port(tftp_root: Path) -> Iterator[tuple[int, list[str]]]:
-    """The TFTP tree also served over HTTP on 127.0.0.1 (an ephemeral port); the request lines it answered."""
+@contextlib.contextmanager
+def http_server(root: Path) -> Iterator[tuple[int, list[str]]]:
+    """`root` served over HTTP on 127.0.0.1 (an ephemeral port); the request lines it answered."""
     requests: list[str] = []
-    handler = functools.partial(type("Files", (_Files,), {"requests": requests}), directory=str(tftp_root))
+    handler = functools.partial(type("Files", (_Files,), {"requests": requests}), directory=str(root))
     httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
     thread.start()
@@ -92,13 +92,26 @@ def http_port(tftp_root: Path) -> Iterator[tuple[int, list[str]]]:
         thread.join()
 
 
+def guestfwd(port: int) -> str:
+    """The -netdev user option that makes HTTP_HOST:80 in the guest the server on 127.0.0.1:`port`. QEMU runs the
+    pipe per connection; its words are split on spaces, so no path may hold one."""
+    assert " " not in sys.executable + str(TCP_PIPE)
+    return f"guestfwd=tcp:{HTTP_HOST}:80-cmd:{sys.executable} {TCP_PIPE} 127.0.0.1 {port}"
+
+
+@pytest.fixture
+def http_port(tftp_root: Path) -> Iterator[tuple[int, list[str]]]:
+    """The TFTP tree also served over HTTP."""
+    with http_server(tftp_root) as served:
+        yield served
+
+
 def _vm(
     kernel: Path, payload: Path, disks: E2eDisks, tftp_root: Path, tmp_path: Path, *, append: str, port: int = 0
 ) -> SerialVm:
     netdev = f"user,id=net0,restrict=on,tftp={tftp_root},bootfile=pxelinux.0"
-    if port:  # QEMU runs the pipe per connection; its words are split on spaces, so no path may hold one
-        assert " " not in sys.executable + str(TCP_PIPE)
-        netdev += f",guestfwd=tcp:{HTTP_HOST}:80-cmd:{sys.executable} {TCP_PIPE} 127.0.0.1 {port}"
+    if port:
+        netdev += "," + guestfwd(port)
     config = VmConfig(
         kernel=kernel,
         initrd=payload,
