@@ -4,8 +4,11 @@ and an HTTP server this test binds on 127.0.0.1, which the guest reaches as 10.0
 is a pxelinux tree: a decoy `pxelinux.cfg/default` and the real config under the client address in hex, narrowed
 (`0A00020` for 10.0.2.15), which the lookup reaches first.
 
-First VM: the menu shows the network device with its lease and the entries next to a disk's; an entry whose kernel
-is not on the server says which URL failed and the menu stays; the good entry's kernel comes over HTTP (an
+First VM: the menu shows the network device with its lease and the entries next to a disk's (one of them from a
+file the config INCLUDEs, fetched over TFTP); a second NIC on its own user network (10.0.3.0/24) whose bootfile is
+a GRUB image lists the entries of the GRUB config found as GRUB's net boot finds it, evaluated with `$prefix`,
+`$net_default_ip` and a `source`d file; an entry whose kernel is not on the server says which URL failed and the
+menu stays; the good entry's kernel comes over HTTP (an
 `http://` URL in the config) and its initrd over TFTP, one boot for both paths: the progress line of the HTTP
 transfer is seen on the serial menu and the second kernel's /proc/cmdline holds the entry's APPEND words. Second
 VM, `bootmenu.network=0`: no network device in the menu, the interface never brought up, no lease recorded.
@@ -48,10 +51,26 @@ LABEL good
     KERNEL http://{HTTP_HOST}/vmlinuz
     INITRD second.img
     APPEND {APPEND}
+INCLUDE menus/more.cfg
+"""
+# Fetched over TFTP when the parser meets the INCLUDE.
+INCLUDED = f"""\
 LABEL missing
     MENU LABEL {MISSING}
-    KERNEL images/absent-vmlinuz
+    KERNEL ::images/absent-vmlinuz
     APPEND {BASE_APPEND} e2e=missing
+"""
+# The second NIC's network: its own QEMU user network (10.0.3.0/24) whose bootfile is a GRUB image, so its config
+# is GRUB's, looked up in $prefix (/boot/grub) as grub.cfg-01-<mac> before the decoy grub.cfg.
+GRUB_MAC = "52:54:00:12:34:57"
+GRUB_TITLE = "E2E GRUB over TFTP"
+GRUB_NET = f"""\
+set timeout=30
+source $prefix/common.cfg
+menuentry "{GRUB_TITLE} $net_default_ip $common" {{
+    linux (tftp)/vmlinuz {BASE_APPEND} e2e=grub-net
+    initrd (tftp)/second.img
+}}
 """
 DECOY = "DEFAULT decoy\nLABEL decoy\n    MENU LABEL E2E decoy default\n    KERNEL vmlinuz\n"
 
@@ -66,6 +85,14 @@ def tftp_root(tmp_path: Path, kernel: Path, test_disks: E2eDisks) -> Path:
     (root / "vmlinuz").write_bytes(kernel.read_bytes())
     second = test_disks.grub.parent / "second.img"
     (root / "second.img").write_bytes(second.read_bytes())
+    (root / "menus").mkdir()
+    (root / "menus" / "more.cfg").write_text(INCLUDED)
+    grub = tmp_path / "tftp-grub" / "boot" / "grub"
+    (grub / "x86_64-efi").mkdir(parents=True)
+    (grub / "x86_64-efi" / "core.efi").write_bytes(b"not used: the payload reads the config itself\n")
+    (grub / f"grub.cfg-01-{GRUB_MAC.replace(':', '-')}").write_text(GRUB_NET)
+    (grub / "common.cfg").write_text("set common=sourced\n")
+    (grub / "grub.cfg").write_text("menuentry 'E2E GRUB decoy' { linux /vmlinuz }\n")
     return root
 
 
@@ -110,6 +137,11 @@ def _vm(
     kernel: Path, payload: Path, disks: E2eDisks, tftp_root: Path, tmp_path: Path, *, append: str, port: int = 0
 ) -> SerialVm:
     netdev = f"user,id=net0,restrict=on,tftp={tftp_root},bootfile=pxelinux.0"
+    grub_root = tftp_root.parent / "tftp-grub"
+    grub_netdev = (
+        f"user,id=net1,restrict=on,net=10.0.3.0/24,host=10.0.3.2,dhcpstart=10.0.3.15,tftp={grub_root},"
+        "bootfile=boot/grub/x86_64-efi/core.efi"
+    )
     if port:
         netdev += "," + guestfwd(port)
     config = VmConfig(
@@ -117,7 +149,10 @@ def _vm(
         initrd=payload,
         append=f"{BASE_APPEND} {NO_AUTOBOOT} {append}".strip(),
         disks=(Disk(disks.grub),),
-        extra=("-netdev", netdev, "-device", "virtio-net-pci,netdev=net0,mac=52:54:00:12:34:56"),
+        extra=(
+            *("-netdev", netdev, "-device", "virtio-net-pci,netdev=net0,mac=52:54:00:12:34:56"),
+            *("-netdev", grub_netdev, "-device", f"virtio-net-pci,netdev=net1,mac={GRUB_MAC}"),
+        ),
     )
     return SerialVm(config, timeout=VM_TIMEOUT, transcript=tmp_path / "console.log")
 
@@ -151,6 +186,10 @@ def test_pxelinux_entry_over_http_and_tftp_boots_with_its_append_line(
         print(f"\nnetwork entries in the menu {took:.1f} s after QEMU started")
         screen = vm.wait_screen("[Network: eth0 10.0.2.15 from 10.0.2.2]", timeout=30)
         assert "E2E decoy default" not in screen, "the hex-address config comes before pxelinux.cfg/default"
+        # The GRUB config of the second NIC, evaluated with its lease's variables and a file it sources over TFTP.
+        screen = vm.wait_screen(f"{GRUB_TITLE} 10.0.3.15 sourced", timeout=60)
+        assert "[Network: eth1 10.0.3.15 from 10.0.3.2]" in screen
+        assert "E2E GRUB decoy" not in screen, "grub.cfg-01-<mac> comes before grub.cfg"
 
         select(vm, MISSING)
         vm.send("enter")
