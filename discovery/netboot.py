@@ -238,6 +238,9 @@ async def _interface(daemon: Daemon, name: str, run_dir: Path, *, first: bool) -
     try:
         lease = await loop.run_in_executor(None, _lease, daemon, name, run_dir, first)
     except NetworkError as exc:
+        # A rescan whose DHCP fails: the old address is gone (udhcpc deconfigured it), so are its entries.
+        daemon.net_leases.pop(name, None)
+        daemon._drop_entries(record)
         daemon._set_info(record, state=DeviceState.FAILED, message=str(exc))
         daemon.say(Level.WARNING, f"{name}: {exc}")
         return

@@ -162,3 +162,45 @@ def test_static_address_of_bootmenu_ip(
     else:
         assert calls == ["dhcp"]
         assert lease.dhcp_server == "10.0.2.2"
+
+
+def test_a_rescan_runs_dhcp_again_and_a_failed_one_drops_the_entries(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sys_root = tmp_path / "sys"
+    (sys_root / "class" / "net" / "eth0" / "device").mkdir(parents=True)
+    (sys_root / "class" / "net" / "eth0" / "type").write_text("1\n")
+    marker = tmp_path / "bootmenu-payload"
+    marker.write_text("")
+    answers = [True, False]
+    calls: list[str] = []
+
+    def fake_dhcp(interface: str, run_dir: Path, sys_root: Path) -> Lease:
+        calls.append(interface)
+        if not answers.pop(0):
+            raise NetworkError(f"{interface}: DHCP: udhcpc: no lease, failing")
+        return Lease.parse(SLIRP_LEASE)
+
+    def fake_fetch(url: str, local: Path, limit: int, progress: object = None) -> int:
+        if not url.endswith("/pxelinux.cfg/default"):
+            raise NetworkError(f"{url}: tftp: server error: (1) File not found")
+        local.parent.mkdir(parents=True, exist_ok=True)
+        local.write_text("LABEL a\n    MENU LABEL Net A\n    KERNEL vmlinuz\n")
+        return 1
+
+    monkeypatch.setattr(network, "dhcp", fake_dhcp)
+    monkeypatch.setattr(network, "fetch", fake_fetch)
+
+    async def scans() -> tuple[list[str], list[str], str]:
+        daemon = _daemon(True, sys_root)
+        await netboot.start(daemon, tmp_path / "run", marker)
+        first = [i.entry.kernel for i in daemon.records["eth0"].entries]
+        await netboot.start(daemon, tmp_path / "run", marker)  # what a rescan runs
+        second = [i.entry.kernel for i in daemon.records["eth0"].entries]
+        return first, second, daemon.records["eth0"].info.message
+
+    first, second, message = asyncio.run(scans())
+    assert calls == ["eth0", "eth0"]
+    assert first == ["tftp://10.0.2.2/vmlinuz"]
+    assert second == []
+    assert message == "eth0: DHCP: udhcpc: no lease, failing"
