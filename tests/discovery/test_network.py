@@ -204,3 +204,28 @@ def test_a_rescan_runs_dhcp_again_and_a_failed_one_drops_the_entries(
     assert first == ["tftp://10.0.2.2/vmlinuz"]
     assert second == []
     assert message == "eth0: DHCP: udhcpc: no lease, failing"
+
+
+def test_daemon_rescan_runs_the_network_start_again_once_the_first_is_done(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    runs: list[str] = []
+
+    async def fake_start(daemon: Daemon) -> None:
+        runs.append("start")
+
+    monkeypatch.setattr(netboot, "start", fake_start)
+
+    async def scenario() -> list[str]:
+        daemon = _daemon(True, tmp_path)
+        await daemon.rescan()  # no network start yet (dry run or no udev): nothing
+        first = list(runs)
+        loop = asyncio.get_running_loop()
+        running: asyncio.Future[None] = loop.create_future()
+        daemon._network = running
+        await daemon.rescan()  # the first DHCP still runs: not twice at once
+        running.set_result(None)
+        await daemon.rescan()
+        return [*first, "|", *runs]
+
+    assert asyncio.run(scenario()) == ["|", "start"]
