@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import fcntl
 import json
 import logging
 import os
@@ -32,6 +31,8 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
+
+from discovery.blockmap import ioctl_int
 
 log = logging.getLogger(__name__)
 
@@ -111,17 +112,6 @@ class Store(Protocol):
     def write(self, attempt: Attempt) -> None: ...
 
 
-def ioctl_flags(fd: int, request: int, value: int, name: str, path: Path) -> int:
-    """ioctl(2) FS_IOC_GETFLAGS/SETFLAGS with an int argument; raises OSError naming the call and file."""
-    buf = bytearray(struct.pack("i", value))
-    try:
-        fcntl.ioctl(fd, request, buf, True)
-    except OSError as exc:
-        raise OSError(exc.errno, f"ioctl({name}): {exc.strerror}", str(path)) from None
-    result: int = struct.unpack("i", buf)[0]
-    return result
-
-
 @dataclass(frozen=True)
 class EfiStore:
     """The record as an EFI variable in efivarfs."""
@@ -168,9 +158,9 @@ class EfiStore:
     def _mutable(self) -> None:
         fd = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC)
         try:
-            flags = ioctl_flags(fd, FS_IOC_GETFLAGS, 0, "FS_IOC_GETFLAGS", self.path)
+            flags = ioctl_int(fd, FS_IOC_GETFLAGS, 0, "FS_IOC_GETFLAGS", self.path)
             if flags & FS_IMMUTABLE_FL:
-                ioctl_flags(fd, FS_IOC_SETFLAGS, flags & ~FS_IMMUTABLE_FL, "FS_IOC_SETFLAGS", self.path)
+                ioctl_int(fd, FS_IOC_SETFLAGS, flags & ~FS_IMMUTABLE_FL, "FS_IOC_SETFLAGS", self.path)
         except OSError as exc:
             if exc.errno not in (errno.ENOTTY, errno.EOPNOTSUPP):  # no flags here (a test directory): nothing to clear
                 raise

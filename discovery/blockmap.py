@@ -84,11 +84,19 @@ class BlockMap:
 
 
 def _ioctl(fd: int, request: int, arg: bytearray, path: str, name: str) -> None:
-    """The one wrapper for ioctl(2) here: OSError naming the call and the file."""
+    """discovery's one wrapper for ioctl(2): OSError naming the call and the file."""
     try:
         fcntl.ioctl(fd, request, arg, True)
     except OSError as exc:
         raise OSError(exc.errno, f"ioctl({name}): {os.strerror(exc.errno or 0)}", path) from None
+
+
+def ioctl_int(fd: int, request: int, value: int, name: str, path: Path) -> int:
+    """ioctl(2) with an `int *` argument (FS_IOC_GETFLAGS, WDIOC_SETTIMEOUT): the int the kernel wrote back."""
+    buf = bytearray(struct.pack("i", value))
+    _ioctl(fd, request, buf, str(path), name)
+    result: int = struct.unpack("i", buf)[0]
+    return result
 
 
 def fiemap(fd: int, size: int, path: str) -> BlockMap:

@@ -20,13 +20,13 @@ systems that run a watchdog service, with SECONDS longer than their boot to that
 
 from __future__ import annotations
 
-import fcntl
 import logging
 import os
 import re
-import struct
 from dataclasses import dataclass
 from pathlib import Path
+
+from discovery.blockmap import ioctl_int
 
 log = logging.getLogger(__name__)
 
@@ -51,17 +51,6 @@ WDIOC_SETTIMEOUT = _ioc(_IOC_READ | _IOC_WRITE, 6)
 WDIOC_GETTIMEOUT = _ioc(_IOC_READ, 7)
 WDIOF_CARDRESET = 0x0020
 MAGIC_CLOSE = b"V"
-
-
-def ioctl_int(fd: int, request: int, value: int, name: str, path: Path) -> int:
-    """ioctl(2) with an `int *` argument; returns the int the driver wrote back. Raises OSError naming the call."""
-    buf = bytearray(struct.pack("i", value))
-    try:
-        fcntl.ioctl(fd, request, buf, True)
-    except OSError as exc:
-        raise OSError(exc.errno, f"ioctl({name}, {value}): {exc.strerror}", str(path)) from None
-    result: int = struct.unpack("i", buf)[0]
-    return result
 
 
 @dataclass(frozen=True)
@@ -136,8 +125,8 @@ def arm(seconds: int, *, sysfs: Path = SYSFS, dev: Path = DEV) -> Armed:
     except OSError as exc:
         raise OSError(exc.errno, f"open: {exc.strerror}", str(path)) from None
     try:
-        actual = ioctl_int(fd, WDIOC_SETTIMEOUT, seconds, "WDIOC_SETTIMEOUT", path)
-        ioctl_int(fd, WDIOC_KEEPALIVE, 0, "WDIOC_KEEPALIVE", path)
+        actual = ioctl_int(fd, WDIOC_SETTIMEOUT, seconds, f"WDIOC_SETTIMEOUT, {seconds}", path)
+        ioctl_int(fd, WDIOC_KEEPALIVE, 0, "WDIOC_KEEPALIVE, 0", path)
     except OSError:
         disarm(Armed(fd, path, seconds))
         raise

@@ -258,9 +258,10 @@ def cmd_normal(it: Interpreter, args: list[str]) -> int:
     return cmd_configfile(it, args) if args else 0
 
 
-def cmd_load_env(it: Interpreter, args: list[str]) -> int:
+def _env_file_args(args: list[str], ignored: frozenset[str] = frozenset()) -> tuple[str | None, list[str]]:
+    """`-f FILE`/`--file=FILE` and the variable names of load_env/save_env (loadenv.c), `ignored` flags dropped."""
     name: str | None = None
-    wanted: list[str] = []
+    names: list[str] = []
     i = 0
     while i < len(args):
         arg = args[i]
@@ -272,10 +273,13 @@ def cmd_load_env(it: Interpreter, args: list[str]) -> int:
             i += 1
         elif arg.startswith("--file="):
             name = arg.partition("=")[2]
-        elif arg in ("-s", "--skip-sig"):
-            continue
-        else:
-            wanted.append(arg)
+        elif arg not in ignored:
+            names.append(arg)
+    return name, names
+
+
+def cmd_load_env(it: Interpreter, args: list[str]) -> int:
+    name, wanted = _env_file_args(args, frozenset({"-s", "--skip-sig"}))
     if name is None:
         name = it.scope.env.get("prefix") + "/grubenv"
     ref = it.resolve(name)
@@ -291,21 +295,7 @@ def cmd_load_env(it: Interpreter, args: list[str]) -> int:
 
 def cmd_save_env(it: Interpreter, args: list[str]) -> int:
     # Scanning must not change the disks: record the write (loadenv.c: an unset variable is deleted from the block).
-    name: str | None = None
-    names: list[str] = []
-    i = 0
-    while i < len(args):
-        arg = args[i]
-        i += 1
-        if arg in ("-f", "--file"):
-            if i >= len(args):
-                raise GrubCommandError("-f needs a file name")
-            name = args[i]
-            i += 1
-        elif arg.startswith("--file="):
-            name = arg.partition("=")[2]
-        else:
-            names.append(arg)
+    name, names = _env_file_args(args)
     if not names:
         raise GrubCommandError("no variable is specified")
     ref = it.resolve(name if name is not None else it.scope.env.get("prefix") + "/grubenv")
@@ -349,8 +339,7 @@ def _search(it: Interpreter, kind: SearchKind, value: str, variable: str | None)
 
 
 def cmd_search(it: Interpreter, args: list[str]) -> int:
-    # GRUB 2.06 refuses a search without a type; like Petitboot we take it as a UUID, the common intent.
-    kind = SearchKind.FS_UUID
+    kind: SearchKind | None = None
     variable: str | None = None
     names: list[str] = []
     i = 0
@@ -373,6 +362,10 @@ def cmd_search(it: Interpreter, args: list[str]) -> int:
             names.append(arg)
     if not names:
         raise GrubCommandError("one argument expected")
+    if kind is None:
+        # search_wrap.c (GRUB 2.06 and rhboot's) refuses a search without --file/--label/--fs-uuid, so `$root`
+        # stays where it was (grub-emu agrees). Petitboot takes the word as a UUID; GRUB boots from the old `$root`.
+        raise GrubCommandError("unspecified search type")
     return _search(it, kind, names[0], variable)
 
 

@@ -123,30 +123,58 @@ class _Parser:
         assert tok.word is not None
         return f"'{tok.word.source()}'"
 
-    def skip_separators(self) -> None:
-        while self.peek().kind is TokenKind.SEPARATOR:
+    def at_semicolon(self) -> bool:
+        return self.peek().kind is TokenKind.SEPARATOR and self.peek().text == ";"
+
+    def skip_newlines(self) -> None:
+        while self.peek().kind is TokenKind.SEPARATOR and self.peek().text == "\n":
             self.pos += 1
+
+    def delimiters(self) -> None:
+        """parser.y's `delimiters1`: one `;` or newline, then only newlines (a second `;` is a syntax error)."""
+        if self.at_semicolon():
+            self.pos += 1
+        self.skip_newlines()
 
     # Grammar
 
     def program(self) -> Block:
         nodes: list[Node] = []
         while True:
-            nodes.extend(self.command_list())
+            nodes.extend(self.command_list(top=True))
             if self.peek().kind is TokenKind.EOF:
                 return tuple(nodes)
             self.diags.append(Diagnostic(self.file, self.peek().line, f"unexpected {self.describe()}; skipped"))
             self.pos += 1
 
-    def command_list(self) -> Block:
+    def command_list(self, *, top: bool = False) -> Block:
+        """parser.y's `commands1`: newlines, then commands each ended by one delimiter and any newlines. An empty
+        command (`;` where a command belongs: `a; ;b`, a line starting with `;`) is a syntax error of the enclosing
+        construct, which GRUB then drops whole (grub-emu: `if true;then t4=4; ;fi` sets nothing)."""
         nodes: list[Node] = []
+        delimited = False  # the previous command's own delimiter has not been read yet
         while True:
-            self.skip_separators()
+            if delimited:
+                self.delimiters()
+            else:
+                self.skip_newlines()
+            delimited = False
             if self.peek().kind is TokenKind.EOF or self.keyword() in CLOSERS:
                 return tuple(nodes)
+            if self.at_semicolon():
+                error = self.error("unexpected ';' where a command belongs")
+                if not top:
+                    raise error
+                self.diags.append(Diagnostic(self.file, error.line, f"syntax error: {error.message}; line skipped"))
+                while self.peek().kind is not TokenKind.EOF and not (
+                    self.peek().kind is TokenKind.SEPARATOR and self.peek().text == "\n"
+                ):
+                    self.pos += 1
+                continue
             start = self.pos
             try:
                 nodes.append(self.command())
+                delimited = True
             except GrubSyntaxError as exc:
                 self.diags.append(Diagnostic(self.file, exc.line, f"syntax error: {exc.message}; construct skipped"))
                 if self.peek().kind is TokenKind.EOF or self.keyword() in CLOSERS:
@@ -266,7 +294,7 @@ class _Parser:
                 self.pos += 1
             if self.peek().kind is TokenKind.ERROR:
                 raise self.error(self.peek().text)
-        self.skip_separators()
+        self.delimiters()
         self.expect("do", "for", line)
         body = self.command_list()
         self.expect("done", "for", line)
@@ -280,7 +308,7 @@ class _Parser:
         if not name or name in CLOSERS or name == "{":
             raise self.error(f"'function' needs a name, found {self.describe()}")
         self.pos += 1
-        self.skip_separators()
+        self.skip_newlines()
         if self.keyword() != "{":
             raise self.error(f"expected '{{' after 'function {name}', found {self.describe()}")
         return FunctionDef(name, self.block("function", line), line)

@@ -1,17 +1,12 @@
-"""Totals of the conformance comparisons, printed after the run (`make conformance`)."""
+"""The conformance report per loader (each config's verdict, then the totals), printed after the run."""
 
 from __future__ import annotations
 
-from collections import Counter
-
 import pytest
 
-from tests.conformance.test_grub_conformance import VERDICTS
+from tests.conformance.compare import report
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
-    if not VERDICTS:
-        return
-    totals = Counter(verdict for _, _, verdict in VERDICTS)
-    line = ", ".join(f"{totals[v]} {v}" for v in ("identical", "explained", "different"))
-    terminalreporter.write_line(f"GRUB 2.06 (grub-emu): {len(VERDICTS)} configs: {line}")
+    for line in report():
+        terminalreporter.write_line(line)

@@ -14,18 +14,17 @@ from typing import Any
 
 import pytest
 
-from discovery.entry import BootEntry, SourceFormat
+from discovery.entry import SourceFormat
 from discovery.fs import Platform
 from discovery.grub.loader import cmdline
 from discovery.scan import scan
 from tests.conformance import grub_emu
+from tests.conformance.compare import Kind, Menu, Row, compare, record
 
+LOADER = "GRUB 2.06 (grub-emu)"
 FIXTURES = grub_emu.REPO / "tests" / "fixtures" / "distros"
 ANSWERS = grub_emu.REPO / "tests" / "data" / "grub_conformance.json"
 EXPLAINED = grub_emu.REPO / "tests" / "data" / "grub_conformance.toml"
-Row = tuple[tuple[str, ...], str, tuple[str, ...], str]
-# (fixture, device:config, verdict) of every comparison made in this run, totalled by conftest.py.
-VERDICTS: list[tuple[str, str, str]] = []
 
 
 def platform_of(fixture: Path) -> str:
@@ -59,11 +58,14 @@ def _strip_device(path: str, disks: dict[str, str], root: str) -> tuple[str, str
     return _fs_name(root, disks), path
 
 
-def grub_rows(answer: grub_emu.Answer) -> list[Row]:
+def grub_menu(answer: grub_emu.Answer) -> Menu:
+    """GRUB's answer as a `Menu`: its Linux items as rows, the others (chainloader, fwsetup, memtest) apart."""
     rows = []
+    others = []
     for item in answer.items:
         if item.linux is None or not item.linux:
-            continue  # not a Linux entry (chainloader, fwsetup, memtest): bootmenu does not list those
+            others.append(item.path)  # not a Linux entry: bootmenu does not list those
+            continue
         device, kernel = _strip_device(item.linux[0], answer.disks, item.linux_root)
         initrds = tuple(_strip_device(p, answer.disks, item.linux_root)[1] for call in item.initrds for p in call)
         # What the kernel receives: GRUB prepends BOOT_IMAGE=<its first argument> (escaped like the rest). A device
@@ -73,12 +75,8 @@ def grub_rows(answer: grub_emu.Answer) -> list[Row]:
         if image.startswith("("):
             image = f"({device}){kernel}"
         words = [f"BOOT_IMAGE={cmdline([image])}", cmdline(list(item.linux[1:]))]
-        rows.append((item.path, f"{device}:{kernel}", initrds, " ".join(w for w in words if w)))
-    return rows
-
-
-def bootmenu_rows(entries: list[BootEntry]) -> list[Row]:
-    return [((*e.submenu, e.title), f"{e.device}:{e.kernel}", e.initrds, e.kernel_cmdline()) for e in entries]
+        rows.append(Row(item.path, f"{device}:{kernel}", initrds, " ".join(w for w in words if w)))
+    return Menu(tuple(rows), answer.default, frozenset(others))
 
 
 def answers_for(fixture: Path, cache: dict[str, list[grub_emu.Answer]]) -> list[grub_emu.Answer]:
@@ -107,25 +105,15 @@ def test_fixture_menu_matches_real_grub(name: str) -> None:
     problems = []
     for answer in answers:
         # What bootmenu's GRUB loader made of this filesystem's config, including the files it sources or chains to.
-        mine = by_fs.get(answer.device, [])
-        theirs_rows, mine_rows = grub_rows(answer), bootmenu_rows(mine)
-        default = next(((*e.submenu, e.title) for e in mine if e.default), ())
         where = f"{answer.device}:{answer.config}"
-        if theirs_rows == mine_rows and (default == answer.default or not theirs_rows):
-            verdict = "identical"
-        elif where in explained:
-            verdict = f"explained: {explained[where]}"
-        else:
-            verdict = "different"
-            diff = [f"  GRUB:     {r}" for r in theirs_rows if r not in mine_rows]
-            diff += [f"  bootmenu: {r}" for r in mine_rows if r not in theirs_rows]
-            if default != answer.default:
-                diff.append(f"  default: GRUB {answer.default}, bootmenu {default}")
-            if not diff:
-                diff.append("  same entries, different order:")
-                diff += [f"  GRUB:     {r[0]}" for r in theirs_rows]
-                diff += [f"  bootmenu: {r[0]}" for r in mine_rows]
-            problems.append(f"{name} {where}:\n" + "\n".join(diff))
-        VERDICTS.append((name, where, verdict.split(":")[0]))
-        print(f"grub-conformance {name} {where}: {verdict}")
+        verdict = record(
+            LOADER,
+            name,
+            where,
+            compare(grub_menu(answer), by_fs.get(answer.device, []), explained=explained.get(where)),
+        )
+        if verdict.lines:
+            problems.append(f"{name} {where}:\n" + "\n".join(verdict.lines))
+        elif verdict.kind is Kind.IDENTICAL and where in explained:
+            problems.append(f"{name} {where}: identical now; remove its reason from {EXPLAINED.name}")
     assert not problems, "\n".join(problems)

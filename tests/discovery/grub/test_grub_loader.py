@@ -6,7 +6,10 @@ from pathlib import Path
 
 import pytest
 
+from discovery import bls
 from discovery.entry import SourceFormat
+from discovery.fs import Platform
+from discovery.loaders import LoadContext
 from tests.discovery.grub.grubtree import default_title, env_block, kernel_files, make_fs, run, titles
 
 CFG = "/boot/grub/grub.cfg"
@@ -364,6 +367,20 @@ def test_blscfg_falls_back_to_the_configs_kernelopts(tmp_path: Path) -> None:
     assert default_title(result) == "Fedora (6.10.2-200.fc40.x86_64)"
 
 
+def test_blscfg_entries_get_grubs_boot_image_and_systemd_boot_reading_gets_none(tmp_path: Path) -> None:
+    # rhboot's blscfg.c makes each entry the script `linux ($root)LINUX OPTIONS`; GRUB's x86 linux loader (and the
+    # EFI ones) then prepend BOOT_IMAGE=<that first argument>, which is what a Fedora kernel shows in /proc/cmdline.
+    # systemd-boot passes `options` (after its `initrd=` words) as they are: no BOOT_IMAGE (src/boot/boot.c).
+    fs = make_fs(tmp_path, _bls_tree(tmp_path, env_block(kernelopts="root=UUID=r ro")))
+    newest = run(fs).entries[0]
+    assert newest.loader_args == ("BOOT_IMAGE=(sda1)/vmlinuz-6.10.2-200.fc40.x86_64",)
+    assert newest.kernel_cmdline() == "BOOT_IMAGE=(sda1)/vmlinuz-6.10.2-200.fc40.x86_64 root=UUID=r ro"
+    sdboot = {e.id: e for e in bls.load(fs, LoadContext(platform=Platform(firmware="efi"))).entries}
+    read_by_sdboot = sdboot["abc-6.10.2-200.fc40.x86_64"]
+    assert read_by_sdboot.loader_args == ()
+    assert "BOOT_IMAGE" not in read_by_sdboot.kernel_cmdline()
+
+
 def test_load_never_raises_on_garbage(tmp_path: Path) -> None:
     fs = make_fs(tmp_path, {CFG: b"\xff\xfe\x00menuentry {{{ ' \" $ ${ \\"})
     result = run(fs)
@@ -494,3 +511,14 @@ def test_failed_search_into_another_variable_marks_entries_using_it(tmp_path: Pa
     cfg = "search --set=bootpart --label boot\nmenuentry C { linux ($bootpart)/vmlinuz }\nmenuentry D { linux /k }\n"
     result = run(make_fs(tmp_path, {CFG: cfg, "/k": "k"}))
     assert [(e.title, e.unresolved) for e in result.entries] == [("C", "label=boot"), ("D", None)]
+
+
+def test_search_without_a_type_fails_and_keeps_root(tmp_path: Path) -> None:
+    # GRUB 2.06 (search_wrap.c, and grub-emu): "unspecified search type"; $root stays, the kernel is the config's.
+    cfg = "menuentry 'L' {\n search --set=root OTHER-UUID\n linux /vmlinux\n}\n"
+    own = make_fs(tmp_path / "own", {CFG: cfg, "/vmlinux": "k"}, name="sda1", uuid="own")
+    other = make_fs(tmp_path / "other", {"/vmlinux": "k"}, name="sdb1", uuid="OTHER-UUID")
+    result = run(own, other)
+    [entry] = result.entries
+    assert (entry.device, entry.unresolved) == ("sda1", None)
+    assert any(d.line == 2 and "unspecified search type" in d.message for d in entry.warnings)

@@ -224,3 +224,12 @@ fi
 """
     it = evaluate(tmp_path, script)
     assert (var(it, "timeout"), var(it, "linux_gfx_mode")) == ("0", "keep")
+
+
+def test_an_empty_command_between_semicolons_drops_the_construct(tmp_path: Path) -> None:
+    # parser.y: one `;` or newline between commands, then newlines only. grub-emu sets t2 and t4, never t1 or t3.
+    script = "if true;then t1=1; ;fi\nif true; then t2=2;\n\nfi\n;t3=3\nt4=4;\n"
+    it = evaluate(tmp_path, script)
+    assert [var(it, f"t{n}") for n in (1, 2, 3, 4)] == ["", "2", "", "4"]
+    assert [d.line for d in it.diagnostics] == [1, 5]
+    assert all("';'" in d.message for d in it.diagnostics)
