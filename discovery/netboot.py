@@ -1,10 +1,13 @@
 """The network as a device of the daemon (issue 14): one record per Ethernet interface with a lease.
 
-Each interface gets DHCP (discovery.network); its pxelinux config is fetched into a tmpfs directory that stands for
-the network (a `Filesystem` whose root is the TFTP server's root; `/http/<host>/...` holds `http://<host>/...`, see
-network.url_of), parsed by the syslinux loader, and its entries are listed like a disk's, each file named by its URL.
-The kernel and initrds are fetched only when an entry is booted, with progress on every menu's status line; then
-the daemon's usual prepare/load/execute path runs on the local copies.
+Each interface gets DHCP (discovery.network), or the static address of `bootmenu.ip=`; its config is fetched into a
+tmpfs directory that stands for the network (a `Filesystem` whose root is the TFTP server's root; `/http/<host>/...`
+holds `http://<host>/...`, see network.url_of): a pxelinux config (PXELINUX's lookup order) parsed by the syslinux
+loader, or a GRUB config (when DHCP names GRUB; GRUB's net boot lookup order) evaluated by the GRUB interpreter with
+GRUB's network devices and variables. Files these read (INCLUDE, CONFIG, source, configfile) are fetched as they
+are met. Its entries are listed like a disk's, each file named by its URL. The kernel and initrds are fetched only
+when an entry is booted, with progress on every menu's status line; then the daemon's usual prepare/load/execute
+path runs on the local copies.
 """
 
 from __future__ import annotations
