@@ -4,8 +4,12 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 CACHE ?= .cache
 # Debian packages the tests and `bootmenu qemu` need; installed with apt-get when a command is missing.
-APT_PACKAGES := python3-venv qemu-system-x86 busybox-static dosfstools mtools fdisk e2fsprogs kmod cpio xz-utils zstd gcc python3-dev libudev1 libsodium23 btrfs-progs xfsprogs squashfs-tools genisoimage binutils
-APT_COMMANDS := qemu-system-x86_64 busybox mkfs.vfat mcopy sfdisk mkfs.ext4 depmod cpio xz zstd gcc mkfs.btrfs mkfs.xfs mksquashfs genisoimage objcopy
+APT_PACKAGES := python3-venv qemu-system-x86 qemu-system-arm busybox-static dosfstools mtools fdisk e2fsprogs kmod cpio xz-utils zstd gcc python3-dev libudev1 libsodium23 btrfs-progs xfsprogs squashfs-tools genisoimage binutils binutils-aarch64-linux-gnu device-tree-compiler
+APT_COMMANDS := qemu-system-x86_64 qemu-system-aarch64 busybox mkfs.vfat mcopy sfdisk mkfs.ext4 depmod cpio xz zstd gcc mkfs.btrfs mkfs.xfs mksquashfs genisoimage objcopy aarch64-linux-gnu-objdump dtc fdtget
+
+# The arm64 QEMU test's guest (tests/qemu/test_arm64_e2e.py): busybox and Python from Debian arm64, unpacked only.
+ARM64_USERLAND := busybox-static python3.11-minimal libpython3.11-minimal libpython3.11-stdlib libc6 zlib1g libexpat1 \
+	libffi8 liblzma5 libbz2-1.0
 
 .PHONY: all setup system-deps kernel conformance grub-editenv test test-fast lint fmt typecheck bench bench-parse demo qemu clean
 
@@ -42,6 +46,8 @@ setup: system-deps $(BIN)/.installed
 # The test kernel, and systemd's EFI stub for the unified kernel image on the test ESP (both unpacked, never installed).
 kernel: system-deps
 	@tools/fetch-kernel $(CACHE)/kernel >/dev/null
+	@tools/fetch-kernel-arm64 $(CACHE)/kernel/root $(CACHE)/kernel-arm64 >/dev/null
+	@tools/fetch-debs-arm64 $(CACHE)/arm64-userland $(ARM64_USERLAND) >/dev/null
 	@tools/fetch-deb systemd-boot-efi $(CACHE)/systemd-boot-efi >/dev/null
 
 # bootmenu against real GRUB 2.06 (Debian's grub-emu, unpacked, run as nobody with no capabilities): records GRUB's

@@ -30,7 +30,8 @@ def add_parser(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "kexec",
         help="inspect, load and boot kernels (like kexec-tools)",
-        description="Inspect kernel images, load one with kexec_file_load and boot it.",
+        description="Inspect kernel images, load one with kexec_file_load (or kexec_load: -c, ELF, arm64 --dtb) "
+        "and boot it.",
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -58,7 +59,12 @@ def add_parser(subparsers: Any) -> None:
     cmd = p.add_mutually_exclusive_group()
     cmd.add_argument("--append", "--command-line", dest="cmdline", metavar="S", help="the kernel command line")
     cmd.add_argument("--reuse-cmdline", action="store_true", help="use the running kernel's /proc/cmdline")
-    p.add_argument("--dtb", metavar="FILE", help="a devicetree blob for the new kernel (needs kexec_load)")
+    p.add_argument(
+        "--dtb",
+        metavar="FILE",
+        help="a devicetree blob for the new arm64 kernel, /chosen rewritten (uses kexec_load; default on arm64: the "
+        "running one, /sys/firmware/fdt, when kexec_load is used)",
+    )
     how = p.add_mutually_exclusive_group()
     how.add_argument(
         "-s", "--file-load", dest="method", action="store_const", const="kexec_file_load", help="use kexec_file_load"
@@ -69,7 +75,7 @@ def add_parser(subparsers: Any) -> None:
         dest="method",
         action="store_const",
         const="kexec_load",
-        help="use kexec_load with segments built here (x86_64 bzImage)",
+        help="use kexec_load with segments built here (x86_64 bzImage or ELF vmlinux, arm64 Image)",
     )
     p.add_argument("--mem-min", type=_address, metavar="ADDR", help="lowest address for kexec_load segments")
     p.add_argument("--mem-max", type=_address, metavar="ADDR", help="highest address for kexec_load segments")
@@ -196,13 +202,15 @@ def _inspect_cmd(args: argparse.Namespace) -> int:
 
 
 def _segments_of(path: Path, info: KernelInfo, limit: int | None) -> dict[str, Any] | None:
-    """The segments `load -c` would make for this kernel on this machine (x86_64 bzImages), or why it cannot."""
+    """The segments `load -c` would make for this kernel on this machine (x86_64 bzImages; arm64 Images with the
+    running devicetree), or why it cannot."""
     from kexec_core import boot
     from kexec_core.arch import Arch
     from kexec_core.errors import PreflightError
     from kexec_core.image import ImageKind
 
-    if Arch.running() is not Arch.X86_64 or info.loaded_kernel.kind is not ImageKind.BZIMAGE:
+    wanted = {Arch.X86_64: ImageKind.BZIMAGE, Arch.ARM64: ImageKind.IMAGE}.get(Arch.running())
+    if wanted is None or info.loaded_kernel.kind is not wanted:
         return None
     try:
         plan = boot.prepare(path, [], "", decompress_limit=limit, method=boot.LoadMethod.KEXEC_LOAD)

@@ -1010,6 +1010,7 @@ class Daemon:
                     method=str(getattr(plan, "method", "kexec_file_load")),
                     quiesce=tuple(unbound),
                     watchdog=watchdog_plan,
+                    segments=_segment_lines(plan),
                 ).write(kmsg)
                 armed = self._arm_watchdog(seconds, kmsg)
             # 7. reboot(LINUX_REBOOT_CMD_KEXEC)
@@ -1285,6 +1286,13 @@ def _close_late(future: concurrent.futures.Future[JobResult]) -> None:
     stack = future.result().stack
     if stack is not None:
         stack.close()
+
+
+def _segment_lines(plan: object) -> tuple[str, ...]:
+    """`entry 0x... (trampoline)` and one line per kexec_load segment, for the kernel log; none for kexec_file_load."""
+    segments = getattr(plan, "segments", None)
+    describe = getattr(segments, "describe", None)
+    return tuple(describe()) if callable(describe) else ()
 
 
 def _edited(

@@ -144,6 +144,7 @@ class Evidence:
     method: str
     quiesce: tuple[str, ...]
     watchdog: str
+    segments: tuple[str, ...] = ()  # kexec_load: the entry point and each segment (address, size, source)
 
     def lines(self) -> Iterator[str]:
         yield f"jump: entry {self.title!r} id {self.entry_id}"
@@ -152,6 +153,8 @@ class Evidence:
         yield f"jump: initrds {' '.join(self.initrds) if self.initrds else 'none'}"
         yield f"jump: cmdline {self.cmdline}"
         yield f"jump: load method {self.method}"
+        for segment in self.segments:
+            yield f"jump: {segment}"
         yield f"jump: quiesced {', '.join(self.quiesce) if self.quiesce else 'nothing'}"
         yield f"jump: watchdog {self.watchdog}"
 

@@ -20,14 +20,14 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from kexec_core import guard, preflight, syscalls, x86_64
+from kexec_core import arm64, fdt, guard, preflight, syscalls, x86_64
 from kexec_core.arch import Arch
 from kexec_core.errors import ExecRefused, ImageError, KexecCoreError, KexecError, PreflightError
 from kexec_core.fileio import open_regular
 from kexec_core.image import ImageKind, KernelInfo, Options, inspect_kernel
 from kexec_core.initrd import InitrdInfo, inspect_initrd
 from kexec_core.memory import MEMINFO
-from kexec_core.x86_64 import SegmentPlan
+from kexec_core.segments import PAGE, MemRange, SegmentPlan
 
 __all__ = [
     "BootPlan",
@@ -57,7 +57,7 @@ INITRD_ALIGN = 4
 
 class LoadMethod(enum.StrEnum):
     """How the kernel gets into memory: the kernel parses the files (kexec_file_load), or user space builds the
-    segments (kexec_load; x86_64 bzImage only so far, see x86_64.py)."""
+    segments (kexec_load: x86_64 bzImage and ELF vmlinux, see x86_64.py; arm64 Image with a devicetree, arm64.py)."""
 
     KEXEC_FILE_LOAD = "kexec_file_load"
     KEXEC_LOAD = "kexec_load"
@@ -148,6 +148,8 @@ class BootPlan:
         if not self.initrd_parts():
             lines.append("initrd:  none")
         lines.append(f"cmdline: {self.cmdline!r}")
+        if self.devicetree is not None:
+            lines.append(f"dtb:     {self.devicetree}")
         lines.append(f"load:    {self.method.describe(self)}")
         if self.segments is not None:
             lines += [f"         {line}" for line in self.segments.describe()]
@@ -181,13 +183,14 @@ def prepare(
 
     A compressed kernel is decompressed here (to tmpfs, at most `decompress_limit` bytes, see decompress.py) and the
     plan holds the copy until `close()` or until it is freed. `method` None chooses: kexec_load for an x86_64 ELF
-    vmlinux (kexec_file_load cannot take one), kexec_file_load otherwise.
+    vmlinux and for an arm64 kernel given a devicetree (kexec_file_load can take neither), kexec_file_load otherwise.
     """
     info = inspect_kernel(Path(kernel), Options(limit=decompress_limit, meminfo=meminfo))
     arch = machine or Arch.running()
     if method is None:
         elf_kernel = info.loaded_kernel.kind is ImageKind.ELF and arch is Arch.X86_64
-        method = LoadMethod.KEXEC_LOAD if elf_kernel else LoadMethod.KEXEC_FILE_LOAD
+        with_dtb = devicetree is not None and arch is Arch.ARM64
+        method = LoadMethod.KEXEC_LOAD if elf_kernel or with_dtb else LoadMethod.KEXEC_FILE_LOAD
     try:
         plan = _checked_plan(
             info,
@@ -208,27 +211,38 @@ def prepare(
 
 @dataclass(frozen=True)
 class MemoryLayout:
-    """Where kexec_load segments may go: the firmware memory map (None: read /sys/firmware/memmap), ranges to keep
-    clear (None: the crash kernel region of /proc/iomem), and kexec-tools' --mem-min/--mem-max."""
+    """Where kexec_load segments may go: the memory map (None: x86_64 reads /sys/firmware/memmap, arm64 the System
+    RAM of /proc/iomem or else the devicetree's /memory), ranges to keep clear (None: the crash kernel region, and on
+    arm64 the "reserved" ranges of /proc/iomem), kexec-tools' --mem-min/--mem-max, and on arm64 the devicetree used
+    when the entry names none (the running kernel's)."""
 
-    memmap: tuple[x86_64.MemRange, ...] | None = None
+    memmap: tuple[MemRange, ...] | None = None
     avoid: tuple[tuple[int, int], ...] | None = None
     mem_min: int = 0
     mem_max: int = 1 << 64
+    running_fdt: Path | None = None  # None: arm64.RUNNING_FDT
+    iomem: Path | None = None  # None: arm64.IOMEM
+    # The running kernel's page size, which kexec_load aligns segments to (arm64 kernels may use 16K or 64K pages);
+    # None: this process's page size on arm64, 4096 elsewhere (plans made for another machine, tests).
+    page_size: int | None = None
 
 
 def _with_segments(plan: BootPlan, machine: Arch, layout: MemoryLayout) -> BootPlan:
     loaded = plan.kernel.loaded_kernel
-    if machine is not Arch.X86_64 or loaded.kind not in (ImageKind.BZIMAGE, ImageKind.ELF):
+    arm64_image = machine is Arch.ARM64 and loaded.kind is ImageKind.IMAGE
+    if not arm64_image and (machine is not Arch.X86_64 or loaded.kind not in (ImageKind.BZIMAGE, ImageKind.ELF)):
         raise PreflightError(
             plan.kernel.path,
-            f"kexec_load segments are built for x86_64 bzImages and ELF kernels only so far (this is a "
+            f"kexec_load segments are built for x86_64 bzImages and ELF kernels and arm64 Images only (this is a "
             f"{loaded.kind} for {machine}); use kexec_file_load (-s)",
         )
     with _part_file(plan.kernel_part()) as f:
         kernel = _read_all(plan.kernel.path, f)
     with _initrd_file(plan.initrd_parts()) as rd:
         initrd = b"" if rd is None else _read_all(plan.kernel.path, rd)
+    sources = _sources(plan)
+    if arm64_image:
+        return _with_arm64_segments(plan, kernel, initrd, layout, sources)
     memmap = layout.memmap if layout.memmap is not None else tuple(x86_64.read_memmap())
     avoid = layout.avoid if layout.avoid is not None else tuple(x86_64.read_crash_regions())
     lo, hi = layout.mem_min, layout.mem_max
@@ -248,7 +262,64 @@ def _with_segments(plan: BootPlan, machine: Arch, layout: MemoryLayout) -> BootP
         segments = x86_64.build(
             plan.kernel.path, kernel, initrd, plan.cmdline, memmap=memmap, avoid=avoid, mem_min=lo, mem_max=hi
         )
-    return replace(plan, method=LoadMethod.KEXEC_LOAD, segments=segments)
+    labelled = tuple(
+        replace(s, source=sources.get(s.name.split()[0], "bootmenu (built: boot_params, e820 table, command line)"))
+        for s in segments.segments
+    )
+    return replace(plan, method=LoadMethod.KEXEC_LOAD, segments=replace(segments, segments=labelled))
+
+
+def _sources(plan: BootPlan) -> dict[str, str]:
+    """Where each segment's bytes come from, by segment name, for the plan and the kmsg line."""
+    kpart = plan.kernel_part()
+    return {
+        "kernel": kpart.label(),
+        "PT_LOAD": kpart.label(),
+        "initrd": " + ".join(p.label() for p in plan.initrd_parts()),
+        "trampoline": "bootmenu (generated code)",
+    }
+
+
+def _with_arm64_segments(
+    plan: BootPlan, kernel: bytes, initrd: bytes, layout: MemoryLayout, sources: dict[str, str]
+) -> BootPlan:
+    """arm64: the entry's devicetree (or the running one) with /chosen rewritten, and the segments (arm64.py)."""
+    dtb_path = plan.devicetree or layout.running_fdt or arm64.RUNNING_FDT
+    try:
+        tree = fdt.read(dtb_path)
+    except ImageError as err:
+        if plan.devicetree is None:
+            raise PreflightError(
+                dtb_path, f"no devicetree given and the running one cannot be used: {err.problem}"
+            ) from None
+        raise
+    if layout.memmap is not None:
+        ram, avoid = list(layout.memmap), [*(layout.avoid or ()), *tree.reserved()]
+    else:
+        ram, avoid = arm64.memory_of(tree, arm64.read_iomem(layout.iomem or arm64.IOMEM), plan.kernel.path)
+        avoid += list(layout.avoid or ())
+    sources["dtb"] = str(dtb_path) if plan.devicetree else f"{dtb_path} (the running kernel's)"
+    page = layout.page_size or (os.sysconf("SC_PAGE_SIZE") if Arch.running() is Arch.ARM64 else PAGE)
+    segments, warnings = arm64.build(
+        plan.kernel.path,
+        kernel,
+        initrd,
+        plan.cmdline,
+        tree=tree,
+        ram=ram,
+        avoid=avoid,
+        mem_min=layout.mem_min,
+        mem_max=layout.mem_max,
+        sources=sources,
+        page=page,
+    )
+    return replace(
+        plan,
+        method=LoadMethod.KEXEC_LOAD,
+        segments=segments,
+        devicetree=dtb_path,
+        warnings=(*plan.warnings, *warnings),
+    )
 
 
 def _read_all(path: Path, f: BinaryIO) -> bytes:
@@ -270,18 +341,24 @@ def _checked_plan(
 ) -> BootPlan:
     rds = tuple(inspect_initrd(Path(p)) for p in initrds)
     if devicetree is not None:
-        # kexec_file_load has no devicetree argument: arm64 and riscv pass the running kernel's tree on.
-        raise PreflightError(
-            devicetree,
-            "kexec_file_load cannot pass a devicetree (the running one is reused); that needs kexec_load with "
-            "arm64 segments, which bootmenu does not build yet",
-        )
+        if machine is not Arch.ARM64:
+            raise PreflightError(
+                devicetree, f"a devicetree is passed to arm64 kernels only (bootmenu builds none for {machine})"
+            )
+        if file_load:
+            # kexec_file_load has no devicetree argument: arm64 passes the running kernel's tree on.
+            raise PreflightError(
+                devicetree,
+                "kexec_file_load cannot pass a devicetree (the running one is reused): use kexec_load (-c, chosen "
+                "by itself when a devicetree is given)",
+            )
+        fdt.read(devicetree)  # a bad blob is refused here, naming the file and the offset
     if info.embedded is not None and not cmdline and info.pe is not None:
         # As systemd-stub does without Secure Boot: the UKI's own .cmdline unless one is given.
         cmdline = info.pe.text(".cmdline") or ""
     preflight.run(info, rds, cmdline, machine=machine, meminfo=meminfo, file_load=file_load)
     warnings = tuple(w for w in (i.warning for i in rds) if w)
-    return BootPlan(kernel=info, initrds=rds, cmdline=cmdline, warnings=warnings)
+    return BootPlan(kernel=info, initrds=rds, cmdline=cmdline, devicetree=devicetree, warnings=warnings)
 
 
 def _open(path: Path) -> BinaryIO:
@@ -392,7 +469,9 @@ def load(plan: BootPlan, *, dry_run: bool = False, force: bool = False, tmpdir: 
 
 
 def _segments_possible(plan: BootPlan) -> bool:
-    return Arch.running() is Arch.X86_64 and plan.kernel.loaded_kernel.kind is ImageKind.BZIMAGE
+    kind = plan.kernel.loaded_kernel.kind
+    machine = Arch.running()
+    return (machine is Arch.X86_64 and kind is ImageKind.BZIMAGE) or (machine is Arch.ARM64 and kind is ImageKind.IMAGE)
 
 
 def unload(*, force: bool = False) -> None:

@@ -150,6 +150,14 @@ _KEXEC_HINTS: dict[int, str] = {
     errno.EBADF: "a file descriptor was not open for reading",
     errno.EFBIG: "a file is too large for the kernel to read",
 }
+# kexec_load cannot check a signature on what user space hands it, so lockdown refuses it whatever the image: then
+# only kexec_file_load (which takes no devicetree) with a signed kernel can boot.
+_KEXEC_LOAD_HINTS: dict[int, str] = {
+    **_KEXEC_HINTS,
+    errno.EPERM: "needs root with CAP_SYS_BOOT; kexec_load is always refused when the kernel is locked down "
+    "(lockdown=integrity/confidentiality, Secure Boot): it cannot verify a signature, so a devicetree cannot be "
+    "passed then (kexec_file_load reuses the running one); or /proc/sys/kernel/kexec_load_disabled is 1",
+}
 _REBOOT_HINTS: dict[int, str] = {
     errno.EINVAL: "no kexec image is loaded: load one first (bootmenu kexec load)",
     errno.EPERM: "needs root with CAP_SYS_BOOT (in a container, the container may not reboot the host)",
@@ -200,7 +208,7 @@ def kexec_file_load(kernel_fd: int, initrd_fd: int, cmdline: str, flags_: int) -
 def kexec_load(entry: int, segments: Sequence[Segment], flags_: int) -> None:
     rc = backend.kexec_load(entry, segments, flags_)
     call = f"kexec_load(entry={entry:#x}, nr_segments={len(segments)}, flags={flags_:#x})"
-    _check(rc, call, _KEXEC_HINTS)
+    _check(rc, call, _KEXEC_LOAD_HINTS)
 
 
 def reboot_kexec() -> None:

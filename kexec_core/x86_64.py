@@ -24,12 +24,11 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from kexec_core.elf import ElfInfo
 from kexec_core.errors import PreflightError
+from kexec_core.segments import Allocator, MemRange, PlannedSegment, SegmentPlan
 
 PAGE = 4096
 MIB = 1 << 20
@@ -77,17 +76,6 @@ def trampoline_code(boot_params: int, kernel_entry: int) -> bytes:
     return b"\x48\xbe" + struct.pack("<Q", boot_params) + b"\x48\xb8" + struct.pack("<Q", kernel_entry) + b"\xff\xe0"
 
 
-@dataclass(frozen=True)
-class MemRange:
-    start: int
-    end: int  # exclusive
-    type: int
-
-    @property
-    def size(self) -> int:
-        return self.end - self.start
-
-
 def read_memmap(root: Path = MEMMAP) -> list[MemRange]:
     """The firmware memory map; PreflightError when it cannot be read (kexec_load needs it for boot_params)."""
     ranges = []
@@ -126,78 +114,12 @@ def read_crash_regions(iomem: Path = IOMEM) -> list[tuple[int, int]]:
     return regions
 
 
-@dataclass(frozen=True)
-class PlannedSegment:
-    """A kexec_load segment and where its bytes come from (for the plan and the kmsg line)."""
-
-    name: str
-    mem: int
-    memsz: int
-    buf: bytes
-
-    def describe(self) -> str:
-        last = self.mem + self.memsz - 1
-        return f"{self.name}: {self.mem:#x}-{last:#x} ({self.memsz} bytes, {len(self.buf)} of them copied)"
-
-    def to_json(self) -> dict[str, Any]:
-        return {"name": self.name, "mem": self.mem, "memsz": self.memsz, "bufsz": len(self.buf)}
-
-
-@dataclass(frozen=True)
-class SegmentPlan:
-    entry: int
-    segments: tuple[PlannedSegment, ...]
-
-    def describe(self) -> list[str]:
-        return [f"entry {self.entry:#x} (trampoline)", *(s.describe() for s in self.segments)]
-
-    def to_json(self) -> dict[str, Any]:
-        return {"entry": self.entry, "segments": [s.to_json() for s in self.segments]}
-
-
-class _Allocator:
-    """First-fit (or last-fit) placement in System RAM within [mem_min, mem_max), around what is taken."""
+class _Allocator(Allocator):
+    """Placement in the e820 System RAM within [mem_min, mem_max), above 1 MiB, around what is taken."""
 
     def __init__(self, memmap: Sequence[MemRange], avoid: Sequence[tuple[int, int]], mem_min: int, mem_max: int):
-        self.free = [(max(r.start, mem_min, LOW_LIMIT), min(r.end, mem_max)) for r in memmap if r.type == E820_RAM]
-        self.free = [(s, e) for s, e in self.free if e > s]
-        for region in avoid:
-            self.take(*region)
-
-    def take(self, start: int, end: int) -> None:
-        out = []
-        for s, e in self.free:
-            if end <= s or start >= e:
-                out.append((s, e))
-                continue
-            if s < start:
-                out.append((s, start))
-            if end < e:
-                out.append((end, e))
-        self.free = out
-
-    def claim(self, start: int, end: int) -> bool:
-        """Take exactly [start, end) if it is free."""
-        if any(s <= start and end <= e for s, e in self.free):
-            self.take(start, end)
-            return True
-        return False
-
-    def place(self, size: int, align: int, *, limit: int, low: int = 0, high: bool = False) -> int | None:
-        candidates = sorted(self.free, reverse=high)
-        for free_start, free_end in candidates:
-            s, e = max(free_start, low), min(free_end, limit)
-            if high:
-                addr = (e - size) // align * align
-                if addr >= s:
-                    self.take(addr, addr + size)
-                    return addr
-            else:
-                addr = -(-s // align) * align
-                if addr + size <= e:
-                    self.take(addr, addr + size)
-                    return addr
-        return None
+        free = [(max(r.start, mem_min, LOW_LIMIT), min(r.end, mem_max)) for r in memmap if r.type == E820_RAM]
+        super().__init__(free, avoid)
 
 
 def _page_up(n: int) -> int:

@@ -5,6 +5,9 @@ magnitude):
 - QEMU start -> the menu showing every entry of two disks, against QEMU start -> a busybox /init's first line;
 - Enter on an entry -> the second kernel's /init, against `kexec -s -l` + `kexec -e` from busybox (kexec-tools from
   the Debian archive, unpacked into .cache, never installed on the host);
+- the same kernel through kexec_load: `bootmenu kexec load -c` + `bootmenu kexec exec` typed in the payload's rescue
+  shell (segments built in user space, kexec_core/x86_64.py) -> the second kernel's /init, beside the kexec-tools
+  figure (both are load + exec from a shell; the Enter figure above is kexec_file_load through the daemon);
 - the payload's size;
 - the peak resident memory (VmHWM) of the daemon plus one menu, read in the guest from a rescue shell while a second
   menu (on tty1) and the daemon keep running;
@@ -223,6 +226,26 @@ def payload_run(kernel: Path, payload: Path, grub: Path, bls: Path) -> PayloadRu
         return PayloadRun(first_frame, to_menu, hwm, detail, time.monotonic() - started, stamps)
 
 
+# Typed in the payload's rescue shell: the GRUB disk's kernel and second initrd through kexec_load (-c).
+SEGMENTS_COMMAND = (
+    "mkdir -p /mnt/k && mount -o ro /dev/vda1 /mnt/k && echo KEXEC-LOAD-''START && "
+    "bootmenu kexec load -c /mnt/k/boot/vmlinuz --initrd /mnt/k/boot/second.img "
+    "--append 'console=ttyS0,115200 panic=-1 quiet bench=kexec-load' && bootmenu kexec exec"
+)
+
+
+def segments_run(kernel: Path, payload: Path, grub: Path) -> float:
+    """`bootmenu kexec load -c` + `exec` from the payload's rescue shell -> the second kernel's /init, seconds."""
+    config = VmConfig(kernel=kernel, initrd=payload, append=f"{BASE_APPEND} bootmenu.shell=1", disks=(Disk(grub),))
+    with SerialVm(config, timeout=VM_TIMEOUT) as vm:
+        vm.expect(b"rescue shell", timeout=180)
+        vm.child.sendline(SEGMENTS_COMMAND)
+        vm.expect(b"KEXEC-LOAD-START", timeout=60)
+        started = time.monotonic()
+        vm.expect(guests.SECOND_STAGE_MARKER, timeout=180)
+        return time.monotonic() - started
+
+
 def goal_line(goal: str, value: float | None, limit: float, unit: str) -> str:
     """One goal of issue 15 beside the figure measured (`value` None: not measured by this bench)."""
     target = f"goal <= {limit:g}{unit}"
@@ -267,6 +290,7 @@ def measure() -> int:
         bare_size = bare.stat().st_size
         bare_init, bare_kexec = baseline(kernel, bare, disks.grub)
         got = payload_run(kernel, payload, disks.grub, disks.bls)
+        segments_kexec = segments_run(kernel, payload, disks.grub)
     to_menu, hwm, detail, menu_kexec = got.to_menu, got.hwm, got.detail, got.kexec
     mib = 1 << 20
     print(f"kernel: {kernel.name}, QEMU TCG, q35, 1 vCPU, 1024 MiB")
@@ -277,6 +301,10 @@ def measure() -> int:
     print(
         f"kexec -s -l + kexec -e -> second /init: {bare_kexec:6.1f} s"
         f"   (menu / kexec-tools: {menu_kexec / bare_kexec:.1f}x)"
+    )
+    print(
+        f"bootmenu kexec load -c + exec -> second /init (kexec_load): {segments_kexec:6.1f} s"
+        f"   (kexec_load / kexec-tools: {segments_kexec / bare_kexec:.1f}x)"
     )
     print(
         f"payload size: {shipped.stat().st_size / mib:.2f} MiB (xz), {payload.stat().st_size / mib:.2f} MiB (gzip),"

@@ -51,6 +51,18 @@ def test_evidence_one_record_per_fact_with_priority(tmp_path: Path) -> None:
     assert "jump: quiesced 0000:00:02.0" in raw
 
 
+def test_kexec_load_evidence_names_every_segment() -> None:
+    from dataclasses import replace
+
+    segments = ("entry 0x82017000 (trampoline)", "kernel: 0x80000000-0x8200ffff (33619968 bytes) from vda2:/Image")
+    with Kmsg(None) as kmsg:
+        replace(evidence(), method="kexec_load", segments=segments).write(kmsg)
+    assert "jump: load method kexec_load" in kmsg.written
+    assert [line for line in kmsg.written if line.startswith(("jump: entry 0x", "jump: kernel: "))] == [
+        f"jump: {s}" for s in segments
+    ]
+
+
 def test_a_long_command_line_is_split_into_records(tmp_path: Path) -> None:
     with Kmsg(None) as kmsg:
         evidence("x" * 2000).write(kmsg)

@@ -18,9 +18,9 @@ from bootmenu.cli import main
 from kexec_core import boot, x86_64
 from kexec_core.arch import Arch
 from kexec_core.errors import PreflightError
-from kexec_core.x86_64 import MemRange, PlannedSegment, SegmentPlan
+from kexec_core.segments import MemRange, PlannedSegment, SegmentPlan
 from tests.kexec_core.conftest import FakeBackend
-from tests.kexec_core.kexec_craft import arm64_image, bzimage, newc, write
+from tests.kexec_core.kexec_craft import bzimage, newc, riscv_image, write
 
 GIB = 1 << 30
 # What SeaBIOS gives a 1 GiB QEMU q35 guest.
@@ -192,12 +192,12 @@ def test_load_calls_kexec_load_with_the_segments(
 
 
 def test_kexec_load_refused_for_what_it_cannot_build(tmp_path: Path, meminfo: Path) -> None:
-    with pytest.raises(PreflightError, match="x86_64 bzImages and ELF kernels only so far"):
+    with pytest.raises(PreflightError, match="x86_64 bzImages and ELF kernels and arm64 Images only"):
         boot.prepare(
-            write(tmp_path / "Image", arm64_image()),
+            write(tmp_path / "Image", riscv_image()),
             [],
             "",
-            machine=Arch.ARM64,
+            machine=Arch.RISCV64,
             meminfo=meminfo,
             method=boot.LoadMethod.KEXEC_LOAD,
         )
@@ -231,7 +231,7 @@ def test_cli_method_flags(capsys: pytest.CaptureFixture[str], tmp_path: Path) ->
     assert "kexec_file_load(kernel_fd" in capsys.readouterr().out
     dtb = write(tmp_path / "board.dtb", b"\xd0\x0d\xfe\xed" + bytes(60))
     assert main(["kexec", "load", str(kernel), "--dtb", str(dtb), "--dry-run"]) == 3
-    assert "cannot pass a devicetree" in capsys.readouterr().err
+    assert "a devicetree is passed to arm64 kernels only" in capsys.readouterr().err
 
 
 def test_cli_inspect_shows_the_segments(capsys: pytest.CaptureFixture[str], kernel_image: Path) -> None:

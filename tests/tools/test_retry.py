@@ -141,3 +141,65 @@ def test_fetch_kernel_waits_for_an_unreachable_mirror(tmp_path: Path) -> None:
     assert (cache / "root" / "boot" / f"vmlinuz-{version}").read_bytes() == b"kernel"
     assert (cache / "root" / "lib" / "modules" / version / "modules.dep").exists()
     assert (cache / "root" / ".complete").exists()
+
+
+def test_fetch_kernel_arm64_takes_the_x86_version_and_private_package_lists(tmp_path: Path) -> None:
+    """tools/fetch-kernel-arm64: the package name comes from the x86 test kernel's version, apt runs with arm64 lists
+    kept in the cache (the host's apt configuration untouched), a mirror failure is waited out, modules are dropped."""
+    x86 = tmp_path / "x86"
+    (x86 / "boot").mkdir(parents=True)
+    (x86 / "boot" / "vmlinuz-9.9.9-7-amd64").write_bytes(b"x86 kernel")
+    package = tmp_path / "pkg"
+    (package / "DEBIAN").mkdir(parents=True)
+    (package / "DEBIAN" / "control").write_text(
+        "Package: linux-image-9.9.9-7-arm64\nVersion: 1\nArchitecture: arm64\nMaintainer: t <t@t>\nDescription: t\n"
+    )
+    (package / "boot").mkdir()
+    (package / "boot" / "vmlinuz-9.9.9-7-arm64").write_bytes(b"arm64 kernel")
+    (package / "lib" / "modules" / "9.9.9-7-arm64").mkdir(parents=True)
+    (package / "usr" / "lib" / "linux-image-9.9.9-7-arm64" / "arm").mkdir(parents=True)
+    (package / "usr" / "lib" / "linux-image-9.9.9-7-arm64" / "arm" / "board.dtb").write_bytes(b"\xd0\x0d\xfe\xed")
+    deb = tmp_path / "linux-image-9.9.9-7-arm64_1_arm64.deb"
+    subprocess.run(
+        ["dpkg-deb", "--build", "--root-owner-group", str(package), str(deb)], check=True, capture_output=True
+    )
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    log = tmp_path / "apt.log"
+    counter = tmp_path / "downloads"
+    counter.write_text("0")
+    (bin_dir / "apt-cache").write_text(f'#!/bin/sh\necho "apt-cache $*" >> "{log}"\nexit 100\n')
+    (bin_dir / "apt-get").write_text(
+        "#!/bin/sh\n"
+        f'echo "apt-get $*" >> "{log}"\n'
+        'for a in "$@"; do last=$a; done\n'
+        'case " $* " in *" download "*) ;; *) exit 0 ;; esac\n'
+        f'n=$(($(cat "{counter}") + 1)); echo "$n" > "{counter}"\n'
+        f'if [ "$n" -le 1 ]; then echo "E: Temporary failure resolving" >&2; exit 100; fi\n'
+        f'[ "$last" = "linux-image-9.9.9-7-arm64:arm64" ] && cp "{deb}" .\n'
+    )
+    for tool in ("apt-cache", "apt-get"):
+        (bin_dir / tool).chmod(0o755)
+    env = dict(os.environ, PATH=f"{bin_dir}:{os.environ['PATH']}", RETRY_DELAY="1", RETRY_MAX_DELAY="1")
+    cache = tmp_path / "cache"
+    result = subprocess.run(
+        ["tools/fetch-kernel-arm64", str(x86), str(cache)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    root = cache / "root"
+    assert result.stdout.strip() == str(root)
+    assert (root / "boot" / "vmlinuz-9.9.9-7-arm64").read_bytes() == b"arm64 kernel"
+    assert (root / "usr" / "lib" / "linux-image-9.9.9-7-arm64" / "arm" / "board.dtb").exists()
+    assert not (root / "lib" / "modules").exists()
+    calls = log.read_text().splitlines()
+    assert any(" update " in f" {c} " for c in calls)
+    for call in calls:
+        assert "APT::Architecture=arm64" in call
+        assert f"Dir::State::Lists={cache}/apt/lists" in call
+    assert result.stderr.count("Temporary failure resolving") == 1
