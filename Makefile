@@ -43,16 +43,20 @@ system-deps:
 
 setup: system-deps $(BIN)/.installed
 
-# The test kernel, and systemd's EFI stub for the unified kernel image on the test ESP (both unpacked, never installed).
+# The test kernel, and systemd's EFI stub for the unified kernel image on the test ESP (both unpacked, never installed);
+# OVMF (Debian's ovmf, unpacked) for the systemd-boot conformance runs.
 kernel: system-deps
 	@tools/fetch-kernel $(CACHE)/kernel >/dev/null
 	@tools/fetch-kernel-arm64 $(CACHE)/kernel/root $(CACHE)/kernel-arm64 >/dev/null
 	@tools/fetch-debs-arm64 $(CACHE)/arm64-userland $(ARM64_USERLAND) >/dev/null
 	@tools/fetch-deb systemd-boot-efi $(CACHE)/systemd-boot-efi >/dev/null
+	@tools/fetch-deb ovmf $(CACHE)/ovmf >/dev/null
 
-# bootmenu against real GRUB 2.06 (Debian's grub-emu, unpacked, run as nobody with no capabilities): records GRUB's
-# answers for changed fixtures in tests/data/grub_conformance.json and prints each config's verdict and the totals.
-conformance: setup
+# bootmenu against real GRUB 2.06 (Debian's grub-emu, unpacked, run as nobody with no capabilities) and real
+# systemd-boot 252 (OVMF under QEMU TCG): records the answers for changed fixtures in tests/data/*_conformance.json
+# and prints each config's verdict and the totals per loader. Boots QEMU: on a shared machine, run it under
+# `flock /tmp/qemu.lock`.
+conformance: setup kernel
 	@tools/fetch-deb grub-emu $(CACHE)/grub-emu >/dev/null
 	@if ldd $(CACHE)/grub-emu/root/usr/bin/grub-emu | grep -q 'not found'; then \
 	    apt-get install -y -q --no-install-recommends libsdl1.2debian libdevmapper1.02.1; fi

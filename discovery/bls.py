@@ -265,11 +265,17 @@ class BlsEntry:
 
     @property
     def systemd_id(self) -> str:
-        """systemd-boot's id: the file name without the boot-counting suffix but with `.conf` (it orders by it);
-        for a Type #2 entry the lowercased name with `.efi`."""
+        """systemd-boot's id without the boot counter: the file name lowercased (systemd-boot lowercases ids; seen on
+        systemd-boot 252, which orders `Mixed-Case.conf` as `mixed-case.conf`), `.conf`/`.efi` kept. It orders by
+        it. systemd-boot 252's own id also keeps the counter: that is `boot_id`."""
         if self.uki:
             return f"{self.stem}.efi".lower()
-        return f"{self.stem}.conf" if self.filename.endswith(".conf") else self.stem
+        return (f"{self.stem}.conf" if self.filename.endswith(".conf") else self.stem).lower()
+
+    @property
+    def boot_id(self) -> str:
+        """systemd-boot 252's id (its LoaderEntrySelected): the whole file name lowercased, boot counter included."""
+        return self.filename.lower()
 
     @property
     def cmdline(self) -> str:
@@ -290,6 +296,13 @@ class BlsEntry:
         return found[-1] if found else 0
 
     @property
+    def initrd_words(self) -> tuple[str, ...]:
+        """What systemd-boot puts before the options: `initrd=<path>` per initrd line, the path as written with
+        `\\` for `/` (src/boot/efi/boot.c, initrd_prepare(): for kernels without LINUX_INITRD_MEDIA; seen on
+        systemd-boot 252 under OVMF, tests/conformance/test_sdboot_conformance.py)."""
+        return tuple("initrd=" + path.replace("/", "\\") for path in self.initrds)
+
+    @property
     def bad(self) -> bool:
         """Boot counting says every try failed (`+0`): systemd-boot sorts it last and never picks it first."""
         return self.boot_count is not None and self.boot_count.left == 0
@@ -305,6 +318,7 @@ class BlsEntry:
         submenu: tuple[str, ...] = (),
         fmt: SourceFormat = SourceFormat.BLS,
         warnings: Sequence[Diagnostic] = (),
+        loader_args: tuple[str, ...] = (),
     ) -> BootEntry:
         """The boot entry this file describes. Requires `linux`. `resolve` maps entry paths to paths within
         `device` (default: unchanged); `cmdline` replaces the joined options (GRUB expands `$kernelopts`)."""
@@ -330,6 +344,7 @@ class BlsEntry:
             architecture=self.architecture,
             boot_count=self.boot_count,
             warnings=tuple(warnings),
+            loader_args=loader_args,
         )
 
 
@@ -504,7 +519,7 @@ def unique_titles(entries: Sequence[BlsEntry]) -> list[str]:
     extras: tuple[Callable[[BlsEntry], str | None], ...] = (
         lambda e: e.version,
         lambda e: e.machine_id[:8] if e.machine_id else None,
-        lambda e: e.stem,
+        lambda e: e.boot_id,  # systemd-boot 252: `Gamma (5) (d-gamma.conf)`
     )
     for extra in extras:
         dup = duplicated()
@@ -566,9 +581,11 @@ def parse_loader_conf(text: str, path: str) -> tuple[LoaderConf, list[Diagnostic
 
 
 def _matches(pattern: str, entry: BlsEntry) -> bool:
-    # Case-insensitive: the ESP is vfat, and systemd-boot lowercases ids. Match with and without `.conf`.
+    # Case-insensitive: the ESP is vfat, and systemd-boot lowercases ids. Matched against the id only, `.conf`
+    # included: systemd-boot 252 takes `default c-gamma` to match no `c-gamma.conf` (tests/conformance, sdboot-sort).
+    # Its id keeps the boot counter (`good+3.conf`); later versions drop it, so both forms match.
     pat = pattern.lower()
-    return fnmatch.fnmatchcase(entry.systemd_id.lower(), pat) or fnmatch.fnmatchcase(entry.stem.lower(), pat)
+    return any(fnmatch.fnmatchcase(name, pat) for name in (entry.boot_id, entry.systemd_id))
 
 
 def _prefix(fs: Filesystem, root: str, kernel: str) -> tuple[str | None, str]:
@@ -628,22 +645,24 @@ def _load_root(fs: Filesystem, ctx: LoadContext, root: str, type2: Type2Reader |
             usable.append(entry)
     ordered = systemd_boot_order(usable)
     titles = unique_titles(ordered)
-    # Boot counting: an entry with no tries left is never the default (systemd-boot sorted it last already);
-    # when every entry is bad there is no default, so nothing autoboots.
+    # Boot counting: with no `default`, an entry with no tries left is never the default (systemd-boot sorted it last
+    # already); when every entry is bad there is no default, so nothing autoboots. A `default` pattern that matches
+    # one is obeyed all the same, as systemd-boot 252 does (tests/conformance, the sdboot-counting tree).
     good = [n for n, e in enumerate(ordered) if not e.bad]
     chosen = good[0] if good else -1
     if conf.default is not None:
         found = [n for n, e in enumerate(ordered) if _matches(conf.default, e)]
-        if found and found[0] in good:
+        if found:
             chosen = found[0]
-        elif found:
-            diags.append(
-                Diagnostic(
-                    conf.path,
-                    conf.default_line,
-                    f"default '{conf.default}' has no boot tries left (boot counting); not the default",
+            if ordered[chosen].bad:
+                diags.append(
+                    Diagnostic(
+                        conf.path,
+                        conf.default_line,
+                        f"default '{conf.default}' has no boot tries left (boot counting); still the default, "
+                        "as systemd-boot does",
+                    )
                 )
-            )
         elif ordered:
             diags.append(
                 Diagnostic(conf.path, conf.default_line, f"default '{conf.default}' matches no entry; using the first")
@@ -681,7 +700,7 @@ def _load_root(fs: Filesystem, ctx: LoadContext, root: str, type2: Type2Reader |
                 Diagnostic(
                     entry.path,
                     0,
-                    f"no boot tries left ({entry.boot_count.done or 0} failed): listed last, never the default",
+                    f"no boot tries left ({entry.boot_count.done or 0} failed): listed last, not picked as the default",
                 )
             )
         for w in warnings:
@@ -690,7 +709,13 @@ def _load_root(fs: Filesystem, ctx: LoadContext, root: str, type2: Type2Reader |
                 diags.append(w)
         boot_entries.append(
             entry.to_boot_entry(
-                device=fs.name, resolve=resolve, title=titles[n], default=n == chosen, warnings=warnings
+                device=fs.name,
+                resolve=resolve,
+                title=titles[n],
+                default=n == chosen,
+                warnings=warnings,
+                # A Type #2 entry (UKI) carries its own initrd and command line: systemd-boot adds nothing.
+                loader_args=() if entry.uki else entry.initrd_words,
             )
         )
     return LoadResult(

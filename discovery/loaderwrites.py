@@ -9,7 +9,7 @@
 - BLS automatic boot assessment (systemd-boot, UAPI.1 "Boot counting"): booting `NAME+LEFT-DONE.conf` renames it
   to `NAME+(LEFT-1)-(DONE+1).conf` (a Type #2 `NAME+LEFT-DONE.efi` likewise); the vfat filesystem (ESP/XBOOTLDR,
   what systemd-boot writes through the firmware's FAT driver) is remounted read-write for the rename only, then
-  read-only again. `+0` entries are not renamed (systemd-boot leaves them as they are).
+  read-only again. `+0` entries count one more failure (`+0-3` -> `+0-4`), as systemd-boot 252 renames them.
 Every write, and every refusal, is one status line naming the file. Writing to a block device or remounting is
 allowed only where kexec is (kexec_core.guard: the payload's boot environment); an image file given as the device
 (the host tests) is written without it.
@@ -152,15 +152,15 @@ COUNTED_SUFFIXES = (".conf", ".efi")  # Type #1 entry files and Type #2 unified 
 
 
 def counted_name(filename: str) -> str | None:
-    """The name booting `filename` gives it: one try less, one more done; None when nothing changes (no counter,
-    or no tries left)."""
+    """The name booting `filename` gives it: one try less (never below 0), one more done, as systemd-boot 252
+    renames (`a+0-3.conf` -> `a+0-4.conf`, seen under OVMF, tests/conformance); None when it has no counter."""
     suffix = next((s for s in COUNTED_SUFFIXES if filename.lower().endswith(s)), None)
     if suffix is None:
         return None
     stem, count = split_filename(filename[: -len(suffix)])
-    if count is None or count.left == 0:
+    if count is None:
         return None
-    return f"{stem}+{count.left - 1}-{(count.done or 0) + 1}{filename[-len(suffix) :]}"
+    return f"{stem}+{max(count.left - 1, 0)}-{(count.done or 0) + 1}{filename[-len(suffix) :]}"
 
 
 def count_boot(entry: BootEntry, targets: Mapping[str, Target]) -> Report:
@@ -169,7 +169,7 @@ def count_boot(entry: BootEntry, targets: Mapping[str, Target]) -> Report:
     new = counted_name(name)
     where = f"{entry.config_device}:{entry.config}"
     if new is None:
-        return Level.INFO, f"boot counting: {where} has no tries left; booted as it is, not renamed"
+        return Level.INFO, f"boot counting: {where} has no counter; not renamed"
     target = targets.get(entry.config_device)
     if target is None or target.node is None:
         return Level.WARNING, f"boot counting: {where} not renamed to {new}: not on a block device"

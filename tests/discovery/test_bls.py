@@ -207,7 +207,8 @@ def test_duplicate_titles_are_disambiguated_like_systemd_boot() -> None:
         BlsEntry(path="/d.conf", stem="d", title="Other"),
         BlsEntry(path="/e.conf", stem="e"),
     ]
-    assert unique_titles(entries) == ["Arch (6.1)", "Arch (6.2) (b)", "Arch (6.2) (c)", "Other", "e"]
+    # The id suffix is systemd-boot 252's id, the file name with `.conf` (tests/conformance, the sdboot-sort tree).
+    assert unique_titles(entries) == ["Arch (6.1)", "Arch (6.2) (b.conf)", "Arch (6.2) (c.conf)", "Other", "e"]
 
 
 def test_blscfg_order_compares_version_then_release_and_breaks_ties_by_file_name() -> None:

@@ -62,14 +62,20 @@ def test_esp_entries_ordered_with_glob_default_and_timeout(tmp_path: Path) -> No
     assert result.diagnostics == ()
 
 
-def test_default_matches_with_or_without_conf_suffix(tmp_path: Path) -> None:
+def test_default_matches_the_id_with_its_conf_suffix_case_insensitively(tmp_path: Path) -> None:
+    # systemd-boot 252 matches the glob against the id, `.conf` included: `default c-gamma` matched no c-gamma.conf
+    # there (tests/conformance, the sdboot-sort tree), and booted the first entry.
     write(tmp_path, "vmlinuz")
     for name in ("a", "b", "c"):
         write(tmp_path, f"loader/entries/{name}.conf", f"title {name}\nlinux /vmlinuz\n")
     write(tmp_path, "loader/loader.conf", "default b.conf\n")
     assert [e.title for e in scan(tmp_path).entries if e.default] == ["b"]
-    write(tmp_path, "loader/loader.conf", "default B\n")
+    write(tmp_path, "loader/loader.conf", "default B.CONF\n")
     assert [e.title for e in scan(tmp_path).entries if e.default] == ["b"]
+    write(tmp_path, "loader/loader.conf", "default b*\n")
+    assert [e.title for e in scan(tmp_path).entries if e.default] == ["b"]
+    write(tmp_path, "loader/loader.conf", "default b\n")
+    assert [e.title for e in scan(tmp_path).entries if e.default] == ["c"]
 
 
 def test_no_default_or_unmatched_default_picks_the_first_entry(tmp_path: Path) -> None:

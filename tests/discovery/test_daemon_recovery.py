@@ -104,7 +104,12 @@ def test_jump_steps_in_order_evidence_in_kmsg_and_undone_after_a_failed_jump(tmp
             assert isinstance(added, EntryAdded)
             await asyncio.sleep(0.3)  # the state directory's (empty) load settles too
             client.send(Boot(added.entry.id))
-            for step in ("checking Fedora", "cmdline: 'root=LABEL=Fedora ro'", "loading Fedora", "recording the boot"):
+            for step in (
+                "checking Fedora",
+                "cmdline: 'initrd=\\\\initrd.img root=LABEL=Fedora ro'",
+                "loading Fedora",
+                "recording the boot",
+            ):
                 await client.until(is_status(step))
             await client.until(is_status("quiesce: unmounting"))
             await client.until(is_status("cannot boot Fedora", Level.ERROR))
@@ -115,7 +120,13 @@ def test_jump_steps_in_order_evidence_in_kmsg_and_undone_after_a_failed_jump(tmp
     assert kexec.calls[:4] == ["prepare", "load", "release 1", "jump"]
     kmsg = kexec.kmsg_at_jump
     # Quiesce lines, then one line per fact, then the watchdog: in this order, all before the jump.
-    facts = ["entry 'Fedora'", "device vda2", "kernel vda2:/vmlinuz", "initrds vda2:/initrd.img", "cmdline root=LABEL"]
+    facts = [
+        "entry 'Fedora'",
+        "device vda2",
+        "kernel vda2:/vmlinuz",
+        "initrds vda2:/initrd.img",
+        "cmdline initrd=\\initrd.img root=LABEL",
+    ]
     facts += ["load method kexec_file_load", "quiesced 0000:00:02.0, 0000:00:1f.2", "watchdog arming /dev/watchdog0"]
     positions = [kmsg.index("quiesce: unbound 0000:00:02.0 from virtio-pci")]
     positions += [kmsg.index(f"bootmenu: jump: {fact}") for fact in facts]

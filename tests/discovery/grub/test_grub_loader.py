@@ -377,7 +377,7 @@ def test_blscfg_entries_get_grubs_boot_image_and_systemd_boot_reading_gets_none(
     assert newest.kernel_cmdline() == "BOOT_IMAGE=(sda1)/vmlinuz-6.10.2-200.fc40.x86_64 root=UUID=r ro"
     sdboot = {e.id: e for e in bls.load(fs, LoadContext(platform=Platform(firmware="efi"))).entries}
     read_by_sdboot = sdboot["abc-6.10.2-200.fc40.x86_64"]
-    assert read_by_sdboot.loader_args == ()
+    assert read_by_sdboot.loader_args == tuple("initrd=" + i.replace("/", "\\") for i in read_by_sdboot.initrds)
     assert "BOOT_IMAGE" not in read_by_sdboot.kernel_cmdline()
 
 
