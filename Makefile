@@ -96,6 +96,7 @@ test-fast: setup grub-editenv lint typecheck
 
 bench: setup kernel
 	$(BIN)/python -m tools.bench
+	$(BIN)/python -m tools.bench_net
 
 # Time per config to parse the shared corpus (../shared/corpus, when present) and the distribution fixtures.
 bench-parse: setup

@@ -258,6 +258,7 @@ class Daemon:
         self._rescan_again = False
         # Network interfaces' DHCP leases (discovery.netboot), by interface name.
         self.net_leases: dict[str, Any] = {}
+        self._network: asyncio.Future[Any] | None = None  # DHCP on every interface (netboot.start), or a rescan's
 
     # --- lifecycle ---
 
@@ -278,7 +279,7 @@ class Daemon:
         if self.source is not None and not self.dry_run:
             from discovery import netboot
 
-            self.background(netboot.start(self))
+            self._network = self.background(netboot.start(self))
         self._tick = asyncio.create_task(self._countdown_loop())
 
     async def _stamp_settled(self, jobs: tuple[asyncio.Future[Any], ...]) -> None:
@@ -823,9 +824,14 @@ class Daemon:
         self.say(Level.INFO, "rescanning devices")
         loads = []
         for record in list(self.records.values()):
-            if record.fs is not None and record.info.kind != "network":  # (DHCP is not re-run yet)
+            if record.fs is not None and record.info.kind != "network":  # (the network: DHCP again, below)
                 fs = record.fs
                 loads.append(self._spawn(record, functools.partial(self._reload_job, fs, record)))
+        if self._network is not None and self._network.done():  # not while the first DHCP still runs
+            from discovery import netboot
+
+            self._network = self.background(netboot.start(self))
+            loads.append(self._network)
         if self.source is not None:
             present = set()
             for event in self.source.existing():
@@ -935,15 +941,17 @@ class Daemon:
         title = " > ".join((*entry.submenu, entry.title))
         machine = self.machine
         api = self.boot_api()
-        # 0. a network entry's files are fetched over TFTP into its tmpfs directory first (discovery.netboot)
+        # 0. a network entry's files (URLs) are fetched into its tmpfs directory first (discovery.netboot)
         net = self.records.get(entry.device)
+        fetched = None
         if net is not None and net.info.kind == "network" and net.fs is not None:
             from discovery import netboot
 
-            if not await netboot.fetch(self, net.info.name, net.fs, entry, title):
+            fetched = await netboot.fetch(self, net.info.name, net.fs, entry, title)
+            if fetched is None:
                 return False
-        # 1. resolve the entry's files on their read-only mount
-        resolved = self._resolve(entry, title)
+        # 1. resolve the entry's files on their read-only mount (a network entry's: the fetched copies)
+        resolved = self._resolve(entry, title, fetched)
         if resolved is None:
             return False
         record, paths = resolved
@@ -1038,7 +1046,9 @@ class Daemon:
         except OSError as exc:
             log.warning("cannot keep the boot plan: %s", exc)
 
-    def _resolve(self, entry: BootEntry, title: str) -> tuple[Record, list[Path]] | None:
+    def _resolve(
+        self, entry: BootEntry, title: str, fetched: list[Path] | None = None
+    ) -> tuple[Record, list[Path]] | None:
         if entry.unresolved:
             self.say(Level.ERROR, f"cannot boot {title}: {entry.unresolved} is not present")
             return None
@@ -1047,6 +1057,8 @@ class Daemon:
             self.say(Level.ERROR, f"cannot boot {title}: device {entry.device or '?'} is not mounted")
             return None
         fs = record.fs
+        if fetched is not None:
+            return record, fetched
         paths: list[Path] = []
         for path in (entry.kernel, *entry.initrds, *([entry.devicetree] if entry.devicetree else [])):
             host = fs.host_path(path)

@@ -12,6 +12,7 @@ default. Parameters for /init or the menu are validated here too, so a typo ther
 from __future__ import annotations
 
 import enum
+import ipaddress
 import math
 import re
 import shlex
@@ -79,6 +80,74 @@ class OrderRule:
         return f"{self.kind}:{self.value}"
 
 
+@dataclass(frozen=True)
+class StaticIp:
+    """`bootmenu.ip=` in the kernel's `ip=` syntax (Documentation/admin-guide/nfs/nfsroot.rst):
+    `client:server:gateway:netmask:hostname:device:autoconf:dns0:dns1`, fields after the netmask optional. The
+    server is the TFTP server; `device` empty means the first interface. With autoconf `off`/`none` (or `static`)
+    the address is set without DHCP; otherwise it is the fallback when DHCP gets no lease."""
+
+    client: str
+    server: str = ""
+    gateway: str = ""
+    netmask: str = "255.255.255.0"
+    hostname: str = ""
+    device: str = ""
+    autoconf: str = ""
+    dns: tuple[str, ...] = ()
+
+    @property
+    def dhcp_first(self) -> bool:
+        return self.autoconf not in ("off", "none", "static")
+
+    @property
+    def prefix_length(self) -> int:
+        return ipaddress.IPv4Network(f"0.0.0.0/{self.netmask}").prefixlen
+
+    @classmethod
+    def parse(cls, text: str, where: str) -> StaticIp:
+        fields = text.split(":")
+        if len(fields) < 4 or len(fields) > 10:
+            raise SettingsError(
+                f"{where}: {text!r} is not client:server:gateway:netmask[:hostname:device:autoconf:dns0:dns1]"
+            )
+        fields += [""] * (9 - len(fields))
+        client, server, gateway, netmask, hostname, device, autoconf, dns0, dns1 = fields[:9]
+        for name, value in (
+            ("client", client),
+            ("server", server),
+            ("gateway", gateway),
+            ("dns0", dns0),
+            ("dns1", dns1),
+        ):
+            if (value or name == "client") and not _ipv4(value):
+                raise SettingsError(f"{where}: {name} address {value!r} in {text!r} is not an IPv4 address")
+        netmask = netmask or "255.255.255.0"
+        try:
+            ipaddress.IPv4Network(f"0.0.0.0/{netmask}")
+        except ValueError:
+            raise SettingsError(f"{where}: netmask {netmask!r} in {text!r} is not a netmask or prefix length") from None
+        if device and not IFNAME_RE.match(device):
+            raise SettingsError(f"{where}: device {device!r} in {text!r} is not an interface name")
+        if autoconf not in ("", "off", "none", "static", "on", "any", "dhcp"):
+            raise SettingsError(f"{where}: autoconf {autoconf!r} in {text!r} is not off, none, on, any or dhcp")
+        return cls(client, server, gateway, netmask, hostname, device, autoconf, tuple(d for d in (dns0, dns1) if d))
+
+    def __str__(self) -> str:
+        words = [self.client, self.server, self.gateway, self.netmask, self.hostname, self.device, self.autoconf]
+        return ":".join(words + list(self.dns)).rstrip(":")
+
+
+def _ipv4(text: str) -> bool:
+    try:
+        ipaddress.IPv4Address(text)
+    except ValueError:
+        return False
+    return True
+
+
+# An interface name as the kernel accepts it (dev_valid_name: at most 15 bytes, no '/', ':' or whitespace).
+IFNAME_RE = re.compile(r"^[A-Za-z0-9_.-]{1,15}$")
 CONSOLE_RE = re.compile(r"^(\d{2,4})x(\d{1,4})$")
 # A tty name, optionally with the kernel's console options (`ttyS0`, `ttyS0,115200n8`, `hvc0`, `tty0`).
 TTY_RE = re.compile(r"^[A-Za-z][A-Za-z0-9]{0,31}(,[A-Za-z0-9]{1,32})?$")
@@ -129,6 +198,23 @@ def _order(value: Any, where: str) -> dict[str, Any]:
     if not isinstance(items, list | tuple) or not all(isinstance(i, str) for i in items):
         raise SettingsError(f"{where}: boot order must be a list of strings")
     return {"boot_order": tuple(OrderRule.parse(i.strip(), where) for i in items if i.strip())}
+
+
+def _interfaces(value: Any, where: str) -> dict[str, Any]:
+    items = value.split(",") if isinstance(value, str) else value
+    if not isinstance(items, list | tuple) or not all(isinstance(i, str) for i in items):
+        raise SettingsError(f"{where}: network interfaces must be a list of interface names")
+    names = tuple(i.strip() for i in items if i.strip())
+    for name in names:
+        if not IFNAME_RE.match(name):
+            raise SettingsError(f"{where}: {name!r} is not an interface name")
+    return {"network_interfaces": names}
+
+
+def _static_ip(value: Any, where: str) -> dict[str, Any]:
+    if not isinstance(value, str):
+        raise SettingsError(f"{where}: ip must be a string in the kernel's ip= syntax")
+    return {"ip": StaticIp.parse(value, where) if value else None}
 
 
 def _console_size(value: Any, where: str) -> dict[str, Any]:
@@ -242,6 +328,16 @@ PARAMS: tuple[Param, ...] = (
         "touches a network interface",
     ),
     Param(
+        "network_interfaces", "network_interfaces", _interfaces, (Consumer.DAEMON,), "interface names",
+        "only these interfaces get DHCP (default: every Ethernet interface with a driver); a comma-separated list "
+        "on the command line, a list of strings in the file",
+    ),
+    Param(
+        "ip", "ip", _static_ip, (Consumer.DAEMON,), "`client:server:gw:mask[:host:dev:autoconf:dns0:dns1]`",
+        "a static address in the kernel's `ip=` syntax: the fallback when DHCP gets no lease on `dev` (default: the "
+        "first interface), or the address itself with autoconf `off`/`none`; `server` is the TFTP server",
+    ),
+    Param(
         "debug", "debug", _bool("debug"), (Consumer.DAEMON, Consumer.INIT), "yes/no",
         "debug logging in the daemon; /init traces itself (`set -x`)", flag=True,
     ),
@@ -328,6 +424,8 @@ class Settings:
     console: tuple[int, int] | None = None
     console_handoff: bool = True
     network: bool = True
+    network_interfaces: tuple[str, ...] = ()
+    ip: StaticIp | None = None
     autoboot_console: str = ""
     debug: bool = False
     quiesce: Quiesce = Quiesce.UNBIND
@@ -364,6 +462,8 @@ class Settings:
             "console": f"{self.console[0]}x{self.console[1]}" if self.console else None,
             "console_handoff": self.console_handoff,
             "network": self.network,
+            "network_interfaces": list(self.network_interfaces),
+            "ip": str(self.ip) if self.ip else None,
             "autoboot_console": self.autoboot_console,
             "debug": self.debug,
             "quiesce": str(self.quiesce),

@@ -5,7 +5,8 @@ menu.c32/vesamenu.c32, plus U-Boot's `doc/README.pxe` keys (FDT, DEVICETREE, FDT
 
 - Parser state is shared across INCLUDEs, as if the files were concatenated (a LABEL may continue in an include).
 - Relative paths (KERNEL, INITRD, FDT, INCLUDE) resolve against the working directory, which is the directory of the
-  config file the loader started from, not that of an included file. `::path` (pxelinux TFTP) is absolute.
+  config file the loader started from, not that of an included file. `::path` (pxelinux TFTP) is absolute, and an
+  `http://host/path` or `tftp://host/path` URL (lpxelinux) is the file `/http/host/path` of the network device's tree.
 - The command line is the label's APPEND (else the global APPEND in force when the label ends; `APPEND -`: none),
   preceded by any arguments on the KERNEL line, exactly as written; an `initrd=` option stays in it, as syslinux passes
   it on (the kernel ignores it). Initrds come from the first `initrd=` of the command line the kernel receives
@@ -55,6 +56,8 @@ from discovery.fs import Filesystem
 from discovery.loaders import file_problem, missing, os_problem, read_config, shown
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from discovery.loaders import LoadContext
 
 CONFIG_PATHS = (
@@ -242,6 +245,12 @@ class _Parse:
     uboot: bool = False  # read as U-Boot's pxe_utils reads it (see the module docstring)
     uboot_default: tuple[str, str, int] | None = None  # the label U-Boot's DEFAULT/ONTIMEOUT/MENU DEFAULT names
     uboot_menu: bool = False  # a top-level MENU line: U-Boot shows its menu and waits TIMEOUT (else boots at once)
+    # pxelinux: brings a file INCLUDE or CONFIG names onto `fs` (over TFTP/HTTP) when it is not there yet.
+    fetch: Callable[[str], None] | None = None
+
+    def bring(self, path: str) -> None:
+        if self.fetch is not None and not self.fs.is_file(path):
+            self.fetch(path)
 
     @property
     def menu(self) -> _Menu:
@@ -274,6 +283,9 @@ class _Parse:
         """A config path as an absolute path within the filesystem, matched case-insensitively when needed."""
         if path.startswith("::"):
             path = "/" + path[2:].lstrip("/")
+        scheme, sep, rest = path.partition("://")
+        if sep and scheme.lower() in ("http", "tftp"):  # discovery.network.local_path
+            path = f"/{scheme.lower()}/{rest}"
         joined = str(PurePosixPath(self.workdir, path)) if not path.startswith("/") else path
         normal = _normalise(joined)
         try:
@@ -503,6 +515,7 @@ def _include(state: _Parse, path: str, number: int, arg: str, chain: tuple[str, 
     if len(chain) > MAX_INCLUDE_DEPTH:
         state.warn(path, number, f"INCLUDE {name} nested more than {MAX_INCLUDE_DEPTH} deep; ignored", Severity.ERROR)
         return
+    state.bring(target)
     problem = file_problem(state.fs, target)
     if problem == "not found":
         state.warn(path, number, f"INCLUDE {shown(name)}: {shown(target)} not found; ignored")
@@ -697,6 +710,7 @@ def _follow_config(
     if state.depth >= MAX_CONFIG_DEPTH:
         state.warn(label.file, line, f"CONFIG {name}: more than {MAX_CONFIG_DEPTH} configs deep; not followed")
         return
+    state.bring(target)
     problem = file_problem(state.fs, target)
     if problem is not None:
         why = f"{shown(target)} not found" if problem == "not found" else problem
@@ -711,6 +725,7 @@ def _follow_config(
         seen=state.seen,
         budget=state.budget,
         texts=state.texts,
+        fetch=state.fetch,
     )
     known = set(state.seen)
     result, default = _load(sub, target)
@@ -967,12 +982,22 @@ def is_uboot_config(fs: Filesystem, path: str) -> bool:
         return True
 
 
-def load_config(fs: Filesystem, path: str, budget: Budget | None = None, *, workdir: str | None = None) -> LoadResult:
+def load_config(
+    fs: Filesystem,
+    path: str,
+    budget: Budget | None = None,
+    *,
+    workdir: str | None = None,
+    fetch: Callable[[str], None] | None = None,
+) -> LoadResult:
     """The menu of one syslinux-family config file on `fs` (`path` absolute within it), CONFIG labels followed;
     all of it charged to `budget` (default: CONFIG_STEPS steps, no deadline). Relative paths start at `workdir`,
-    by default the config's directory (pxelinux: the path prefix, the root of a network `fs`)."""
+    by default the config's directory (pxelinux: the path prefix). `fetch(path)` brings an INCLUDEd or CONFIG'd
+    file that is not on `fs` yet (pxelinux reads them from the server as it meets them)."""
     where = workdir if workdir is not None else str(PurePosixPath(path).parent)
-    state = _Parse(fs=fs, workdir=where, budget=budget or Budget(CONFIG_STEPS), uboot=is_uboot_config(fs, path))
+    state = _Parse(
+        fs=fs, workdir=where, budget=budget or Budget(CONFIG_STEPS), uboot=is_uboot_config(fs, path), fetch=fetch
+    )
     result, _ = _load(state, path)
     return result
 

@@ -235,6 +235,7 @@ def cmd_source(it: Interpreter, args: list[str]) -> int:
     if not args:
         raise GrubCommandError("file name expected")
     ref = it.resolve(args[0])
+    it.bring(ref)
     if not ref.fs.is_file(ref.path):
         raise GrubCommandError(f"file {ref.fs.name}:{ref.path} not found")
     it.source(ref.fs, ref.path)
@@ -245,6 +246,7 @@ def cmd_configfile(it: Interpreter, args: list[str]) -> int:
     if not args:
         raise GrubCommandError("file name expected")
     ref = it.resolve(args[0])
+    it.bring(ref)
     if not ref.fs.is_file(ref.path):
         raise GrubCommandError(f"file {ref.fs.name}:{ref.path} not found")
     it.configfile(ref.fs, ref.path)

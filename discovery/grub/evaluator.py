@@ -11,6 +11,11 @@ Everything is bounded (steps, loop iterations, nesting, source depth, submenu de
 evaluation of that file or entry with a diagnostic, never the whole scan. Steps are one budget per config
 (discovery.budget): every command, loop iteration, compound command, variable expansion (by size), sourced or
 `eval`ed text (by size) and entry body is charged to it, and it carries the loader's deadline, so any input ends.
+
+A config read over the network (`Network`, discovery.netboot) starts as GRUB's net boot does (grub-core/net/net.c,
+bootp.c): `$root`/`$prefix` on `(tftp,SERVER)`, `$net_default_*` and `$net_<if>_*` set from the lease; the devices
+`(tftp)`, `(tftp,HOST)`, `(http)`, `(http,HOST)` (and the older `(pxe)`) name files of the network tree, and a
+script `source` or `configfile` names there is fetched before it is read.
 """
 
 from __future__ import annotations
@@ -85,6 +90,17 @@ class Env:
     def unset(self, name: str) -> None:
         self.variables.pop(name, None)
         self.unresolved.pop(name, None)
+
+
+@dataclass(frozen=True)
+class Network:
+    """How a config read over the network reaches the network: variables GRUB's net boot sets at start, the path in
+    the home filesystem (the network tree) of a file on a network device (None: not a network device), and a fetch
+    that brings a script's file onto the home filesystem when `source`/`configfile` read it."""
+
+    env: tuple[tuple[str, str], ...]
+    path: Callable[[str, str], str | None]
+    fetch: Callable[[str], None]
 
 
 @dataclass(frozen=True)
@@ -178,9 +194,11 @@ class Interpreter:
         cpu: str = "x86_64",
         limits: Limits | None = None,
         budget: Budget | None = None,
+        network: Network | None = None,
     ) -> None:
         from discovery.grub.builtins import BUILTINS, IGNORED
 
+        self.network = network
         self.home = home
         self.find = find
         self.firmware = firmware
@@ -229,6 +247,8 @@ class Interpreter:
         env.set("grub_cpu", self.cpu)
         env.set("menuentry_id_option", "--id")
         env.set("pager", "")
+        for name, value in self.network.env if self.network is not None else ():
+            env.set(name, value)
         return env
 
     def run_config(self, fs: Filesystem, path: str) -> Scope:
@@ -645,10 +665,20 @@ class Interpreter:
             device, path = env.get("root"), text
         device = device.strip("()")
         path = "/" + path.lstrip("/")
+        if self.network is not None:
+            local = self.network.path(device, path)
+            if local is not None:
+                return FileRef(self.home, local)
         # A device taken from a variable that a failed `search` should have set (`$root`, or `($bootpart)` left
         # empty) is unresolved: the filesystem may appear later (the daemon retries when devices come).
         unresolved = next((spec for var, spec in env.unresolved.items() if env.get(var).strip("()") == device), None)
         return FileRef(self.device(device), path, unresolved)
+
+    def bring(self, ref: FileRef) -> None:
+        """A script `source`/`configfile` names on a network device is fetched before it is read (GRUB reads it
+        over TFTP/HTTP); other files of the network tree are only there once fetched (`[ -f ]` sees no more)."""
+        if self.network is not None and ref.fs is self.home and not ref.fs.is_file(ref.path):
+            self.network.fetch(ref.path)
 
     def device(self, name: str) -> Filesystem:
         """The filesystem a GRUB device name stands for: one `search` found, or one named by its UUID (how

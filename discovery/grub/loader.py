@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from discovery.entry import BootEntry, Diagnostic, LoadResult, Severity, SourceFormat
 from discovery.fs import Filesystem, SearchKind
 from discovery.grub.errors import GrubError
-from discovery.grub.evaluator import BootCapture, Interpreter, Limits, MenuItem, Scope
+from discovery.grub.evaluator import BootCapture, Interpreter, Limits, MenuItem, Network, Scope
 from discovery.loaders import LoadContext
 
 CANDIDATES = ("/boot/grub/grub.cfg", "/grub/grub.cfg", "/boot/grub2/grub.cfg", "/grub2/grub.cfg")
@@ -218,7 +218,7 @@ def _timeout(scope: Scope) -> float | None:
 
 
 def evaluate(
-    fs: Filesystem, path: str, ctx: LoadContext, limits: Limits | None = None
+    fs: Filesystem, path: str, ctx: LoadContext, limits: Limits | None = None, network: Network | None = None
 ) -> tuple[LoadResult, Interpreter]:
     """Evaluate one config and build its entries (exactly one marked default when there are any)."""
 
@@ -230,7 +230,9 @@ def evaluate(
 
     limits = limits or Limits()
     budget = ctx.budget(limits.total_steps)
-    it = Interpreter(fs, find, firmware=ctx.platform.firmware, cpu=ctx.platform.cpu, limits=limits, budget=budget)
+    it = Interpreter(
+        fs, find, firmware=ctx.platform.firmware, cpu=ctx.platform.cpu, limits=limits, budget=budget, network=network
+    )
     scope = it.run_config(fs, path)
     budget.final_phase()  # the menu read so far becomes entries even when reading it hit the deadline
     builder = _Builder(it)

@@ -6,9 +6,11 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from discovery import netboot
+import pytest
+
+from discovery import netboot, network
 from discovery.daemon import Daemon
-from discovery.network import Lease, config_candidates, ethernet_interfaces
+from discovery.network import Lease, NetworkError, config_candidates, ethernet_interfaces
 from discovery.settings import Settings
 
 # What tests/data-free udhcpc writes for QEMU's user network (slirp fills siaddr, not option 66).
@@ -100,3 +102,130 @@ def test_no_interface_is_touched_with_network_false_or_outside_the_payload(tmp_p
     assert asyncio.run(records(False, marker)) == []
     assert asyncio.run(records(True, tmp_path / "absent")) == []
     assert not (tmp_path / "run").exists()
+
+
+def _net_daemon(settings: Settings, sys_root: Path) -> Daemon:
+    return Daemon(settings=settings, mounts=None, sys_root=sys_root)
+
+
+def test_network_interfaces_keeps_its_order_and_names_the_missing(tmp_path: Path) -> None:
+    daemon = _net_daemon(Settings(network_interfaces=("eth1", "eth9", "eth0")), tmp_path)
+    assert netboot.chosen(daemon, ["eth0", "eth1", "eth2"]) == ["eth1", "eth0"]
+    [line] = [s.message for s in daemon.status]
+    assert line == "network_interfaces: eth9 is not an Ethernet interface here (found: eth0, eth1, eth2)"
+    assert netboot.chosen(_net_daemon(Settings(), tmp_path), ["eth0", "eth1"]) == ["eth0", "eth1"]
+
+
+STATIC = "10.0.2.15:10.0.2.2:10.0.2.1:255.255.255.0::{dev}:{auto}"
+
+
+@pytest.mark.parametrize(
+    ("ip", "name", "first", "dhcp_ok", "expect"),
+    [
+        (STATIC.format(dev="", auto="none"), "eth0", True, True, "static"),  # autoconf none: no DHCP at all
+        (STATIC.format(dev="", auto="dhcp"), "eth0", True, True, "dhcp"),  # DHCP first, it answers
+        (STATIC.format(dev="", auto="dhcp"), "eth0", True, False, "static"),  # the fallback
+        (STATIC.format(dev="", auto="none"), "eth1", False, True, "dhcp"),  # not the first interface
+        (STATIC.format(dev="eth1", auto=""), "eth1", False, False, "static"),  # its device
+        (STATIC.format(dev="eth1", auto=""), "eth0", True, False, "error"),
+    ],
+)
+def test_static_address_of_bootmenu_ip(
+    *, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, ip: str, name: str, first: bool, dhcp_ok: bool, expect: str
+) -> None:
+    calls: list[str] = []
+
+    def fake_dhcp(interface: str, run_dir: Path, sys_root: Path) -> Lease:
+        calls.append("dhcp")
+        if not dhcp_ok:
+            raise NetworkError(f"{interface}: DHCP: no lease")
+        return Lease.parse(SLIRP_LEASE)
+
+    def fake_static(interface: str, address: str, prefix: int, gateway: str, sys_root: Path) -> None:
+        calls.append(f"static {interface} {address}/{prefix} via {gateway}")
+
+    monkeypatch.setattr(network, "dhcp", fake_dhcp)
+    monkeypatch.setattr(network, "static", fake_static)
+    settings = Settings().with_cmdline(f"bootmenu.ip={ip}")
+    assert settings.warnings == ()
+    daemon = _net_daemon(settings, tmp_path)
+    if expect == "error":
+        with pytest.raises(NetworkError, match="no lease"):
+            netboot._lease(daemon, name, tmp_path, first)
+        return
+    lease = netboot._lease(daemon, name, tmp_path, first)
+    if expect == "static":
+        assert calls[-1] == f"static {name} 10.0.2.15/24 via 10.0.2.1"
+        assert (lease.address, lease.tftp_server, lease.describe()) == (
+            "10.0.2.15", "10.0.2.2", "10.0.2.15 static, TFTP 10.0.2.2",
+        )  # fmt: skip
+    else:
+        assert calls == ["dhcp"]
+        assert lease.dhcp_server == "10.0.2.2"
+
+
+def test_a_rescan_runs_dhcp_again_and_a_failed_one_drops_the_entries(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sys_root = tmp_path / "sys"
+    (sys_root / "class" / "net" / "eth0" / "device").mkdir(parents=True)
+    (sys_root / "class" / "net" / "eth0" / "type").write_text("1\n")
+    marker = tmp_path / "bootmenu-payload"
+    marker.write_text("")
+    answers = [True, False]
+    calls: list[str] = []
+
+    def fake_dhcp(interface: str, run_dir: Path, sys_root: Path) -> Lease:
+        calls.append(interface)
+        if not answers.pop(0):
+            raise NetworkError(f"{interface}: DHCP: udhcpc: no lease, failing")
+        return Lease.parse(SLIRP_LEASE)
+
+    def fake_fetch(url: str, local: Path, limit: int, progress: object = None) -> int:
+        if not url.endswith("/pxelinux.cfg/default"):
+            raise NetworkError(f"{url}: tftp: server error: (1) File not found")
+        local.parent.mkdir(parents=True, exist_ok=True)
+        local.write_text("LABEL a\n    MENU LABEL Net A\n    KERNEL vmlinuz\n")
+        return 1
+
+    monkeypatch.setattr(network, "dhcp", fake_dhcp)
+    monkeypatch.setattr(network, "fetch", fake_fetch)
+
+    async def scans() -> tuple[list[str], list[str], str]:
+        daemon = _daemon(True, sys_root)
+        await netboot.start(daemon, tmp_path / "run", marker)
+        first = [i.entry.kernel for i in daemon.records["eth0"].entries]
+        await netboot.start(daemon, tmp_path / "run", marker)  # what a rescan runs
+        second = [i.entry.kernel for i in daemon.records["eth0"].entries]
+        return first, second, daemon.records["eth0"].info.message
+
+    first, second, message = asyncio.run(scans())
+    assert calls == ["eth0", "eth0"]
+    assert first == ["tftp://10.0.2.2/vmlinuz"]
+    assert second == []
+    assert message == "eth0: DHCP: udhcpc: no lease, failing"
+
+
+def test_daemon_rescan_runs_the_network_start_again_once_the_first_is_done(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    runs: list[str] = []
+
+    async def fake_start(daemon: Daemon) -> None:
+        runs.append("start")
+
+    monkeypatch.setattr(netboot, "start", fake_start)
+
+    async def scenario() -> list[str]:
+        daemon = _daemon(True, tmp_path)
+        await daemon.rescan()  # no network start yet (dry run or no udev): nothing
+        first = list(runs)
+        loop = asyncio.get_running_loop()
+        running: asyncio.Future[None] = loop.create_future()
+        daemon._network = running
+        await daemon.rescan()  # the first DHCP still runs: not twice at once
+        running.set_result(None)
+        await daemon.rescan()
+        return [*first, "|", *runs]
+
+    assert asyncio.run(scenario()) == ["|", "start"]

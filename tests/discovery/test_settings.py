@@ -66,7 +66,8 @@ def test_every_documented_parameter_is_known_and_sets_no_warning() -> None:
         "bootmenu.debug=0", "bootmenu.timeout=5", "bootmenu.timeout=off", "bootmenu.timeout=config",
         "bootmenu.order=label:root,type:usb", "bootmenu.console=80x24", "bootmenu.console_handoff=0",
         "bootmenu.autoboot_console=ttyS0", "bootmenu.autoboot_console=ttyS1,9600n8", "bootmenu.autoboot_console=none",
-        "bootmenu.network=0", "bootmenu.network=yes",
+        "bootmenu.network=0", "bootmenu.network=yes", "bootmenu.network_interfaces=eth0,enp1s0",
+        "bootmenu.ip=10.0.2.15::10.0.2.2:255.255.255.0::eth0:none", "bootmenu.ip=192.0.2.9:192.0.2.1:192.0.2.1:24",
         "bootmenu.quiesce=unbind", "bootmenu.quiesce=off", "bootmenu.watchdog=30", "bootmenu.watchdog=off",
         "bootmenu.state=LABEL=BMSTATE", "bootmenu.state=UUID=ABCD-1234",
         "bootmenu.timeline",
@@ -189,3 +190,35 @@ def test_recovery_settings_from_file_and_kernel_parameters(tmp_path: Path) -> No
         (warning,) = Settings(watchdog=30).with_cmdline(bad).warnings
         assert bad in warning
         assert Settings(watchdog=30).with_cmdline(bad).watchdog == 30  # the value keeps what it had
+
+
+def test_static_ip_follows_the_kernel_ip_syntax() -> None:
+    s = Settings().with_cmdline("bootmenu.ip=10.0.2.15:10.0.2.2:10.0.2.1:255.255.255.0:box:eth1:off:10.0.2.3")
+    assert s.warnings == ()
+    assert s.ip is not None
+    assert (s.ip.client, s.ip.server, s.ip.gateway, s.ip.prefix_length, s.ip.device) == (
+        "10.0.2.15", "10.0.2.2", "10.0.2.1", 24, "eth1",
+    )  # fmt: skip
+    assert (s.ip.dns, s.ip.dhcp_first) == (("10.0.2.3",), False)
+    assert Settings().with_cmdline("bootmenu.ip=10.0.2.15::10.0.2.2:16").ip.dhcp_first  # type: ignore[union-attr]
+    for bad, why in (
+        ("10.0.2", "not client:server"),
+        ("10.0.2.300::10.0.2.2:24", "client address '10.0.2.300'"),
+        ("10.0.2.15::gw:24", "gateway address 'gw'"),
+        ("10.0.2.15::10.0.2.2:255.0.255.0", "netmask '255.0.255.0'"),
+        ("10.0.2.15::10.0.2.2:24::eth/0", "device 'eth/0'"),
+        ("10.0.2.15::10.0.2.2:24::eth0:bootp6", "autoconf 'bootp6'"),
+    ):
+        [warning] = Settings().with_cmdline(f"bootmenu.ip={bad}").warnings
+        assert why in warning, (bad, warning)
+        assert "bootmenu.ip=" in warning, warning
+
+
+def test_network_interfaces_from_the_file_and_the_command_line(tmp_path: Path) -> None:
+    path = tmp_path / "settings.toml"
+    path.write_text('network_interfaces = ["eth1", "enp2s0"]\nip = "10.0.2.15::10.0.2.2:24"\n')
+    s = Settings().with_file(path)
+    assert (s.network_interfaces, str(s.ip), s.warnings) == (("eth1", "enp2s0"), "10.0.2.15::10.0.2.2:24", ())
+    assert Settings().with_cmdline("bootmenu.network_interfaces=eth0").network_interfaces == ("eth0",)
+    [warning] = Settings().with_cmdline("bootmenu.network_interfaces=eth0,a:b").warnings
+    assert "'a:b' is not an interface name" in warning

@@ -41,7 +41,8 @@ DOCUMENTED = (
     "bootmenu.shell=1 bootmenu.ascii bootmenu.mono=1 bootmenu.debug bootmenu.timeout=off "
     "bootmenu.order=label:e2e-handoff,type:disk bootmenu.console=80x24 bootmenu.console_handoff=yes "
     "bootmenu.autoboot_console=ttyS0 bootmenu.quiesce=unbind bootmenu.watchdog=off bootmenu.state=LABEL=e2e-handoff "
-    "bootmenu.network=0 bootmenu.timeline=1"
+    "bootmenu.network=0 bootmenu.network_interfaces=eth0 bootmenu.ip=10.0.2.15::10.0.2.2:255.255.255.0::eth0:none "
+    "bootmenu.timeline=1"
 )
 BAD = "bootmenu.colour=red bootmenu.timeout=soon bootmenu.console=wide bootmenu.shell=maybe bootmenu.timeout=off"
 
