@@ -17,6 +17,7 @@ class SourceFormat(enum.StrEnum):
     GRUB = "grub"
     BLS = "bls"
     SYSLINUX = "syslinux"
+    DHCP = "dhcp"  # a DHCP bootfile that is a kernel (no config names it): discovery.netboot
 
 
 class Severity(enum.StrEnum):

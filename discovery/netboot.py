@@ -23,7 +23,7 @@ from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING
 
 from discovery import network, syslinux
-from discovery.entry import BootEntry, LoadResult
+from discovery.entry import BootEntry, LoadResult, SourceFormat
 from discovery.fs import Filesystem, Platform
 from discovery.grub import loader as grub_loader
 from discovery.grub.evaluator import Network
@@ -52,6 +52,9 @@ MAX_CONFIGS = 64
 GRUB_IMAGE = re.compile(r"^(core\.(0|efi)|grub.*\.(efi|0|pxe|img)|shim.*\.efi|bootx64\.efi|bootaa64\.efi)$", re.I)
 # grub-mknetdir puts the image in a platform directory below the prefix (`/boot/grub/x86_64-efi/core.efi`).
 GRUB_PLATFORM_DIR = re.compile(r"^[a-z0-9_]+-(pc|efi|ieee1275|coreboot|xen|uboot|emu)$")
+# Network boot programs a PXE ROM runs (pxelinux.0, iPXE's undionly.kpxe, GRUB's and shim's .efi, lkrn/com
+# images): a bootfile named so is never taken for a kernel.
+NBP = re.compile(r"\.(0|pxe|kpxe|kkpxe|kkkpxe|lkrn|krn|efi|com|n12|c32|cfg)$", re.I)
 # How long reading one network config may take, its INCLUDE/source transfers included.
 CONFIG_DEADLINE = 60.0
 
@@ -112,7 +115,28 @@ def load_network_config(lease: Lease, fs: Filesystem, sys_root: Path = Path("/sy
             result = syslinux.load_config(fs, path, workdir=lease.workdir, fetch=fetch)
         return with_urls(lease, result)
     log.info("%s: no %s config: %s", lease.interface, what, "; ".join(misses))
-    return LoadResult()
+    entry = bootfile_entry(lease, chosen, fs.name)
+    return LoadResult(entries=(entry,)) if entry is not None else LoadResult()
+
+
+def bootfile_entry(lease: Lease, chosen: Plan, device: str) -> BootEntry | None:
+    """Petitboot's answer to a DHCP bootfile that no config goes with: the bootfile itself is the kernel, one entry
+    with no command line (the boot fetches and inspects it like any kernel, so a program that is not one is refused
+    then, naming its URL). A network boot program's name (NBP) or a GRUB lookup never makes one."""
+    name = lease.bootfile.rpartition("/")[2]
+    if chosen.grub or not name or NBP.search(name):
+        return None
+    # The bootfile (option 67, the BOOTP file field) is a path from the TFTP server's root, not from option 210.
+    url = lease.bootfile if "://" in lease.bootfile else lease.url("/" + lease.bootfile.lstrip("/"))
+    return BootEntry(
+        title=f"{name} (DHCP bootfile)",
+        kernel=url,
+        format=SourceFormat.DHCP,
+        config=url,
+        device=device,
+        config_device=device,
+        default=True,
+    )
 
 
 def _device_of(lease: Lease, path: str) -> str:

@@ -432,3 +432,29 @@ def test_boot_fetch_says_progress_and_gives_memory_back(tmp_path: Path, monkeypa
     assert paths is None
     assert lines[-1] == "cannot boot Net: http://10.0.2.100/absent.img: HTTP 404 Not Found"
     assert not list((tmp_path / ".boot").iterdir()), "the kernel fetched before the failure is removed"
+
+
+def test_a_bootfile_no_config_goes_with_is_one_kernel_entry(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    asked: list[str] = []
+
+    def nothing_there(url: str, local: Path, limit: int, progress: object = None) -> int:
+        asked.append(url)
+        raise NetworkError(f"{url}: tftp: server error: (1) File not found")
+
+    monkeypatch.setattr(network, "fetch", nothing_there)
+    fs = Filesystem(root=tmp_path, name="eth0", fstype="tftp")
+    kernel = Lease(interface="eth0", address="10.0.2.15", tftp_server="10.0.2.2", bootfile="boot/vmlinuz-6.1")
+    [entry] = netboot.load_network_config(kernel, fs).entries
+    assert entry.kernel == "tftp://10.0.2.2/boot/vmlinuz-6.1"
+    assert (entry.title, entry.cmdline, entry.initrds) == ("vmlinuz-6.1 (DHCP bootfile)", "", ())
+    assert entry.device == "eth0"
+    assert entry.format == "dhcp"
+    assert entry.default
+    assert not any("vmlinuz" in url for url in asked), "the kernel is fetched only when the entry is booted"
+    http = Lease(interface="eth0", address="10.0.2.15", tftp_server="10.0.2.2", bootfile="http://10.0.2.100/bzImage")
+    [entry] = netboot.load_network_config(http, fs).entries
+    assert entry.kernel == "http://10.0.2.100/bzImage"
+    # A network boot program (pxelinux, iPXE, GRUB, shim) is never taken for a kernel.
+    for program in ("pxelinux.0", "undionly.kpxe", "x86/lpxelinux.0", "ipxe.lkrn", "grubx64.efi", "shimx64.efi"):
+        lease = Lease(interface="eth0", address="10.0.2.15", tftp_server="10.0.2.2", bootfile=program)
+        assert netboot.load_network_config(lease, fs).entries == (), program
