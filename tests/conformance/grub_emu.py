@@ -16,9 +16,7 @@ and `halt` then only end the process. Nothing it does reaches this machine's boo
 
 from __future__ import annotations
 
-import hashlib
 import json
-import os
 import re
 import shutil
 import subprocess
@@ -34,6 +32,7 @@ import pexpect
 from discovery.grub.loader import find_configs
 from discovery.scan import filesystem_for
 from initramfs import disks
+from tests.conformance.digest import files_digest
 
 REPO = Path(__file__).resolve().parents[2]
 EMU_CACHE = REPO / ".cache" / "grub-emu"
@@ -169,24 +168,6 @@ def check_unprivileged() -> None:
 def tree_digest(fixture: Path, platform: str) -> str:
     """A hash of every file of the fixture (names, modes, contents) and the harness, for caching answers."""
     return files_digest(fixture, f"{HARNESS_VERSION}\0{platform}\0")
-
-
-def files_digest(fixture: Path, salt: str) -> str:
-    """A hash of `salt` (a harness's version) and every file of the fixture but expected.json: names, modes,
-    contents. Shared by the conformance harnesses (each its own salt, so one harness's change keeps the others')."""
-    h = hashlib.sha256(salt.encode())
-    for path in sorted(p for p in fixture.rglob("*") if p.name != "expected.json"):
-        rel = path.relative_to(fixture)
-        if path.is_symlink():
-            h.update(f"L {rel} {os.readlink(path)}\0".encode())
-        elif path.is_file():
-            # As git records modes (644 or 755), so a checkout under another umask hashes the same.
-            mode = 0o755 if path.stat().st_mode & 0o100 else 0o644
-            h.update(f"F {rel} {mode:o}\0".encode())
-            h.update(path.read_bytes())
-        elif path.is_dir():
-            h.update(f"D {rel}\0".encode())
-    return h.hexdigest()
 
 
 def filesystems_of(fixture: Path) -> list[Path]:

@@ -37,7 +37,7 @@ import pyte
 
 from initramfs import disks, guests
 from initramfs.cpio import Compression, CpioEntry, write_cpio
-from tests.conformance.grub_emu import files_digest
+from tests.conformance.digest import files_digest
 from tests.shared import file_lock
 
 REPO = Path(__file__).resolve().parents[2]

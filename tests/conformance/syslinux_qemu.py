@@ -22,9 +22,7 @@ Every QEMU run is TCG (`-accel tcg`), on copies in a scratch directory; nothing 
 
 from __future__ import annotations
 
-import hashlib
 import json
-import os
 import re
 import shutil
 import tempfile
@@ -41,6 +39,7 @@ import pyte
 from initramfs import guests
 from initramfs.cpio import Compression, CpioEntry, write_cpio
 from initramfs.run import run
+from tests.conformance.digest import files_digest
 
 REPO = Path(__file__).resolve().parents[2]
 CACHE = REPO / ".cache"
@@ -169,18 +168,7 @@ def available() -> bool:
 
 def tree_digest(tree: Path, config: str) -> str:
     """A hash of every file of the tree (names, modes as git records them, contents), the config and the harness."""
-    h = hashlib.sha256(f"syslinux {HARNESS_VERSION}\0{config}\0".encode())
-    for path in sorted(p for p in tree.rglob("*") if p.name != "expected.json"):
-        rel = path.relative_to(tree)
-        if path.is_symlink():
-            h.update(f"L {rel} {os.readlink(path)}\0".encode())
-        elif path.is_file():
-            mode = 0o755 if path.stat().st_mode & 0o100 else 0o644
-            h.update(f"F {rel} {mode:o}\0".encode())
-            h.update(path.read_bytes())
-        elif path.is_dir():
-            h.update(f"D {rel}\0".encode())
-    return h.hexdigest()
+    return files_digest(tree, f"syslinux {HARNESS_VERSION}\0{config}\0")
 
 
 # ----------------------------------------------------------------------------------------------------- staging

@@ -24,7 +24,6 @@ never filled in, so Linux sees a few bytes of initrd and cannot unpack it; which
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import os
 import posixpath
@@ -40,6 +39,7 @@ import pexpect
 
 from initramfs import disks
 from initramfs.qemu import kernel_in
+from tests.conformance.digest import files_digest
 
 REPO = Path(__file__).resolve().parents[2]
 UBOOT_ROOT = REPO / ".cache" / "u-boot-qemu" / "root"
@@ -178,18 +178,7 @@ def version() -> str:
 
 def tree_digest(tree: Path, env: Mapping[str, str]) -> str:
     """A hash of every file of the tree (names, modes as git records them, contents), the env and the harness."""
-    h = hashlib.sha256(f"{HARNESS_VERSION}\0{sorted(env.items())}\0".encode())
-    for path in sorted(tree.rglob("*")):
-        rel = path.relative_to(tree)
-        if path.is_symlink():
-            h.update(f"L {rel} {os.readlink(path)}\0".encode())
-        elif path.is_file():
-            mode = 0o755 if path.stat().st_mode & 0o100 else 0o644
-            h.update(f"F {rel} {mode:o}\0".encode())
-            h.update(path.read_bytes())
-        elif path.is_dir():
-            h.update(f"D {rel}\0".encode())
-    return h.hexdigest()
+    return files_digest(tree, f"{HARNESS_VERSION}\0{sorted(env.items())}\0", skip=())
 
 
 def configs_in(tree: Path) -> list[str]:
