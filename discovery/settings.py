@@ -324,8 +324,8 @@ PARAMS: tuple[Param, ...] = (
     ),
     Param(
         "network", "network", _bool("network"), (Consumer.DAEMON,), "yes/no",
-        "DHCP on every Ethernet interface and pxelinux configs from its TFTP server (default yes); `no` never "
-        "touches a network interface",
+        "DHCP on every Ethernet interface, then its pxelinux or GRUB config over TFTP/HTTP (default yes); `no` "
+        "never touches a network interface",
     ),
     Param(
         "network_interfaces", "network_interfaces", _interfaces, (Consumer.DAEMON,), "interface names",

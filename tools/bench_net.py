@@ -28,6 +28,7 @@ from initramfs.run import RunError  # noqa: E402
 from tests.qemu.e2e_support import BASE_APPEND, KERNEL_CACHE, build_payload  # noqa: E402
 from tests.qemu.qemu_console import SerialVm  # noqa: E402
 from tests.qemu.test_netboot import HTTP_HOST, guestfwd, http_server  # noqa: E402
+from tools.bench import select  # noqa: E402
 
 VM_TIMEOUT = 400.0
 CONSOLE_LOG = REPO / ".cache" / "bench-net-console.log"
@@ -56,15 +57,10 @@ class BenchError(Exception):
 
 
 def _select(vm: SerialVm, title: str) -> None:
-    vm.send("home")
-    vm.settle(0.7)
-    for _ in range(12):
-        rows = [line for line in vm.text().splitlines() if title in line]
-        if rows and rows[0].lstrip().startswith(">"):
-            return
-        vm.send("down")
-        vm.settle(0.7)
-    raise BenchError(f"could not select {title!r}")
+    try:
+        select(vm, title)  # the bench's own menu walk
+    except RuntimeError as exc:
+        raise BenchError(str(exc).splitlines()[0]) from None
 
 
 def measure() -> int:
