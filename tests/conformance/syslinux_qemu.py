@@ -22,9 +22,11 @@ Every QEMU run is TCG (`-accel tcg`), on copies in a scratch directory; nothing 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 import shutil
+import struct
 import tempfile
 import time
 from collections.abc import Iterator, Sequence
@@ -38,6 +40,7 @@ import pyte
 
 from initramfs import guests
 from initramfs.cpio import Compression, CpioEntry, write_cpio
+from initramfs.qemu import QemuError, Qmp
 from initramfs.run import run
 from tests.conformance.digest import files_digest
 
@@ -58,11 +61,20 @@ CMDLINE_END = "BM-SYSLINUX-CMDLINE-END"
 INITRDS_MARK = "BM-SYSLINUX-INITRDS="
 INITRDS_END = "BM-SYSLINUX-INITRDS-END"
 KEYS = {"down": b"\x1b[B", "up": b"\x1b[A", "home": b"\x1b[H", "enter": b"\r", "redraw": b"\x0c", "esc": b"\x1b"}
-COLUMNS, ROWS = 80, 25
+# vesamenu's text grid on its 640x480 framebuffer is 80x30 (menu.c32 draws in the first 25 rows): rows 26-30 (help
+# text, a VSHIFTed menu) would otherwise be clamped onto the last row.
+COLUMNS, ROWS = 80, 30
+# `MENU COLOR sel|hotsel <ansi> ...`: the ANSI attributes the menu writes to the serial console for the highlighted
+# row. Some configs give the same ones as `unsel` (lorax's `sel 0`: the highlight is in the framebuffer colours
+# only), so the harness makes them bold reverse video in every config it stages: the highlight becomes visible on the
+# serial console, and nothing a menu shows or boots depends on its colours.
+SELECTED_COLOUR = re.compile(rb"(?im)^([ \t]*menu[ \t]+colou?r[ \t]+(?:sel|hotsel)[ \t]+)\S+")
+LOW_MEMORY = 0xA0000  # conventional memory, where the loader puts the kernel's real-mode header (BootParams)
+COMMAND_LINE_MAX = 4096  # read at cmd_line_ptr: more than x86's COMMAND_LINE_SIZE (2048)
 MAX_ITEMS = 64  # per menu level: a bound on the enumeration whatever a config does
 MAX_DEPTH = 4  # submenu levels followed
-# Bounds of one run: the firmware and ldlinux up to the first screen; from Enter to /init's markers (a kernel given no
-# initrd says nothing on the serial console: it is recorded as `silent` when this runs out).
+# Bounds of one run: the firmware and ldlinux up to the first screen; from Enter to /init's markers or the boot header
+# of a kernel given no initrd (what started no kernel and said nothing is recorded as `silent` when this runs out).
 FIRST_SCREEN_TIMEOUT = 60.0
 BOOT_TIMEOUT = 60.0
 AUTOBOOT_TIMEOUT = 90.0  # the longest countdown waited for in the default run
@@ -101,7 +113,9 @@ class Item:
     """One menu item (or typed label) booted: its menu path, what happened, and what the kernel received."""
 
     path: tuple[str, ...]
-    outcome: str  # linux (markers read), silent (no initrd: nothing on the console), failed, menu, none
+    # linux (the markers of /init read, or for a kernel given no initrd its boot header: see _probed), silent (no
+    # Linux kernel started and nothing on the console: a module such as hdt.c32), failed, menu, none
+    outcome: str
     cmdline: str | None = None
     initrds: tuple[str, ...] = ()
     note: str = ""
@@ -251,6 +265,11 @@ def stage(
     config_dir = str(PurePosixPath(config).parent)
     start = staged / config.lstrip("/")
     start.write_bytes(b"SERIAL 0 115200\n" + start.read_bytes())
+    for path in _configs(staged):
+        text = path.read_bytes()
+        shown = SELECTED_COLOUR.sub(rb"\1 1;7", text)
+        if shown != text:
+            path.write_bytes(shown)
     kernels, initrds, modules = _named_files(staged)
     kernel = test_kernel()
     busybox = guests.find_busybox()
@@ -353,8 +372,12 @@ class Console:
             if medium == "iso"
             else ["-drive", f"file={image},format=raw,if=ide,snapshot=on", "-boot", "c"]
         )
+        self.scratch = Path(tempfile.mkdtemp(prefix="bootmenu-syslinux-vm-"))
+        self.monitor_path = self.scratch / "qmp.sock"
         argv = ["qemu-system-x86_64", "-accel", "tcg", "-machine", "pc", "-m", "512", "-display", "none", "-vga",
-                "std", "-nodefaults", "-serial", "stdio", "-no-reboot", *drive]  # fmt: skip
+                "std", "-nodefaults", "-serial", "stdio", "-no-reboot",
+                "-qmp", f"unix:{self.monitor_path},server=on,wait=off", *drive]  # fmt: skip
+        self.monitor: Qmp | None = None
         self.screen = pyte.Screen(COLUMNS, ROWS)
         self.stream = pyte.ByteStream(self.screen)
         self.raw = bytearray()
@@ -395,8 +418,70 @@ class Console:
     def send(self, key: str) -> None:
         self.child.send(KEYS.get(key, key.encode()))
 
+    def memory(self, address: int, size: int) -> bytes:
+        """`size` bytes of guest physical memory from `address` (QMP pmemsave into the scratch directory)."""
+        dump = self.scratch / "memory.bin"
+        dump.unlink(missing_ok=True)
+        if self.monitor is None:
+            self.monitor = Qmp(self.monitor_path, timeout=10.0)
+        self.monitor.execute("pmemsave", {"val": address, "size": size, "filename": str(dump)})
+        return dump.read_bytes() if dump.is_file() else b""
+
+    def started_kernel(self) -> BootParams | None:
+        """The boot protocol header syslinux put in low memory for the kernel it started, if it started one: see
+        BootParams. None while (or when) no Linux kernel was handed control. Only read while QEMU runs."""
+        if self.ended or self.child.isalive() is False:
+            return None
+        try:
+            low = self.memory(0, LOW_MEMORY)
+            found = BootParams.find(low)
+            if found is None or found.cmd_line_ptr == 0:
+                return None
+            text = self.memory(found.cmd_line_ptr, COMMAND_LINE_MAX)
+        except (OSError, QemuError):
+            return None
+        return dataclasses.replace(found, cmdline=text.split(b"\0", 1)[0].decode("utf-8", "replace"))
+
     def close(self) -> None:
+        if self.monitor is not None:
+            self.monitor.close()
         self.child.close(force=True)
+        shutil.rmtree(self.scratch, ignore_errors=True)
+
+
+@dataclass(frozen=True)
+class BootParams:
+    """The real-mode kernel header (Linux's boot protocol, Documentation/arch/x86/boot.rst) as the boot loader filled
+    it in and copied to low memory just before jumping to the kernel's setup code: boot_flag 0xAA55 at 0x1fe, "HdrS"
+    at 0x202, ramdisk_image/ramdisk_size at 0x218/0x21c, cmd_line_ptr at 0x228 (protocol 2.02+). syslinux moves the
+    setup code there only when it hands over control (its own copy lives in its heap above 1 MiB), and Linux keeps
+    the first MiB reserved, so the header found there is what the started kernel received. The command line is the
+    NUL-terminated string at cmd_line_ptr: the bytes /proc/cmdline shows."""
+
+    base: int
+    ramdisk_image: int
+    ramdisk_size: int
+    cmd_line_ptr: int
+    cmdline: str = ""
+
+    @classmethod
+    def find(cls, low: bytes) -> BootParams | None:
+        """The header in a dump of low memory: the paragraph-aligned one with the signature and a command line."""
+        at = low.find(b"HdrS")
+        while at >= 0:
+            base = at - 0x202
+            if (
+                base >= 0
+                and base % 16 == 0
+                and len(low) >= base + 0x230
+                and low[base + 0x1FE : base + 0x200] == b"\x55\xaa"
+            ):
+                ramdisk_image, ramdisk_size = struct.unpack_from("<II", low, base + 0x218)
+                (cmd_line_ptr,) = struct.unpack_from("<I", low, base + 0x228)
+                if cmd_line_ptr:
+                    return cls(base, ramdisk_image, ramdisk_size, cmd_line_ptr)
+            at = low.find(b"HdrS", at + 1)
+        return None
 
 
 @contextmanager
@@ -436,10 +521,14 @@ def _loading(c: Console, start: int) -> str:
 
 
 def _outcome(c: Console, path: tuple[str, ...], style: Style | None, timeout: float = BOOT_TIMEOUT) -> Item:
-    """After Enter: the markers of /init (linux), a failure message or a redrawn menu, or silence until `timeout`."""
+    """After Enter: the markers of /init (linux), the boot header of a kernel given no initrd (linux, see _probed), a
+    failure message or a redrawn menu, or silence until `timeout`. Once a kernel has been started, what it prints
+    (console= on its command line) is not taken for syslinux's failure messages or menu."""
     start = len(c.raw)
     deadline = time.monotonic() + timeout
     redraw_seen = False
+    started = False  # a kernel with an initrd was started: its /init's markers are awaited
+    probed_at = 0.0
     while time.monotonic() < deadline:
         got = c.read(1.0)
         new = bytes(c.raw[start:])
@@ -453,10 +542,20 @@ def _outcome(c: Console, path: tuple[str, ...], style: Style | None, timeout: fl
                 initrds=tuple(initrds.split()),
                 note=_loading(c, start),
             )
-        for failure in FAILURES:
-            if failure in new:
-                c.settle(QUIET, 5.0)
-                return Item(path=path, outcome="failed", note=failure.decode().strip())
+        if started:
+            continue
+        failure = next((f for f in FAILURES if f in new), None)
+        if failure is not None or time.monotonic() - probed_at >= 1.0:
+            probed_at = time.monotonic()
+            params = c.started_kernel()
+            if params is not None and not params.ramdisk_size:
+                return _probed(c, path, start, params)
+            if params is not None:
+                started = True
+                continue
+        if failure is not None:
+            c.settle(QUIET, 5.0)
+            return Item(path=path, outcome="failed", note=failure.decode().strip())
         if b"\x1b[2J" in new:
             redraw_seen = True
         # A menu drawn again (MENU EXIT, or a module that shows another menu): its highlighted row is back.
@@ -467,12 +566,20 @@ def _outcome(c: Console, path: tuple[str, ...], style: Style | None, timeout: fl
     return Item(path=path, outcome="silent")
 
 
+def _probed(c: Console, path: tuple[str, ...], start: int, params: BootParams) -> Item:
+    """What a kernel given no initrd received, read from the boot header syslinux handed it: such a kernel says
+    nothing on the serial console (unless its command line says console=ttyS0) and runs no /init to print it."""
+    note = " ".join(filter(None, (_loading(c, start), "(command line read from the boot header: no initrd)")))
+    return Item(path=path, outcome="linux", cmdline=params.cmdline, initrds=(), note=note)
+
+
 def _screen_text(c: Console) -> str:
     return "\n".join(line.rstrip() for line in c.screen.display)
 
 
 Style = tuple[str, str, bool, bool]
-BORDER = "│─┌┐└┘├┤┬┴┼xqlkmjtu"
+# Box drawing (as Unicode, or VT100 line-drawing letters) and the scrollbar a menu longer than MENU ROWS draws.
+BORDER = "│─┌┐└┘├┤┬┴┼xqlkmjtu▒░▓█"
 
 
 def _rows(c: Console) -> list[tuple[int, str, Style]]:
@@ -681,6 +788,11 @@ def _autoboot(c: Console) -> Item:
         got = c.read(AUTOBOOT_QUIET)
         new = bytes(c.raw[start:])
         if CMDLINE_MARK.encode() in new:
+            return _outcome_from(c, start)
+        params = c.started_kernel()
+        if params is not None and not params.ramdisk_size:
+            return _probed(c, ("<timeout>",), start, params)
+        if params is not None:
             return _outcome_from(c, start)
         if not got:
             c.send("enter")

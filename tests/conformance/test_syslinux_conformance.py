@@ -31,8 +31,9 @@ FIXTURE_DIRS = (REPO / "tests" / "fixtures" / "syslinux", REPO / "tests" / "fixt
 ANSWERS = REPO / "tests" / "data" / "syslinux_conformance.json"
 EXPLAINED = REPO / "tests" / "data" / "syslinux_conformance.toml"
 LOADER = "syslinux 6.04 (QEMU)"
-RECORD = "BOOTMENU_SYSLINUX_RECORD"  # set by `make conformance`: boot and record answers that are missing
+# What a `silent` item of an answer recorded before the harness read the boot header shows for the command line.
 NOT_OBSERVED = "<no initrd: the kernel says nothing on the serial console>"
+RECORD = "BOOTMENU_SYSLINUX_RECORD"  # set by `make conformance`: boot and record answers that are missing
 # Rows hold the initrds as a sorted set: the test initrds' markers say which files the kernel got, not in which order
 # (the order is in the command line's initrd= and in syslinux's "Loading" lines).
 
@@ -82,29 +83,33 @@ def syslinux_menu(answer: syslinux_qemu.Answer) -> Menu:
     return Menu(rows=tuple(rows), default=default, others=frozenset(others))
 
 
-def bootmenu_row(ui: str) -> Callable[[BootEntry], Row]:
+def bootmenu_row(answer: syslinux_qemu.Answer) -> Callable[[BootEntry], Row]:
+    """bootmenu's entry as a Row; one without an initrd whose item syslinux booted `silent` (an answer recorded
+    before the harness read the boot header, or nothing seen) shows the command line as not observed."""
+    silent = {i.path for i in answer.items if i.outcome == "silent"}
+
     def row(e: BootEntry) -> Row:
-        path: tuple[str, ...] = (e.id or e.title,) if ui == "prompt" else (*e.submenu, e.title)
-        cmdline = e.kernel_cmdline() if e.initrds else NOT_OBSERVED
+        path: tuple[str, ...] = (e.id or e.title,) if answer.ui == "prompt" else (*e.submenu, e.title)
+        cmdline = NOT_OBSERVED if not e.initrds and path in silent else e.kernel_cmdline()
         return Row(path, "", tuple(sorted(e.initrds)), cmdline)
 
     return row
 
 
-def default_row(entries: tuple[BootEntry, ...]) -> tuple[str, tuple[str, ...]] | None:
+def default_row(entries: tuple[BootEntry, ...], silent: bool = False) -> tuple[str, tuple[str, ...]] | None:
     e = next((e for e in entries if e.default), None)
     if e is None:
         return None
-    return (e.kernel_cmdline() if e.initrds else NOT_OBSERVED, tuple(sorted(e.initrds)))
+    return (NOT_OBSERVED if silent and not e.initrds else e.kernel_cmdline(), tuple(sorted(e.initrds)))
 
 
 def syslinux_default(answer: syslinux_qemu.Answer) -> tuple[str, tuple[str, ...]] | None:
     d = answer.default
-    if d is None or d.outcome not in ("linux", "silent"):
-        return None
-    if d.outcome == "silent":
+    if d is not None and d.outcome == "silent":
         return (NOT_OBSERVED, ())
-    return (d.cmdline or NOT_OBSERVED, _initrds(d))
+    if d is None or d.outcome != "linux" or d.cmdline is None:
+        return None
+    return (d.cmdline, _initrds(d))
 
 
 def explanations() -> dict[str, Any]:
@@ -131,13 +136,14 @@ def answer_for(key: str, tree: Path, config: str, fs: Filesystem) -> syslinux_qe
 def verdict_of(answer: syslinux_qemu.Answer, entries: tuple[BootEntry, ...], explained: str | None) -> Verdict:
     """The shared comparison; a config whose default boots at once (no menu, no prompt) is judged by its default."""
     if answer.ui == "direct":
-        want, have = syslinux_default(answer), default_row(entries)
+        silent = answer.default is not None and answer.default.outcome == "silent"
+        want, have = syslinux_default(answer), default_row(entries, silent)
         if want == have:
             return Verdict(Kind.IDENTICAL)
         if explained:
             return Verdict(Kind.EXPLAINED, explained)
         return Verdict(Kind.DIFFERENT, lines=(f"  default: syslinux {want}, bootmenu {have}",))
-    return compare(syslinux_menu(answer), entries, explained=explained, row=bootmenu_row(answer.ui))
+    return compare(syslinux_menu(answer), entries, explained=explained, row=bootmenu_row(answer))
 
 
 @pytest.mark.parametrize(("fixture", "tree", "config"), CASES, ids=[f"{f.name}:{t.name}:{c}" for f, t, c in CASES])

@@ -2,10 +2,10 @@
 
 Each corpus case is laid out as tools/corpus_cases.py lays it out, its tree booted as test_syslinux_conformance.py
 boots a fixture's, and the answers recorded in tests/data/syslinux_conformance.json under `corpus:<key>@<hash>`.
-Reasons for differences are in tests/data/syslinux_conformance.toml under `[corpus]`. Skipped when the corpus is
-absent (it is not part of the project), and, on a machine whose corpus copy differs, until `make conformance`
-records it. A case whose menu has more than MAX_ITEMS items is recorded only with SYSLINUX_CORPUS_ALL=1 (each item is
-one boot of about 10 s under TCG).
+Reasons for differences are in tests/data/syslinux_conformance.toml under `[corpus]`. An extlinux.conf that bootmenu
+reads in U-Boot's dialect (discovery/syslinux.py `is_uboot_config`) is left to real U-Boot (test_uboot_corpus.py).
+Skipped when the corpus is absent (it is not part of the project), and, on a machine whose corpus copy differs, until
+`make conformance` records it.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ import pytest
 
 from discovery import syslinux
 from discovery.entry import SourceFormat
+from discovery.fs import Filesystem
 from tests.conformance import syslinux_qemu
 from tests.conformance.compare import record
 from tests.conformance.test_syslinux_conformance import ANSWERS, LOADER, RECORD, explanations, verdict_of
@@ -27,14 +28,23 @@ MAX_ITEMS = 8
 
 
 def syslinux_cases() -> list[tuple[corpus_cases.Case, int]]:
+    """(case, bootmenu's syslinux entry count) of every case with a config syslinux reads; a config bootmenu reads
+    in U-Boot's dialect is judged by real U-Boot instead (test_uboot_corpus.py)."""
     cases = []
     for case in corpus_cases.all_cases():
         with tempfile.TemporaryDirectory() as tmp:
-            _, results = corpus_cases.run_case(case, Path(tmp))
+            filesystems, results = corpus_cases.run_case(case, Path(tmp))
+            if not any(native_configs(fs) for fs in filesystems):
+                continue
         count = sum(1 for r in results for e in r.entries if e.format is SourceFormat.SYSLINUX)
         if count:
             cases.append((case, count))
     return cases
+
+
+def native_configs(fs: Filesystem) -> list[str]:
+    """The syslinux-family configs of `fs` that syslinux itself reads (not U-Boot's extlinux.conf)."""
+    return [c for c in syslinux.find_configs(fs) if not syslinux.is_uboot_config(fs, c)]
 
 
 CASES = syslinux_cases()
@@ -46,7 +56,7 @@ def test_corpus_menu_matches_real_syslinux(case: corpus_cases.Case, count: int, 
     filesystems = corpus_cases.scanned(case, case.build(tmp_path / "tree"))
     reason = explanations().get("corpus", {}).get(case.key)
     for fs in filesystems:
-        for config in syslinux.find_configs(fs):
+        for config in native_configs(fs):
             where = f"{fs.name}:{config}"
             key = f"corpus:{case.key}:{where}@{syslinux_qemu.tree_digest(fs.root, config)}"
             cache = syslinux_qemu.load_answers(ANSWERS)
