@@ -375,6 +375,11 @@ def _parse_file(state: _Parse, path: str, chain: tuple[str, ...]) -> None:
             if label.kind is KernelKind.COM32 and PurePosixPath(rest.split()[0]).name.lower() in MENU_MODULES:
                 label.menu_module = True
         elif key == "append":
+            if not state.uboot:
+                # readconfig.c: refstrdup(skipspace(p + 6)): the text after the keyword's blanks, trailing blanks
+                # kept (the kernel receives them); only the line's end (CR of CRLF) is not part of it.
+                rest = raw.lstrip().split(None, 1)[1].lstrip() if len(raw.split(None, 1)) > 1 else ""
+                rest = rest.rstrip("\r\n")
             if state.label is not None:
                 state.label.append = rest
                 if state.uboot and state.label.initrd is None and " " in rest.partition("initrd=")[2]:
@@ -577,7 +582,8 @@ def _to_entry(state: _Parse, label: _Label, submenu: tuple[str, ...]) -> BootEnt
     append = label.append if label.append is not None or state.uboot else label.global_append
     if append is not None and append.strip() == "-" and not state.uboot:
         append = None
-    cmdline = " ".join(p for p in (*kernel_args, append or "") if p).strip()
+    cmdline = " ".join(p for p in (*kernel_args, append or "") if p)
+    cmdline = cmdline.strip() if state.uboot else cmdline.lstrip()
     kernel = state.resolve(image)
     line = label.kernel_line or label.line
     problem = file_problem(state.fs, kernel)

@@ -13,6 +13,7 @@ not the project's. Skipped when the corpus is absent.
 
 from __future__ import annotations
 
+import os
 import posixpath
 import shutil
 import tempfile
@@ -21,7 +22,9 @@ from pathlib import Path
 import pytest
 
 from discovery import syslinux
-from tests.conformance.test_uboot_conformance import check
+from tests.conformance import uboot
+from tests.conformance.test_syslinux_conformance import RECORD
+from tests.conformance.test_uboot_conformance import ANSWERS, check
 from tools import corpus_cases
 
 # Keys whose value names a file to load (pxe_utils' keywords; FDTDIR/DEVICETREEDIR name a directory).
@@ -88,6 +91,11 @@ def test_staging_names_every_file_a_label_loads() -> None:
 def test_corpus_extlinux_matches_real_uboot(case: corpus_cases.Case, device: str, config: str, tmp_path: Path) -> None:
     fs = next(f for f in corpus_cases.scanned(case, case.build(tmp_path / "tree")) if f.name == device)
     tree = stage(fs.root, config, tmp_path / "staged" / device)
-    problems = check(f"corpus:{case.key}", tree)
+    name = f"corpus:{case.key}"
+    key = f"{name}/{tree.name}@{uboot.tree_digest(tree, {})}"
+    if key not in uboot.load_answers(ANSWERS) and not os.environ.get(RECORD):
+        # Recording boots U-Boot a few times per config: `make conformance` does it, `make test` names what is missing.
+        pytest.skip(f"no recorded U-Boot answer for {key}: `make conformance` records it")
+    problems = check(name, tree)
     # Corpus differences are reported, not failed on (the verdicts are in the report per loader).
     print(f"uboot-conformance corpus {case.key} {device}:{config}: " + ("\n".join(problems) or "no difference"))

@@ -208,6 +208,26 @@ def test_global_append_per_label_override_and_dash(tmp_path: Path) -> None:
     assert {e.kernel for e in result.entries} == {"/syslinux/vmlinuz"}
 
 
+def test_append_keeps_its_trailing_blanks_as_syslinux_passes_them(tmp_path: Path) -> None:
+    """Real syslinux 6.04 (tests/conformance, Debian's installer menus: `append ... --- quiet ` and `quiet  `) passes
+    APPEND as written after its leading blanks, trailing blanks included (readconfig.c: refstrdup(skipspace(p))); a
+    CR of a CRLF line is not part of it. U-Boot's dialect is checked by its own tests."""
+    write(tmp_path, "/syslinux/vmlinuz")
+    write(
+        tmp_path,
+        CFG,
+        "append root=/dev/sda1 \nlabel global\n kernel vmlinuz\n"
+        "label one\n kernel vmlinuz\n append  --- quiet \n"
+        "label two\n kernel vmlinuz\n\tappend rescue/enable=true --- quiet  \r\n",
+    )
+    result = scan(tmp_path)
+    assert [e.kernel_cmdline() for e in result.entries] == [
+        "BOOT_IMAGE=vmlinuz root=/dev/sda1 ",
+        "BOOT_IMAGE=vmlinuz --- quiet ",
+        "BOOT_IMAGE=vmlinuz rescue/enable=true --- quiet  ",
+    ]
+
+
 def test_initrd_option_in_append_is_kept_and_only_the_first_counts(tmp_path: Path) -> None:
     for f in ("/boot/a.img", "/boot/b.img", "/syslinux/vmlinuz"):
         write(tmp_path, f)
