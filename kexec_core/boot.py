@@ -138,8 +138,8 @@ class BootPlan:
         d = self.kernel.decompressed
         if d is not None:
             lines.append(
-                f"         decompressed ({d.compression}) in user space to {d.name} on tmpfs: {d.size} bytes "
-                f"(at most {d.cap.describe()}); loading that: {self.kernel.loaded_kernel.summary()}"
+                f"         decompressed ({d.compression}) in user space to {d.name} on tmpfs by {d.program}: "
+                f"{d.size} bytes (at most {d.cap.describe()}); loading that: {self.kernel.loaded_kernel.summary()}"
             )
         elif not kpart.whole:
             lines.append(f"         loading its {kpart.section} section: {self.kernel.loaded_kernel.summary()}")
