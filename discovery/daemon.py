@@ -899,12 +899,17 @@ class Daemon:
         if record is None or record.fs is None:
             return PathsChecked(eid, paths, paths, "")
         fs = record.fs
+        # A network entry's files are URLs: whether the server has them is known only by fetching, which is the boot's
+        # job (discovery.netboot.fetch), so they are neither found nor missing.
+        remote = tuple(path for path in paths if "://" in path) if record.info.kind == "network" else ()
+        local = tuple(path for path in paths if path not in remote)
 
         def missing() -> tuple[str, ...]:
-            hosts = ((path, fs.host_path(path)) for path in paths)
+            hosts = ((path, fs.host_path(path)) for path in local)
             return tuple(path for path, host in hosts if host is None or not host.is_file())
 
-        return PathsChecked(eid, paths, await asyncio.get_running_loop().run_in_executor(None, missing), fs.name)
+        absent = await asyncio.get_running_loop().run_in_executor(None, missing)
+        return PathsChecked(eid, paths, absent, fs.name, remote)
 
     async def _hand_off(self, entry: BootEntry, console: str | None, autoboot: bool) -> BootEntry:
         """`entry` with `console=` for the console it is booted from, when its command line names none."""
