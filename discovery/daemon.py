@@ -241,6 +241,7 @@ class Daemon:
         self.resolver = LiveResolver(self._filesystems)
         self._seq = 0
         self._booting = False
+        self._rescan_after_boot = False  # a rescan asked during a boot (request_rescan)
         self._tick: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._last_sent: Countdown = Countdown()
@@ -808,10 +809,23 @@ class Daemon:
     def request_rescan(self) -> None:
         """A client's `rescan`: requests arriving while one runs (its loads included) make one more run after it,
         so a flood of requests costs two rescans, not a thread per request and device."""
+        if self._booting:
+            # A rescan would re-DHCP the interface a network boot is fetching from (udhcpc deconfigures it first)
+            # and remount what the boot path is unmounting: it runs when the boot comes back to the menu instead.
+            if not self._rescan_after_boot:
+                self.say(Level.INFO, "a boot is in progress: rescanning when it returns to the menu")
+            self._rescan_after_boot = True
+            return
         if self._rescan is not None and not self._rescan.done():
             self._rescan_again = True
             return
         self._rescan = self.background(self._rescans())
+
+    def _boot_ended(self) -> None:
+        self._booting = False
+        if self._rescan_after_boot:
+            self._rescan_after_boot = False
+            self.request_rescan()
 
     async def _rescans(self) -> None:
         again = True
@@ -890,7 +904,7 @@ class Daemon:
         try:
             return await self._boot(eid, await self._hand_off(entry, console, autoboot))
         finally:
-            self._booting = False
+            self._boot_ended()
 
     async def check_paths(self, eid: str, paths: tuple[str, ...]) -> PathsChecked:
         """Which of `paths` are not files on entry `eid`'s device, looked up as `boot` will (Filesystem.host_path)."""
@@ -1191,7 +1205,7 @@ class Daemon:
                 await self._remount(mounted)
             return False
         finally:
-            self._booting = False
+            self._boot_ended()
 
     async def sysinfo(self) -> SystemInfo:
         """The system information screen's facts; each disk and partition says what this daemon found there."""

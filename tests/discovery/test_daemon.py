@@ -776,6 +776,50 @@ def test_rescan_reads_configs_again(tmp_path: Path) -> None:
     run(scenario())
 
 
+class SlowKexec(RecordingKexec):
+    """A boot whose check takes until `release` is set (a network fetch or a big initrd, as far as a rescan knows)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.release = threading.Event()
+
+    def prepare(self, kernel: Path, initrds: Sequence[Path], cmdline: str, *, devicetree: Path | None = None) -> Any:
+        self.release.wait(10)
+        return super().prepare(kernel, initrds, cmdline, devicetree=devicetree)
+
+
+def test_a_rescan_asked_during_a_boot_runs_when_the_boot_returns(tmp_path: Path) -> None:
+    root = bls_tree(tmp_path / "vda2", "Fedora")
+    kexec = SlowKexec()
+
+    async def scenario() -> None:
+        from discovery.scan import filesystem_for
+
+        async with serving(tmp_path, roots=[filesystem_for(root)], dry_run=False, boot_api=kexec) as (_d, sock):
+            a = await Client.connect(sock)
+            await a.hello()
+            added = await a.until(is_entry("Fedora"))
+            assert isinstance(added, EntryAdded)
+            a.send(Boot(added.entry.id))
+            await a.until(is_status("checking Fedora"))
+            a.send(Rescan())
+            # Before: the rescan ran at once, re-DHCPing a network boot's interface and remounting under the boot.
+            await a.until(is_status("a boot is in progress: rescanning when it returns to the menu"))
+            kexec.release.set()
+            seen: list[str] = []
+
+            def rescanned(m: object) -> bool:
+                if isinstance(m, Status):
+                    seen.append(m.status.message)
+                return isinstance(m, Status) and m.status.message == "rescanning devices"
+
+            await a.until(rescanned)
+            assert any(line.startswith("cannot boot") for line in seen), seen
+            a.close()
+
+    run(scenario())
+
+
 def test_get_log_serves_the_daemon_log(tmp_path: Path) -> None:
     ring = RingHandler()
     logging.getLogger().addHandler(ring)
