@@ -777,14 +777,14 @@ def test_rescan_reads_configs_again(tmp_path: Path) -> None:
 
 
 class SlowKexec(RecordingKexec):
-    """A boot whose check takes until `release` is set (a network fetch or a big initrd, as far as a rescan knows)."""
+    """A boot whose check takes until `go` is set (a network fetch or a big initrd, as far as a rescan knows)."""
 
     def __init__(self) -> None:
         super().__init__()
-        self.release = threading.Event()
+        self.go = threading.Event()
 
     def prepare(self, kernel: Path, initrds: Sequence[Path], cmdline: str, *, devicetree: Path | None = None) -> Any:
-        self.release.wait(10)
+        self.go.wait(10)
         return super().prepare(kernel, initrds, cmdline, devicetree=devicetree)
 
 
@@ -805,7 +805,7 @@ def test_a_rescan_asked_during_a_boot_runs_when_the_boot_returns(tmp_path: Path)
             a.send(Rescan())
             # Before: the rescan ran at once, re-DHCPing a network boot's interface and remounting under the boot.
             await a.until(is_status("a boot is in progress: rescanning when it returns to the menu"))
-            kexec.release.set()
+            kexec.go.set()
             seen: list[str] = []
 
             def rescanned(m: object) -> bool:
