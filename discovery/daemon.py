@@ -73,6 +73,8 @@ LOAD_SHARE = 0.5
 # Status lines kept for the hello snapshot, bounded in number and in bytes (a status line may quote a config).
 STATUS_HISTORY = 200
 STATUS_HISTORY_BYTES = 256 * 1024
+# Entries listed per device: more is a generated config gone wrong (every client keeps a copy of each entry).
+MAX_DEVICE_ENTRIES = 512
 # A longer status message is cut (with its length named): a UI shows one line, the log has the details.
 STATUS_MESSAGE_CHARS = 4096
 # After the right password, a connection's gated requests are allowed this long.
@@ -615,6 +617,13 @@ class Daemon:
 
     def _replace_entries(self, record: Record, entries: Sequence[BootEntry]) -> None:
         self._drop_entries(record)
+        if len(entries) > MAX_DEVICE_ENTRIES:
+            # A menu nobody can scroll, and every client holds a copy: the first ones, as the config lists them.
+            self.say(
+                Level.WARNING,
+                f"{record.info.name}: {len(entries)} boot entries; only the first {MAX_DEVICE_ENTRIES} are listed",
+            )
+            entries = entries[:MAX_DEVICE_ENTRIES]
         seen: set[str] = set()
         # The same config read twice (an ESP stub's `configfile` into the root disk, and the root disk itself) gives
         # the same entries: list them once, under the device that found them first.

@@ -820,6 +820,48 @@ def test_a_rescan_asked_during_a_boot_runs_when_the_boot_returns(tmp_path: Path)
     run(scenario())
 
 
+def test_a_huge_menu_is_cut_per_device_and_a_new_client_gets_it_whole(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from discovery import daemon as daemon_module
+    from discovery import server as server_module
+
+    root = bls_tree(tmp_path / "vda2")
+    count = daemon_module.MAX_DEVICE_ENTRIES + 88
+    grub = root / "grub" / "grub.cfg"
+    grub.parent.mkdir(parents=True)
+    grub.write_text(
+        "".join(f"menuentry 'Generated {n}' {{ linux /vmlinuz root=LABEL=x ro {'w' * 200} }}\n" for n in range(count))
+    )
+    # A hello this big would pass the client's line limit (protocol.MAX_LINE) in the payload; here a smaller limit.
+    monkeypatch.setattr(server_module, "HELLO_BYTES", 20_000)
+
+    async def scenario() -> None:
+        from discovery.scan import filesystem_for
+
+        async with serving(tmp_path, roots=[filesystem_for(root)]) as (_daemon, sock):
+            a = await Client.connect(sock)
+            await a.hello()
+            warning = await a.until(is_status("boot entries; only the first", Level.WARNING))
+            assert isinstance(warning, Status)
+            assert warning.status.message == f"vda2: {count} boot entries; only the first 512 are listed"
+            b = await Client.connect(sock)  # before: one hello line of every entry, refused over MAX_LINE
+            hello = await b.hello()
+            assert hello.entries == ()
+            assert [d.name for d in hello.devices] == ["vda2"]
+            added = [await b.next() for _ in range(daemon_module.MAX_DEVICE_ENTRIES)]
+            assert all(isinstance(m, EntryAdded) for m in added)
+            titles = [m.entry.entry.title for m in added if isinstance(m, EntryAdded)]
+            assert titles == [f"Generated {n}" for n in range(daemon_module.MAX_DEVICE_ENTRIES)]
+            afters = [m.after for m in added if isinstance(m, EntryAdded)]
+            assert afters[0] is None
+            assert afters[1:] == [m.entry.id for m in added[:-1] if isinstance(m, EntryAdded)]
+            a.close()
+            b.close()
+
+    run(scenario())
+
+
 def test_get_log_serves_the_daemon_log(tmp_path: Path) -> None:
     ring = RingHandler()
     logging.getLogger().addHandler(ring)
