@@ -182,6 +182,15 @@ class Client:
         self.writer.close()
 
 
+async def client_with_entry(sock: Path, title: str) -> tuple[Client, EntryAdded]:
+    """A client past its hello that has seen the entry `title` appear."""
+    client = await Client.connect(sock)
+    await client.hello()
+    added = await client.until(is_entry(title))
+    assert isinstance(added, EntryAdded)
+    return client, added
+
+
 def is_status(text: str, level: Level | None = None) -> Callable[[Message], bool]:
     return lambda m: isinstance(m, Status) and text in m.status.message and level in (None, m.status.level)
 
@@ -461,10 +470,7 @@ def test_a_failed_load_is_unloaded_and_the_menu_stays(tmp_path: Path) -> None:
         from discovery.scan import filesystem_for
 
         async with serving(tmp_path, roots=[filesystem_for(root)], dry_run=False, boot_api=kexec) as (_d, sock):
-            a = await Client.connect(sock)
-            await a.hello()
-            added = await a.until(is_entry("Fedora"))
-            assert isinstance(added, EntryAdded)
+            a, added = await client_with_entry(sock, "Fedora")
             a.send(Boot(added.entry.id))
             await a.until(is_status("loading Fedora"))
             error = await a.until(is_status("cannot boot", Level.ERROR))
@@ -504,10 +510,7 @@ def test_an_edited_kernel_and_initrd_list_is_what_reaches_prepare(tmp_path: Path
         from discovery.scan import filesystem_for
 
         async with serving(tmp_path, roots=[filesystem_for(root)], dry_run=False, boot_api=kexec) as (_d, sock):
-            a = await Client.connect(sock)
-            await a.hello()
-            added = await a.until(is_entry("Fedora"))
-            assert isinstance(added, EntryAdded)
+            a, added = await client_with_entry(sock, "Fedora")
             # As the operator types, the editor asks which paths are missing; only that client is answered.
             a.send(CheckPaths(added.entry.id, ("/vmlinuz-edited", "/nothing.img", "/loader")))
             checked = await a.until(lambda m: isinstance(m, PathsChecked))
@@ -796,10 +799,7 @@ def test_a_rescan_asked_during_a_boot_runs_when_the_boot_returns(tmp_path: Path)
         from discovery.scan import filesystem_for
 
         async with serving(tmp_path, roots=[filesystem_for(root)], dry_run=False, boot_api=kexec) as (_d, sock):
-            a = await Client.connect(sock)
-            await a.hello()
-            added = await a.until(is_entry("Fedora"))
-            assert isinstance(added, EntryAdded)
+            a, added = await client_with_entry(sock, "Fedora")
             a.send(Boot(added.entry.id))
             await a.until(is_status("checking Fedora"))
             a.send(Rescan())
