@@ -4,7 +4,9 @@ QEMU's -kernel under OVMF boots the payload kernel through its EFI stub; from th
 `bootmenu kexec load -c` builds the segments in user space with the EFI hand-off (efi_info, SETUP_EFI setup_data, the
 runtime map: kexec_core/efi.py) and `bootmenu kexec exec` boots the Debian kernel with a small initrd that reports
 /sys/firmware/efi, the runtime map and the EFI variables it can list through efivarfs (GetNextVariableName: a
-runtime service call, which works only if the hand-off did). One VM.
+runtime service call, which works only if the hand-off did). One VM, which also shows the payload's own zstd and lz4
+programs at work: the kernel it loads is the Debian bzImage compressed whole with zstd, and a dry run plans the same
+kernel compressed with `lz4 -l` (the legacy frame).
 
 With BOOTMENU_EFI_RECORD=1 the run also re-records tests/data/efi_sysfs_ovmf (the unit tests' fake sysfs) from the
 payload's /sys before the kexec.
@@ -15,6 +17,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -99,7 +102,12 @@ def test_kexec_load_under_ovmf_keeps_efi(kernel: Path, payload: Path, tmp_path: 
     root = tmp_path / "k"
     (root / "boot").mkdir(parents=True)
     (root / ".bootmenu-fs").write_text("label=e2e-efi\nfstype=ext4\n")
-    files = {"boot/vmlinuz": kernel, "boot/probe.img": probe_initrd(tmp_path / "probe.img")}
+    packed = {}
+    for name, argv in (("vmlinuz.zst", ["zstd", "-q", "-1", "-c"]), ("vmlinuz.lz4", ["lz4", "-q", "-l", "-c"])):
+        with (tmp_path / name).open("wb") as out:
+            subprocess.run([*argv, str(kernel)], stdout=out, check=True)
+        packed[f"boot/{name}"] = tmp_path / name
+    files = {**packed, "boot/probe.img": probe_initrd(tmp_path / "probe.img")}
     disk = disks.disk_from_directory(root, tmp_path / "k.img", files)
     config = VmConfig(
         kernel=kernel,
@@ -121,12 +129,20 @@ def test_kexec_load_under_ovmf_keeps_efi(kernel: Path, payload: Path, tmp_path: 
         fw_vendor, regions = first.group(1), int(first.group(2))
         vm.child.sendline(
             "mkdir -p /mnt/k && mount -o ro /dev/vda1 /mnt/k && "
-            "bootmenu kexec load -c /mnt/k/boot/vmlinuz --initrd /mnt/k/boot/probe.img "
+            "bootmenu kexec load --dry-run /mnt/k/boot/vmlinuz.lz4 --append x; echo LZ4-''DONE"
+        )
+        vm.expect(b"LZ4-DONE", timeout=120)
+        dry = vm.child.before.decode("utf-8", "replace")
+        assert "decompressed (lz4) in user space" in dry, dry
+        assert "by /usr/bin/lz4" in dry, dry
+        vm.child.sendline(
+            "bootmenu kexec load -c /mnt/k/boot/vmlinuz.zst --initrd /mnt/k/boot/probe.img "
             f"--append '{COMMON} e2e=efi-kexec-load' && echo LOAD-''DONE && bootmenu kexec exec"
         )
         vm.expect(b"LOAD-DONE", timeout=120)
         plan = vm.child.before.decode("utf-8", "replace")
         print(f"\nthe plan the payload printed:\n{plan}")
+        assert "by /usr/bin/zstd" in plan
         assert "setup_data (SETUP_EFI + EFI runtime map)" in plan
         assert "EFI hand-off: efi_info (EL64" in plan
         value = vm.framed(PROBE, PROBE_END, timeout=120)
