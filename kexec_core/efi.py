@@ -93,6 +93,16 @@ class EfiState:
     def memmap(self) -> bytes:
         return b"".join(r.pack(self.desc_size) for r in self.regions)
 
+    @property
+    def memmap_offset(self) -> int:
+        """Where the runtime map starts in the setup_data segment: after the setup_data, 16-byte aligned."""
+        return -(-(SETUP_DATA_HEADER + EFI_SETUP_DATA_SIZE) // 16) * 16
+
+    def segment(self) -> bytes:
+        """The setup_data, padding, then the runtime map: one kexec_load segment's bytes."""
+        setup = self.setup_data()
+        return setup + bytes(self.memmap_offset - len(setup)) + self.memmap()
+
     def setup_data(self, next_addr: int = 0) -> bytes:
         """struct setup_data of type SETUP_EFI with its struct efi_setup_data."""
         body = struct.pack("<QQQQ", self.fw_vendor, self.runtime, self.tables, self.smbios) + bytes(8 * 8)

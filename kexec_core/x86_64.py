@@ -29,7 +29,7 @@ import struct
 from collections.abc import Sequence
 from pathlib import Path
 
-from kexec_core.efi import EfiHandoff
+from kexec_core.efi import BP_ACPI_RSDP_ADDR, BP_EFI_INFO, BP_SECURE_BOOT, EFI_INFO_SIZE, HDR_SETUP_DATA, EfiHandoff
 from kexec_core.elf import ElfInfo
 from kexec_core.errors import PreflightError
 from kexec_core.segments import Allocator, MemRange, PlannedSegment, SegmentPlan
@@ -56,10 +56,6 @@ BP_RAMDISK_IMAGE = 0x218
 BP_RAMDISK_SIZE = 0x21C
 BP_CMD_LINE_PTR = 0x228
 BP_E820_TABLE = 0x2D0
-BP_ACPI_RSDP_ADDR = 0x070
-BP_EFI_INFO = 0x1C0
-BP_SECURE_BOOT = 0x1EC
-BP_SETUP_DATA = 0x250  # hdr.setup_data: the physical address of the first struct setup_data
 BOOT_PARAMS_SIZE = PAGE
 
 E820_TYPES = {
@@ -311,14 +307,11 @@ def _efi_segment(path: Path, alloc: _Allocator, efi: EfiHandoff | None, mem_max:
     """The SETUP_EFI setup_data followed by the EFI runtime map (efi.py), below 4 GiB like boot_params."""
     if efi is None or efi.state is None:
         return None
-    state = efi.state
-    setup = state.setup_data()
-    memmap_at = -(-len(setup) // 16) * 16
-    size = _page_up(memmap_at + len(state.memmap()))
+    buf = efi.state.segment()
+    size = _page_up(len(buf))
     addr = alloc.place(size, PAGE, limit=min(mem_max, 1 << 32))
     if addr is None:
         raise PreflightError(path, "no room below 4 GiB for the EFI setup_data and runtime map")
-    buf = setup + bytes(memmap_at - len(setup)) + state.memmap()
     return PlannedSegment("setup_data (SETUP_EFI + EFI runtime map)", addr, size, buf)
 
 
@@ -331,11 +324,11 @@ def _with_efi(bp: bytes, efi: EfiHandoff | None, segment: PlannedSegment | None)
     if efi.acpi_rsdp:
         struct.pack_into("<Q", out, BP_ACPI_RSDP_ADDR, efi.acpi_rsdp)
     if efi.state is not None and segment is not None:
-        memmap_addr = segment.mem + -(-len(efi.state.setup_data()) // 16) * 16
-        out[BP_EFI_INFO : BP_EFI_INFO + 32] = efi.state.efi_info_for(memmap_addr)
+        memmap_addr = segment.mem + efi.state.memmap_offset
+        out[BP_EFI_INFO : BP_EFI_INFO + EFI_INFO_SIZE] = efi.state.efi_info_for(memmap_addr)
         out[BP_SECURE_BOOT] = efi.state.secure_boot
         # The list's only entry: setup_data in a kernel file's header is the boot loader's field, always 0 there.
-        struct.pack_into("<Q", out, BP_SETUP_DATA, segment.mem)
+        struct.pack_into("<Q", out, HDR_SETUP_DATA, segment.mem)
     return bytes(out)
 
 
