@@ -375,11 +375,10 @@ def _parse_file(state: _Parse, path: str, chain: tuple[str, ...]) -> None:
             if label.kind is KernelKind.COM32 and PurePosixPath(rest.split()[0]).name.lower() in MENU_MODULES:
                 label.menu_module = True
         elif key == "append":
-            if not state.uboot:
-                # readconfig.c: refstrdup(skipspace(p + 6)): the text after the keyword's blanks, trailing blanks
-                # kept (the kernel receives them); only the line's end (CR of CRLF) is not part of it.
-                rest = raw.lstrip().split(None, 1)[1].lstrip() if len(raw.split(None, 1)) > 1 else ""
-                rest = rest.rstrip("\r\n")
+            # readconfig.c: refstrdup(skipspace(p + 6)): the text after the keyword's blanks, trailing blanks kept
+            # (the kernel receives them; real U-Boot's pxe_utils alike); the line's end is not part of it.
+            words = raw.lstrip().split(None, 1)
+            rest = words[1].rstrip("\r\n") if len(words) > 1 else ""
             if state.label is not None:
                 state.label.append = rest
                 if state.uboot and state.label.initrd is None and " " in rest.partition("initrd=")[2]:
@@ -583,9 +582,16 @@ def _to_entry(state: _Parse, label: _Label, submenu: tuple[str, ...]) -> BootEnt
     if append is not None and append.strip() == "-" and not state.uboot:
         append = None
     cmdline = " ".join(p for p in (*kernel_args, append or "") if p)
-    cmdline = cmdline.strip() if state.uboot else cmdline.lstrip()
-    kernel = state.resolve(image)
     line = label.kernel_line or label.line
+    if state.uboot:
+        cmdline, names = uboot_macros(cmdline)
+        if names:
+            shown = ", ".join(f"${{{n}}}" for n in names)
+            warnings.append(
+                Diagnostic(label.file, line, f"APPEND uses U-Boot's {shown}: made empty, as U-Boot does when unset")
+            )
+    cmdline = cmdline if state.uboot else cmdline.lstrip()
+    kernel = state.resolve(image)
     problem = file_problem(state.fs, kernel)
     if problem is not None:
         warnings.append(Diagnostic(label.file, line, missing("kernel", image, problem)))
@@ -975,6 +981,34 @@ def _uboot_timeout(state: _Parse) -> float | None:
 UBOOT_PATHS = ("/extlinux/extlinux.conf", "/boot/extlinux/extlinux.conf")
 # What syslinux's extlinux installs beside its config; U-Boot needs neither.
 LDLINUX = ("ldlinux.sys", "ldlinux.c32")
+
+
+def uboot_macros(text: str) -> tuple[str, list[str]]:
+    """APPEND as U-Boot passes it (pxe_utils label_boot runs cli_simple_process_macros on it): `${name}` and
+    `$(name)` become the variable's value, which bootmenu cannot know (no U-Boot environment under LinuxBoot), so
+    they become what U-Boot makes of an unset one, nothing; `\\$` is no variable (both characters stay); text in
+    single quotes is literal, the quotes dropped. Returns the text and the variables' names."""
+    out: list[str] = []
+    names: list[str] = []
+    i, prev = 0, ""
+    while i < len(text):
+        c = text[i]
+        if c == "'" and prev != "\\":
+            end = text.find("'", i + 1)
+            end = len(text) if end < 0 else end
+            out.append(text[i + 1 : end])
+            i, prev = end + 1, "'"
+            continue
+        if c == "$" and prev != "\\" and text[i + 1 : i + 2] in ("{", "("):
+            close = "}" if text[i + 1] == "{" else ")"
+            end = text.find(close, i + 2)
+            end = len(text) if end < 0 else end
+            names.append(text[i + 2 : end])
+            i, prev = end + 1, close
+            continue
+        out.append(c)
+        i, prev = i + 1, c
+    return "".join(out), names
 
 
 def is_uboot_config(fs: Filesystem, path: str) -> bool:

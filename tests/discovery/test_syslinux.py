@@ -106,6 +106,21 @@ def test_uboot_reads_initrd_and_append_as_pxe_utils_does(tmp_path: Path) -> None
     assert f"{UBOOT_CFG}:1: APPEND outside a LABEL is ignored by U-Boot" in messages(result)
 
 
+def test_uboot_substitutes_variables_in_append_as_when_unset(tmp_path: Path) -> None:
+    """Real U-Boot 2023.01 (tests/conformance/test_uboot_corpus.py, deerpi's `console=${console}`) passes APPEND
+    through its macro expansion: a variable it does not have becomes nothing; bootmenu has no U-Boot environment."""
+    write(tmp_path, "vmlinuz")
+    write(
+        tmp_path,
+        UBOOT_CFG,
+        "label l\n linux /vmlinuz\n append root=/dev/x console=${console} $(cbootargs)quiet '${kept}'\n",
+    )
+    result = scan(tmp_path)
+    entry = only(result)
+    assert entry.kernel_cmdline() == "root=/dev/x console= quiet ${kept}"
+    assert any("${console}, ${cbootargs}" in w.message for w in entry.warnings), entry.warnings
+
+
 def test_uboot_ends_a_label_at_a_repeated_initrd_or_fdt(tmp_path: Path) -> None:
     """pxe_utils reads INITRD/FDT/FDTDIR only once per label: the repeated line ends the label, so the APPEND after
     it is lost (real U-Boot then boots with its environment's bootargs)."""
