@@ -542,6 +542,8 @@ def _outcome(c: Console, path: tuple[str, ...], style: Style | None, timeout: fl
                 initrds=tuple(initrds.split()),
                 note=_loading(c, start),
             )
+        if c.ended:
+            return Item(path=path, outcome="failed", note="QEMU ended without the markers")
         if started:
             continue
         failure = next((f for f in FAILURES if f in new), None)
@@ -561,8 +563,6 @@ def _outcome(c: Console, path: tuple[str, ...], style: Style | None, timeout: fl
         # A menu drawn again (MENU EXIT, or a module that shows another menu): its highlighted row is back.
         if redraw_seen and not got and style is not None and _highlighted(c, style) is not None:
             return Item(path=path, outcome="menu", note=_screen_text(c)[:200])
-        if c.ended:
-            return Item(path=path, outcome="failed", note="QEMU ended without the markers")
     return Item(path=path, outcome="silent")
 
 
