@@ -28,6 +28,7 @@ import contextlib
 import importlib.util
 import io
 import shutil
+import sys
 import sysconfig
 import tempfile
 from dataclasses import replace
@@ -41,6 +42,7 @@ from initramfs.run import run
 
 if TYPE_CHECKING:
     from initramfs.builder import BuildOptions
+    from initramfs.qemu import VmConfig
 
 MULTIARCH = "aarch64-linux-gnu"
 CROSS_CC = "aarch64-linux-gnu-gcc"
@@ -177,8 +179,8 @@ def write_library_listing(root: Path) -> None:
 def stage(options: BuildOptions, root: Path) -> ModuleSelection | None:
     """Builds the arm64 payload tree under `root` from options.sysroot."""
     sysroot = (options.sysroot or DEFAULT_SYSROOT).resolve()
+    check_sysroot(sysroot, f"{sys.version_info.major}.{sys.version_info.minor}")
     host = python_runtime.collect()
-    check_sysroot(sysroot, host.version)
     if not builder.DEFAULT_BUSYBOX.is_file():
         raise _fail(f"{builder.DEFAULT_BUSYBOX}: missing (busybox-static: it lists the applets to link)")
     builder.stage_layout(root, MULTIARCH)
@@ -195,3 +197,28 @@ def stage(options: BuildOptions, root: Path) -> ModuleSelection | None:
     builder.stage_extra(root, options.extra)
     write_library_listing(root)
     return selection
+
+
+EXTLINUX_TITLE = "arm64 Linux with FDT"
+
+
+def extlinux_disk(
+    work: Path, config: VmConfig, *, append: str, title: str = EXTLINUX_TITLE, sysroot: Path = DEFAULT_SYSROOT
+) -> Path:
+    """A one-partition vfat disk whose /boot/extlinux/extlinux.conf boots config.kernel with an `FDT`: the
+    devicetree QEMU generates for `config`'s machine (`-machine dumpdtb=`, so its /memory node matches the VM's) and
+    the second-stage initrd, which prints the command line it got. For `bootmenu qemu --arch arm64` and the tests."""
+    from initramfs import disks, guests
+
+    dtb = work / "virt.dtb"
+    run([*config.argv(), "-machine", f"dumpdtb={dtb}"], capture=True)
+    tree = work / "arm64-disk"
+    shutil.rmtree(tree, ignore_errors=True)
+    (tree / "boot" / "extlinux").mkdir(parents=True)
+    conf = f"MENU TITLE arm64\nDEFAULT arm64\nLABEL arm64\n  MENU LABEL {title}\n  KERNEL /boot/Image\n"
+    conf += f"  INITRD /boot/second.img\n  FDT /boot/virt.dtb\n  APPEND {append}\n"
+    (tree / "boot" / "extlinux" / "extlinux.conf").write_text(conf)
+    (tree / disks.FS_FILE).write_text("label=ARM64\nfstype=vfat\n")
+    second = guests.second_stage_initrd(work / "second-arm64.img", busybox=sysroot / "bin" / "busybox")
+    files = {"boot/Image": config.kernel, "boot/second.img": second, "boot/virt.dtb": dtb}
+    return disks.disk_from_directory(tree, work / "arm64.img", files)

@@ -17,32 +17,20 @@ from pathlib import Path
 
 import pytest
 
-from initramfs import disks, guests
-from initramfs.arm64 import DEFAULT_SYSROOT
+from initramfs import arm64
 from initramfs.builder import BuildOptions, build
 from initramfs.cpio import Compression
 from initramfs.qemu import ARM64_APPEND, ARM64_QEMU_BINARY, Disk, VmConfig, kernel_in
-from initramfs.run import run
 from tests.qemu.e2e_support import REPO, payload_inputs
 from tests.qemu.qemu_console import SerialVm, read_second_stage_cmdline
 from tests.shared import file_lock
 
 pytestmark = [pytest.mark.qemu, pytest.mark.timeout(900)]
 
-SYSROOT = REPO / DEFAULT_SYSROOT
+SYSROOT = REPO / arm64.DEFAULT_SYSROOT
 CACHE = REPO / ".cache" / "arm64-e2e"
 TITLE = "E2E arm64 with FDT"
 APPEND = "console=ttyAMA0 panic=-1 quiet e2e=arm64-extlinux-fdt"
-EXTLINUX = f"""\
-MENU TITLE arm64 end-to-end
-DEFAULT arm64
-LABEL arm64
-  MENU LABEL {TITLE}
-  KERNEL /boot/Image
-  INITRD /boot/second.img
-  FDT /boot/virt.dtb
-  APPEND {APPEND}
-"""
 VM_TIMEOUT = 600.0
 
 
@@ -86,16 +74,7 @@ def test_menu_boots_the_extlinux_fdt_entry_through_kexec_load(arm64_kernel: Path
         arch="arm64",
         hotplug_ports=0,
     )
-    dtb = tmp_path / "virt.dtb"
-    # The same machine (memory, CPUs) as the VM below, so its /memory node is the one the second kernel needs.
-    run([*config.argv(), "-machine", f"dumpdtb={dtb}"], capture=True)
-    tree = tmp_path / "disk"
-    (tree / "boot" / "extlinux").mkdir(parents=True)
-    (tree / "boot" / "extlinux" / "extlinux.conf").write_text(EXTLINUX)
-    (tree / ".bootmenu-fs").write_text("label=ARM64E2E\nfstype=vfat\n")
-    second = guests.second_stage_initrd(tmp_path / "second.img", busybox=SYSROOT / "bin" / "busybox")
-    files = {"boot/Image": arm64_kernel, "boot/second.img": second, "boot/virt.dtb": dtb}
-    image = disks.disk_from_directory(tree, tmp_path / "arm64.img", files)
+    image = arm64.extlinux_disk(tmp_path, config, append=APPEND, title=TITLE, sysroot=SYSROOT)
     config = dataclasses.replace(config, disks=(Disk(image),))
     with SerialVm(config, timeout=VM_TIMEOUT, transcript=tmp_path / "console.log") as vm:
         vm.wait_screen(TITLE, timeout=VM_TIMEOUT)
