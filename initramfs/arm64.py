@@ -49,6 +49,9 @@ CROSS_CC = "aarch64-linux-gnu-gcc"
 DEFAULT_SYSROOT = Path(".cache/arm64-payload/root")
 CFFI_BACKEND = "usr/lib/python3/dist-packages/_cffi_backend.cpython-311-aarch64-linux-gnu.so"
 KEXEC_MODULE = "kexec_core/_kexec.abi3.so"
+# Besides builder's DEFAULT_MODULES (whose x86-only names the size report lists as not in this kernel): the
+# memory-mapped virtio transport of QEMU's virt board and of arm64 cloud machines (`-device virtio-blk-device`).
+EXTRA_MODULES = ("virtio_mmio",)
 # The packages behind each input, for the messages (tools/fetch-debs-arm64 fetches them; `make arm64-payload`).
 _INPUTS = {
     "bin/busybox": "busybox-static",
@@ -193,7 +196,8 @@ def stage(options: BuildOptions, root: Path) -> ModuleSelection | None:
         )
     selection = None
     if options.kernel_modules is not None:
-        selection = stage_modules(ModuleTree.load(options.kernel_modules), options.modules, root)
+        names = (*options.modules, *EXTRA_MODULES)
+        selection = stage_modules(ModuleTree.load(options.kernel_modules), names, root)
     builder.stage_extra(root, options.extra)
     write_library_listing(root)
     return selection

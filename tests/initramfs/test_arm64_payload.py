@@ -149,3 +149,9 @@ def test_cli_names_a_missing_sysroot(tmp_path: Path, capsys: pytest.CaptureFixtu
     err = capsys.readouterr().err
     assert f"{missing}: no such directory" in err
     assert "make arm64-payload" in err
+
+
+def test_qemu_arm64_names_a_missing_kernel(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    missing = tmp_path / "Image"
+    assert main(["qemu", "--arch", "arm64", "--kernel", str(missing)]) == 2
+    assert f"{missing}: no such file or directory" in capsys.readouterr().err
