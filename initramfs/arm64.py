@@ -20,6 +20,10 @@ No /etc/ld.so.cache: the host's ldconfig cannot tag aarch64 libraries (it would 
 the aarch64 loader skips such entries), and Debian's loader searches /lib/aarch64-linux-gnu and
 /usr/lib/aarch64-linux-gnu by default. /etc/ld.so.cache.txt (what the /sbin/ldconfig stub prints for
 ctypes.util.find_library) is written from the staged libraries in `ldconfig -p`'s format.
+
+`--busybox` and `--no-strip` do not apply: busybox is the sysroot's (its applet list comes from the build machine's
+busybox-static of the same Debian release, which can run here); Debian's files are stripped already and the
+cross-built module is linked with `-s`. No systemd-udevd either: the kernel's uevents and mdev are all there is.
 """
 
 from __future__ import annotations
