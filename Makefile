@@ -4,8 +4,8 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 CACHE ?= .cache
 # Debian packages the tests and `bootmenu qemu` need; installed with apt-get when a command is missing.
-APT_PACKAGES := python3-venv qemu-system-x86 qemu-system-arm busybox-static dosfstools mtools fdisk e2fsprogs kmod cpio xz-utils zstd gcc python3-dev libudev1 libsodium23 btrfs-progs xfsprogs squashfs-tools genisoimage binutils binutils-aarch64-linux-gnu device-tree-compiler gcc-aarch64-linux-gnu libc6-dev-arm64-cross linux-libc-dev-arm64-cross
-APT_COMMANDS := qemu-system-x86_64 qemu-system-aarch64 busybox mkfs.vfat mcopy sfdisk mkfs.ext4 depmod cpio xz zstd gcc mkfs.btrfs mkfs.xfs mksquashfs genisoimage objcopy aarch64-linux-gnu-objdump dtc fdtget aarch64-linux-gnu-gcc
+APT_PACKAGES := python3-venv qemu-system-x86 qemu-system-arm busybox-static dosfstools mtools fdisk e2fsprogs kmod cpio xz-utils zstd lz4 gcc python3-dev libudev1 libsodium23 btrfs-progs xfsprogs squashfs-tools genisoimage binutils binutils-aarch64-linux-gnu device-tree-compiler gcc-aarch64-linux-gnu libc6-dev-arm64-cross linux-libc-dev-arm64-cross
+APT_COMMANDS := qemu-system-x86_64 qemu-system-aarch64 busybox mkfs.vfat mcopy sfdisk mkfs.ext4 depmod cpio xz zstd lz4 gcc mkfs.btrfs mkfs.xfs mksquashfs genisoimage objcopy aarch64-linux-gnu-objdump dtc fdtget aarch64-linux-gnu-gcc
 
 # The arm64 payload's sysroot (`bootmenu initramfs build --arch arm64`, initramfs/arm64.py), unpacked only, never
 # installed: busybox, Python (runtime, stdlib, headers for the cross-built cffi module), the libraries its modules and
