@@ -284,7 +284,7 @@ def measure() -> int:
     modules = modules_in(KERNEL_CACHE)
     payload = build_payload(modules)
     # The same tree in xz (the size goal is stated in xz) and zstd (the builder's default, picked from the unpack
-    # costs printed below); the tests boot the gzip build.
+    # costs printed below, and what the menu VM boots); the tests and the kexec_load VM boot the gzip build.
     shipped = build_payload(modules, Compression.XZ)
     zstd = build_payload(modules, Compression.ZSTD)
     with tempfile.TemporaryDirectory(prefix="bootmenu-bench-") as tmp:
@@ -302,13 +302,14 @@ def measure() -> int:
         )
         bare_size = bare.stat().st_size
         bare_init, bare_kexec = baseline(kernel, bare, disks.grub)
-        got = payload_run(kernel, payload, disks.grub, disks.bls)
+        # The menu VM boots what the builder ships by default (zstd).
+        got = payload_run(kernel, zstd, disks.grub, disks.bls)
         segments_kexec = segments_run(kernel, payload, disks.grub)
-        # What each compressor costs at boot: the same tree, kernel start -> /init (the gzip one from its run).
+        # What each compressor costs at boot: the same tree, kernel start -> /init (the zstd one from its run).
         unpack = {
-            Compression.GZIP: next((s.seconds for s in got.stamps if s.event == "init"), None),
+            Compression.GZIP: init_uptime(kernel, payload),
             Compression.XZ: init_uptime(kernel, shipped),
-            Compression.ZSTD: init_uptime(kernel, zstd),
+            Compression.ZSTD: next((s.seconds for s in got.stamps if s.event == "init"), None),
         }
     to_menu, hwm, detail, menu_kexec = got.to_menu, got.hwm, got.detail, got.kexec
     mib = 1 << 20
@@ -327,7 +328,7 @@ def measure() -> int:
     )
     print(
         f"payload size: {shipped.stat().st_size / mib:.2f} MiB (xz), {payload.stat().st_size / mib:.2f} MiB (gzip),"
-        f" {zstd.stat().st_size / mib:.2f} MiB (zstd, the builder's default; the VMs boot the gzip one);"
+        f" {zstd.stat().st_size / mib:.2f} MiB (zstd, the builder's default, booted by the menu VM);"
         f" bare baseline with kexec-tools and a second kernel: {bare_size / mib:.2f} MiB"
     )
     costs = ", ".join(f"{c} {'-' if t is None else f'{t:.2f} s'}" for c, t in unpack.items())
