@@ -406,7 +406,10 @@ def collect(extra_entry_modules: Iterable[str] = ()) -> PythonRuntime:
                 modules.append(_module_name(rel))
 
     # The standard library modules reachable from all of the above.
-    finder = modulefinder.ModuleFinder(excludes=list(EXCLUDED_PREFIXES))
+    # Our packages' directories first: under an editable install they are found by an import hook, not on sys.path,
+    # and modulefinder searches sys.path only (it then missed what only our code imports, such as mmap).
+    ours = sorted({str(_package_root(pkg).parent) for pkg in OUR_PACKAGES})
+    finder = modulefinder.ModuleFinder(path=[*ours, *sys.path], excludes=list(EXCLUDED_PREFIXES))
     for name in modules:
         # Optional parts of a package may fail to import here (a backend for another platform): not our concern.
         try:

@@ -292,3 +292,16 @@ def _first_message(sock: Path, child: subprocess.Popen[str]) -> object:
         with s, s.makefile("rb") as stream:
             return protocol.decode(stream.readline())
     raise AssertionError("the payload's daemon never listened")
+
+
+def test_stdlib_only_our_code_imports_found_without_our_tree_on_sys_path(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # `bootmenu initramfs build` from an editable install: our packages are found through an import hook, not
+    # sys.path. modulefinder must still walk them (mmap is imported by discovery/blockmap.py and nothing else).
+    from initramfs import python_runtime
+
+    repo = str(Path(__file__).resolve().parents[2])
+    monkeypatch.setattr(sys, "path", [p for p in sys.path if p not in ("", ".", repo)])
+    dests = [f.dest for f in python_runtime.collect().files]
+    assert any("/lib-dynload/mmap." in d for d in dests)
