@@ -59,9 +59,12 @@ GOAL_KEXEC = 1.0
 GOAL_PAYLOAD_MIB = 8.0
 GOAL_RSS_MIB = 32.0
 # Shell command printing the VmHWM (kB) of every bootmenu daemon and ui process, one line each.
+# With it, the Pss of each (smaps_rollup: its private pages plus its share of pages mapped by several processes, such
+# as libpython's; now, not a peak), since the menus and the daemon share their interpreter's file pages.
 HWM_COMMAND = (
     "for d in /proc/[0-9]*; do c=$(tr '\\0' ' ' <$d/cmdline 2>/dev/null); case \"$c\" in "
-    "*bootmenu*daemon*|*bootmenu*ui*) echo \"HWM $(grep VmHWM $d/status | tr -s ' \\t' ' ') :: $c\";; esac; done; "
+    "*bootmenu*daemon*|*bootmenu*ui*) echo \"HWM $(grep VmHWM $d/status | tr -s ' \\t' ' ')"
+    " $(grep '^Pss:' $d/smaps_rollup | tr -s ' \\t' ' ') :: $c\";; esac; done; "
     'echo HWM-""DONE'
 )
 
@@ -203,13 +206,17 @@ def payload_run(kernel: Path, payload: Path, grub: Path, bls: Path) -> PayloadRu
             vm.child.sendline(HWM_COMMAND)
             vm.expect(r"HWM-DONE\r*\n", timeout=30)
             out = vm.child.before.decode("utf-8", "replace")
-            found = re.findall(r"HWM VmHWM: (\d+) kB :: ([^\r\n]*)", out)
+            found = re.findall(r"HWM VmHWM: (\d+) kB(?: Pss: (\d+) kB)? :: ([^\r\n]*)", out)
             # The daemon and the menu still on tty1: one daemon plus one menu.
-            daemons = [int(k) for k, cmd in found if "daemon" in cmd]
-            uis = [int(k) for k, cmd in found if " ui" in cmd]
+            daemons = [(int(k), int(pss or 0)) for k, pss, cmd in found if "daemon" in cmd]
+            uis = [(int(k), int(pss or 0)) for k, pss, cmd in found if " ui" in cmd]
             if daemons and uis:
-                hwm = max(daemons) + max(uis)
-                detail = f"daemon {max(daemons) / 1024:.1f} MiB + menu {max(uis) / 1024:.1f} MiB"
+                daemon, ui = max(daemons), max(uis)
+                hwm = daemon[0] + ui[0]
+                detail = (
+                    f"daemon {daemon[0] / 1024:.1f} MiB + menu {ui[0] / 1024:.1f} MiB;"
+                    f" Pss now {daemon[1] / 1024:.1f} + {ui[1] / 1024:.1f} MiB"
+                )
             else:
                 detail = f"processes not found in: {out.strip()[-300:]!r}"
             stamps, _ = read_in_shell(vm)
