@@ -41,6 +41,10 @@ _TITLE_SGR = "\x1b[0;1;37;44m"
 _HINT_SGR = "\x1b[0;90m"
 _MONO_TITLE_SGR = "\x1b[0;1m"
 _RESET = "\x1b[0m"
+# The alternate screen, which urwid's raw display draws on too (it enters it again, a no-op, and leaves it at exit):
+# the console shows what it showed before the menu once the menu exits (a shell after `x`), not a stale first frame.
+ENTER_ALTERNATE = "\x1b[?1049h"
+LEAVE_ALTERNATE = "\x1b[?1049l"
 SECONDARY_NICE = 19
 MAX_TYPED = 4096  # keys typed during the imports kept for the menu; more than anyone types in a few seconds
 TIOCGDEV = 0x80045432  # _IOR('T', 0x32, unsigned int): the device behind /dev/console
@@ -107,7 +111,7 @@ def frame(cols: int, rows: int, *, ascii: bool, mono: bool) -> str:
     attributes. The last cell of the screen is never written (a terminal would scroll)."""
     text = lines(cols, rows, ascii=ascii)
     attrs = {0: _MONO_TITLE_SGR if mono else _TITLE_SGR, len(text) - 1: "" if mono else _HINT_SGR}
-    out = ["\x1b[0m\x1b[H\x1b[2J"]
+    out = [ENTER_ALTERNATE, "\x1b[0m\x1b[H\x1b[2J"]
     for row, full in enumerate(text):
         line = full[: cols - 1] if row == rows - 1 else full
         if line:
@@ -203,7 +207,7 @@ def draw(args: list[str]) -> bool:
         return False
     priority = os.getpriority(os.PRIO_PROCESS, 0)
     _saved[:] = [fd, attrs, priority]
-    atexit.register(release)
+    atexit.register(_abandon)
     cols, rows = _size(fd, cmdline)
     os.write(1, frame(cols, rows, ascii=ascii, mono=mono).encode("utf-8"))
     _drawn.append(True)
@@ -211,6 +215,13 @@ def draw(args: list[str]) -> bool:
     if _secondary(fd):
         _quietly(os.setpriority, os.PRIO_PROCESS, 0, max(priority, SECONDARY_NICE))
     return True
+
+
+def _abandon() -> None:
+    """At exit before urwid took over (the menu failed to start): the terminal as it was, main screen included."""
+    if _saved:
+        release()
+        _quietly(os.write, 1, LEAVE_ALTERNATE.encode())
 
 
 def drawn() -> bool:

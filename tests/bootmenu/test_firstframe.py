@@ -37,7 +37,7 @@ def test_the_hint_is_the_menus() -> None:
 
 def test_the_escape_codes_draw_every_line_and_never_the_last_cell() -> None:
     out = firstframe.frame(80, 24, ascii=True, mono=False)
-    assert out.startswith("\x1b[0m\x1b[H\x1b[2J")
+    assert out.startswith("\x1b[?1049h\x1b[0m\x1b[H\x1b[2J")  # urwid's alternate screen, then clear
     assert "\x1b[1;1H\x1b[0;1;37;44mbootmenu\x1b[0m" in out
     assert "\x1b[21;1H" + "-" * 80 in out
     assert "\x1b[22;1HLooking for devices..." in out
@@ -115,3 +115,14 @@ def test_the_first_frame_imports_nothing_heavy() -> None:
     )
     out = pexpect.run(sys.executable, args=["-S", "-c", code], cwd=str(REPO))
     assert b"HEAVY []" in out
+
+
+def test_a_menu_that_dies_before_urwid_leaves_the_terminal_as_it_was() -> None:
+    code = "from bootmenu import firstframe; firstframe.draw(['--payload']); raise SystemExit(7)"
+    child = pexpect.spawn(sys.executable, ["-c", code], cwd=str(REPO), env={**os.environ, "TERM": "vt100"})
+    child.expect(pexpect.EOF, timeout=20)
+    child.close()
+    out = child.before.decode()
+    assert child.exitstatus == 7
+    assert "h=help" in out
+    assert out.rstrip().endswith(firstframe.LEAVE_ALTERNATE)  # back on the main screen
