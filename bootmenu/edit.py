@@ -57,16 +57,16 @@ class EntryEdit:
         if not self.kernel:
             out.append("kernel: empty")
         elif not _absolute(self.kernel):
-            out.append(f"kernel: {self.kernel} is not an absolute path (/boot/...)")
+            out.append(f"kernel: {self.kernel} is not an absolute path (/boot/...) or a URL")
         for number, initrd in enumerate(self.initrds, 1):
             if not initrd:
                 out.append(f"initrd {number}: empty (remove it or name a file)")
             elif not _absolute(initrd):
-                out.append(f"initrd {number}: {initrd} is not an absolute path")
+                out.append(f"initrd {number}: {initrd} is not an absolute path or a URL")
         if len(self.initrds) > p.MAX_INITRDS:
             out.append(f"at most {p.MAX_INITRDS} initrds")
         if self.devicetree and not _absolute(self.devicetree):
-            out.append(f"devicetree: {self.devicetree} is not an absolute path")
+            out.append(f"devicetree: {self.devicetree} is not an absolute path or a URL")
         return out
 
     def paths(self) -> tuple[str, ...]:
@@ -86,4 +86,4 @@ class EntryEdit:
 
 
 def _absolute(path: str) -> bool:
-    return path.startswith("/") and len(path) <= p.MAX_PATH_CHARS and "\0" not in path
+    return p.is_path(path)

@@ -419,6 +419,8 @@ class Editor(urwid.WidgetWrap[urwid.Widget]):
         elif checked is not None and checked.missing:
             where = checked.device or "the entry's device"
             self.problem.set_text((Attr.WARNING.value, f"not on {where}: {' '.join(checked.missing)}"))
+        elif checked is not None and checked.remote:
+            self.problem.set_text(f"URLs are fetched when booting: {' '.join(checked.remote)}")
         elif checked is not None:
             self.problem.set_text(f"All paths found on {checked.device}.")
         else:

@@ -73,6 +73,8 @@ LOAD_SHARE = 0.5
 # Status lines kept for the hello snapshot, bounded in number and in bytes (a status line may quote a config).
 STATUS_HISTORY = 200
 STATUS_HISTORY_BYTES = 256 * 1024
+# Entries listed per device: more is a generated config gone wrong (every client keeps a copy of each entry).
+MAX_DEVICE_ENTRIES = 512
 # A longer status message is cut (with its length named): a UI shows one line, the log has the details.
 STATUS_MESSAGE_CHARS = 4096
 # After the right password, a connection's gated requests are allowed this long.
@@ -241,6 +243,7 @@ class Daemon:
         self.resolver = LiveResolver(self._filesystems)
         self._seq = 0
         self._booting = False
+        self._rescan_after_boot = False  # a rescan asked during a boot (request_rescan)
         self._tick: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._last_sent: Countdown = Countdown()
@@ -614,6 +617,13 @@ class Daemon:
 
     def _replace_entries(self, record: Record, entries: Sequence[BootEntry]) -> None:
         self._drop_entries(record)
+        if len(entries) > MAX_DEVICE_ENTRIES:
+            # A menu nobody can scroll, and every client holds a copy: the first ones, as the config lists them.
+            self.say(
+                Level.WARNING,
+                f"{record.info.name}: {len(entries)} boot entries; only the first {MAX_DEVICE_ENTRIES} are listed",
+            )
+            entries = entries[:MAX_DEVICE_ENTRIES]
         seen: set[str] = set()
         # The same config read twice (an ESP stub's `configfile` into the root disk, and the root disk itself) gives
         # the same entries: list them once, under the device that found them first.
@@ -808,10 +818,23 @@ class Daemon:
     def request_rescan(self) -> None:
         """A client's `rescan`: requests arriving while one runs (its loads included) make one more run after it,
         so a flood of requests costs two rescans, not a thread per request and device."""
+        if self._booting:
+            # A rescan would re-DHCP the interface a network boot is fetching from (udhcpc deconfigures it first)
+            # and remount what the boot path is unmounting: it runs when the boot comes back to the menu instead.
+            if not self._rescan_after_boot:
+                self.say(Level.INFO, "a boot is in progress: rescanning when it returns to the menu")
+            self._rescan_after_boot = True
+            return
         if self._rescan is not None and not self._rescan.done():
             self._rescan_again = True
             return
         self._rescan = self.background(self._rescans())
+
+    def _boot_ended(self) -> None:
+        self._booting = False
+        if self._rescan_after_boot:
+            self._rescan_after_boot = False
+            self.request_rescan()
 
     async def _rescans(self) -> None:
         again = True
@@ -890,7 +913,7 @@ class Daemon:
         try:
             return await self._boot(eid, await self._hand_off(entry, console, autoboot))
         finally:
-            self._booting = False
+            self._boot_ended()
 
     async def check_paths(self, eid: str, paths: tuple[str, ...]) -> PathsChecked:
         """Which of `paths` are not files on entry `eid`'s device, looked up as `boot` will (Filesystem.host_path)."""
@@ -899,12 +922,17 @@ class Daemon:
         if record is None or record.fs is None:
             return PathsChecked(eid, paths, paths, "")
         fs = record.fs
+        # A network entry's files are URLs: whether the server has them is known only by fetching, which is the boot's
+        # job (discovery.netboot.fetch), so they are neither found nor missing.
+        remote = tuple(path for path in paths if "://" in path) if record.info.kind == "network" else ()
+        local = tuple(path for path in paths if path not in remote)
 
         def missing() -> tuple[str, ...]:
-            hosts = ((path, fs.host_path(path)) for path in paths)
+            hosts = ((path, fs.host_path(path)) for path in local)
             return tuple(path for path, host in hosts if host is None or not host.is_file())
 
-        return PathsChecked(eid, paths, await asyncio.get_running_loop().run_in_executor(None, missing), fs.name)
+        absent = await asyncio.get_running_loop().run_in_executor(None, missing)
+        return PathsChecked(eid, paths, absent, fs.name, remote)
 
     async def _hand_off(self, entry: BootEntry, console: str | None, autoboot: bool) -> BootEntry:
         """`entry` with `console=` for the console it is booted from, when its command line names none."""
@@ -1186,7 +1214,7 @@ class Daemon:
                 await self._remount(mounted)
             return False
         finally:
-            self._booting = False
+            self._boot_ended()
 
     async def sysinfo(self) -> SystemInfo:
         """The system information screen's facts; each disk and partition says what this daemon found there."""

@@ -240,15 +240,15 @@ class Boot(Message):
     def __post_init__(self) -> None:
         if self.console is not None and not TTY_RE.match(self.console):
             raise ValueError("console must be a tty name such as ttyS0,115200n8")
-        if self.kernel is not None and not _is_path(self.kernel):
-            raise ValueError("kernel must be an absolute path on the entry's device")
+        if self.kernel is not None and not is_path(self.kernel):
+            raise ValueError("kernel must be an absolute path on the entry's device or a URL")
         if self.initrds is not None:
             if len(self.initrds) > MAX_INITRDS:
                 raise ValueError(f"at most {MAX_INITRDS} initrds")
-            if not all(_is_path(i) for i in self.initrds):
-                raise ValueError("each initrd must be an absolute path on the entry's device")
-        if self.devicetree and not _is_path(self.devicetree):
-            raise ValueError("devicetree must be an absolute path on the entry's device, or empty for none")
+            if not all(is_path(i) for i in self.initrds):
+                raise ValueError("each initrd must be an absolute path on the entry's device or a URL")
+        if self.devicetree and not is_path(self.devicetree):
+            raise ValueError("devicetree must be an absolute path on the entry's device or a URL, or empty for none")
 
     def edited(self) -> bool:
         """Whether this boots something other than the entry as found (the password gates that)."""
@@ -271,13 +271,15 @@ class CheckPaths(Message):
 
 @dataclass(frozen=True)
 class PathsChecked(Message):
-    """Server -> client: of the `paths` asked about, those not a file on `device` (empty when the entry is gone)."""
+    """Server -> client: of the `paths` asked about, those not a file on `device` (empty when the entry is gone), and
+    those that are URLs (a network entry's), which only the boot's fetch can check."""
 
     TYPE: ClassVar[str] = "paths-checked"
     id: str
     paths: tuple[str, ...] = ()
     missing: tuple[str, ...] = ()
     device: str = ""
+    remote: tuple[str, ...] = ()
 
 
 # An edited boot's bounds: a kexec takes a handful of initrds; a path is a path, not a file's contents.
@@ -285,8 +287,13 @@ MAX_INITRDS = 64
 MAX_PATH_CHARS = 4096
 
 
-def _is_path(path: str) -> bool:
-    return path.startswith("/") and len(path) <= MAX_PATH_CHARS and "\0" not in path
+# The URL schemes a network entry's files may have: those discovery.network can fetch (no TLS in the payload).
+URL_SCHEMES = ("http://", "tftp://")
+
+
+def is_path(path: str) -> bool:
+    """An absolute path on the entry's device, or a URL (a network entry's files are fetched when it boots)."""
+    return (path.startswith("/") or path.startswith(URL_SCHEMES)) and len(path) <= MAX_PATH_CHARS and "\0" not in path
 
 
 @dataclass(frozen=True)

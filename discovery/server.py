@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import dataclasses
 import itertools
 import logging
 import os
@@ -30,8 +31,10 @@ from discovery.protocol import (
     Boot,
     CancelAutoboot,
     CheckPaths,
+    EntryAdded,
     GetLog,
     GetSysinfo,
+    Hello,
     Level,
     LogLines,
     Message,
@@ -46,6 +49,8 @@ log = logging.getLogger(__name__)
 
 # Bytes waiting to be written to one client (its hello included) before it counts as stuck and is disconnected.
 CLIENT_QUEUE_BYTES = 2 * protocol.MAX_LINE
+# A hello longer than this goes as a hello without entries, then one message per entry (_hello_lines).
+HELLO_BYTES = protocol.MAX_LINE // 2
 # Bytes waiting for all clients together, as they are in memory: an update waiting for many clients counts once.
 TOTAL_QUEUE_BYTES = 32 * 1024 * 1024
 # Connected clients; one more is told so and closed. A menu per console and a few tools need far fewer.
@@ -242,7 +247,7 @@ class Server:
             writer.close()
             return
         try:
-            hello = protocol.encode(self.daemon.hello())
+            hello = _hello_lines(self.daemon.hello())
         except Exception:  # MemoryError or a bug: this client is closed, the next one is tried afresh
             log.exception("cannot make the hello for client %s; closing it", name)
             writer.close()
@@ -250,7 +255,8 @@ class Server:
         client = Client(self, reader, writer, name)
         # The snapshot and the registration happen in one step of the loop, so no update falls between them.
         self.clients.add(client)
-        client.send_bytes(hello)
+        for line in hello:
+            client.send_bytes(line)
         pump = asyncio.create_task(client.pump())
         self._tasks.add(pump)
         try:
@@ -361,3 +367,18 @@ async def _alive(path: Path) -> bool:
         return False
     writer.close()
     return True
+
+
+def _hello_lines(hello: Hello) -> list[bytes]:
+    """The snapshot a new client gets: one hello line, or, when that would pass HELLO_BYTES (many entries with long
+    command lines; a client refuses a line over protocol.MAX_LINE), a hello without entries followed by each entry
+    in menu order, as discovery itself announces them."""
+    whole = protocol.encode(hello)
+    if len(whole) <= HELLO_BYTES:
+        return [whole]
+    lines = [protocol.encode(dataclasses.replace(hello, entries=()))]
+    after: str | None = None
+    for info in hello.entries:
+        lines.append(protocol.encode(EntryAdded(info, after)))
+        after = info.id
+    return lines

@@ -26,8 +26,13 @@ def test_problems_name_the_field() -> None:
     assert EntryEdit("", ("", "b"), "d").problems() == [
         "kernel: empty",
         "initrd 1: empty (remove it or name a file)",
-        "initrd 2: b is not an absolute path",
-        "devicetree: d is not an absolute path",
+        "initrd 2: b is not an absolute path or a URL",
+        "devicetree: d is not an absolute path or a URL",
+    ]
+    # A network entry's files are URLs (fetched when it boots): editing its command line keeps them as they are.
+    assert EntryEdit("http://10.0.2.2/vmlinuz", ("tftp://10.0.2.2/initrd.img",)).problems() == []
+    assert EntryEdit("https://10.0.2.2/vmlinuz").problems() == [
+        "kernel: https://10.0.2.2/vmlinuz is not an absolute path (/boot/...) or a URL"
     ]
     assert f"at most {p.MAX_INITRDS} initrds" in EntryEdit("/k", ("/i",) * (p.MAX_INITRDS + 1)).problems()
 

@@ -227,6 +227,9 @@ def test_editor_shows_the_daemons_path_check_only_for_the_paths_it_asked_about()
     assert not any("All paths found" in line for line in screen_text(editor, size))
     editor.show_checked(p.PathsChecked("u1", asked[-1], ("/boot/initrd.img-6.8.0-31-generic-old",), "vda2"))
     assert any("not on vda2: /boot/initrd.img-6.8.0-31-generic-old" in line for line in screen_text(editor, size))
+    remote = p.PathsChecked("u1", asked[-1], (), "eth0", asked[-1])  # a network entry's URLs: checked by the fetch
+    editor.show_checked(remote)
+    assert any("URLs are fetched when booting:" in line for line in screen_text(editor, size))
     count = len(asked)
     for key in ("down", "down", *" single"):  # typing in the command line asks nothing
         editor.keypress(size, key)

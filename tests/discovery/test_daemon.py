@@ -182,6 +182,15 @@ class Client:
         self.writer.close()
 
 
+async def client_with_entry(sock: Path, title: str) -> tuple[Client, EntryAdded]:
+    """A client past its hello that has seen the entry `title` appear."""
+    client = await Client.connect(sock)
+    await client.hello()
+    added = await client.until(is_entry(title))
+    assert isinstance(added, EntryAdded)
+    return client, added
+
+
 def is_status(text: str, level: Level | None = None) -> Callable[[Message], bool]:
     return lambda m: isinstance(m, Status) and text in m.status.message and level in (None, m.status.level)
 
@@ -461,10 +470,7 @@ def test_a_failed_load_is_unloaded_and_the_menu_stays(tmp_path: Path) -> None:
         from discovery.scan import filesystem_for
 
         async with serving(tmp_path, roots=[filesystem_for(root)], dry_run=False, boot_api=kexec) as (_d, sock):
-            a = await Client.connect(sock)
-            await a.hello()
-            added = await a.until(is_entry("Fedora"))
-            assert isinstance(added, EntryAdded)
+            a, added = await client_with_entry(sock, "Fedora")
             a.send(Boot(added.entry.id))
             await a.until(is_status("loading Fedora"))
             error = await a.until(is_status("cannot boot", Level.ERROR))
@@ -504,10 +510,7 @@ def test_an_edited_kernel_and_initrd_list_is_what_reaches_prepare(tmp_path: Path
         from discovery.scan import filesystem_for
 
         async with serving(tmp_path, roots=[filesystem_for(root)], dry_run=False, boot_api=kexec) as (_d, sock):
-            a = await Client.connect(sock)
-            await a.hello()
-            added = await a.until(is_entry("Fedora"))
-            assert isinstance(added, EntryAdded)
+            a, added = await client_with_entry(sock, "Fedora")
             # As the operator types, the editor asks which paths are missing; only that client is answered.
             a.send(CheckPaths(added.entry.id, ("/vmlinuz-edited", "/nothing.img", "/loader")))
             checked = await a.until(lambda m: isinstance(m, PathsChecked))
@@ -772,6 +775,89 @@ def test_rescan_reads_configs_again(tmp_path: Path) -> None:
             client.send(Rescan())
             await client.until(is_entry("New"))
             client.close()
+
+    run(scenario())
+
+
+class SlowKexec(RecordingKexec):
+    """A boot whose check takes until `go` is set (a network fetch or a big initrd, as far as a rescan knows)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.go = threading.Event()
+
+    def prepare(self, kernel: Path, initrds: Sequence[Path], cmdline: str, *, devicetree: Path | None = None) -> Any:
+        self.go.wait(10)
+        return super().prepare(kernel, initrds, cmdline, devicetree=devicetree)
+
+
+def test_a_rescan_asked_during_a_boot_runs_when_the_boot_returns(tmp_path: Path) -> None:
+    root = bls_tree(tmp_path / "vda2", "Fedora")
+    kexec = SlowKexec()
+
+    async def scenario() -> None:
+        from discovery.scan import filesystem_for
+
+        async with serving(tmp_path, roots=[filesystem_for(root)], dry_run=False, boot_api=kexec) as (_d, sock):
+            a, added = await client_with_entry(sock, "Fedora")
+            a.send(Boot(added.entry.id))
+            await a.until(is_status("checking Fedora"))
+            a.send(Rescan())
+            # Before: the rescan ran at once, re-DHCPing a network boot's interface and remounting under the boot.
+            await a.until(is_status("a boot is in progress: rescanning when it returns to the menu"))
+            kexec.go.set()
+            seen: list[str] = []
+
+            def rescanned(m: object) -> bool:
+                if isinstance(m, Status):
+                    seen.append(m.status.message)
+                return isinstance(m, Status) and m.status.message == "rescanning devices"
+
+            await a.until(rescanned)
+            assert any(line.startswith("cannot boot") for line in seen), seen
+            a.close()
+
+    run(scenario())
+
+
+def test_a_huge_menu_is_cut_per_device_and_a_new_client_gets_it_whole(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from discovery import daemon as daemon_module
+    from discovery import server as server_module
+
+    root = bls_tree(tmp_path / "vda2")
+    count = daemon_module.MAX_DEVICE_ENTRIES + 88
+    grub = root / "grub" / "grub.cfg"
+    grub.parent.mkdir(parents=True)
+    grub.write_text(
+        "".join(f"menuentry 'Generated {n}' {{ linux /vmlinuz root=LABEL=x ro {'w' * 200} }}\n" for n in range(count))
+    )
+    # A hello this big would pass the client's line limit (protocol.MAX_LINE) in the payload; here a smaller limit.
+    monkeypatch.setattr(server_module, "HELLO_BYTES", 20_000)
+
+    async def scenario() -> None:
+        from discovery.scan import filesystem_for
+
+        async with serving(tmp_path, roots=[filesystem_for(root)]) as (_daemon, sock):
+            a = await Client.connect(sock)
+            await a.hello()
+            warning = await a.until(is_status("boot entries; only the first", Level.WARNING))
+            assert isinstance(warning, Status)
+            assert warning.status.message == f"vda2: {count} boot entries; only the first 512 are listed"
+            b = await Client.connect(sock)  # before: one hello line of every entry, refused over MAX_LINE
+            hello = await b.hello()
+            assert hello.entries == ()
+            assert [d.name for d in hello.devices] == ["vda2"]
+            added = [await b.next() for _ in range(daemon_module.MAX_DEVICE_ENTRIES)]
+            assert all(isinstance(m, EntryAdded) for m in added)
+            titles = [m.entry.entry.title for m in added if isinstance(m, EntryAdded)]
+            assert titles == [f"Generated {n}" for n in range(daemon_module.MAX_DEVICE_ENTRIES)]
+            afters = [m.after for m in added if isinstance(m, EntryAdded)]
+            assert afters[0] is None
+            assert afters[1:] == [m.entry.id for m in added[:-1] if isinstance(m, EntryAdded)]
+            a.close()
+            b.close()
 
     run(scenario())
 

@@ -15,10 +15,11 @@ from typing import ClassVar
 import pytest
 
 from discovery import netboot, network
-from discovery.daemon import Daemon
-from discovery.entry import BootEntry
+from discovery.daemon import Daemon, JobResult
+from discovery.entry import BootEntry, LoadResult
 from discovery.fs import Filesystem
 from discovery.network import Lease, NetworkError
+from discovery.protocol import DeviceInfo, DeviceState, PathsChecked
 from discovery.settings import Settings
 
 BODY = bytes(range(256)) * 1024  # 256 KiB: several CHUNKs
@@ -458,3 +459,23 @@ def test_a_bootfile_no_config_goes_with_is_one_kernel_entry(tmp_path: Path, monk
     for program in ("pxelinux.0", "undionly.kpxe", "x86/lpxelinux.0", "ipxe.lkrn", "grubx64.efi", "shimx64.efi"):
         lease = Lease(interface="eth0", address="10.0.2.15", tftp_server="10.0.2.2", bootfile=program)
         assert netboot.load_network_config(lease, fs).entries == (), program
+
+
+def test_the_editor_check_of_a_network_entry_leaves_its_urls_to_the_fetch(tmp_path: Path) -> None:
+    entry = BootEntry(title="Net", kernel="http://10.0.2.100/vmlinuz", initrds=("tftp://10.0.2.2/initrd.img",))
+
+    async def run() -> PathsChecked:
+        daemon = Daemon(settings=Settings(), mounts=None, sys_root=tmp_path)
+        record = daemon._new_record(DeviceInfo(name="eth0", node="eth0", kind=netboot.KIND, message="DHCP"))
+        fs = Filesystem(root=tmp_path, name="eth0", fstype="tftp")
+        daemon._apply(
+            record,
+            JobResult(None, fs, LoadResult(entries=(entry.replace(device="eth0"),)), None, DeviceState.MOUNTED, ""),
+        )
+        [info] = record.entries
+        return await daemon.check_paths(info.id, (entry.kernel, *entry.initrds, "/boot/local"))
+
+    checked = asyncio.run(run())
+    # Before: every URL was "not on eth0" although the boot fetches it; a path on the tmpfs is still checked.
+    assert checked.missing == ("/boot/local",)
+    assert checked.remote == ("http://10.0.2.100/vmlinuz", "tftp://10.0.2.2/initrd.img")

@@ -121,6 +121,7 @@ messages: st.SearchStrategy[Message] = st.one_of(
         paths=st.lists(paths, max_size=3).map(tuple),
         missing=st.lists(paths, max_size=3).map(tuple),
         device=text,
+        remote=st.lists(paths, max_size=3).map(tuple),
     ),
     st.just(CancelAutoboot()),
     st.just(Rescan()),
