@@ -156,6 +156,12 @@ def _stamp(cmdline: str) -> None:
         pass
 
 
+def decode_dev(dev: int) -> tuple[int, int]:
+    """(major, minor) of a dev_t as TIOCGDEV returns it, the kernel's new_encode_dev(): the minor's low 8 bits, the
+    major's 12, then the rest of the minor."""
+    return (dev & 0xFFF00) >> 8, (dev & 0xFF) | ((dev >> 12) & 0xFFF00)
+
+
 def _secondary(fd: int) -> bool:
     """True when the terminal on `fd` is a tty but not the one behind /dev/console (False when unknown)."""
     import fcntl
@@ -172,9 +178,7 @@ def _secondary(fd: int) -> bool:
         return False
     finally:
         os.close(console)
-    # The kernel's encoding of a dev_t in TIOCGDEV (new_encode_dev): minor's low 8 bits, major, the rest of minor.
-    major, minor = (dev & 0xFFF00) >> 8, (dev & 0xFF) | ((dev >> 12) & 0xFFF00)
-    return (os.major(mine), os.minor(mine)) != (major, minor)
+    return (os.major(mine), os.minor(mine)) != decode_dev(dev)
 
 
 def draw(args: list[str]) -> bool:

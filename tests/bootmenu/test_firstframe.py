@@ -126,3 +126,9 @@ def test_a_menu_that_dies_before_urwid_leaves_the_terminal_as_it_was() -> None:
     assert child.exitstatus == 7
     assert "h=help" in out
     assert out.rstrip().endswith(firstframe.LEAVE_ALTERNATE)  # back on the main screen
+
+
+def test_the_device_behind_dev_console_is_decoded_as_the_kernel_encodes_it() -> None:
+    # new_encode_dev(MKDEV(4, 64)) for ttyS0, and a pty with a minor above 255 (136:300).
+    assert firstframe.decode_dev(64 | 4 << 8) == (4, 64)
+    assert firstframe.decode_dev(44 | 136 << 8 | 256 << 12) == (136, 300)
