@@ -80,7 +80,9 @@ def read_uki(fs: Filesystem, path: str) -> tuple[BlsEntry | None, list[Diagnosti
         return None, [Diagnostic(path, 0, "the .osrel section names no PRETTY_NAME, IMAGE_ID, NAME or ID; not listed")]
     name = PurePosixPath(path).name
     stem, count = split_filename(name[: -len(SUFFIX)])
-    cmdline = " ".join((info.text(".cmdline") or "").split())
+    # As systemd's stub passes it (mangle_stub_cmdline): control characters and spaces at either end dropped (a
+    # trailing newline), the rest kept as written; real systemd-boot 252 showed two spaces reaching the kernel.
+    cmdline = (info.text(".cmdline") or "").strip("".join(map(chr, range(0x21))) + "\x7f")
     entry = BlsEntry(
         path=path,
         stem=stem,

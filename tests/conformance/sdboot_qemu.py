@@ -26,6 +26,7 @@ import shutil
 import subprocess
 import tempfile
 import time
+import tomllib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
@@ -35,7 +36,7 @@ from typing import Any
 import pexpect
 import pyte
 
-from initramfs import disks, guests
+from initramfs import disks, guests, uki
 from initramfs.cpio import Compression, CpioEntry, write_cpio
 from tests.conformance.digest import files_digest
 from tests.shared import file_lock
@@ -49,6 +50,9 @@ OVMF_VARS = OVMF_DIR / "OVMF_VARS_4M.fd"
 KERNEL_ROOT = CACHE / "kernel" / "root"
 # Bumped when the staging, the guest or the parsing changes, so recorded answers are recomputed.
 HARNESS_VERSION = "sdboot-1"
+# A fixture's `EFI/Linux/NAME.efi.toml` (osrel, cmdline, initrd: whether it has one) stands for the unified kernel
+# image NAME.efi, built from the test kernel when the tree is staged (build_ukis): kernels are not kept in the repo.
+UKI_SPEC = ".efi.toml"
 BOOT_TIMEOUT = 240.0  # one boot under TCG on a loaded 2-core machine: firmware, menu, kernel, /init
 MAX_ITEMS = 32  # menu items booted per fixture: a bound whatever a tree holds
 COLUMNS, ROWS = 200, 60
@@ -224,6 +228,47 @@ def loader_conf(text: str, *, force_menu: bool) -> str:
     return "\n".join([*lines, "console-mode keep"]) + "\n"
 
 
+def uki_initrd(name: str) -> str:
+    """The marker path of the initrd inside the UKI `name` (the kernel sees it as one more initrd)."""
+    return f"/EFI/Linux/{name}:.initrd"
+
+
+def build_ukis(root: Path, kernel: Path, scratch: Path) -> list[str]:
+    """Each UKI_SPEC file in `root`/EFI/Linux becomes its UKI, made the way ukify's objcopy recipe makes it
+    (initramfs.uki, Debian's systemd EFI stub) with `kernel` and, if the spec says so, a marker initrd; the names."""
+    directory = root / "EFI" / "Linux"
+    built = []
+    for spec in sorted(directory.glob(f"*{UKI_SPEC}")) if directory.is_dir() else []:
+        data = tomllib.loads(spec.read_text())
+        name = spec.name.removesuffix(".toml")
+        initrd = marker_initrd(scratch / f"{name}.initrd", uki_initrd(name)) if data.get("initrd") else None
+        stub = uki.stub(CACHE / "systemd-boot-efi")
+        uki.build_uki(
+            directory / name,
+            linux=kernel,
+            osrel=str(data["osrel"]),
+            cmdline=str(data.get("cmdline", "")),
+            initrd=initrd,
+            stub_file=stub,
+        )
+        spec.unlink()
+        built.append(name)
+    return built
+
+
+@contextmanager
+def materialized(tree: Path) -> Iterator[Path]:
+    """`tree` as the loaders see it: itself, or, when it has UKI specs, a copy with the UKIs built (same name)."""
+    if not any(tree.glob(f"EFI/Linux/*{UKI_SPEC}")):
+        yield tree
+        return
+    with tempfile.TemporaryDirectory(prefix="bootmenu-uki-") as tmp:
+        root = Path(tmp) / tree.name
+        shutil.copytree(tree, root, symlinks=True)
+        build_ukis(root, kernel_image(), Path(tmp))
+        yield root
+
+
 def stage_esp(tree: Path, scratch: Path, *, force_menu: bool) -> Path:
     """A GPT disk image whose ESP holds the tree, systemd-boot, the real kernel and marker initrds."""
     root = scratch / "esp"
@@ -231,6 +276,7 @@ def stage_esp(tree: Path, scratch: Path, *, force_menu: bool) -> Path:
         shutil.rmtree(root)
     disks.stage(tree, root)
     kernel = kernel_image()
+    build_ukis(root, kernel, scratch)
     for entry in _entry_files(root):
         text = entry.read_text(errors="replace")
         for path in _keys(text, "linux"):
@@ -259,16 +305,20 @@ def stage_esp(tree: Path, scratch: Path, *, force_menu: bool) -> Path:
 
 
 def list_entries(image: Path) -> tuple[str, ...]:
-    """The file names in the ESP's loader/entries (mtools, reading the image at the partition's offset)."""
-    out = subprocess.run(
-        ["mdir", "-b", "-i", f"{image}@@{disks.ALIGN}", "::/loader/entries"],
-        capture_output=True,
-        text=True,
-        env={**os.environ, "MTOOLS_SKIP_CHECK": "1"},
-        check=False,
-    ).stdout
-    # `mdir -b` prints one `::/loader/entries/NAME` per line.
-    return tuple(sorted(line.strip().rsplit("/", 1)[-1] for line in out.splitlines() if line.strip()))
+    """The file names in the ESP's loader/entries and EFI/Linux (Type #1 and #2 entries: boot counting renames
+    either), read with mtools at the partition's offset."""
+    names: list[str] = []
+    for directory in ("::/loader/entries", "::/EFI/Linux"):
+        out = subprocess.run(
+            ["mdir", "-b", "-i", f"{image}@@{disks.ALIGN}", directory],
+            capture_output=True,
+            text=True,
+            env={**os.environ, "MTOOLS_SKIP_CHECK": "1"},
+            check=False,
+        ).stdout
+        # `mdir -b` prints one `::/loader/entries/NAME` per line (nothing for a directory that is not there).
+        names += [line.strip().rsplit("/", 1)[-1] for line in out.splitlines() if line.strip()]
+    return tuple(sorted(names))
 
 
 # ---------------------------------------------------------------------------------------------------------------------

@@ -28,6 +28,7 @@ from discovery.fs import Platform
 from discovery.loaders import LoadContext
 from discovery.loaderwrites import counted_name
 from discovery.scan import filesystem_for
+from kexec_core import pe
 from tests.conformance import sdboot_qemu
 from tests.conformance.compare import Kind, Verdict, record
 
@@ -58,10 +59,23 @@ def answer_for(name: str) -> sdboot_qemu.Answer:
 
 
 def bootmenu_entries(tree: Path) -> tuple[list[BootEntry], float | None]:
-    """What bootmenu's standalone BLS loader (systemd-boot semantics) lists for the tree, on an x86-64 EFI machine."""
+    """What bootmenu's standalone BLS loader (systemd-boot semantics) lists for the tree, on an x86-64 EFI machine;
+    with the UKIs a tree's specs stand for built as systemd-boot saw them (sdboot_qemu.materialized)."""
     ctx = LoadContext(platform=Platform(firmware="efi", cpu="x86_64"))
-    result = bls.load(filesystem_for(tree), ctx, type2=uki.read_type2)
-    return list(result.entries), result.timeout
+    with sdboot_qemu.materialized(tree) as root:
+        result = bls.load(filesystem_for(root), ctx, type2=uki.read_type2)
+        embedded = {e.kernel for e in result.entries if e.kernel.lower().endswith(".efi") and _has_initrd(root, e)}
+    entries = [
+        e.replace(initrds=(sdboot_qemu.uki_initrd(Path(e.kernel).name), *e.initrds)) if e.kernel in embedded else e
+        for e in result.entries
+    ]
+    return entries, result.timeout
+
+
+def _has_initrd(root: Path, entry: BootEntry) -> bool:
+    """Whether the UKI of `entry` carries an .initrd section: the kernel receives it as kexec_core unpacks it."""
+    path = root / entry.kernel.lstrip("/")
+    return pe.parse(path, path.read_bytes()[:65536], path.stat().st_size).section(".initrd") is not None
 
 
 def _id_of(entry: BootEntry) -> str:

@@ -43,13 +43,14 @@ def test_uki_title_version_cmdline_from_its_sections(tmp_path: Path) -> None:
     put(
         tmp_path,
         "EFI/Linux/arch-linux.efi",
-        uki('NAME="Arch Linux"\nPRETTY_NAME="Arch Linux"\nID=arch\nBUILD_ID=rolling\n', "root=/dev/sda2  rw\nquiet"),
+        uki('NAME="Arch Linux"\nPRETTY_NAME="Arch Linux"\nID=arch\nBUILD_ID=rolling\n', " root=/dev/sda2  rw\nquiet\n"),
     )
     [entry] = scan(tmp_path).entries
     assert entry.title == "Arch Linux"
     assert entry.kernel == "/EFI/Linux/arch-linux.efi"
     assert entry.initrds == ()
-    assert entry.cmdline == "root=/dev/sda2 rw quiet"
+    # As systemd's stub passes it: the ends trimmed, the inside as written (real systemd-boot 252, sdboot-uki tree).
+    assert entry.cmdline == "root=/dev/sda2  rw\nquiet"
     assert entry.version == "rolling"
     assert entry.sort_key == "arch"
     assert entry.id == "arch-linux"
