@@ -4,8 +4,8 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 CACHE ?= .cache
 # Debian packages the tests and `bootmenu qemu` need; installed with apt-get when a command is missing.
-APT_PACKAGES := python3-venv qemu-system-x86 qemu-system-arm busybox-static dosfstools mtools fdisk e2fsprogs kmod cpio xz-utils zstd gcc python3-dev libudev1 libsodium23 btrfs-progs xfsprogs squashfs-tools genisoimage binutils binutils-aarch64-linux-gnu device-tree-compiler
-APT_COMMANDS := qemu-system-x86_64 qemu-system-aarch64 busybox mkfs.vfat mcopy sfdisk mkfs.ext4 depmod cpio xz zstd gcc mkfs.btrfs mkfs.xfs mksquashfs genisoimage objcopy aarch64-linux-gnu-objdump dtc fdtget
+APT_PACKAGES := python3-venv qemu-system-x86 qemu-system-arm busybox-static dosfstools mtools fdisk e2fsprogs kmod cpio xz-utils zstd lz4 gcc python3-dev libudev1 libsodium23 btrfs-progs xfsprogs squashfs-tools genisoimage binutils binutils-aarch64-linux-gnu device-tree-compiler
+APT_COMMANDS := qemu-system-x86_64 qemu-system-aarch64 busybox mkfs.vfat mcopy sfdisk mkfs.ext4 depmod cpio xz zstd lz4 gcc mkfs.btrfs mkfs.xfs mksquashfs genisoimage objcopy aarch64-linux-gnu-objdump dtc fdtget
 
 # The arm64 QEMU test's guest (tests/qemu/test_arm64_e2e.py): busybox and Python from Debian arm64, unpacked only.
 ARM64_USERLAND := busybox-static python3.11-minimal libpython3.11-minimal libpython3.11-stdlib libc6 zlib1g libexpat1 \

@@ -3,6 +3,8 @@
 Layout (merged /usr, as Debian):
     /init                          data/init, the supervisor (busybox sh)
     /usr/bin/busybox + applets     static busybox: the shell, mount, modprobe, mdev, setsid...
+    /usr/bin/zstd, /usr/bin/lz4    the build machine's (Debian zstd, lz4), when it has them: kexec_core/decompress.py
+                                   runs them for zstd and lz4 kernels, which Python's standard library cannot read
     /usr/bin/python3               the interpreter; /usr/lib/python3.X its bytecode-only library (python_runtime)
     /usr/bin/bootmenu              launcher: python3 -I -S -m bootmenu
     /usr/lib/<multiarch>/*.so*     every shared library needed (elf), named by soname; /lib64/ld-linux... the loader
@@ -46,6 +48,8 @@ UDEV_RULES_DIRS = (Path("/lib/udev/rules.d"), Path("/usr/lib/udev/rules.d"))
 # without it: abort, status -6); libsodium for the menu password's scrypt (discovery/password.py: the payload's
 # Python has no OpenSSL).
 DLOPEN_LIBRARIES = {"libudev.so.1": "libudev1", "libgcc_s.so.1": "libgcc-s1", "libsodium.so.23": "libsodium23"}
+# Decompressor programs for kernels compressed with what the standard library lacks (kexec_core/decompress.py TOOLS).
+DECOMPRESSORS = ("zstd", "lz4")
 
 
 class BuildError(Exception):
@@ -65,6 +69,7 @@ class BuildOptions:
     strip: bool = True
     keep_stage: Path | None = None  # stage into this directory (kept) instead of a temporary one
     settings: Path | None = None  # a TOML settings file for the daemon, checked and put at PAYLOAD_SETTINGS
+    decompressors: tuple[str, ...] = DECOMPRESSORS  # programs staged when the build machine has them
 
 
 @dataclass(frozen=True)
@@ -85,6 +90,8 @@ class BuildReport:
     modules: ModuleSelection | None
     seconds: float
     settings_warnings: tuple[str, ...] = ()
+    decompressors: tuple[str, ...] = ()  # staged, by name
+    decompressors_missing: tuple[str, ...] = ()  # asked for, not on the build machine
 
     def format(self) -> str:
         mib = 1 << 20
@@ -100,6 +107,11 @@ class BuildReport:
             lines.append(f"kernel modules: {len(self.modules.files)} for {self.modules.version}")
             if self.modules.missing:
                 lines.append(f"  not in this kernel: {', '.join(self.modules.missing)}")
+        if self.decompressors or self.decompressors_missing:
+            lines.append(f"decompressors: {', '.join(self.decompressors) or 'none'}")
+            if self.decompressors_missing:
+                missing = ", ".join(self.decompressors_missing)
+                lines.append(f"  not on this machine (kernels compressed so will not boot): {missing}")
         if self.settings_warnings:
             lines.append("settings warnings (the menu will show them too):")
             lines += [f"  {w}" for w in self.settings_warnings]
@@ -174,6 +186,24 @@ def stage_busybox(root: Path, busybox: Path) -> int:
         _symlink(root, f"{sub}/{name}", "../bin/busybox" if sub == "usr/sbin" else "busybox")
         count += 1
     return count
+
+
+def stage_decompressors(root: Path, names: Iterable[str]) -> tuple[list[Path], list[str]]:
+    """Copies each program found on PATH to /usr/bin; returns the build machine's paths (for their libraries) and
+    the names not found."""
+    found, missing = [], []
+    for name in names:
+        where = shutil.which(name)
+        if where is None:
+            missing.append(name)
+            continue
+        path = Path(where).resolve()
+        dest = root / "usr/bin" / name
+        if dest.is_symlink():  # a busybox applet of that name: the real program decodes more
+            dest.unlink()
+        _write(root, f"usr/bin/{name}", path.read_bytes(), 0o755)
+        found.append(path)
+    return found, missing
 
 
 def stage_libraries(root: Path, elves: Sequence[Path], lib_dirs: Sequence[str] | None = None) -> list[Path]:
@@ -269,9 +299,11 @@ def stage(options: BuildOptions, root: Path) -> ModuleSelection | None:
     runtime.stage(root)
     staged_so = [root / f.dest for f in runtime.files if f.dest.endswith(".so")]
     udevd = stage_udev(root)
-    libs = stage_libraries(root, [*runtime.extension_modules, *([udevd] if udevd else [])])
+    tools, _ = stage_decompressors(root, options.decompressors)
+    libs = stage_libraries(root, [*runtime.extension_modules, *([udevd] if udevd else []), *tools])
     if options.strip:
-        _strip([root / "usr/bin" / f"python{runtime.version}", *staged_so, *libs])
+        staged_tools = [p for n in options.decompressors if (p := root / "usr/bin" / n).is_file()]
+        _strip([root / "usr/bin" / f"python{runtime.version}", *staged_so, *libs, *staged_tools])
     selection = None
     if options.kernel_modules is not None:
         tree = ModuleTree.load(options.kernel_modules)
@@ -316,6 +348,8 @@ def _part_of(rel: str) -> str:
         return "shared libraries"
     if rel == "usr/bin/busybox":
         return "busybox"
+    if rel.startswith("usr/bin/") and parts[-1] in DECOMPRESSORS:
+        return "decompressors"
     return "other"
 
 
@@ -362,4 +396,6 @@ def build(options: BuildOptions) -> BuildReport:
         modules=selection,
         seconds=time.monotonic() - started,
         settings_warnings=warnings,
+        decompressors=tuple(n for n in options.decompressors if shutil.which(n)),
+        decompressors_missing=tuple(n for n in options.decompressors if not shutil.which(n)),
     )

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from kexec_core import arm64, fdt, guard, preflight, syscalls, x86_64
+from kexec_core import arm64, efi, fdt, guard, preflight, syscalls, x86_64
 from kexec_core.arch import Arch
 from kexec_core.errors import ExecRefused, ImageError, KexecCoreError, KexecError, PreflightError
 from kexec_core.fileio import open_regular
@@ -138,8 +138,8 @@ class BootPlan:
         d = self.kernel.decompressed
         if d is not None:
             lines.append(
-                f"         decompressed ({d.compression}) in user space to {d.name} on tmpfs: {d.size} bytes "
-                f"(at most {d.cap.describe()}); loading that: {self.kernel.loaded_kernel.summary()}"
+                f"         decompressed ({d.compression}) in user space to {d.name} on tmpfs by {d.program}: "
+                f"{d.size} bytes (at most {d.cap.describe()}); loading that: {self.kernel.loaded_kernel.summary()}"
             )
         elif not kpart.whole:
             lines.append(f"         loading its {kpart.section} section: {self.kernel.loaded_kernel.summary()}")
@@ -225,6 +225,9 @@ class MemoryLayout:
     # The running kernel's page size, which kexec_load aligns segments to (arm64 kernels may use 16K or 64K pages);
     # None: this process's page size on arm64, 4096 elsewhere (plans made for another machine, tests).
     page_size: int | None = None
+    # x86_64: the sysfs root the EFI hand-off is read from (efi.py). None: /sys when the memory map is read from
+    # this machine too (memmap None), else no EFI hand-off (a plan for another machine, tests).
+    sysfs: Path | None = None
 
 
 def _with_segments(plan: BootPlan, machine: Arch, layout: MemoryLayout) -> BootPlan:
@@ -246,6 +249,8 @@ def _with_segments(plan: BootPlan, machine: Arch, layout: MemoryLayout) -> BootP
     memmap = layout.memmap if layout.memmap is not None else tuple(x86_64.read_memmap())
     avoid = layout.avoid if layout.avoid is not None else tuple(x86_64.read_crash_regions())
     lo, hi = layout.mem_min, layout.mem_max
+    sysfs = layout.sysfs if layout.sysfs is not None else (efi.SYSFS if layout.memmap is None else None)
+    handoff = efi.read(sysfs) if sysfs is not None else None
     if loaded.elf is not None:
         segments = x86_64.build_elf(
             plan.kernel.path,
@@ -257,10 +262,19 @@ def _with_segments(plan: BootPlan, machine: Arch, layout: MemoryLayout) -> BootP
             avoid=avoid,
             mem_min=lo,
             mem_max=hi,
+            efi=handoff,
         )
     else:
         segments = x86_64.build(
-            plan.kernel.path, kernel, initrd, plan.cmdline, memmap=memmap, avoid=avoid, mem_min=lo, mem_max=hi
+            plan.kernel.path,
+            kernel,
+            initrd,
+            plan.cmdline,
+            memmap=memmap,
+            avoid=avoid,
+            mem_min=lo,
+            mem_max=hi,
+            efi=handoff,
         )
     labelled = tuple(
         replace(s, source=sources.get(s.name.split()[0], "bootmenu (built: boot_params, e820 table, command line)"))
@@ -277,6 +291,7 @@ def _sources(plan: BootPlan) -> dict[str, str]:
         "PT_LOAD": kpart.label(),
         "initrd": " + ".join(p.label() for p in plan.initrd_parts()),
         "trampoline": "bootmenu (generated code)",
+        "setup_data": "bootmenu (built from sysfs: firmware/efi, its runtime-map, kernel/boot_params)",
     }
 
 

@@ -7,12 +7,11 @@ from __future__ import annotations
 
 import enum
 import importlib
-import shutil
-import subprocess
 import zlib
 from pathlib import Path
 from types import ModuleType
 
+from kexec_core import programs
 from kexec_core.errors import ImageError
 
 PEEK = 4096  # how much decompressed data identification needs
@@ -60,13 +59,25 @@ class Compression(enum.StrEnum):
             assert bz2 is not None
             return bytes(bz2.BZ2Decompressor().decompress(data, PEEK))
         # zstd, lz4 and lzo have no module in the standard library: use their command-line tools when present.
-        tool = {Compression.ZSTD: "zstd", Compression.LZ4: "lz4", Compression.LZO: "lzop"}[self]
-        if shutil.which(tool) is None:
+        tool = programs.find([{Compression.ZSTD: "zstd", Compression.LZ4: "lz4", Compression.LZO: "lzop"}[self]])
+        if tool is None:
             return b""
-        proc = subprocess.run([tool, "-dc"], input=data, capture_output=True, check=False, timeout=30)
-        if not proc.stdout and proc.returncode != 0:
-            raise ValueError(proc.stderr.decode(errors="replace").strip().splitlines()[-1:] or "decompression failed")
-        return proc.stdout[:PEEK]
+        out = bytearray()
+
+        def keep(chunk: bytes) -> None:
+            out.extend(chunk)
+            if len(out) >= PEEK:
+                raise _Enough
+
+        with programs.bytes_file(data) as stdin:
+            try:
+                programs.run([tool, "-d", "-c"], stdin=stdin, sink=keep, timeout=30)
+            except _Enough:
+                pass
+            except programs.ProgramError as err:
+                if not out:  # the start decompressed is all a peek wants; the rest of the file is not here
+                    raise ValueError(str(err)) from None
+        return bytes(out[:PEEK])
 
     @property
     def peekable(self) -> bool:
@@ -75,7 +86,11 @@ class Compression(enum.StrEnum):
         if module is not None:
             return _stdlib(module) is not None
         tool = {Compression.ZSTD: "zstd", Compression.LZ4: "lz4", Compression.LZO: "lzop"}.get(self)
-        return tool is None or shutil.which(tool) is not None
+        return tool is None or programs.find([tool]) is not None
+
+
+class _Enough(Exception):
+    """A peek has its PEEK bytes: stop the program."""
 
 
 def _stdlib(name: str) -> ModuleType | None:

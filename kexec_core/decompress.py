@@ -23,16 +23,14 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
 import struct
-import subprocess
-import tempfile
 import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
+from kexec_core import programs
 from kexec_core.compress import Compression, _stdlib
 from kexec_core.errors import ImageError
 from kexec_core.memory import MEMINFO, mem_available
@@ -87,6 +85,7 @@ class Decompressed:
     size: int
     compression: Compression
     cap: Cap
+    program: str = ""  # what decompressed it: a program's path or the Python module
 
     @property
     def name(self) -> str:
@@ -109,11 +108,15 @@ def available(comp: Compression) -> str | None:
 
 
 def _tool(comp: Compression) -> str | None:
-    for name in TOOLS.get(comp, ()):
-        found = shutil.which(name)
-        if found:
-            return found
-    return None
+    return programs.find(TOOLS.get(comp, ()))
+
+
+def decompressor(comp: Compression) -> str:
+    """What decompresses `comp` here, for the plan: the program's path, or the standard library module."""
+    if in_stdlib(comp):
+        module = {Compression.GZIP: "zlib", Compression.BZIP2: "bz2"}.get(comp, "lzma")
+        return f"Python's {module} module"
+    return _tool(comp) or "nothing"
 
 
 def declared_size(comp: Compression, src: Source) -> tuple[int, str] | None:
@@ -311,28 +314,12 @@ def _run_stdlib(src: Source, comp: Compression, sink: _Sink) -> None:
 def _run_tool(src: Source, comp: Compression, sink: _Sink) -> None:
     tool = _tool(comp)
     assert tool is not None
-    with contextlib.ExitStack() as stack:
-        stdin: BinaryIO = stack.enter_context(_range_file(src))
-        errors = stack.enter_context(tempfile.TemporaryFile())
-        proc = subprocess.Popen([tool, "-d", "-c"], stdin=stdin, stdout=subprocess.PIPE, stderr=errors)
-        assert proc.stdout is not None
+    with _range_file(src) as stdin:
         try:
-            while True:
-                data = proc.stdout.read(CHUNK)
-                if not data:
-                    break
-                sink.write(data)
-            rc = proc.wait(timeout=TOOL_TIMEOUT)
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
-            proc.stdout.close()
-        if rc != 0:
-            errors.seek(0)
-            lines = errors.read(4096).decode(errors="replace").strip().splitlines()
-            why = lines[-1] if lines else f"exit status {rc}"
-            raise ImageError(src.path, f"corrupt {comp} data: {os.path.basename(tool)} says: {why}")
+            # The sink raises ImageError past the cap, which stops and kills the program (programs.run).
+            programs.run([tool, "-d", "-c"], stdin=stdin, sink=sink.write, timeout=TOOL_TIMEOUT)
+        except programs.ProgramError as err:
+            raise ImageError(src.path, f"corrupt {comp} data: {err}") from None
 
 
 @contextlib.contextmanager
@@ -386,7 +373,7 @@ def decompress(
     except BaseException:
         out.close()
         raise
-    return Decompressed(file=out, size=sink.size, compression=comp, cap=cap)
+    return Decompressed(file=out, size=sink.size, compression=comp, cap=cap, program=decompressor(comp))
 
 
 def peek_is_final(comp: Compression) -> bool:

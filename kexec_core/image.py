@@ -153,6 +153,7 @@ class KernelInfo:
             out["inner"] = self.inner.to_json() if self.inner else None
             out["decompressed_size"] = self.decompressed.size if self.decompressed else None
             out["decompressed_cap"] = self.decompressed.cap.describe() if self.decompressed else None
+            out["decompressed_by"] = self.decompressed.program if self.decompressed else None
             out["not_decompressed"] = self.not_decompressed
         return out
 

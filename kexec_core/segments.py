@@ -48,12 +48,13 @@ class PlannedSegment:
 class SegmentPlan:
     entry: int
     segments: tuple[PlannedSegment, ...]
+    notes: tuple[str, ...] = ()  # what the segments hand on beyond the kernel (x86_64: the EFI hand-off, efi.py)
 
     def describe(self) -> list[str]:
-        return [f"entry {self.entry:#x} (trampoline)", *(s.describe() for s in self.segments)]
+        return [f"entry {self.entry:#x} (trampoline)", *(s.describe() for s in self.segments), *self.notes]
 
     def to_json(self) -> dict[str, Any]:
-        return {"entry": self.entry, "segments": [s.to_json() for s in self.segments]}
+        return {"entry": self.entry, "segments": [s.to_json() for s in self.segments], "notes": list(self.notes)}
 
 
 def page_up(n: int, page: int = PAGE) -> int:

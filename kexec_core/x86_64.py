@@ -12,6 +12,9 @@ Segments, each page-aligned as kexec_load requires (kernel/kexec_core.c sanity_c
                their ext_ high halves), the e820 table; the command line follows it in the same segment;
   initrd       the initrds concatenated (each padded to 4 bytes), as high as initrd_addr_max allows;
   (an ELF vmlinux instead: each PT_LOAD at its p_paddr, and a setup header made up for the zero page)
+  setup_data   when the running kernel was booted through EFI: a SETUP_EFI setup_data and the EFI runtime map,
+               which boot_params' efi_info and hdr.setup_data point at, so the next kernel keeps EFI runtime
+               services (efi.py);
   trampoline   the entry point: relocate_kernel_64.S jumps to it in 64-bit mode with identity-mapped memory and
                %rsi cleared, and the kernel's 64-bit entry (load address + 0x200) wants %rsi = &boot_params. The
                code is 22 bytes, generated here (see TRAMPOLINE_CODE).
@@ -26,6 +29,7 @@ import struct
 from collections.abc import Sequence
 from pathlib import Path
 
+from kexec_core.efi import BP_ACPI_RSDP_ADDR, BP_EFI_INFO, BP_SECURE_BOOT, EFI_INFO_SIZE, HDR_SETUP_DATA, EfiHandoff
 from kexec_core.elf import ElfInfo
 from kexec_core.errors import PreflightError
 from kexec_core.segments import Allocator, MemRange, PlannedSegment, SegmentPlan
@@ -136,6 +140,7 @@ def build(
     avoid: Sequence[tuple[int, int]] = (),
     mem_min: int = 0,
     mem_max: int = 1 << 64,
+    efi: EfiHandoff | None = None,
 ) -> SegmentPlan:
     """The kexec_load segments that boot the bzImage `kernel` (whole file) with `initrd` and `cmdline`."""
     from kexec_core import bzimage
@@ -166,6 +171,7 @@ def build(
     bp_memsz = _page_up(BOOT_PARAMS_SIZE + len(cmd))
     bpaddr = alloc.place(bp_memsz, PAGE, limit=min(mem_max, 1 << 32))
     tramp_addr = alloc.place(PAGE, PAGE, limit=min(mem_max, 1 << 32))
+    efi_segment = _efi_segment(path, alloc, efi, mem_max)
     rd_addr = 0
     if initrd:
         # Below initrd_addr_max like kexec-tools; above 4 GiB (ext_ramdisk_image) only if it fits nowhere else.
@@ -186,13 +192,15 @@ def build(
     )
     segments = [
         PlannedSegment("kernel", kaddr, kernel_memsz, protected),
-        PlannedSegment("boot_params+cmdline", bpaddr, bp_memsz, bytes(bp)),
+        PlannedSegment("boot_params+cmdline", bpaddr, bp_memsz, _with_efi(bp, efi, efi_segment)),
     ]
+    if efi_segment is not None:
+        segments.append(efi_segment)
     if initrd:
         segments.append(PlannedSegment("initrd", rd_addr, _page_up(len(initrd)), initrd))
     code = trampoline_code(bpaddr, kaddr + ENTRY_64)
     segments.append(PlannedSegment("trampoline", tramp_addr, PAGE, code))
-    return SegmentPlan(entry=tramp_addr, segments=tuple(sorted(segments, key=lambda s: s.mem)))
+    return SegmentPlan(entry=tramp_addr, segments=tuple(sorted(segments, key=lambda s: s.mem)), notes=_notes(efi))
 
 
 def _zero_page(
@@ -245,6 +253,7 @@ def build_elf(
     avoid: Sequence[tuple[int, int]] = (),
     mem_min: int = 0,
     mem_max: int = 1 << 64,
+    efi: EfiHandoff | None = None,
 ) -> SegmentPlan:
     """The kexec_load segments that boot an x86_64 ELF vmlinux: each PT_LOAD at its p_paddr (an ELF kernel is not
     relocated), a made-up setup header in the zero page, and the trampoline to e_entry (physical, startup_64)."""
@@ -276,6 +285,9 @@ def build_elf(
     bp_memsz = _page_up(BOOT_PARAMS_SIZE + len(cmd))
     bpaddr = alloc.place(bp_memsz, PAGE, limit=min(mem_max, 1 << 32))
     tramp_addr = alloc.place(PAGE, PAGE, limit=min(mem_max, 1 << 32))
+    efi_segment = _efi_segment(path, alloc, efi, mem_max)
+    if efi_segment is not None:
+        segments.append(efi_segment)
     rd_addr = 0
     if initrd:
         placed = alloc.place(_page_up(len(initrd)), PAGE, limit=min(mem_max, 0x80000000), high=True)
@@ -286,6 +298,39 @@ def build_elf(
     if bpaddr is None or tramp_addr is None:
         raise PreflightError(path, "no room below 4 GiB for boot_params and the trampoline")
     bp = _zero_page(elf_setup_header(), bpaddr, bp_memsz, cmd=cmd, rd_addr=rd_addr, rd_size=len(initrd), memmap=memmap)
-    segments.append(PlannedSegment("boot_params+cmdline", bpaddr, bp_memsz, bp))
+    segments.append(PlannedSegment("boot_params+cmdline", bpaddr, bp_memsz, _with_efi(bp, efi, efi_segment)))
     segments.append(PlannedSegment("trampoline", tramp_addr, PAGE, trampoline_code(bpaddr, elf.entry)))
-    return SegmentPlan(entry=tramp_addr, segments=tuple(sorted(segments, key=lambda s: s.mem)))
+    return SegmentPlan(entry=tramp_addr, segments=tuple(sorted(segments, key=lambda s: s.mem)), notes=_notes(efi))
+
+
+def _efi_segment(path: Path, alloc: _Allocator, efi: EfiHandoff | None, mem_max: int) -> PlannedSegment | None:
+    """The SETUP_EFI setup_data followed by the EFI runtime map (efi.py), below 4 GiB like boot_params."""
+    if efi is None or efi.state is None:
+        return None
+    buf = efi.state.segment()
+    size = _page_up(len(buf))
+    addr = alloc.place(size, PAGE, limit=min(mem_max, 1 << 32))
+    if addr is None:
+        raise PreflightError(path, "no room below 4 GiB for the EFI setup_data and runtime map")
+    return PlannedSegment("setup_data (SETUP_EFI + EFI runtime map)", addr, size, buf)
+
+
+def _with_efi(bp: bytes, efi: EfiHandoff | None, segment: PlannedSegment | None) -> bytes:
+    """The zero page with what the EFI hand-off sets: acpi_rsdp_addr always (when known), and with the EFI state
+    efi_info (its memory map: the runtime map in `segment`), secure_boot and hdr.setup_data."""
+    if efi is None:
+        return bp
+    out = bytearray(bp)
+    if efi.acpi_rsdp:
+        struct.pack_into("<Q", out, BP_ACPI_RSDP_ADDR, efi.acpi_rsdp)
+    if efi.state is not None and segment is not None:
+        memmap_addr = segment.mem + efi.state.memmap_offset
+        out[BP_EFI_INFO : BP_EFI_INFO + EFI_INFO_SIZE] = efi.state.efi_info_for(memmap_addr)
+        out[BP_SECURE_BOOT] = efi.state.secure_boot
+        # The list's only entry: setup_data in a kernel file's header is the boot loader's field, always 0 there.
+        struct.pack_into("<Q", out, HDR_SETUP_DATA, segment.mem)
+    return bytes(out)
+
+
+def _notes(efi: EfiHandoff | None) -> tuple[str, ...]:
+    return () if efi is None else (efi.describe(),)

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import lzma
 import os
+import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -15,6 +17,7 @@ import pytest
 from discovery.protocol import Hello
 from initramfs.builder import BuildError, BuildOptions, BuildReport, build
 from initramfs.cpio import Compression
+from initramfs.elf import DependencyWalker
 from initramfs.python_runtime import compile_pyc
 
 pytestmark = pytest.mark.slow
@@ -305,3 +308,45 @@ def test_stdlib_only_our_code_imports_found_without_our_tree_on_sys_path(
     monkeypatch.setattr(sys, "path", [p for p in sys.path if p not in ("", ".", repo)])
     dests = [f.dest for f in python_runtime.collect().files]
     assert any("/lib-dynload/mmap." in d for d in dests)
+
+
+DECOMPRESSORS = {"zstd": ["zstd", "-q", "-1", "-c"], "lz4": ["lz4", "-q", "-l", "-c"]}  # -l: the kernel's lz4 frame
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="chroot needs root")
+@pytest.mark.parametrize("program", list(DECOMPRESSORS))
+def test_payload_decompresses_zstd_and_lz4_kernels_with_its_own_programs(
+    payload: BuildReport, payload_stage: Path, kernel_image: Path, program: str
+) -> None:
+    """zstd and lz4 (legacy frame, as the kernel's own lz4 writes) kernels: the payload carries Debian's programs and
+    the libraries they need, and its kexec_core runs them (inspect in a chroot says which program did)."""
+    entries = listing(payload)
+    assert entries[f"usr/bin/{program}"].startswith("-rwx")
+    assert program in payload.decompressors
+    host = Path(shutil.which(program) or program)
+    for lib in DependencyWalker().walk([host]).values():
+        assert f"usr/lib/x86_64-linux-gnu/{lib.path.name}" in entries, lib.path.name
+    work = payload_stage / "tmp" / f"kernel-{program}"
+    work.mkdir(parents=True, exist_ok=True)
+    packed = work / f"vmlinuz.{program}"
+    try:
+        with packed.open("wb") as out:
+            subprocess.run([*DECOMPRESSORS[program], str(kernel_image)], stdout=out, check=True)
+        inside = f"/{packed.relative_to(payload_stage)}"
+        proc = subprocess.run(
+            ["chroot", str(payload_stage), "/usr/bin/bootmenu", "kexec", "inspect", "--json", inside],
+            capture_output=True,
+            text=True,
+            env={"PATH": "/usr/bin:/usr/sbin"},
+            check=False,
+        )
+    finally:
+        shutil.rmtree(work)
+    assert proc.returncode == 0, proc.stderr
+    info = json.loads(proc.stdout)
+    kernel = info.get("kernel", info)
+    assert kernel["compression"] == program
+    assert kernel["decompressed_size"] == kernel_image.stat().st_size
+    assert kernel["decompressed_by"] == f"/usr/bin/{program}"
+    sizes = {p.name: p.size for p in payload.parts}
+    print(f"\ndecompressor programs in the payload: {sizes.get('decompressors', 0) / (1 << 20):.2f} MiB uncompressed")

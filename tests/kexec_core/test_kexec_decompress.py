@@ -93,6 +93,9 @@ def test_compressed_real_kernel_is_decompressed_and_loaded(
         assert info.decompressed.cap.source.startswith(CAP_SOURCES[comp])
         text = "\n".join(plan.describe())
         assert f"decompressed ({comp}) in user space to /memfd:bootmenu-kernel" in text
+        program = {Compression.ZSTD: "/zstd:", Compression.LZ4: "/lz4:", Compression.GZIP: "Python's zlib module:"}
+        expected = program.get(comp, "Python's bz2 module:" if comp is Compression.BZIP2 else "Python's lzma module:")
+        assert expected in text, f"the plan does not say {expected!r} decompressed it"
         assert f"{len(original)} bytes" in text
         boot.load(plan, force=True)
     finally:
