@@ -4,14 +4,16 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 CACHE ?= .cache
 # Debian packages the tests and `bootmenu qemu` need; installed with apt-get when a command is missing.
-APT_PACKAGES := python3-venv qemu-system-x86 qemu-system-arm busybox-static dosfstools mtools fdisk e2fsprogs kmod cpio xz-utils zstd lz4 gcc python3-dev libudev1 libsodium23 btrfs-progs xfsprogs squashfs-tools genisoimage binutils binutils-aarch64-linux-gnu device-tree-compiler
-APT_COMMANDS := qemu-system-x86_64 qemu-system-aarch64 busybox mkfs.vfat mcopy sfdisk mkfs.ext4 depmod cpio xz zstd lz4 gcc mkfs.btrfs mkfs.xfs mksquashfs genisoimage objcopy aarch64-linux-gnu-objdump dtc fdtget
+APT_PACKAGES := python3-venv qemu-system-x86 qemu-system-arm busybox-static dosfstools mtools fdisk e2fsprogs kmod cpio xz-utils zstd lz4 gcc python3-dev libudev1 libsodium23 btrfs-progs xfsprogs squashfs-tools genisoimage binutils binutils-aarch64-linux-gnu device-tree-compiler gcc-aarch64-linux-gnu libc6-dev-arm64-cross linux-libc-dev-arm64-cross
+APT_COMMANDS := qemu-system-x86_64 qemu-system-aarch64 busybox mkfs.vfat mcopy sfdisk mkfs.ext4 depmod cpio xz zstd lz4 gcc mkfs.btrfs mkfs.xfs mksquashfs genisoimage objcopy aarch64-linux-gnu-objdump dtc fdtget aarch64-linux-gnu-gcc
 
-# The arm64 QEMU test's guest (tests/qemu/test_arm64_e2e.py): busybox and Python from Debian arm64, unpacked only.
-ARM64_USERLAND := busybox-static python3.11-minimal libpython3.11-minimal libpython3.11-stdlib libc6 zlib1g libexpat1 \
-	libffi8 liblzma5 libbz2-1.0
+# The arm64 payload's sysroot (`bootmenu initramfs build --arch arm64`, initramfs/arm64.py), unpacked only, never
+# installed: busybox, Python (runtime, stdlib, headers for the cross-built cffi module), the libraries its modules and
+# pyudev load, Debian's _cffi_backend; `make arm64-payload` adds the arm64 kernel package of the test kernel's version.
+ARM64_PAYLOAD := busybox-static python3.11-minimal libpython3.11-minimal libpython3.11-stdlib libpython3.11-dev libc6 \
+	zlib1g libexpat1 libffi8 liblzma5 libuuid1 libudev1 libgcc-s1 libsodium23 python3-cffi-backend
 
-.PHONY: all setup system-deps kernel syslinux conformance grub-editenv test test-fast lint fmt typecheck bench bench-parse demo qemu clean
+.PHONY: arm64-payload all setup system-deps kernel syslinux conformance grub-editenv test test-fast lint fmt typecheck bench bench-parse demo qemu clean
 
 all: test
 
@@ -48,7 +50,7 @@ setup: system-deps $(BIN)/.installed
 kernel: system-deps
 	@tools/fetch-kernel $(CACHE)/kernel >/dev/null
 	@tools/fetch-kernel-arm64 $(CACHE)/kernel/root $(CACHE)/kernel-arm64 >/dev/null
-	@tools/fetch-debs-arm64 $(CACHE)/arm64-userland $(ARM64_USERLAND) >/dev/null
+	@$(MAKE) -s arm64-payload
 	@tools/fetch-deb systemd-boot-efi $(CACHE)/systemd-boot-efi >/dev/null
 	@tools/fetch-deb ovmf $(CACHE)/ovmf >/dev/null
 	@tools/fetch-deb u-boot-qemu $(CACHE)/u-boot-qemu >/dev/null
@@ -63,6 +65,13 @@ conformance: setup kernel syslinux
 	@if ldd $(CACHE)/grub-emu/root/usr/bin/grub-emu | grep -q 'not found'; then \
 	    apt-get install -y -q --no-install-recommends libsdl1.2debian libdevmapper1.02.1; fi
 	BOOTMENU_SYSLINUX_RECORD=1 $(BIN)/pytest -q -s -p no:cacheprovider tests/conformance
+
+# The arm64 payload's sysroot in $(CACHE)/arm64-payload/root, with the arm64 kernel package (modules included) of the
+# x86_64 test kernel's version; then `bootmenu initramfs build --arch arm64` needs no other input.
+arm64-payload:
+	@tools/fetch-kernel $(CACHE)/kernel >/dev/null
+	@version=$$(basename $$(ls $(CACHE)/kernel/root/boot/vmlinuz-*-amd64 | head -n 1) | sed 's/^vmlinuz-//; s/-amd64$$//'); \
+	    tools/fetch-debs-arm64 $(CACHE)/arm64-payload $(ARM64_PAYLOAD) "linux-image-$$version-arm64" >/dev/null
 
 # Debian's syslinux 6.04 (isolinux.bin, the BIOS .c32 modules, the mtools installer), unpacked under .cache, never
 # installed: the syslinux conformance harness boots it in QEMU (tests/conformance/syslinux_qemu.py).

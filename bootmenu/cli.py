@@ -29,19 +29,23 @@ EXIT_FAILURE = 1
 EXIT_USAGE = 2
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The whole parser, or with `command` (a name from COMMANDS) only that subcommand's: the payload's `bootmenu ui`
+    and `bootmenu daemon` then import one subcommand module, not all of them (issue 15: start-up time)."""
     parser = argparse.ArgumentParser(
         prog="bootmenu",
         description="A boot menu for LinuxBoot: finds boot entries on disks and kexecs the chosen kernel.",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for module_name in COMMANDS.values():
+    names = [COMMANDS[command]] if command in COMMANDS else COMMANDS.values()
+    for module_name in names:
         importlib.import_module(module_name).add_parser(sub)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    words = sys.argv[1:] if argv is None else list(argv)
+    parser = build_parser(words[0] if words else None)
     args = parser.parse_args(argv)
     try:
         code: int = args.run(args)

@@ -72,6 +72,20 @@ def add_parser(subparsers: Any) -> None:
         help="a TOML settings file for the daemon, put at /etc/bootmenu/settings.toml (kernel parameters still win)",
     )
     build.add_argument("--no-strip", action="store_true", help="keep symbols in the copied ELF files")
+    build.add_argument(
+        "--arch",
+        choices=("x86_64", "arm64"),
+        default="x86_64",
+        help="the payload's architecture (default: %(default)s); arm64 takes its programs and libraries from "
+        "--sysroot and cross-compiles kexec_core's cffi module with aarch64-linux-gnu-gcc",
+    )
+    build.add_argument(
+        "--sysroot",
+        type=Path,
+        metavar="DIR",
+        help="with --arch arm64: the Debian arm64 packages unpacked (default: .cache/arm64-payload/root, made by "
+        "`make arm64-payload`); its kernel modules are used unless --kernel-modules names others",
+    )
     build.set_defaults(run=run)
 
 
@@ -88,15 +102,22 @@ def run(args: argparse.Namespace) -> int:
     if args.kernel_modules is not None and not args.kernel_modules.is_dir():
         print(f"bootmenu initramfs build: --kernel-modules {args.kernel_modules}: not a directory", file=sys.stderr)
         return EXIT_USAGE
+    kernel_modules = args.kernel_modules
+    if args.arch == "arm64" and kernel_modules is None:
+        from initramfs.arm64 import DEFAULT_SYSROOT
+
+        kernel_modules = args.sysroot or DEFAULT_SYSROOT
     options = BuildOptions(
         output=args.output,
-        kernel_modules=args.kernel_modules,
+        kernel_modules=kernel_modules,
         compression=Compression(args.compress),
         busybox=args.busybox,
         extra=tuple(args.extra),
         strip=not args.no_strip,
         keep_stage=args.stage_dir,
         settings=args.settings,
+        arch=args.arch,
+        sysroot=args.sysroot,
     )
     try:
         report = build(options)

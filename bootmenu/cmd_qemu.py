@@ -4,7 +4,9 @@ Default kernel: the Debian kernel `make kernel` caches in .cache/kernel. Default
 none is given). Default disks: the demo samples (bootmenu/samples), each as a GPT disk, with the real Debian kernel and
 a small initrd in place of the sample kernels, so booting an entry really kexecs; the second kernel's /init prints its
 command line and powers the VM off. A DIR argument to --disk becomes a disk the same way; a file is used as is.
-Leave QEMU with Ctrl-A x.
+`--arch arm64`: qemu-system-aarch64 `-M virt`, the arm64 payload (initramfs/arm64.py) and the Debian arm64 kernel from
+`make arm64-payload`'s sysroot; the default disk is one extlinux.conf entry with `FDT` (the VM's own devicetree), which
+the menu boots through kexec_load. Leave QEMU with Ctrl-A x.
 """
 
 from __future__ import annotations
@@ -44,6 +46,13 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument("--kvm", action="store_true", help="use KVM instead of TCG (hangs on some hosts)")
     parser.add_argument("--append", default="", metavar="S", help="more kernel parameters (e.g. bootmenu.timeout=5)")
     parser.add_argument("--memory", type=int, default=1024, metavar="MB", help="guest memory (default: %(default)s)")
+    parser.add_argument(
+        "--arch",
+        choices=("x86_64", "arm64"),
+        default="x86_64",
+        help="x86_64 (q35) or arm64 (virt, the arm64 payload and kernel of `make arm64-payload`; default disk: an "
+        "extlinux entry with FDT)",
+    )
     parser.set_defaults(run=run)
 
 
@@ -80,6 +89,45 @@ def _disk_for(directory: Path, work: Path, kernel: Path, initrd: Path) -> Path:
         return disks.disk_from_directory(with_ext4, image, _replacements(directory, kernel, initrd))
 
 
+def _run_arm64(args: argparse.Namespace) -> int:
+    import dataclasses
+
+    from initramfs import arm64, guests
+    from initramfs.builder import BuildOptions, build
+    from initramfs.cpio import Compression
+    from initramfs.qemu import ARM64_APPEND, Accel, Disk, VmConfig, kernel_in, running
+
+    work = CACHE / "qemu"
+    work.mkdir(parents=True, exist_ok=True)
+    kernel = args.kernel or kernel_in(arm64.DEFAULT_SYSROOT)
+    payload = args.initramfs
+    if payload is None:
+        payload = work / "payload-arm64.img"
+        print("bootmenu qemu: building the arm64 payload ...", file=sys.stderr)
+        options = BuildOptions(
+            output=payload, kernel_modules=arm64.DEFAULT_SYSROOT, compression=Compression.GZIP, arch="arm64"
+        )
+        build(options)
+    config = VmConfig(
+        kernel=kernel,
+        initrd=payload,
+        append=f"{ARM64_APPEND} quiet {args.append}".strip(),
+        memory_mb=args.memory,
+        accel=Accel.KVM if args.kvm else Accel.TCG,
+        hotplug_ports=0,
+        arch="arm64",
+    )
+    second = guests.second_stage_initrd(work / "second-arm64.img", busybox=arm64.DEFAULT_SYSROOT / "bin" / "busybox")
+    images = [p if p.is_file() else _disk_for(p, work, kernel, second) for p in args.disk]
+    images = images or [arm64.extlinux_disk(work, config, append=f"{ARM64_APPEND} quiet")]
+    config = dataclasses.replace(config, disks=tuple(Disk(i, serial=f"disk{n}") for n, i in enumerate(images)))
+    print(f"bootmenu qemu: {' '.join(config.argv())}", file=sys.stderr)
+    print("bootmenu qemu: quit with Ctrl-A x", file=sys.stderr)
+    with running(config) as vm:
+        code = vm.wait()
+    return EXIT_OK if code == 0 else EXIT_FAILURE
+
+
 def run(args: argparse.Namespace) -> int:
     from initramfs import guests
     from initramfs.builder import BuildError
@@ -87,6 +135,21 @@ def run(args: argparse.Namespace) -> int:
     from initramfs.qemu import Accel, Disk, QemuError, VmConfig, kernel_in, modules_in, running
     from initramfs.run import RunError
 
+    if args.arch == "arm64":
+        from initramfs.arm64 import DEFAULT_SYSROOT
+
+        if args.kernel is None and not (DEFAULT_SYSROOT / ".complete").exists():
+            print(f"bootmenu qemu: {DEFAULT_SYSROOT}: no arm64 sysroot (run `make arm64-payload`)", file=sys.stderr)
+            return EXIT_USAGE
+        for given in (args.kernel, args.initramfs, *args.disk):
+            if given is not None and not given.exists():
+                print(f"bootmenu qemu: {given}: no such file or directory", file=sys.stderr)
+                return EXIT_USAGE
+        try:
+            return _run_arm64(args)
+        except (QemuError, DiskError, BuildError, RunError, OSError) as exc:
+            print(f"bootmenu qemu: {exc}", file=sys.stderr)
+            return EXIT_FAILURE
     work = CACHE / "qemu"
     try:
         kernel = args.kernel or kernel_in(KERNEL_ROOT)

@@ -111,14 +111,24 @@ class Controller:
 
     # --- running ---
 
-    def run(self) -> ExitAction:
+    def run(self, typed: bytes = b"") -> ExitAction:
+        """The menu until the user leaves it; `typed`: bytes typed before it started (bootmenu/firstframe.py),
+        handled as the first keys."""
         self.attach()
+        if typed:
+            keys_typed, _ = urwid.display.escape.process_keyqueue(list(typed), more_available=False)
+            names = [k for k in keys_typed if isinstance(k, str)]
+            self.loop.set_alarm_in(0, lambda *_: self.feed(names))
         if self._watching is None:
             self.view.show_countdown(self.model)  # the first frame says the menu is looking for devices
             self.loop.set_alarm_in(FIRST_CONNECT_INTERVAL, self._reconnect)
         self._set_alarm()
         self._quiet_console()
-        timeline.after_first_call(self.loop, "draw_screen", "first-frame")
+        # first-frame is stamped by bootmenu/firstframe.py when it drew (the payload), else by urwid's first draw.
+        from bootmenu import firstframe
+
+        events = ("menu-ready",) if firstframe.drawn() else ("first-frame", "menu-ready")
+        timeline.after_first_call(self.loop, "draw_screen", *events)
         try:
             self.loop.run()
         finally:
@@ -516,4 +526,8 @@ def run_menu(client: Client, mode: Mode, *, ascii: bool | None = None, mono: boo
     from discovery.consoles import describe_fd
 
     handoff = describe_fd(sys.stdin.fileno())
-    return Controller(client, settings, mode, loglevel=loglevel, screen=screen, title=title, handoff=handoff).run()
+    controller = Controller(client, settings, mode, loglevel=loglevel, screen=screen, title=title, handoff=handoff)
+    # The imports are done: urwid takes the terminal over from the first frame (bootmenu/firstframe.py).
+    from bootmenu import firstframe
+
+    return controller.run(typed=firstframe.release())

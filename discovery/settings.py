@@ -20,11 +20,13 @@ import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from discovery.attempts import StateSpec
-from discovery.password import PasswordError, PasswordHash
 from discovery.quiesce import Quiesce
+
+if TYPE_CHECKING:  # imported where parsed: the menu reads settings without hashing or the attempt record's stack
+    from discovery.attempts import StateSpec
+    from discovery.password import PasswordHash
 
 PREFIX = "bootmenu."
 # Where `bootmenu initramfs build --settings FILE` puts the file and where the daemon looks by default.
@@ -249,6 +251,8 @@ def _watchdog(value: Any, where: str) -> dict[str, Any]:
 
 
 def _state(value: Any, where: str) -> dict[str, Any]:
+    from discovery.attempts import StateSpec
+
     spec = StateSpec.parse(str(value))
     if spec is None:
         raise SettingsError(f"{where}: state {value!r} is not LABEL=NAME or UUID=UUID")
@@ -261,6 +265,8 @@ def _password(value: Any, where: str) -> dict[str, Any]:
     if where.startswith("kernel command line"):
         name = where.split("=", maxsplit=1)[0]
         raise SettingsError(f"{name}: the password belongs in the settings file, not on the command line")
+    from discovery.password import PasswordError, PasswordHash
+
     if not isinstance(value, str):
         return {"password": PasswordHash.locked(), "_error": f"{where}: not a string from `bootmenu passwd`"}
     try:

@@ -25,7 +25,12 @@ KMSG = Path("/dev/kmsg")
 # The events in the order they usually happen. The menu starts before the modules load and draws its first frame
 # (looking for devices) without waiting for the daemon, so first-frame may come anywhere after init; `AFTER` says
 # what must precede each event.
-EVENTS = ("init", "udev-ready", "modules-loaded", "daemon-started", "first-device-probed", "first-frame", "all-entries")
+# first-frame is the menu's first screen (bootmenu/firstframe.py, before urwid is imported), menu-ready the urwid
+# menu's first draw.
+EVENTS = (
+    "init", "udev-ready", "modules-loaded", "daemon-started", "first-device-probed", "first-frame", "menu-ready",
+    "all-entries",
+)  # fmt: skip
 AFTER: dict[str, tuple[str, ...]] = {
     "init": (),
     "udev-ready": ("init",),
@@ -33,6 +38,7 @@ AFTER: dict[str, tuple[str, ...]] = {
     "daemon-started": ("modules-loaded",),
     "first-device-probed": ("daemon-started",),
     "first-frame": ("init",),
+    "menu-ready": ("first-frame",),
     "all-entries": ("first-device-probed",),
 }
 # A line as it reaches a console or dmesg: kernel timestamps and other messages may surround it.
@@ -101,15 +107,16 @@ def table(stamps: Iterable[Stamp]) -> str:
     return "\n".join(lines)
 
 
-def after_first_call(obj: Any, method: str, event: str) -> None:
-    """Stamp `event` right after the first call of `obj.method` (the menu's first screen draw)."""
+def after_first_call(obj: Any, method: str, *events: str) -> None:
+    """Stamp `events` right after the first call of `obj.method` (the menu's first screen draw)."""
     if not enabled():
         return
     original = getattr(obj, method)
 
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         result = original(*args, **kwargs)
-        stamp(event)
+        for event in events:
+            stamp(event)
         setattr(obj, method, original)
         return result
 

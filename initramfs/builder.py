@@ -70,6 +70,9 @@ class BuildOptions:
     keep_stage: Path | None = None  # stage into this directory (kept) instead of a temporary one
     settings: Path | None = None  # a TOML settings file for the daemon, checked and put at PAYLOAD_SETTINGS
     decompressors: tuple[str, ...] = DECOMPRESSORS  # programs staged when the build machine has them
+    # "arm64": the payload for aarch64 from Debian arm64 packages unpacked in `sysroot` (initramfs/arm64.py).
+    arch: str = "x86_64"
+    sysroot: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -147,9 +150,10 @@ def _strip(paths: Iterable[Path]) -> None:
         run(["strip", "--strip-unneeded", "--remove-section=.comment", *targets], capture=True)
 
 
-def stage_layout(root: Path) -> None:
+def stage_layout(root: Path, multiarch: str | None = None) -> None:
     """The merged-/usr skeleton and the small configuration files."""
-    for d in ("usr/bin", "usr/sbin", f"usr/lib/{_multiarch()}", "etc", "proc", "sys", "dev", "run", "tmp", "root"):
+    multiarch = multiarch or _multiarch()
+    for d in ("usr/bin", "usr/sbin", f"usr/lib/{multiarch}", "etc", "proc", "sys", "dev", "run", "tmp", "root"):
         (root / d).mkdir(parents=True, exist_ok=True)
     (root / "tmp").chmod(0o1777)
     (root / "root").chmod(0o700)
@@ -165,18 +169,19 @@ def stage_layout(root: Path) -> None:
     _write(root, "etc/shadow", b"root::0:0:99999:7:::\n", 0o600)
     _write(root, "etc/profile", b'export PATH=/usr/sbin:/usr/bin\nexport PS1="bootmenu# "\n')
     _write(root, "etc/hostname", b"bootmenu\n")
-    _write(root, "etc/ld.so.conf", f"/usr/lib/{_multiarch()}\n".encode())
+    _write(root, "etc/ld.so.conf", f"/usr/lib/{multiarch}\n".encode())
 
 
-def stage_busybox(root: Path, busybox: Path) -> int:
-    """Copies a static busybox and links its applets; returns the number of applets."""
+def stage_busybox(root: Path, busybox: Path, applets_from: Path | None = None) -> int:
+    """Copies a static busybox and links its applets; returns the number of applets. `applets_from`: a busybox
+    of the same version that runs here, to list the applets of one for another architecture."""
     if not busybox.is_file():
         raise BuildError(f"{busybox}: no busybox (install busybox-static or pass --busybox)")
     info = DependencyWalker(lib_dirs=[]).info(busybox)
     if info.interpreter or info.needed:
         raise BuildError(f"{busybox}: not statically linked (needs {info.interpreter or ', '.join(info.needed)})")
     _write(root, "usr/bin/busybox", busybox.read_bytes(), 0o755)
-    listing = run([str(busybox), "--list-full"], capture=True).stdout.decode().split()
+    listing = run([str(applets_from or busybox), "--list-full"], capture=True).stdout.decode().split()
     count = 0
     for applet in listing:
         name = applet.rsplit("/", 1)[-1]
@@ -206,9 +211,17 @@ def stage_decompressors(root: Path, names: Iterable[str]) -> tuple[list[Path], l
     return found, missing
 
 
-def stage_libraries(root: Path, elves: Sequence[Path], lib_dirs: Sequence[str] | None = None) -> list[Path]:
-    """Every shared library `elves` need (plus dlopen'ed ones), copied to /usr/lib/<multiarch>/<soname>."""
-    walker = DependencyWalker(lib_dirs)
+def stage_libraries(
+    root: Path,
+    elves: Sequence[Path],
+    lib_dirs: Sequence[str] | None = None,
+    *,
+    multiarch: str | None = None,
+    sysroot: Path | None = None,
+) -> list[Path]:
+    """Every shared library `elves` need (plus dlopen'ed ones), copied to /usr/lib/<multiarch>/<soname>; with
+    `sysroot` (another architecture's tree) the libraries and the program interpreter come from there."""
+    walker = DependencyWalker(lib_dirs, sysroot=sysroot)
     roots = list(elves)
     dlopened: list[Library] = []
     for name in DLOPEN_LIBRARIES:
@@ -217,7 +230,7 @@ def stage_libraries(root: Path, elves: Sequence[Path], lib_dirs: Sequence[str] |
                 roots.append(Path(d) / name)
                 dlopened.append(Library(name, Path(d) / name, (Path(d) / name).resolve(), Path(d) / name))
                 break
-    libdir = f"usr/lib/{_multiarch()}"
+    libdir = f"usr/lib/{multiarch or _multiarch()}"
     staged: list[Path] = []
     for lib in [*dlopened, *walker.walk(roots).values()]:
         dest = root / libdir / lib.path.name
@@ -225,8 +238,9 @@ def stage_libraries(root: Path, elves: Sequence[Path], lib_dirs: Sequence[str] |
             shutil.copyfile(lib.real, dest)
             dest.chmod(0o755)
             staged.append(dest)
-        # The program interpreter is opened by its absolute PT_INTERP path (/lib64/ld-linux-x86-64.so.2).
-        if lib.path.parent.as_posix() in ("/lib64", "/usr/lib64"):
+        # The program interpreter is opened by its absolute PT_INTERP path (/lib64/ld-linux-x86-64.so.2,
+        # /lib/ld-linux-aarch64.so.1).
+        if lib.path.parent.as_posix() in ("/lib64", "/usr/lib64", "/lib"):
             _symlink(root, lib.path.as_posix().lstrip("/"), f"/{libdir}/{lib.path.name}")
     for name, package in DLOPEN_LIBRARIES.items():
         if not (root / libdir / name).exists():
@@ -374,7 +388,12 @@ def build(options: BuildOptions) -> BuildReport:
         root.mkdir(parents=True, exist_ok=True)
         # First: a bad file fails the build at once, not after staging.
         warnings = stage_settings(root, options.settings) if options.settings is not None else ()
-        selection = stage(options, root)
+        if options.arch == "x86_64":
+            selection = stage(options, root)
+        else:
+            from initramfs import arm64
+
+            selection = arm64.stage(options, root)
         entries = list(tree_entries(root))
         buf = io.BytesIO()
         write_cpio(entries, buf)

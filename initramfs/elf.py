@@ -133,8 +133,10 @@ def system_lib_dirs(ld_so_conf: Path = Path("/etc/ld.so.conf")) -> list[str]:
 class DependencyWalker:
     """Finds the closure of shared libraries needed by a set of ELF files (programs, libraries, extension modules)."""
 
-    def __init__(self, lib_dirs: Iterable[str] | None = None) -> None:
+    def __init__(self, lib_dirs: Iterable[str] | None = None, *, sysroot: Path | None = None) -> None:
         self.lib_dirs = list(lib_dirs) if lib_dirs is not None else system_lib_dirs()
+        # Another architecture's tree (the arm64 payload): PT_INTERP names a path inside it, not on this machine.
+        self.sysroot = sysroot
         self._infos: dict[Path, ElfInfo] = {}
 
     def info(self, path: Path) -> ElfInfo:
@@ -171,9 +173,10 @@ class DependencyWalker:
             info = self.info(path)
             if info.interpreter and Path(info.interpreter) not in found:
                 interp = Path(info.interpreter)
-                if not interp.exists():
-                    raise ElfDependencyError(f"{path}: program interpreter {interp} not found")
-                found[interp] = Library(interp.name, interp, interp.resolve(), path)
+                real = self.sysroot / info.interpreter.lstrip("/") if self.sysroot else interp
+                if not real.exists():
+                    raise ElfDependencyError(f"{path}: program interpreter {real} not found")
+                found[interp] = Library(interp.name, interp, real.resolve(), path)
             # DT_RPATH of the loading chain also applies to what the loaded objects need (when no RUNPATH).
             chain_rpath = inherited_rpath + ([] if info.runpath else list(info.search_dirs()))
             for name in info.needed:

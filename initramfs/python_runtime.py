@@ -136,7 +136,21 @@ EXCLUDED_PREFIXES = (
     "nis",
     "_crypt",
     "crypt",
+    # Issue 15 (payload size), each proven unneeded by tests/initramfs/test_builder.py's chroot import of every module
+    # we run: decimal (its C and Python versions, 0.2 MiB xz; nothing we run does decimal arithmetic), XML (pyexpat
+    # and xml.*), and pickle's C accelerator (logging.handlers imports pickle; the pure-Python pickler is the same
+    # module and nothing pickles).
+    "decimal",
+    "_decimal",
+    "_pydecimal",
+    "xml",
+    "pyexpat",
+    "_pickle",
 )
+
+# Distributions needed only to build, shipped only in part: cffi's compiler front end and pycparser generate
+# kexec_core/_kexec at build time; the compiled module needs the _cffi_backend extension alone (0.2 MiB xz less).
+BUILD_TIME_DISTRIBUTIONS: dict[str, tuple[str, ...]] = {"cffi": ("_cffi_backend",), "pycparser": ()}
 
 # Inside shipped third-party packages: tests and build-time parts, and optional accelerators whose pure-Python
 # fallback is good enough for a menu (wcwidth's C extension alone is 1.3 MiB, a tenth of the payload budget).
@@ -383,13 +397,19 @@ def collect(extra_entry_modules: Iterable[str] = ()) -> PythonRuntime:
 
     # Third-party dependencies, whole: their optional imports are decided at run time.
     for dist_name in sorted(_requirement_names(OUR_DISTRIBUTION) - {OUR_DISTRIBUTION}):
+        keep = BUILD_TIME_DISTRIBUTIONS.get(dist_name)
         for rel, path in _distribution_files(dist_name):
+            if keep is not None and rel.split("/", 1)[0].split(".", 1)[0] not in keep:
+                continue
             add(f"{libdir}/{rel}", path)
             if path.suffix == ".py":
                 modules.append(_module_name(rel))
 
     # The standard library modules reachable from all of the above.
-    finder = modulefinder.ModuleFinder(excludes=list(EXCLUDED_PREFIXES))
+    # Our packages' directories first: under an editable install they are found by an import hook, not on sys.path,
+    # and modulefinder searches sys.path only (it then missed what only our code imports, such as mmap).
+    ours = sorted({str(_package_root(pkg).parent) for pkg in OUR_PACKAGES})
+    finder = modulefinder.ModuleFinder(path=[*ours, *sys.path], excludes=list(EXCLUDED_PREFIXES))
     for name in modules:
         # Optional parts of a package may fail to import here (a backend for another platform): not our concern.
         try:

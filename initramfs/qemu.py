@@ -28,6 +28,12 @@ from types import TracebackType
 from typing import Any, Self
 
 QEMU_BINARY = "qemu-system-x86_64"
+# The arm64 payload's machine: QEMU's `virt` board (PL011 serial ttyAMA0, a PCIe host bridge the Debian arm64
+# kernel drives built in, a devicetree QEMU generates) with a Cortex-A57, the cheapest CPU for TCG to emulate
+# (`max` adds pointer authentication, which TCG emulates slowly).
+ARM64_QEMU_BINARY = "qemu-system-aarch64"
+ARM64_MACHINE = ("-machine", "virt", "-cpu", "cortex-a57")
+ARM64_APPEND = "console=ttyAMA0 panic=-1"
 DEFAULT_MEMORY_MB = 1024
 DEFAULT_APPEND = "console=ttyS0,115200 panic=-1"
 # How long a polite QMP `quit` may take before the VM is killed.
@@ -77,6 +83,8 @@ class VmConfig:
     # False: a guest reboot (or watchdog reset) restarts the machine, firmware and payload, as on real hardware.
     no_reboot: bool = True
     extra: tuple[str, ...] = field(default=())
+    # "arm64": qemu-system-aarch64 on ARM64_MACHINE (with ARM64_QEMU_BINARY, which `binary` then defaults to).
+    arch: str = "x86_64"
 
     def hotplug_port(self, index: int) -> str:
         if not 0 <= index < self.hotplug_ports:
@@ -85,14 +93,17 @@ class VmConfig:
 
     def argv(self) -> list[str]:
         """The QEMU command line: serial console on stdio, no reboot (a guest reboot ends QEMU), no display."""
+        arm64 = self.arch == "arm64"
+        if arm64:
+            binary = ARM64_QEMU_BINARY if self.binary == QEMU_BINARY else self.binary
+            machine = ARM64_MACHINE if self.accel is Accel.TCG else ("-machine", "virt", "-cpu", "host")
+        else:
+            binary, machine = self.binary, ("-machine", "q35", "-cpu", self.accel.cpu())
         argv = [
-            self.binary,
+            binary,
             "-accel",
             self.accel.value,
-            "-machine",
-            "q35",
-            "-cpu",
-            self.accel.cpu(),
+            *machine,
             "-smp",
             str(self.cpus),
             "-m",
@@ -236,8 +247,10 @@ class Vm:
 
     def start(self, *, stdio: bool = True) -> Self:
         """Starts QEMU as a child with our terminal as its serial console (or no stdio at all)."""
-        if shutil.which(self.config.binary) is None:
-            raise QemuError(f"{self.config.binary} not found: install qemu-system-x86 (`make setup`)")
+        binary = self.argv()[0]
+        if shutil.which(binary) is None:
+            package = "qemu-system-arm" if binary == ARM64_QEMU_BINARY else "qemu-system-x86"
+            raise QemuError(f"{binary} not found: install {package} (`make setup`)")
         devnull = None if stdio else subprocess.DEVNULL
         self._proc = subprocess.Popen(self.argv(), stdin=devnull, stdout=devnull, stderr=devnull)
         self.attach(self._proc.pid)

@@ -16,7 +16,6 @@ import os
 from collections.abc import Callable, Sequence
 
 from kexec_core import guard, syscalls
-from kexec_core.boot import unmount_lazily
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +83,10 @@ def perform(action: PowerAction, *, mounts: Sequence[str] = (), force: bool = Fa
     if dry_run:
         return
     guard.require_boot_environment(action.verb, force=force)
+    # Here, not at the top: the menu imports this module for PowerAction, and kexec_core.boot brings the image
+    # parsers with it (issue 15: imports a first frame does not need).
+    from kexec_core.boot import unmount_lazily
+
     syscalls.sync()
     for mount in reversed(mounts):
         unmount_lazily(mount)

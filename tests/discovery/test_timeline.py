@@ -74,6 +74,7 @@ INTERLEAVED = (
     "[    4.00] bootmenu-timeline: daemon-started 4.00\r\n"
     "[    4.60] bootmenu-timeline: first-frame 4.60\r\n"
     "[    4.50] bootmenu-timeline: first-device-probed 4.50 vda1\r\n"
+    "[    4.90] bootmenu-timeline: menu-ready 4.90\r\n"
     "[    5.10] bootmenu-timeline: all-entries 5.10 3 entries\r\n"
     "[    9.00] bootmenu-timeline: first-frame 9.00\r\n"  # a restarted menu: the first one counts
 )
@@ -81,7 +82,7 @@ INTERLEAVED = (
 
 def test_parse_and_order() -> None:
     stamps = timeline.parse(INTERLEAVED)
-    assert [s.event for s in stamps] == [*EVENTS[:4], "first-frame", "first-device-probed", "all-entries"]
+    assert [s.event for s in stamps] == [*EVENTS[:4], "first-frame", "first-device-probed", "menu-ready", "all-entries"]
     assert stamps[2] == Stamp("modules-loaded", 2.5, "31 modules")
     assert timeline.out_of_order(stamps) == []
 
@@ -100,4 +101,5 @@ def test_table_has_deltas() -> None:
     modules = next(line for line in lines if line.startswith("modules-loaded"))
     assert modules.split()[1:4] == ["2.50s", "+1.20s", "31"]
     # by time: the first device was probed before the first frame
-    assert [line.split()[0] for line in lines[-3:]] == ["first-device-probed", "first-frame", "all-entries"]
+    last = ["first-device-probed", "first-frame", "menu-ready", "all-entries"]
+    assert [line.split()[0] for line in lines[-4:]] == last
