@@ -51,6 +51,8 @@ CASES = syslinux_cases()
 
 
 @pytest.mark.skipif(not CASES, reason="the shared corpus (../shared/corpus) is not here")
+# Recording boots every item once: Debian 9's installer menu (80 items) takes about 16 minutes under TCG.
+@pytest.mark.timeout(2400)
 @pytest.mark.parametrize(("case", "count"), CASES, ids=[c.key for c, _ in CASES])
 def test_corpus_menu_matches_real_syslinux(case: corpus_cases.Case, count: int, tmp_path: Path) -> None:
     filesystems = corpus_cases.scanned(case, case.build(tmp_path / "tree"))
