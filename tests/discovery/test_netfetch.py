@@ -216,12 +216,11 @@ LABEL web
 """
 
 
-def test_pxelinux_entries_carry_urls_for_http_absolute_and_relative_paths(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    server = {"tftp://10.0.2.2/x86/pxelinux.cfg/default": PXE_CONFIG}
+def _serve(monkeypatch: pytest.MonkeyPatch, server: dict[str, str]) -> list[str]:
+    asked: list[str] = []
 
     def fake_fetch(url: str, local: Path, limit: int, progress: object = None) -> int:
+        asked.append(url)
         if url not in server:
             raise NetworkError(f"{url}: tftp: server error: (1) File not found")
         local.parent.mkdir(parents=True, exist_ok=True)
@@ -229,6 +228,14 @@ def test_pxelinux_entries_carry_urls_for_http_absolute_and_relative_paths(
         return len(server[url])
 
     monkeypatch.setattr(network, "fetch", fake_fetch)
+    return asked
+
+
+def test_pxelinux_entries_carry_urls_for_http_absolute_and_relative_paths(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    server = {"tftp://10.0.2.2/x86/pxelinux.cfg/default": PXE_CONFIG}
+    _serve(monkeypatch, server)
     lease = Lease(interface="eth0", address="10.0.2.15", tftp_server="10.0.2.2", bootfile="x86/pxelinux.0")
     fs = Filesystem(root=tmp_path, name="eth0", fstype="tftp")
     result = netboot.load_network_config(lease, fs)
@@ -288,17 +295,7 @@ def test_include_and_config_files_are_fetched_as_the_parser_meets_them(
         "tftp://10.0.2.2/x86/common.cfg": COMMON,
         "tftp://10.0.2.2/menus/more.cfg": MORE,
     }
-    asked: list[str] = []
-
-    def fake_fetch(url: str, local: Path, limit: int, progress: object = None) -> int:
-        asked.append(url)
-        if url not in server:
-            raise NetworkError(f"{url}: tftp: server error: (1) File not found")
-        local.parent.mkdir(parents=True, exist_ok=True)
-        local.write_text(server[url])
-        return len(server[url])
-
-    monkeypatch.setattr(network, "fetch", fake_fetch)
+    asked = _serve(monkeypatch, server)
     lease = Lease(interface="eth0", address="10.0.2.15", tftp_server="10.0.2.2", bootfile="x86/pxelinux.0")
     result = netboot.load_network_config(lease, Filesystem(root=tmp_path, name="eth0", fstype="tftp"), tmp_path)
     assert [(e.title, e.kernel, e.submenu) for e in result.entries] == [
@@ -323,21 +320,6 @@ menuentry "On root" {
     linux /boot/vmlinuz-root from=$root
 }
 """
-
-
-def _serve(monkeypatch: pytest.MonkeyPatch, server: dict[str, str]) -> list[str]:
-    asked: list[str] = []
-
-    def fake_fetch(url: str, local: Path, limit: int, progress: object = None) -> int:
-        asked.append(url)
-        if url not in server:
-            raise NetworkError(f"{url}: tftp: server error: (1) File not found")
-        local.parent.mkdir(parents=True, exist_ok=True)
-        local.write_text(server[url])
-        return len(server[url])
-
-    monkeypatch.setattr(network, "fetch", fake_fetch)
-    return asked
 
 
 def test_grub_config_over_the_network_found_as_grub_looks_it_up(
