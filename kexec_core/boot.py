@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import enum
 import errno
+import functools
 import logging
 import os
 import tempfile
@@ -251,31 +252,13 @@ def _with_segments(plan: BootPlan, machine: Arch, layout: MemoryLayout) -> BootP
     lo, hi = layout.mem_min, layout.mem_max
     sysfs = layout.sysfs if layout.sysfs is not None else (efi.SYSFS if layout.memmap is None else None)
     handoff = efi.read(sysfs) if sysfs is not None else None
-    if loaded.elf is not None:
-        segments = x86_64.build_elf(
-            plan.kernel.path,
-            loaded.elf,
-            kernel,
-            initrd,
-            plan.cmdline,
-            memmap=memmap,
-            avoid=avoid,
-            mem_min=lo,
-            mem_max=hi,
-            efi=handoff,
-        )
-    else:
-        segments = x86_64.build(
-            plan.kernel.path,
-            kernel,
-            initrd,
-            plan.cmdline,
-            memmap=memmap,
-            avoid=avoid,
-            mem_min=lo,
-            mem_max=hi,
-            efi=handoff,
-        )
+    # An ELF vmlinux places its PT_LOAD segments, a bzImage its protected-mode code; the rest is the same.
+    build = (
+        functools.partial(x86_64.build_elf, plan.kernel.path, loaded.elf)
+        if loaded.elf is not None
+        else functools.partial(x86_64.build, plan.kernel.path)
+    )
+    segments = build(kernel, initrd, plan.cmdline, memmap=memmap, avoid=avoid, mem_min=lo, mem_max=hi, efi=handoff)
     labelled = tuple(
         replace(s, source=sources.get(s.name.split()[0], "bootmenu (built: boot_params, e820 table, command line)"))
         for s in segments.segments
