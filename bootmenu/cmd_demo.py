@@ -67,6 +67,9 @@ def run(args: argparse.Namespace) -> int:
     import tempfile
     import time
 
+    from bootmenu import urwid_parts
+
+    urwid_parts.install()  # as `bootmenu ui` does: the demo is the menu the payload runs
     from bootmenu.client import Client, ClientError
     from bootmenu.controller import ExitAction, Mode, run_menu
 
