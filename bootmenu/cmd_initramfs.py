@@ -73,6 +73,11 @@ def add_parser(subparsers: Any) -> None:
     )
     build.add_argument("--no-strip", action="store_true", help="keep symbols in the copied ELF files")
     build.add_argument(
+        "--uncompressed-modules",
+        action="store_true",
+        help="stage kernel modules as plain .ko (default .ko.xz, which busybox modprobe decompresses: less RAM)",
+    )
+    build.add_argument(
         "--arch",
         choices=("x86_64", "arm64"),
         default="x86_64",
@@ -114,6 +119,7 @@ def run(args: argparse.Namespace) -> int:
         busybox=args.busybox,
         extra=tuple(args.extra),
         strip=not args.no_strip,
+        compress_modules=not args.uncompressed_modules,
         keep_stage=args.stage_dir,
         settings=args.settings,
         arch=args.arch,

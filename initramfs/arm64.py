@@ -201,7 +201,8 @@ def stage(options: BuildOptions, root: Path) -> ModuleSelection | None:
     selection = None
     if options.kernel_modules is not None:
         names = (*options.modules, *EXTRA_MODULES)
-        selection = stage_modules(ModuleTree.load(options.kernel_modules), names, root)
+        tree = ModuleTree.load(options.kernel_modules)
+        selection = stage_modules(tree, names, root, compress=options.compress_modules)
     builder.stage_extra(root, options.extra)
     write_library_listing(root)
     return selection

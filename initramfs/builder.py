@@ -10,7 +10,7 @@ Layout (merged /usr, as Debian):
     /usr/lib/<multiarch>/*.so*     every shared library needed (elf), named by soname; /lib64/ld-linux... the loader
     /etc/ld.so.cache               built by `ldconfig -r` on the staged tree; /etc/ld.so.cache.txt its `-p` listing,
                                    printed by the /sbin/ldconfig stub for ctypes.util.find_library (pyudev -> libudev)
-    /lib/modules/<version>         the selected kernel modules, depmod run on them (modules)
+    /lib/modules/<version>         the selected kernel modules, xz-compressed, depmod run on them (modules)
     /etc/bootmenu-payload          marker: kexec_core refuses to kexec outside the payload
     /etc/bootmenu/settings.toml    --settings FILE: the daemon's settings (discovery.settings.PAYLOAD_SETTINGS)
     /etc/mdev.conf, passwd, group  hotplug module loading, a root user for the shell
@@ -66,6 +66,7 @@ class BuildOptions:
     busybox: Path = DEFAULT_BUSYBOX
     extra: tuple[tuple[str, Path], ...] = ()  # (path in the image, source file or directory)
     modules: tuple[str, ...] = DEFAULT_MODULES
+    compress_modules: bool = True  # .ko.xz: busybox modprobe decompresses them (initramfs/modules.py)
     strip: bool = True
     keep_stage: Path | None = None  # stage into this directory (kept) instead of a temporary one
     settings: Path | None = None  # a TOML settings file for the daemon, checked and put at PAYLOAD_SETTINGS
@@ -321,7 +322,7 @@ def stage(options: BuildOptions, root: Path) -> ModuleSelection | None:
     selection = None
     if options.kernel_modules is not None:
         tree = ModuleTree.load(options.kernel_modules)
-        selection = stage_modules(tree, options.modules, root)
+        selection = stage_modules(tree, options.modules, root, compress=options.compress_modules)
     stage_extra(root, options.extra)
     build_ld_cache(root)
     return selection

@@ -53,7 +53,7 @@ def test_archive_holds_the_runtime_the_tools_and_the_modules(payload: BuildRepor
         f"usr/lib/python{PYVER}/bootmenu/cli.pyc",
         f"usr/lib/python{PYVER}/urwid/__init__.pyc",
         f"usr/lib/python{PYVER}/encodings/utf_8.pyc",
-        f"usr/lib/modules/{kernel_version}/kernel/drivers/block/virtio_blk.ko",
+        f"usr/lib/modules/{kernel_version}/kernel/drivers/block/virtio_blk.ko.xz",
         f"usr/lib/modules/{kernel_version}/modules.dep",
         f"usr/lib/modules/{kernel_version}/modules.alias",
     ):

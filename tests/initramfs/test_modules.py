@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from initramfs.builder import DEFAULT_BUSYBOX
 from initramfs.modules import (
     DEFAULT_MODULES,
     METADATA_FILES,
@@ -62,8 +63,25 @@ def test_staged_tree_loads_by_alias_with_busybox_modprobe(tree: ModuleTree, tmp_
     assert "alias virtio:d00000002v* virtio_blk" in aliases
     assert "alias fs-ext4 ext4" in aliases
     # What busybox modprobe (run by /init) reads to load ext4 before it.
-    ext4 = next(line for line in staged_dep.splitlines() if line.startswith("kernel/fs/ext4/ext4.ko"))
-    assert "kernel/fs/jbd2/jbd2.ko" in ext4.split(":")[1].split()
+    ext4 = next(line for line in staged_dep.splitlines() if line.startswith("kernel/fs/ext4/ext4.ko.xz"))
+    assert "kernel/fs/jbd2/jbd2.ko.xz" in ext4.split(":")[1].split()
+    # Compressed for busybox's xz decoder: what it reads back is the kernel's module, byte for byte.
+    plain = tree.root / "kernel/fs/ext4/ext4.ko"
+    xzcat = [str(DEFAULT_BUSYBOX), "xzcat", str(dest / "kernel/fs/ext4/ext4.ko.xz")]
+    unpacked = subprocess.run(xzcat, capture_output=True, check=True, timeout=60).stdout
+    assert unpacked == plain.read_bytes()
+    order = (dest / "modules.order").read_text().split()
+    assert set(order) <= set(selection.files)
+    assert "kernel/fs/ext4/ext4.ko.xz" in order
+
+
+def test_uncompressed_staging_keeps_plain_modules(tree: ModuleTree, tmp_path: Path) -> None:
+    selection = stage_modules(tree, ["virtio_blk"], tmp_path, compress=False)
+    assert "kernel/drivers/block/virtio_blk.ko" in selection.files
+    dest = tmp_path / "lib/modules" / tree.version
+    assert (dest / "kernel/drivers/block/virtio_blk.ko").read_bytes() == (
+        tree.root / "kernel/drivers/block/virtio_blk.ko"
+    ).read_bytes()
 
 
 def test_missing_modules_dep_is_a_clear_error(tmp_path: Path) -> None:
