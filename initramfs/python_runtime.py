@@ -146,6 +146,24 @@ EXCLUDED_PREFIXES = (
     "xml",
     "pyexpat",
     "_pickle",
+    # Issue 15 again, after a chroot import of everything we run listed what stayed unloaded: modules only other
+    # platforms import (Windows' asyncio event loops, macOS and AIX helpers of ctypes and platform), and modules
+    # only unused corners of the standard library reach (tarfile from shutil's archive helpers, plistlib from
+    # platform.mac_ver, html.entities, statistics, tracemalloc, whose import warnings guards).
+    "asyncio.windows_events",
+    "asyncio.windows_utils",
+    "asyncio.proactor_events",
+    "_osx_support",
+    "ctypes.macholib",
+    "ctypes._aix",
+    "ctypes.wintypes",
+    "tarfile",
+    "plistlib",
+    "html",
+    "statistics",
+    "_statistics",
+    "fractions",
+    "tracemalloc",
 )
 
 # Distributions needed only to build, shipped only in part: cffi's compiler front end and pycparser generate
@@ -157,9 +175,14 @@ BUILD_TIME_DISTRIBUTIONS: dict[str, tuple[str, ...]] = {"cffi": ("_cffi_backend"
 # wcwidth's per-terminal grapheme tables (2.2 MiB of bytecode) are imported only when a caller asks for a named
 # terminal program's overrides (kitty, wezterm...), which urwid never does; a missing one means "no overrides" by
 # wcwidth's own design (table_grapheme_overrides.get catches the ImportError).
+# urwid's event loops for other frameworks (none installed), its Windows display and test helpers, and pyudev's GUI
+# toolkit bindings are imported only by programs using those; urwid imports its optional loops under
+# `except ImportError`.
 _PACKAGE_FILE_EXCLUDE = re.compile(
     r"(^|/)(tests?|testing|__pycache__)(/|$)|\.dist-info/|\.egg-info/|^wcwidth/_wcwidth_c\."
     r"|^wcwidth/table_grapheme_overrides/_known_"
+    r"|^urwid/event_loop/(trio|zmq|tornado|glib|twisted)_loop\.py$|^urwid/display/_win32\w*\.py$"
+    r"|^urwid/testing\.py$|^pyudev/(glib|wx|pyqt5|pyside6?|_qt_base)\.py$"
 )
 
 
@@ -379,8 +402,8 @@ def collect(extra_entry_modules: Iterable[str] = ()) -> PythonRuntime:
             return
         seen_dest.add(dest)
         is_py = source.suffix == ".py"
-        # Our own docstrings stay (argparse help and error texts may use them); others' go to save space.
-        runtime.files.append(StagedFile(dest + ("c" if is_py else ""), source, is_py, strip_docs=is_py and not ours))
+        # Docstrings go to save space (nothing we run reads __doc__: argparse help is in the add_argument calls).
+        runtime.files.append(StagedFile(dest + ("c" if is_py else ""), source, is_py, strip_docs=is_py))
 
     # Our packages, whole (minus caches), from the source tree.
     for pkg in OUR_PACKAGES:
