@@ -35,7 +35,7 @@ from kexec_core import fdt
 from kexec_core.arch import Arch
 from kexec_core.errors import ImageError, PreflightError
 from kexec_core.fdt import Fdt
-from kexec_core.segments import PAGE, Allocator, MemRange, PlannedSegment, SegmentPlan, page_up
+from kexec_core.segments import PAGE, Allocator, MemRange, PlannedSegment, SegmentBytes, SegmentPlan, page_up
 
 ARM64_MAGIC = b"ARM\x64"
 RISCV_MAGIC = b"RISCV\0\0\0"
@@ -228,7 +228,7 @@ def memory_of(tree: Fdt, iomem: Iomem | None, source: Path) -> tuple[list[MemRan
 def build(
     path: Path,
     kernel: bytes,
-    initrd: bytes,
+    initrd: SegmentBytes,
     cmdline: str,
     *,
     tree: Fdt,

@@ -14,6 +14,7 @@ import enum
 import errno
 import functools
 import logging
+import mmap
 import os
 import tempfile
 from collections.abc import Iterator, Sequence
@@ -23,12 +24,12 @@ from typing import Any, BinaryIO
 
 from kexec_core import arm64, efi, fdt, guard, preflight, syscalls, x86_64
 from kexec_core.arch import Arch
-from kexec_core.errors import ExecRefused, ImageError, KexecCoreError, KexecError, PreflightError
+from kexec_core.errors import ExecRefused, ImageError, KexecCoreError, KexecError, MemoryShortError, PreflightError
 from kexec_core.fileio import open_regular
 from kexec_core.image import ImageKind, KernelInfo, Options, inspect_kernel
 from kexec_core.initrd import InitrdInfo, inspect_initrd
 from kexec_core.memory import MEMINFO
-from kexec_core.segments import PAGE, MemRange, SegmentPlan
+from kexec_core.segments import PAGE, MemRange, SegmentBytes, SegmentPlan
 
 __all__ = [
     "BootPlan",
@@ -188,20 +189,27 @@ def prepare(
     """
     info = inspect_kernel(Path(kernel), Options(limit=decompress_limit, meminfo=meminfo))
     arch = machine or Arch.running()
+    chosen = method is None
     if method is None:
         elf_kernel = info.loaded_kernel.kind is ImageKind.ELF and arch is Arch.X86_64
         with_dtb = devicetree is not None and arch is Arch.ARM64
         method = LoadMethod.KEXEC_LOAD if elf_kernel or with_dtb else LoadMethod.KEXEC_FILE_LOAD
     try:
-        plan = _checked_plan(
-            info,
-            initrds,
-            cmdline,
-            devicetree=devicetree,
-            machine=arch,
-            meminfo=meminfo,
-            file_load=method is LoadMethod.KEXEC_FILE_LOAD,
+        check = functools.partial(
+            _checked_plan, info, initrds, cmdline, devicetree=devicetree, machine=arch, meminfo=meminfo
         )
+        try:
+            plan = check(file_load=method is LoadMethod.KEXEC_FILE_LOAD)
+        except MemoryShortError as short:
+            # kexec_file_load copies each file into the kernel before copying it again into the new kernel's
+            # pages; kexec_load copies a mapped initrd once (preflight.memory_needed). Chosen by itself only when
+            # that is what makes the boot fit, for the images whose segments are built here.
+            if not (chosen and method is LoadMethod.KEXEC_FILE_LOAD and _segments_possible_for(info, arch)):
+                raise
+            method = LoadMethod.KEXEC_LOAD
+            plan = check(file_load=False)
+            note = f"kexec_load chosen: kexec_file_load would not fit ({short.problem})"
+            plan = replace(plan, warnings=(*plan.warnings, note))
         if method is LoadMethod.KEXEC_LOAD:
             plan = _with_segments(plan, machine or Arch.running(), memory or MemoryLayout())
         return plan
@@ -243,7 +251,7 @@ def _with_segments(plan: BootPlan, machine: Arch, layout: MemoryLayout) -> BootP
     with _part_file(plan.kernel_part()) as f:
         kernel = _read_all(plan.kernel.path, f)
     with _initrd_file(plan.initrd_parts()) as rd:
-        initrd = b"" if rd is None else _read_all(plan.kernel.path, rd)
+        initrd = b"" if rd is None else _mapped(plan.kernel.path, rd)
     sources = _sources(plan)
     if arm64_image:
         return _with_arm64_segments(plan, kernel, initrd, layout, sources)
@@ -279,7 +287,7 @@ def _sources(plan: BootPlan) -> dict[str, str]:
 
 
 def _with_arm64_segments(
-    plan: BootPlan, kernel: bytes, initrd: bytes, layout: MemoryLayout, sources: dict[str, str]
+    plan: BootPlan, kernel: bytes, initrd: SegmentBytes, layout: MemoryLayout, sources: dict[str, str]
 ) -> BootPlan:
     """arm64: the entry's devicetree (or the running one) with /chosen rewritten, and the segments (arm64.py)."""
     dtb_path = plan.devicetree or layout.running_fdt or arm64.RUNNING_FDT
@@ -318,6 +326,17 @@ def _with_arm64_segments(
         devicetree=dtb_path,
         warnings=(*plan.warnings, *warnings),
     )
+
+
+def _mapped(path: Path, f: BinaryIO) -> bytes | mmap.mmap:
+    """The file mapped read-only (kexec_load copies it from the page cache, which the kernel can reclaim, instead of
+    from a second copy in this process); the mapping outlives the file object. An empty file reads as b""."""
+    try:
+        if os.fstat(f.fileno()).st_size == 0:
+            return b""
+        return mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+    except OSError as err:
+        raise ImageError(path, f"cannot map {getattr(f, 'name', 'the initrd')}: {err.strerror}") from None
 
 
 def _read_all(path: Path, f: BinaryIO) -> bytes:
@@ -467,8 +486,11 @@ def load(plan: BootPlan, *, dry_run: bool = False, force: bool = False, tmpdir: 
 
 
 def _segments_possible(plan: BootPlan) -> bool:
-    kind = plan.kernel.loaded_kernel.kind
-    machine = Arch.running()
+    return _segments_possible_for(plan.kernel, Arch.running())
+
+
+def _segments_possible_for(info: KernelInfo, machine: Arch) -> bool:
+    kind = info.loaded_kernel.kind
     return (machine is Arch.X86_64 and kind is ImageKind.BZIMAGE) or (machine is Arch.ARM64 and kind is ImageKind.IMAGE)
 
 

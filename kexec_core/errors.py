@@ -28,6 +28,10 @@ class PreflightError(KexecCoreError):
         super().__init__(f"{self.path}: {problem}" if self.path is not None else problem)
 
 
+class MemoryShortError(PreflightError):
+    """The load needs more memory than is available (preflight.check_memory)."""
+
+
 class ImageError(PreflightError):
     """A kernel or initrd file is missing, unreadable, truncated or of an unknown or malformed format."""
 

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from kexec_core.arch import Arch
-from kexec_core.errors import PreflightError
+from kexec_core.errors import MemoryShortError, PreflightError
 from kexec_core.image import ImageKind, KernelInfo
 from kexec_core.initrd import InitrdInfo
 from kexec_core.memory import MEMINFO, mem_available
@@ -99,22 +99,36 @@ def check_cmdline(kernel: KernelInfo, cmdline: str) -> None:
         )
 
 
-def check_memory(kernel: KernelInfo, initrds: Sequence[InitrdInfo], meminfo: Path = MEMINFO) -> None:
+def memory_needed(kernel: KernelInfo, initrds: Sequence[InitrdInfo], *, file_load: bool = True) -> int:
+    """Bytes the load takes at its peak. The new kernel's pages (its init_size: the kernel segment) and a copy of
+    each initrd in kernel pages are allocated either way. kexec_file_load (kernel/kexec_file.c) first reads both
+    files whole into vmalloc'ed buffers, freed only after the segments are copied: the kernel file and the initrds
+    twice. kexec_load copies from this process's memory: the kernel file read here, and one initrd mapped (mmap of
+    the file: page cache, which the kernel reclaims as it copies), so the initrd once; several initrds are first
+    concatenated on tmpfs, twice again."""
+    loaded = kernel.loaded_kernel
+    initrd_bytes = sum(i.size for i in initrds)
+    copies = 1 if not file_load and len(initrds) == 1 else 2
+    needed = loaded.size + kernel.memory_needed + copies * initrd_bytes
+    if kernel.decompressed is not None:  # its tmpfs copy, held until the load is done
+        needed += kernel.decompressed.size
+    return needed
+
+
+def check_memory(
+    kernel: KernelInfo, initrds: Sequence[InitrdInfo], meminfo: Path = MEMINFO, *, file_load: bool = True
+) -> None:
     available = mem_available(meminfo)
     if available is None:
         return
-    # kexec_file_load copies both files into kernel memory, and the new kernel then needs its init_size; a
-    # decompressed kernel also holds its tmpfs copy until the load is done.
-    loaded = kernel.loaded_kernel
-    needed = loaded.size + kernel.memory_needed + 2 * sum(i.size for i in initrds)
-    if kernel.decompressed is not None:
-        needed += kernel.decompressed.size
+    needed = memory_needed(kernel, initrds, file_load=file_load)
     if needed > available:
         mib = 1024 * 1024
-        raise PreflightError(
+        copies = "once, mapped" if not file_load and len(initrds) == 1 else "twice"
+        raise MemoryShortError(
             kernel.path,
             f"needs about {needed // mib} MiB (kernel {kernel.size // mib} MiB, {kernel.memory_needed // mib} MiB "
-            f"once running, initrds {sum(i.size for i in initrds) // mib} MiB, twice) but only "
+            f"once running, initrds {sum(i.size for i in initrds) // mib} MiB, {copies}) but only "
             f"{available // mib} MiB is available (MemAvailable in {meminfo})",
         )
 
@@ -140,4 +154,4 @@ def run(
     if file_load:
         check_loadable(kernel, machine)
     check_cmdline(kernel, cmdline)
-    check_memory(kernel, initrds, meminfo)
+    check_memory(kernel, initrds, meminfo, file_load=file_load)

@@ -6,9 +6,13 @@ segments do not overlap, and `bufsz <= memsz` (the rest is zeroed); at most KEXE
 
 from __future__ import annotations
 
+import mmap
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
+
+# A segment's bytes: built here, or a file mapped read-only (an initrd: boot._mapped).
+SegmentBytes = bytes | mmap.mmap
 
 PAGE = 4096
 MAX_SEGMENTS = 16  # KEXEC_SEGMENT_MAX
@@ -32,7 +36,7 @@ class PlannedSegment:
     name: str
     mem: int
     memsz: int
-    buf: bytes
+    buf: SegmentBytes
     source: str = ""  # the file (or "built here") the bytes come from
 
     def describe(self) -> str:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import errno
 import functools
 import importlib
+import mmap
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -54,7 +55,7 @@ class Flags:
 class Segment:
     """One kexec_load segment (struct kexec_segment): bytes to copy to physical address `mem`, padded to `memsz`."""
 
-    buf: bytes
+    buf: bytes | mmap.mmap  # segments.SegmentBytes
     mem: int
     memsz: int
 

@@ -32,7 +32,7 @@ from pathlib import Path
 from kexec_core.efi import BP_ACPI_RSDP_ADDR, BP_EFI_INFO, BP_SECURE_BOOT, EFI_INFO_SIZE, HDR_SETUP_DATA, EfiHandoff
 from kexec_core.elf import ElfInfo
 from kexec_core.errors import PreflightError
-from kexec_core.segments import Allocator, MemRange, PlannedSegment, SegmentPlan
+from kexec_core.segments import Allocator, MemRange, PlannedSegment, SegmentBytes, SegmentPlan
 
 PAGE = 4096
 MIB = 1 << 20
@@ -133,7 +133,7 @@ def _page_up(n: int) -> int:
 def build(
     path: Path,
     kernel: bytes,
-    initrd: bytes,
+    initrd: SegmentBytes,
     cmdline: str,
     *,
     memmap: Sequence[MemRange],
@@ -246,7 +246,7 @@ def build_elf(
     path: Path,
     elf: ElfInfo,
     data: bytes,
-    initrd: bytes,
+    initrd: SegmentBytes,
     cmdline: str,
     *,
     memmap: Sequence[MemRange],

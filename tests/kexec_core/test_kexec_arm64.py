@@ -175,17 +175,17 @@ def test_segments_and_devicetree_field_by_field(
     assert base == 0x41A00000 + 2 * MIB
 
     initrd = segs["initrd"]
-    assert initrd.buf == rd_bytes
+    assert bytes(initrd.buf) == rd_bytes
     assert initrd.mem >= kernel.mem + kernel.memsz
 
     dtb_seg = segs["dtb"]
     assert dtb_seg.mem % 8 == 0
     assert len(dtb_seg.buf) <= arm64.DTB_MAX
-    out = write(tmp_path / "out.dtb", dtb_seg.buf)
+    out = write(tmp_path / "out.dtb", bytes(dtb_seg.buf))
     assert fdtget(out, "/chosen", "bootargs", "s") == CMDLINE
     assert cells_to_int(fdtget(out, "/chosen", "linux,initrd-start")) == initrd.mem
     assert cells_to_int(fdtget(out, "/chosen", "linux,initrd-end")) == initrd.mem + len(rd_bytes)
-    tree = fdt.parse(out, dtb_seg.buf)
+    tree = fdt.parse(out, bytes(dtb_seg.buf))
     seed = tree.prop("/chosen", "kaslr-seed")
     assert seed is not None
     assert len(seed) == 8
@@ -247,7 +247,7 @@ def test_memory_from_the_devicetree_when_iomem_says_nothing(
     segs = by_name(plan.segments)
     assert segs["kernel"].mem == 0x80200000
     assert "initrd" not in segs
-    tree = fdt.parse(dtb, segs["dtb"].buf)
+    tree = fdt.parse(dtb, bytes(segs["dtb"].buf))
     assert tree.prop("/chosen", "linux,initrd-start") is None
     assert tree.prop("/chosen", "bootargs") == b"\0"
 
@@ -313,7 +313,7 @@ def test_running_devicetree_when_the_entry_names_none(
     )
     assert plan.segments is not None
     assert plan.devicetree == fw
-    tree = fdt.parse(fw, by_name(plan.segments)["dtb"].buf)
+    tree = fdt.parse(fw, bytes(by_name(plan.segments)["dtb"].buf))
     assert tree.prop("/chosen", "linux,initrd-start") is None
     assert tree.prop("/chosen", "linux,initrd-end") is None
     assert tree.prop("/chosen", "bootargs") == fdt.string(CMDLINE)

@@ -17,7 +17,8 @@ import pytest
 from bootmenu.cli import main
 from kexec_core import boot, x86_64
 from kexec_core.arch import Arch
-from kexec_core.errors import PreflightError
+from kexec_core.errors import MemoryShortError, PreflightError
+from kexec_core.image import inspect_kernel
 from kexec_core.segments import MemRange, PlannedSegment, SegmentPlan
 from tests.kexec_core.conftest import FakeBackend
 from tests.kexec_core.kexec_craft import bzimage, newc, riscv_image, write
@@ -106,7 +107,7 @@ def test_segments_of_the_real_kernel_field_by_field(kernel_image: Path, tmp_path
     assert table == [(r.start, r.size, r.type) for r in QEMU_MEMMAP]
 
     initrd = segs["initrd"]
-    assert initrd.buf == rd.read_bytes()
+    assert bytes(initrd.buf) == rd.read_bytes()  # mapped, not read (boot._mapped)
     (initrd_addr_max,) = struct.unpack_from("<I", data, 0x22C)
     assert initrd.mem + initrd.memsz <= initrd_addr_max + 1
 
@@ -308,3 +309,36 @@ def test_elf_vmlinux_segments_at_their_physical_addresses(
             meminfo=meminfo,
             memory=boot.MemoryLayout(memmap=QEMU_MEMMAP, avoid=((0x1000000, 0x1001000),)),
         )
+
+
+def test_kexec_load_is_chosen_when_only_its_single_initrd_copy_fits(kernel_image: Path, tmp_path: Path) -> None:
+    # The 256 MiB case (tests/qemu/test_small_memory.py): kexec_file_load holds the kernel file and the initrd in
+    # kernel buffers and copies them again; kexec_load copies the mapped initrd once (preflight.memory_needed).
+    rd = write(tmp_path / "initrd.img", newc("padding", bytes(8 << 20)))
+    info = inspect_kernel(kernel_image)
+    rd_size = rd.stat().st_size
+    file_load_need = info.loaded_kernel.size + info.memory_needed + 2 * rd_size
+    kexec_load_need = info.loaded_kernel.size + info.memory_needed + rd_size
+    between = write(
+        tmp_path / "meminfo", f"MemAvailable: {(file_load_need + kexec_load_need) // 2 // 1024} kB\n".encode()
+    )
+    memory = boot.MemoryLayout(memmap=QEMU_MEMMAP, avoid=())
+    plan = boot.prepare(kernel_image, [rd], CMDLINE, machine=Arch.X86_64, meminfo=between, memory=memory)
+    assert plan.method is boot.LoadMethod.KEXEC_LOAD
+    assert plan.segments is not None
+    assert any("kexec_load chosen: kexec_file_load would not fit" in w for w in plan.warnings)
+    assert bytes(by_name(plan.segments)["initrd"].buf) == rd.read_bytes()
+    # Asked for kexec_file_load by name: refused, naming the two copies.
+    with pytest.raises(MemoryShortError, match=r"twice\) but only"):
+        boot.prepare(
+            kernel_image, [rd], CMDLINE, machine=Arch.X86_64, meminfo=between, method=boot.LoadMethod.KEXEC_FILE_LOAD
+        )
+    # Less than even kexec_load needs: refused, naming the single mapped copy.
+    short = write(tmp_path / "short", f"MemAvailable: {(kexec_load_need - (1 << 20)) // 1024} kB\n".encode())
+    with pytest.raises(MemoryShortError, match=r"once, mapped\) but only"):
+        boot.prepare(kernel_image, [rd], CMDLINE, machine=Arch.X86_64, meminfo=short, memory=memory)
+    # Plenty: kexec_file_load, as before.
+    plenty = write(tmp_path / "plenty", f"MemAvailable: {file_load_need // 1024 + 1024} kB\n".encode())
+    assert boot.prepare(kernel_image, [rd], CMDLINE, machine=Arch.X86_64, meminfo=plenty).method is (
+        boot.LoadMethod.KEXEC_FILE_LOAD
+    )
