@@ -3,7 +3,7 @@
 Checks: the kernel's architecture is the running machine's; kexec_file_load can load this kind of image here (the
 per-architecture file loaders: x86_64 arch/x86/kernel/kexec-bzimage64.c, arm64 arch/arm64/kernel/kexec_image.c, riscv
 arch/riscv/kernel/kexec_image.c and elf_kexec.c); the command line fits the kernel's limit; the kernel and initrds fit
-in available memory (/proc/meminfo MemAvailable).
+in the memory a load can take (memory.allocatable: free pages and page cache, at most MemAvailable).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from kexec_core.arch import Arch
 from kexec_core.errors import MemoryShortError, PreflightError
 from kexec_core.image import ImageKind, KernelInfo
 from kexec_core.initrd import InitrdInfo
-from kexec_core.memory import MEMINFO, mem_available
+from kexec_core.memory import MEMINFO, allocatable
 
 # COMMAND_LINE_SIZE of architectures whose image header does not say (arm64, riscv: 2048 in asm/setup.h / uapi).
 DEFAULT_CMDLINE_SIZE = 2048
@@ -118,7 +118,7 @@ def memory_needed(kernel: KernelInfo, initrds: Sequence[InitrdInfo], *, file_loa
 def check_memory(
     kernel: KernelInfo, initrds: Sequence[InitrdInfo], meminfo: Path = MEMINFO, *, file_load: bool = True
 ) -> None:
-    available = mem_available(meminfo)
+    available = allocatable(meminfo)
     if available is None:
         return
     needed = memory_needed(kernel, initrds, file_load=file_load)
@@ -129,7 +129,7 @@ def check_memory(
             kernel.path,
             f"needs about {needed // mib} MiB (kernel {kernel.size // mib} MiB, {kernel.memory_needed // mib} MiB "
             f"once running, initrds {sum(i.size for i in initrds) // mib} MiB, {copies}) but only "
-            f"{available // mib} MiB is available (MemAvailable in {meminfo})",
+            f"{available // mib} MiB is available (MemFree and page cache in {meminfo}, at most MemAvailable)",
         )
 
 

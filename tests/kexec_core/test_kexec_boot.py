@@ -90,7 +90,7 @@ def test_cmdline_limit(tmp_path: Path, meminfo: Path) -> None:
 
 def test_memory_check(tmp_path: Path, kernel: Path) -> None:
     small = write(tmp_path / "meminfo-small", b"MemAvailable:  20000 kB\n")  # 19 MiB; init_size is 32 MiB
-    with pytest.raises(PreflightError, match=r"only 19 MiB is available \(MemAvailable"):
+    with pytest.raises(PreflightError, match=r"only 19 MiB is available \(MemFree and page cache"):
         plan_for(kernel, [], "", small)
     unknown = write(tmp_path / "meminfo-old", b"MemFree: 10 kB\n")  # no MemAvailable: no check
     plan_for(kernel, [], "", unknown)

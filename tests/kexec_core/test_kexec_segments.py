@@ -342,3 +342,17 @@ def test_kexec_load_is_chosen_when_only_its_single_initrd_copy_fits(kernel_image
     assert boot.prepare(kernel_image, [rd], CMDLINE, machine=Arch.X86_64, meminfo=plenty).method is (
         boot.LoadMethod.KEXEC_FILE_LOAD
     )
+
+
+def test_reclaimable_slab_is_not_counted_for_a_load(tmp_path: Path) -> None:
+    # What a 256 MiB payload VM reported before the OOM killer ended a kexec_file_load that MemAvailable allowed.
+    from kexec_core.memory import allocatable
+
+    text = (
+        "MemFree: 110000 kB\nMemAvailable: 121000 kB\nActive(file): 24 kB\nInactive(file): 4 kB\n"
+        "KReclaimable: 14884 kB\n"
+    )
+    assert allocatable(write(tmp_path / "meminfo", text.encode())) == (110000 + 28) * 1024
+    # Only MemAvailable (older kernels' fields missing, the tests' fake files): it is what there is.
+    assert allocatable(write(tmp_path / "short", b"MemAvailable: 5000 kB\n")) == 5000 * 1024
+    assert allocatable(tmp_path / "absent") is None
