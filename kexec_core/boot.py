@@ -468,6 +468,11 @@ def load(plan: BootPlan, *, dry_run: bool = False, force: bool = False, tmpdir: 
         segments = [syscalls.Segment(s.buf, s.mem, s.memsz) for s in plan.segments.segments]
         log.info("kexec_load: %s", "; ".join(plan.segments.describe()))
         syscalls.kexec_load(plan.segments.entry, segments, syscalls.flags().KEXEC_ARCH_DEFAULT)
+        # The kernel holds its copy now: unmap the initrd, whose mapping would keep its filesystem busy when the
+        # daemon unmounts before the jump (a plan is loaded once; prepare again to load again).
+        for s in plan.segments.segments:
+            if isinstance(s.buf, mmap.mmap):
+                s.buf.close()
         return
     try:
         with _part_file(plan.kernel_part()) as kernel, _initrd_file(plan.initrd_parts(), tmpdir) as initrd:
