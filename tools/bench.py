@@ -363,9 +363,9 @@ def measure() -> int:
         ("daemon + one menu peak RSS (VmHWM)", rss, GOAL_RSS_MIB, " MiB"),
     ):
         print(goal_line(goal, value, limit, unit))
-    # Not measured here: tests/qemu/test_small_memory.py boots the whole path at 320 MiB; at 256 the preflight refuses
-    # the 20 MiB initrd (93 MiB available, about 111 needed).
-    print(goal_line("whole path in a -m 256M VM", None, 256, " MiB", "NOT met (works at 320: test_small_memory)"))
+    # Not measured here: tests/qemu/test_small_memory.py boots the whole path at 256 MiB (kexec_load chosen, since
+    # kexec_file_load's two copies of the 20 MiB initrd would not fit).
+    print(goal_line("whole path in a -m 256M VM", None, 256, " MiB", "met (tests/qemu/test_small_memory.py)"))
     return 0
 
 
