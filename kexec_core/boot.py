@@ -330,7 +330,9 @@ def _with_arm64_segments(
 
 def _mapped(path: Path, f: BinaryIO) -> bytes | mmap.mmap:
     """The file mapped read-only (kexec_load copies it from the page cache, which the kernel can reclaim, instead of
-    from a second copy in this process); the mapping outlives the file object. An empty file reads as b""."""
+    from a second copy in this process); the mapping outlives the file object and lives as long as the plan (its
+    segments are described after the load too), so the daemon's read-only mount of that filesystem is unmounted
+    lazily before the jump (boot.unmount_lazily). An empty file reads as b""."""
     try:
         if os.fstat(f.fileno()).st_size == 0:
             return b""
@@ -468,11 +470,6 @@ def load(plan: BootPlan, *, dry_run: bool = False, force: bool = False, tmpdir: 
         segments = [syscalls.Segment(s.buf, s.mem, s.memsz) for s in plan.segments.segments]
         log.info("kexec_load: %s", "; ".join(plan.segments.describe()))
         syscalls.kexec_load(plan.segments.entry, segments, syscalls.flags().KEXEC_ARCH_DEFAULT)
-        # The kernel holds its copy now: unmap the initrd, whose mapping would keep its filesystem busy when the
-        # daemon unmounts before the jump (a plan is loaded once; prepare again to load again).
-        for s in plan.segments.segments:
-            if isinstance(s.buf, mmap.mmap):
-                s.buf.close()
         return
     try:
         with _part_file(plan.kernel_part()) as kernel, _initrd_file(plan.initrd_parts(), tmpdir) as initrd:
