@@ -203,6 +203,7 @@ NETLINK_KOBJECT_UEVENT = 15
 UEVENT_KERNEL_GROUP = 1
 UEVENT_BUFFER = 8192  # UEVENT_BUFFER_SIZE is 2048 (<linux/kobject.h>): one message always fits
 MAX_BATCH = 256  # messages read per wake-up; the rest wait for the next one
+UEVENT_QUEUE_BYTES = 1 << 20  # the socket's receive buffer: a few thousand messages
 
 
 def parse_uevent(data: bytes) -> dict[str, str] | None:
@@ -240,6 +241,8 @@ class KernelSource:
         if sock is None:
             sock = socket.socket(socket.AF_NETLINK, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC, NETLINK_KOBJECT_UEVENT)
             try:
+                # A burst (a USB hub of disks, a rescan) must not overflow the queue before the daemon reads it.
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, UEVENT_QUEUE_BYTES)
                 sock.bind((0, UEVENT_KERNEL_GROUP))
             except OSError:
                 sock.close()
