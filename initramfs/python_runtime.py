@@ -214,7 +214,9 @@ class PythonRuntime:
                 dest.write_bytes(f.source.read_bytes())
                 dest.chmod(0o755 if f.source.suffix == ".so" else 0o644)
         compile_all(jobs)
-        if any(f.dest == f"{self.libdir}/bootmenu/dataclass_code.py" + "c" for f in self.files):
+        # The table is used only by the interpreter that wrote it: not in a foreign runtime (initramfs/arm64.py).
+        ours = self.interpreter == Path(sys.executable).resolve()
+        if ours and any(f.dest == f"{self.libdir}/bootmenu/dataclass_code.pyc" for f in self.files):
             write_dataclass_code(root / self.libdir / "bootmenu" / "dataclass_code.marshal")
 
 
