@@ -22,14 +22,16 @@ Every QEMU run is TCG (`-accel tcg`), on copies in a scratch directory; nothing 
 
 from __future__ import annotations
 
+import copy
 import dataclasses
+import hashlib
 import json
 import re
 import shutil
 import struct
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path, PurePosixPath
@@ -80,6 +82,7 @@ BOOT_TIMEOUT = 60.0
 AUTOBOOT_TIMEOUT = 90.0  # the longest countdown waited for in the default run
 AUTOBOOT_QUIET = 6.0  # a console quiet this long after the banner shows a screen that waits for the user
 CHANGE_QUIET = 2.5  # seconds of quiet after Down with the same row highlighted: the last item
+PROBE_INTERVAL = 0.25  # seconds between reads of the boot header while a kernel may be starting
 QUIET = 0.6  # seconds without console output after which a redraw is taken as finished
 FAILURES = (
     b"Could not find kernel image",
@@ -137,17 +140,19 @@ class Answer:
     def to_json(self) -> dict[str, object]:
         return asdict(self)
 
+    @staticmethod
+    def item_from_json(d: dict[str, Any]) -> Item:
+        return Item(
+            path=tuple(d["path"]),
+            outcome=str(d["outcome"]),
+            cmdline=d["cmdline"],
+            initrds=tuple(d["initrds"]),
+            note=str(d.get("note", "")),
+        )
+
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Answer:
-        def item(d: dict[str, Any]) -> Item:
-            return Item(
-                path=tuple(d["path"]),
-                outcome=str(d["outcome"]),
-                cmdline=d["cmdline"],
-                initrds=tuple(d["initrds"]),
-                note=str(d.get("note", "")),
-            )
-
+        item = cls.item_from_json
         return cls(
             config=str(data["config"]),
             device=str(data["device"]),
@@ -238,8 +243,11 @@ def _slug(path: str) -> str:
 
 
 def test_initrd(output: Path, marker: str, busybox: Path) -> Path:
-    """A test initrd: busybox, the /init above and /bm-initrd/<slug> holding `marker` (the path it stands for)."""
-    entries = [
+    """A test initrd: busybox, the /init above and /bm-initrd/<slug> holding `marker` (the path it stands for). The
+    marker is an uncompressed newc archive of its own, followed by the gzip-compressed rest (the kernel unpacks a
+    concatenation of archives, as with early microcode), so the harness can also read it straight from the ramdisk
+    syslinux loaded (`initrd_markers`) without waiting for /init."""
+    rest = [
         CpioEntry.directory("dev"),
         CpioEntry.char_device("dev/console", 5, 1),
         CpioEntry.char_device("dev/ttyS0", 4, 64),
@@ -247,12 +255,38 @@ def test_initrd(output: Path, marker: str, busybox: Path) -> Path:
         CpioEntry.file("bin/busybox", source=busybox, perm=0o755),
         CpioEntry.symlink("bin/sh", "busybox"),
         CpioEntry.file("init", INIT.encode(), perm=0o755),
-        CpioEntry.file(f"bm-initrd/{_slug(marker)}", f"{marker}\n".encode()),
     ]
     with output.open("wb") as f:
-        write_cpio(entries, f)
-    output.write_bytes(Compression.GZIP.compress(output.read_bytes()))
+        write_cpio([CpioEntry.file(f"{MARKER_DIR}/{_slug(marker)}", f"{marker}\n".encode())], f)
+    head = output.read_bytes()
+    with output.open("wb") as f:
+        write_cpio(rest, f)
+    output.write_bytes(head + Compression.GZIP.compress(output.read_bytes()))
     return output
+
+
+# A newc member header (magic, 13 fields of 8 hex digits) whose name is in MARKER_DIR: one of the test initrds' markers.
+MARKER_DIR = "bm-initrd"
+MARKER_MEMBER = re.compile(rb"070701([0-9A-Fa-f]{8}){13}" + re.escape(MARKER_DIR.encode()) + rb"/")
+NEWC_HEADER = 110
+RAMDISK_MAX = 256 << 20  # the most of a ramdisk read back from guest memory
+
+
+def initrd_markers(ramdisk: bytes) -> tuple[str, ...] | None:
+    """The markers of the test initrds in a dump of the ramdisk syslinux loaded (the initrds one after another, each
+    starting with its uncompressed marker archive), in load order; None when it does not start with a newc archive
+    (not one of the harness's initrds, or memory the kernel already reused)."""
+    if not ramdisk.startswith(b"070701"):
+        return None
+    found = []
+    for match in MARKER_MEMBER.finditer(ramdisk):
+        at = match.start()
+        namesize = int(ramdisk[at + 94 : at + 102], 16)
+        filesize = int(ramdisk[at + 54 : at + 62], 16)
+        head = NEWC_HEADER + namesize
+        data_at = at + head + (-head % 4)  # members are 4-aligned within their archive, so relative to `at`
+        found.append(ramdisk[data_at : data_at + filesize].decode("utf-8", "replace").strip())
+    return tuple(found) or None
 
 
 def stage(
@@ -366,7 +400,7 @@ def medium_of(config: str, fstype: str) -> str:
 class Console:
     """One QEMU (TCG) booting the image, its serial console a pexpect child rendered by pyte."""
 
-    def __init__(self, image: Path, medium: str) -> None:
+    def __init__(self, image: Path, medium: str, *, snapshots: bool = False) -> None:
         drive = (
             ["-drive", f"file={image},format=raw,media=cdrom,readonly=on", "-boot", "d"]
             if medium == "iso"
@@ -383,6 +417,60 @@ class Console:
         self.raw = bytearray()
         self.ended = False
         self.child = pexpect.spawn(argv[0], argv[1:], timeout=FIRST_SCREEN_TIMEOUT, dimensions=(ROWS, COLUMNS))
+        self.saved: dict[str, pyte.Screen] = {}
+        if snapshots:
+            self._vmstate_disk()
+
+    def _qmp(self) -> Qmp:
+        if self.monitor is None:
+            self.monitor = Qmp(self.monitor_path, timeout=30.0)
+        return self.monitor
+
+    def _vmstate_disk(self) -> None:
+        """An empty qcow2 image (made by QEMU itself: blockdev-create) for savevm to keep the VM's states in: the only
+        writable disk that supports snapshots (the boot medium is read-only or snapshot=on)."""
+        path = self.scratch / "vmstate.qcow2"
+        path.write_bytes(b"")
+        qmp = self._qmp()
+        qmp.execute("blockdev-add", {"driver": "file", "node-name": "vmstate-file", "filename": str(path)})
+        qmp.execute("blockdev-create", {"job-id": "vmstate", "options": {"driver": "qcow2", "file": "vmstate-file",
+                                                                       "size": 64 << 20}})  # fmt: skip
+        deadline = time.monotonic() + 30.0
+        while any(j["status"] != "concluded" for j in qmp.execute("query-jobs")):
+            if time.monotonic() > deadline:
+                raise SyslinuxUnavailable("QEMU did not make the vmstate qcow2 image within 30 s")
+            self.read(0.05)
+        qmp.execute("job-dismiss", {"id": "vmstate"})
+        qmp.events.clear()
+        # Opened again as a child of the qcow2 node (a node of its own would be a writable disk without snapshots).
+        qmp.execute("blockdev-del", {"node-name": "vmstate-file"})
+        qmp.execute("blockdev-add", {"driver": "qcow2", "node-name": "vmstate",
+                                     "file": {"driver": "file", "filename": str(path)}})  # fmt: skip
+
+    def _hmp(self, command: str) -> None:
+        answer = self._qmp().execute("human-monitor-command", {"command-line": command})
+        if answer:  # savevm/loadvm print nothing unless they failed
+            raise QemuError(f"{command}: {str(answer).strip()}")
+
+    def save(self, name: str) -> None:
+        """Keeps the VM's whole state (savevm) and the console's screen as drawn up to now, under `name`. Taken on a
+        quiet console, so no byte is in flight between the guest and the screen."""
+        self._hmp(f"savevm {name}")
+        self.saved[name] = copy.deepcopy(self.screen)
+
+    def restore(self, name: str) -> None:
+        """Back to the state saved under `name` (loadvm), running, with the screen as it was then."""
+        self._hmp(f"loadvm {name}")
+        self._qmp().execute("cont")
+        self._qmp().events.clear()  # savevm/loadvm's STOP/RESUME events: nothing here waits for them
+        self.screen = copy.deepcopy(self.saved[name])
+        self.stream = pyte.ByteStream(self.screen)
+
+    def pause(self) -> None:
+        self._qmp().execute("stop")
+
+    def resume(self) -> None:
+        self._qmp().execute("cont")
 
     def read(self, timeout: float) -> bytes:
         """Console bytes that arrive within `timeout` (b"" when none); EOF ends the run."""
@@ -422,9 +510,7 @@ class Console:
         """`size` bytes of guest physical memory from `address` (QMP pmemsave into the scratch directory)."""
         dump = self.scratch / "memory.bin"
         dump.unlink(missing_ok=True)
-        if self.monitor is None:
-            self.monitor = Qmp(self.monitor_path, timeout=10.0)
-        self.monitor.execute("pmemsave", {"val": address, "size": size, "filename": str(dump)})
+        self._qmp().execute("pmemsave", {"val": address, "size": size, "filename": str(dump)})
         return dump.read_bytes() if dump.is_file() else b""
 
     def started_kernel(self) -> BootParams | None:
@@ -441,6 +527,14 @@ class Console:
         except (OSError, QemuError):
             return None
         return dataclasses.replace(found, cmdline=text.split(b"\0", 1)[0].decode("utf-8", "replace"))
+
+    def ramdisk(self, params: BootParams) -> tuple[str, ...] | None:
+        """The test initrds' markers in the ramdisk the started kernel was given (see initrd_markers), read while the
+        VM is paused; None when they cannot be read."""
+        try:
+            return initrd_markers(self.memory(params.ramdisk_image, min(params.ramdisk_size, RAMDISK_MAX)))
+        except (OSError, QemuError):
+            return None
 
     def close(self) -> None:
         if self.monitor is not None:
@@ -485,8 +579,8 @@ class BootParams:
 
 
 @contextmanager
-def console(image: Path, medium: str) -> Iterator[Console]:
-    c = Console(image, medium)
+def console(image: Path, medium: str, *, snapshots: bool = False) -> Iterator[Console]:
+    c = Console(image, medium, snapshots=snapshots)
     try:
         yield c
     finally:
@@ -530,7 +624,7 @@ def _outcome(c: Console, path: tuple[str, ...], style: Style | None, timeout: fl
     started = False  # a kernel with an initrd was started: its /init's markers are awaited
     probed_at = 0.0
     while time.monotonic() < deadline:
-        got = c.read(1.0)
+        got = c.read(PROBE_INTERVAL)
         new = bytes(c.raw[start:])
         if INITRDS_END.encode() in new and re.search(re.escape(INITRDS_END.encode()) + rb" length=\d+[\r\n]", new):
             cmdline = _framed(new, CMDLINE_MARK, CMDLINE_END)
@@ -547,12 +641,13 @@ def _outcome(c: Console, path: tuple[str, ...], style: Style | None, timeout: fl
         if started:
             continue
         failure = next((f for f in FAILURES if f in new), None)
-        if failure is not None or time.monotonic() - probed_at >= 1.0:
+        if failure is not None or time.monotonic() - probed_at >= PROBE_INTERVAL:
             probed_at = time.monotonic()
             params = c.started_kernel()
-            if params is not None and not params.ramdisk_size:
-                return _probed(c, path, start, params)
             if params is not None:
+                item = _probed(c, path, start, params)
+                if item is not None:
+                    return item
                 started = True
                 continue
         if failure is not None:
@@ -566,11 +661,25 @@ def _outcome(c: Console, path: tuple[str, ...], style: Style | None, timeout: fl
     return Item(path=path, outcome="silent")
 
 
-def _probed(c: Console, path: tuple[str, ...], start: int, params: BootParams) -> Item:
-    """What a kernel given no initrd received, read from the boot header syslinux handed it: such a kernel says
-    nothing on the serial console (unless its command line says console=ttyS0) and runs no /init to print it."""
-    note = " ".join(filter(None, (_loading(c, start), "(command line read from the boot header: no initrd)")))
-    return Item(path=path, outcome="linux", cmdline=params.cmdline, initrds=(), note=note)
+def _probed(c: Console, path: tuple[str, ...], start: int, params: BootParams) -> Item | None:
+    """What a started kernel received, read from the boot header syslinux handed it and, for one given an initrd,
+    from the ramdisk it loaded (the VM paused first, so the kernel has not yet unpacked and freed it): the same
+    command line and markers its /init would print, without booting to /init (a kernel without console=ttyS0 says
+    nothing on the serial console, and one given no initrd runs no /init). None when the ramdisk holds no markers
+    (the VM runs on and /init's markers are awaited)."""
+    loading = _loading(c, start)
+    if not params.ramdisk_size:
+        note = " ".join(filter(None, (loading, "(command line read from the boot header: no initrd)")))
+        return Item(path=path, outcome="linux", cmdline=params.cmdline, initrds=(), note=note)
+    c.pause()
+    markers = c.ramdisk(params)
+    if markers is None:
+        c.resume()
+        return None
+    # As /init lists them (`cat /bm-initrd/*`): one per file name, in the order of the names.
+    seen = {_slug(m): m for m in markers}
+    return Item(path=path, outcome="linux", cmdline=params.cmdline, initrds=tuple(seen[k] for k in sorted(seen)),
+                note=loading)  # fmt: skip
 
 
 def _screen_text(c: Console) -> str:
@@ -646,76 +755,6 @@ def _title(text: str) -> tuple[str, bool]:
     return text, False
 
 
-def _go(c: Console, keys: Sequence[int], style: Style | None) -> str | None:
-    """Home, Down x k, Enter for each level of `keys` but the last; then Home, Down x last. Each key waits for its
-    redraw (a key sent into a busy menu can be lost from the UART's FIFO). The row highlighted at the end."""
-    for level, k in enumerate(keys):
-        c.send("home")
-        current = _await_change(c, style, None)
-        for _ in range(k):
-            c.send("down")
-            current = _await_change(c, style, current)
-        if level < len(keys) - 1:
-            c.send("enter")
-            c.settle(QUIET)
-    return _highlighted(c, style)
-
-
-def _enumerate(
-    image: Path, medium: str
-) -> tuple[str, list[tuple[tuple[int, ...], tuple[str, ...], bool]], tuple[str, ...], Style | None]:
-    """The UI kind and, for a menu, every selectable item: (key path, title path, is a submenu); and the item
-    highlighted on the first screen."""
-    items: list[tuple[tuple[int, ...], tuple[str, ...], bool]] = []
-    highlighted: tuple[str, ...] = ()
-    with console(image, medium) as c:
-        _first_screen(c)
-        if _screen_text(c).rstrip().endswith("boot:") or b"boot: " in c.raw[-200:]:
-            return "prompt", [], (), None
-        first_rows = _rows(c)
-        c.send("home")
-        c.settle(QUIET)
-        top_rows = _rows(c)
-        c.send("down")
-        c.settle(QUIET)
-        style = _highlight_style(top_rows, _rows(c)) or _highlight_style(_rows(c), top_rows)
-        if style is None:
-            # One item, or the highlight never moved: the row drawn in reverse video is the item.
-            style = None
-        c.send("home")
-        c.settle(QUIET)
-        first = _highlighted(c, style) if style else _highlighted(c, None)
-        shown = [t for _, t, s in first_rows if s == style] if style else []
-        highlighted = (_title(shown[0])[0],) if shown else ((_title(first)[0],) if first else ())
-
-        def level(prefix: tuple[int, ...], titles: tuple[str, ...], depth: int) -> None:
-            previous: str | None = None
-            for k in range(MAX_ITEMS):
-                if k:
-                    c.send("down")
-                text = _await_change(c, style, previous)
-                if text is None or text == previous:
-                    return
-                previous = text
-                title, submenu = _title(text)
-                items.append(((*prefix, k), (*titles, title), submenu))
-                if submenu and depth < MAX_DEPTH:
-                    c.send("enter")
-                    c.settle(QUIET)
-                    c.send("home")
-                    c.settle(QUIET)
-                    level((*prefix, k), (*titles, title), depth + 1)
-                    c.send("esc")
-                    c.settle(QUIET)
-
-        level((), (), 0)
-    if not items:
-        # Neither a menu nor a prompt came up (PROMPT 0 without a UI boots the default at once): only the default
-        # can be seen.
-        return "direct", [], (), None
-    return "menu", items, highlighted, style
-
-
 def _labels(staged: Path) -> list[str]:
     """LABEL names of every config of the tree, in file order (for the `boot:` prompt, which lists none)."""
     names: list[str] = []
@@ -727,8 +766,149 @@ def _labels(staged: Path) -> list[str]:
     return names
 
 
-def answer_config(tree: Path, config: str, fstype: str, device: str, scratch: Path) -> Answer:
-    """syslinux's answer for `config` of `tree` (a filesystem tree as the fixtures hold it)."""
+Keys = tuple[int, ...]  # an item's key path: Down presses per menu level
+Record = Callable[[Keys, Item], None]
+
+
+def _menu_style(c: Console) -> tuple[Style | None, tuple[str, ...]]:
+    """The `sel` style of the menu on the screen (the style a row loses when the highlight leaves it) and the item
+    highlighted when it came up; leaves the first item highlighted."""
+    first_rows = _rows(c)
+    c.send("home")
+    c.settle(QUIET)
+    top_rows = _rows(c)
+    c.send("down")
+    c.settle(QUIET)
+    # None: one item, or the highlight never moved: the row drawn in reverse video is the item.
+    style = _highlight_style(top_rows, _rows(c)) or _highlight_style(_rows(c), top_rows)
+    c.send("home")
+    c.settle(QUIET)
+    first = _highlighted(c, style)
+    shown = [t for _, t, s in first_rows if s == style] if style else []
+    highlighted = (_title(shown[0])[0],) if shown else ((_title(first)[0],) if first else ())
+    return style, highlighted
+
+
+class Walker:
+    """The VM a walk runs in (snapshots on), and how to get back to where the walk stands after booting an item:
+    loadvm, or, when the item ended QEMU (reboot.c32, a poweroff), a fresh VM led to the same item by its keys."""
+
+    def __init__(self, image: Path, medium: str) -> None:
+        self.image, self.medium = image, medium
+        self.style: Style | None = None
+        self.restarts = 0
+        self.c = self._start()
+
+    def _start(self) -> Console:
+        c = Console(self.image, self.medium, snapshots=True)
+        try:
+            _first_screen(c)
+        except BaseException:
+            c.close()
+            raise
+        return c
+
+    def back(self, tag: str, keys: Keys) -> None:
+        """To the state saved under `tag` (the item `keys` highlighted)."""
+        if not self.c.ended and self.c.child.isalive():
+            try:
+                self.c.restore(tag)
+                return
+            except (OSError, QemuError):
+                pass
+        self.c.close()
+        self.c = self._start()
+        self.restarts += 1
+        c = self.c
+        for level, k in enumerate(keys):  # Home, Down x k per level, Enter into each submenu on the way
+            c.send("home")
+            current = _await_change(c, self.style, None)
+            for _ in range(k):
+                c.send("down")
+                current = _await_change(c, self.style, current)
+            if level < len(keys) - 1:
+                c.send("enter")
+                c.settle(QUIET)
+
+    def close(self) -> None:
+        self.c.close()
+
+
+def _walk_menu(w: Walker, keys: Keys, titles: tuple[str, ...], *, done: dict[Keys, Item], record: Record) -> list[Item]:
+    """Every item of the menu level on the screen (its first item highlighted), in order, each booted from where the
+    walk stands: the VM's state is saved (savevm) with the item highlighted, Enter pressed, what started read, and
+    the walk goes back to the saved state (Walker.back) to walk on. Submenus are entered and walked. An item of
+    `done` (a resumed recording) is not booted again."""
+    items: list[Item] = []
+    previous: str | None = None
+    depth = len(keys)
+    for k in range(MAX_ITEMS):
+        if k:
+            w.c.send("down")
+        text = _await_change(w.c, w.style, previous)
+        if text is None or text == previous:
+            break
+        previous = text
+        title, submenu = _title(text)
+        here, path = (*keys, k), (*titles, title)
+        if submenu:
+            if depth < MAX_DEPTH:
+                w.c.send("enter")
+                w.c.settle(QUIET)
+                w.c.send("home")
+                w.c.settle(QUIET)
+                items += _walk_menu(w, here, path, done=done, record=record)
+                w.c.send("esc")
+                w.c.settle(QUIET)
+            continue
+        item = done.get(here)
+        if item is None or item.path != path:
+            tag = f"walk{depth}"
+            w.c.save(tag)
+            w.c.send("enter")
+            item = _outcome(w.c, path, w.style)
+            w.back(tag, here)
+            record(here, item)
+        items.append(item)
+    return items
+
+
+def _walk(w: Walker, staged: Path, done: dict[Keys, Item], record: Record) -> tuple[str, list[Item], tuple[str, ...]]:
+    """The UI kind, every item booted, and the item highlighted on the first screen, from the walker's first screen
+    (a menu walked and each item booted from a saved state: see _walk_menu; each label typed at a `boot:` prompt
+    from the state saved at the prompt)."""
+    c = w.c
+    if _screen_text(c).rstrip().endswith("boot:") or b"boot: " in c.raw[-200:]:
+        items = []
+        for n, name in enumerate(_labels(staged)):
+            item = done.get((n,))
+            if item is None or item.path != (name,):
+                if "prompt" in w.c.saved:
+                    w.back("prompt", ())
+                if "prompt" not in w.c.saved:  # the first label, or a fresh VM: at the prompt now
+                    w.c.save("prompt")
+                for ch in name:
+                    w.c.send(ch)
+                w.c.settle(QUIET)
+                w.c.send("enter")
+                item = _outcome(w.c, (name,), None)
+                record((n,), item)
+            items.append(item)
+        return "prompt", items, ()
+    w.style, highlighted = _menu_style(c)
+    items = _walk_menu(w, (), (), done=done, record=record)
+    if not items:
+        # Neither a menu nor a prompt came up (PROMPT 0 without a UI boots the default at once): only the default
+        # can be seen.
+        return "direct", [], ()
+    return "menu", items, highlighted
+
+
+def answer_config(
+    tree: Path, config: str, fstype: str, device: str, scratch: Path, *, progress: Path | None = None
+) -> Answer:
+    """syslinux's answer for `config` of `tree` (a filesystem tree as the fixtures hold it). With `progress`, each
+    item's result is kept there as it comes, and a recording cut short resumes with the items it has not booted."""
     if not available():
         raise SyslinuxUnavailable("syslinux, the kernel or QEMU are missing: run `make conformance`")
     medium = medium_of(config, fstype)
@@ -736,37 +916,25 @@ def answer_config(tree: Path, config: str, fstype: str, device: str, scratch: Pa
     image = scratch / f"boot.{medium}"
     (make_iso if medium == "iso" else make_fat)(staged, config, image)
     started = time.monotonic()
-    boots = 0
     with console(image, medium) as c:  # the default: nothing pressed
         c.wait_for(b"LINUX 6.", FIRST_SCREEN_TIMEOUT)
         default = _autoboot(c)
-    boots += 1
-    ui, menu_items, highlighted, style = _enumerate(image, medium)
-    items: list[Item] = []
-    if ui == "menu":
-        for keys, titles, submenu in menu_items:
-            if submenu:
-                continue
-            with console(image, medium) as c:
-                _first_screen(c)
-                at = _go(c, keys, style)
-                if at is None or _title(at)[0] != titles[-1]:
-                    items.append(Item(path=titles, outcome="none", note=f"navigation reached {at!r}"))
-                    continue
-                c.send("enter")
-                items.append(_outcome(c, titles, style))
-            boots += 1
-    elif ui == "prompt":
-        for name in _labels(staged):
-            with console(image, medium) as c:
-                _first_screen(c)
-                for ch in name:
-                    c.send(ch)
-                c.settle(QUIET)
-                c.send("enter")
-                items.append(_outcome(c, (name,), None))
-            boots += 1
-    per_boot = (time.monotonic() - started) / max(boots, 1)
+    done = load_progress(progress)
+    booted = 0
+
+    def record(keys: Keys, item: Item) -> None:
+        nonlocal booted
+        booted += 1
+        done[keys] = item
+        if progress is not None:
+            save_progress(progress, done)
+
+    walker = Walker(image, medium)
+    try:
+        ui, items, highlighted = _walk(walker, staged, done, record)
+    finally:
+        walker.close()
+    per_boot = (time.monotonic() - started) / (booted + 1)
     return Answer(
         config=config,
         device=device,
@@ -779,22 +947,46 @@ def answer_config(tree: Path, config: str, fstype: str, device: str, scratch: Pa
     )
 
 
+PROGRESS = CACHE / "syslinux-progress"  # items of recordings under way, by answer key (not part of the repository)
+
+
+def progress_file(key: str) -> Path:
+    return PROGRESS / (hashlib.sha256(key.encode()).hexdigest()[:32] + ".json")
+
+
+def load_progress(path: Path | None) -> dict[Keys, Item]:
+    """Items a recording cut short had booted, by key path (see answer_config)."""
+    if path is None or not path.is_file():
+        return {}
+    data = json.loads(path.read_text())
+    return {tuple(int(k) for k in key.split("/") if k): Answer.item_from_json(v) for key, v in data.items()}
+
+
+def save_progress(path: Path, done: dict[Keys, Item]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    data = {"/".join(map(str, k)): asdict(v) for k, v in done.items()}
+    path.write_text(json.dumps(data, indent=1, sort_keys=True) + "\n")
+
+
 def _autoboot(c: Console) -> Item:
     """The default run: wait for the countdown (a busy console) to boot something; when the console goes quiet with
     nothing booting (no timeout), Enter boots what the first screen offers."""
     start = len(c.raw)
     deadline = time.monotonic() + AUTOBOOT_TIMEOUT
+    quiet_since = time.monotonic()
     while time.monotonic() < deadline:
-        got = c.read(AUTOBOOT_QUIET)
+        got = c.read(PROBE_INTERVAL)
+        now = time.monotonic()
+        if got:
+            quiet_since = now
         new = bytes(c.raw[start:])
         if CMDLINE_MARK.encode() in new:
             return _outcome_from(c, start)
         params = c.started_kernel()
-        if params is not None and not params.ramdisk_size:
-            return _probed(c, ("<timeout>",), start, params)
         if params is not None:
-            return _outcome_from(c, start)
-        if not got:
+            item = _probed(c, ("<timeout>",), start, params)
+            return item if item is not None else _outcome_from(c, start)
+        if not got and now - quiet_since >= AUTOBOOT_QUIET:
             c.send("enter")
             return _outcome(c, ("<enter>",), None)
     return Item(path=("<timeout>",), outcome="silent")

@@ -124,12 +124,14 @@ def answer_for(key: str, tree: Path, config: str, fs: Filesystem) -> syslinux_qe
         # Recording boots each item (about 10 s under TCG): `make conformance` does it (it sets RECORD), `make test`
         # compares recorded answers only and names what is missing.
         pytest.skip(f"no recorded syslinux answer for {key}: `make conformance` records it")
+    progress = syslinux_qemu.progress_file(key)
     with syslinux_qemu.scratch_dir() as tmp:
-        answer = syslinux_qemu.answer_config(tree, config, fs.fstype or "", fs.name, Path(tmp))
+        answer = syslinux_qemu.answer_config(tree, config, fs.fstype or "", fs.name, Path(tmp), progress=progress)
     prefix = key.split("@", 1)[0] + "@"
     cache = {k: v for k, v in syslinux_qemu.load_answers(ANSWERS).items() if not k.startswith(prefix)}
     cache[key] = [answer]
     syslinux_qemu.save_answers(ANSWERS, cache)
+    progress.unlink(missing_ok=True)
     return answer
 
 

@@ -51,7 +51,7 @@ CASES = syslinux_cases()
 
 
 @pytest.mark.skipif(not CASES, reason="the shared corpus (../shared/corpus) is not here")
-# Recording boots every item once: Debian 9's installer menu (80 items) took over 37 minutes under TCG here.
+# Recording boots every item once (from a saved VM state: see syslinux_qemu.Walker); an interrupted one resumes.
 @pytest.mark.timeout(5400)
 @pytest.mark.parametrize(("case", "count"), CASES, ids=[c.key for c, _ in CASES])
 def test_corpus_menu_matches_real_syslinux(case: corpus_cases.Case, count: int, tmp_path: Path) -> None:
@@ -67,12 +67,16 @@ def test_corpus_menu_matches_real_syslinux(case: corpus_cases.Case, count: int, 
                     pytest.skip(f"no recorded syslinux answer for {key}: `make conformance` records it")
                 if count > MAX_ITEMS and not os.environ.get("SYSLINUX_CORPUS_ALL"):
                     pytest.skip(f"{count} items (one boot each): recorded with SYSLINUX_CORPUS_ALL=1")
+                progress = syslinux_qemu.progress_file(key)
                 with syslinux_qemu.scratch_dir() as tmp:
-                    answer = syslinux_qemu.answer_config(fs.root, config, fs.fstype or "", fs.name, Path(tmp))
+                    answer = syslinux_qemu.answer_config(
+                        fs.root, config, fs.fstype or "", fs.name, Path(tmp), progress=progress
+                    )
                 cache = syslinux_qemu.load_answers(ANSWERS)
                 cache = {k: v for k, v in cache.items() if not k.startswith(f"corpus:{case.key}:{where}@")}
                 cache[key] = [answer]
                 syslinux_qemu.save_answers(ANSWERS, cache)
+                progress.unlink(missing_ok=True)
             answer = cache[key][0]
             entries = syslinux.load_config(fs, config).entries
             verdict = record(LOADER, f"corpus:{case.key}", where, verdict_of(answer, entries, reason))
