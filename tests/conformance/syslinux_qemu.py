@@ -136,6 +136,7 @@ class Answer:
     default: Item | None = None
     highlighted: tuple[str, ...] = ()  # the item highlighted on the first screen (menu UI)
     seconds_per_boot: float = 0.0
+    dmi: str = ""  # the SMBIOS structure table the firmware gave syslinux (hex): what its SYSAPPEND words came from
 
     def to_json(self) -> dict[str, object]:
         return asdict(self)
@@ -162,6 +163,7 @@ class Answer:
             default=item(data["default"]) if data.get("default") else None,
             highlighted=tuple(data.get("highlighted", ())),
             seconds_per_boot=float(data.get("seconds_per_boot", 0.0)),
+            dmi=str(data.get("dmi", "")),
         )
 
 
@@ -358,6 +360,16 @@ def stage(
     return staged
 
 
+# The machine's SMBIOS strings (SeaBIOS builds its tables from QEMU's): blanks inside, around and alone, so the
+# SYSAPPEND words show how syslinux trims and joins them; the UUID's byte 6 as stored makes it one syslinux shows.
+SMBIOS = (
+    "-smbios", "type=0,vendor=  BM  Firmware ,version=1.2.3",
+    "-smbios", "type=1,manufacturer=  Bootmenu  Labs ,product=Test Machine,version=   ,serial=SN 0042,"
+               "uuid=00112233-4455-6677-8899-aabbccddeeff,sku=SKU-9,family=Family  X",
+    "-smbios", "type=2,manufacturer=Board Co,product=B-1,version=rev  2,serial=BSN-7,asset=Asset #7",
+)  # fmt: skip
+
+
 def make_iso(staged: Path, config: str, image: Path) -> Path:
     """An El Torito ISO of `staged` booting isolinux.bin from the config's directory (searched first by isolinux)."""
     config_dir = PurePosixPath(config).parent
@@ -374,14 +386,16 @@ def make_iso(staged: Path, config: str, image: Path) -> Path:
     return image
 
 
-def make_fat(staged: Path, config: str, image: Path) -> Path:
+def make_fat(staged: Path, config: str, image: Path, uuid: str = "") -> Path:
     """An unpartitioned FAT image of `staged` with syslinux installed into the config's directory (mtools installer:
-    it writes the image file only)."""
+    it writes the image file only); its volume id is `uuid` (XXXX-XXXX, as blkid shows it) when given, so the
+    FSUUID= word syslinux makes from it is the one bootmenu makes from the fixture's `.bootmenu-fs`."""
     size = sum(p.stat().st_size for p in staged.rglob("*") if p.is_file())
     size = max(32 << 20, size * 5 // 4 + (8 << 20))
     with image.open("wb") as f:
         f.truncate(size)
-    run(["mkfs.vfat", "-n", "BMSYSLINUX", image], capture=True)
+    volume_id = ["-i", uuid.replace("-", "")] if re.fullmatch(r"[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}", uuid) else []
+    run(["mkfs.vfat", "-n", "BMSYSLINUX", *volume_id, image], capture=True)
     members = sorted(staged.iterdir())
     if members:
         run(["mcopy", "-s", "-i", image, *members, "::/"], capture=True, env={"MTOOLS_SKIP_CHECK": "1"})
@@ -410,7 +424,7 @@ class Console:
         self.monitor_path = self.scratch / "qmp.sock"
         argv = ["qemu-system-x86_64", "-accel", "tcg", "-machine", "pc", "-m", "512", "-display", "none", "-vga",
                 "std", "-nodefaults", "-serial", "stdio", "-no-reboot",
-                "-qmp", f"unix:{self.monitor_path},server=on,wait=off", *drive]  # fmt: skip
+                "-qmp", f"unix:{self.monitor_path},server=on,wait=off", *SMBIOS, *drive]  # fmt: skip
         self.monitor: Qmp | None = None
         self.screen = pyte.Screen(COLUMNS, ROWS)
         self.stream = pyte.ByteStream(self.screen)
@@ -535,6 +549,23 @@ class Console:
             return initrd_markers(self.memory(params.ramdisk_image, min(params.ramdisk_size, RAMDISK_MAX)))
         except (OSError, QemuError):
             return None
+
+    def dmi_table(self) -> bytes:
+        """The SMBIOS structure table the firmware built, found as syslinux finds it (core/dmi.c): a `_SM_` entry
+        point on a paragraph in 0xF0000-0xFFFFF with its `_DMI_` part 16 bytes on, which gives the table's address and
+        length. Empty when there is none."""
+        try:
+            segment = self.memory(0xF0000, 0x10000)
+            at = segment.find(b"_SM_")
+            while at >= 0:
+                legacy = at + 16
+                if at % 16 == 0 and segment[legacy : legacy + 5] == b"_DMI_":
+                    length, address = struct.unpack_from("<HI", segment, legacy + 6)
+                    return self.memory(address, length)
+                at = segment.find(b"_SM_", at + 1)
+        except (OSError, QemuError):
+            pass
+        return b""
 
     def close(self) -> None:
         if self.monitor is not None:
@@ -905,7 +936,7 @@ def _walk(w: Walker, staged: Path, done: dict[Keys, Item], record: Record) -> tu
 
 
 def answer_config(
-    tree: Path, config: str, fstype: str, device: str, scratch: Path, *, progress: Path | None = None
+    tree: Path, config: str, fstype: str, device: str, scratch: Path, *, progress: Path | None = None, uuid: str = ""
 ) -> Answer:
     """syslinux's answer for `config` of `tree` (a filesystem tree as the fixtures hold it). With `progress`, each
     item's result is kept there as it comes, and a recording cut short resumes with the items it has not booted."""
@@ -914,7 +945,10 @@ def answer_config(
     medium = medium_of(config, fstype)
     staged = stage(tree, config, scratch)
     image = scratch / f"boot.{medium}"
-    (make_iso if medium == "iso" else make_fat)(staged, config, image)
+    if medium == "iso":
+        make_iso(staged, config, image)
+    else:
+        make_fat(staged, config, image, uuid)
     started = time.monotonic()
     with console(image, medium) as c:  # the default: nothing pressed
         c.wait_for(b"LINUX 6.", FIRST_SCREEN_TIMEOUT)
@@ -930,6 +964,7 @@ def answer_config(
             save_progress(progress, done)
 
     walker = Walker(image, medium)
+    dmi = walker.c.dmi_table()
     try:
         ui, items, highlighted = _walk(walker, staged, done, record)
     finally:
@@ -944,6 +979,7 @@ def answer_config(
         default=default,
         highlighted=highlighted,
         seconds_per_boot=round(per_boot, 1),
+        dmi=dmi.hex(),
     )
 
 

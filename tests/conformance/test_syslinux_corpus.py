@@ -21,7 +21,14 @@ from discovery.entry import SourceFormat
 from discovery.fs import Filesystem
 from tests.conformance import syslinux_qemu
 from tests.conformance.compare import record
-from tests.conformance.test_syslinux_conformance import ANSWERS, LOADER, RECORD, explanations, verdict_of
+from tests.conformance.test_syslinux_conformance import (
+    ANSWERS,
+    LOADER,
+    RECORD,
+    explanations,
+    machine_of,
+    verdict_of,
+)
 from tools import corpus_cases
 
 MAX_ITEMS = 8
@@ -70,7 +77,7 @@ def test_corpus_menu_matches_real_syslinux(case: corpus_cases.Case, count: int, 
                 progress = syslinux_qemu.progress_file(key)
                 with syslinux_qemu.scratch_dir() as tmp:
                     answer = syslinux_qemu.answer_config(
-                        fs.root, config, fs.fstype or "", fs.name, Path(tmp), progress=progress
+                        fs.root, config, fs.fstype or "", fs.name, Path(tmp), progress=progress, uuid=fs.uuid
                     )
                 cache = syslinux_qemu.load_answers(ANSWERS)
                 cache = {k: v for k, v in cache.items() if not k.startswith(f"corpus:{case.key}:{where}@")}
@@ -78,7 +85,7 @@ def test_corpus_menu_matches_real_syslinux(case: corpus_cases.Case, count: int, 
                 syslinux_qemu.save_answers(ANSWERS, cache)
                 progress.unlink(missing_ok=True)
             answer = cache[key][0]
-            entries = syslinux.load_config(fs, config).entries
+            entries = syslinux.load_config(fs, config, sysappend=machine_of(answer)).entries
             verdict = record(LOADER, f"corpus:{case.key}", where, verdict_of(answer, entries, reason))
             # Corpus differences are reported, not failed on: the corpus is not the project's.
             print(f"syslinux-conformance corpus {case.key} {where}: {verdict.describe()}")
