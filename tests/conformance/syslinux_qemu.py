@@ -73,7 +73,7 @@ COLUMNS, ROWS = 80, 30
 SELECTED_COLOUR = re.compile(rb"(?im)^([ \t]*menu[ \t]+colou?r[ \t]+(?:sel|hotsel)[ \t]+)\S+")
 LOW_MEMORY = 0xA0000  # conventional memory, where the loader puts the kernel's real-mode header (BootParams)
 COMMAND_LINE_MAX = 4096  # read at cmd_line_ptr: more than x86's COMMAND_LINE_SIZE (2048)
-MAX_ITEMS = 64  # per menu level: a bound on the enumeration whatever a config does
+MAX_ITEMS = 256  # per menu level: a bound on the enumeration whatever a config does (Debian 9's submenu has 79)
 MAX_DEPTH = 4  # submenu levels followed
 # Bounds of one run: the firmware and ldlinux up to the first screen; from Enter to /init's markers or the boot header
 # of a kernel given no initrd (what started no kernel and said nothing is recorded as `silent` when this runs out).
@@ -720,6 +720,9 @@ def _screen_text(c: Console) -> str:
 Style = tuple[str, str, bool, bool]
 # Box drawing (as Unicode, or VT100 line-drawing letters) and the scrollbar a menu longer than MENU ROWS draws.
 BORDER = "│─┌┐└┘├┤┬┴┼xqlkmjtu▒░▓█"
+# The scrollbar's thumb in the right border column, as the VT100 line-drawing `a` (a checkerboard) pyte leaves as the
+# letter: after the blanks that pad a title to the menu's width, so never a title's own last letter.
+SCROLLBAR = re.compile(r"\s{2,}a$")
 
 
 def _rows(c: Console) -> list[tuple[int, str, Style]]:
@@ -729,7 +732,7 @@ def _rows(c: Console) -> list[tuple[int, str, Style]]:
         line = c.screen.buffer[y]
         chars = [line[x] for x in range(COLUMNS)]
         text = "".join(ch.data for ch in chars)
-        stripped = text.strip().strip(BORDER).strip()
+        stripped = SCROLLBAR.sub("", text.strip().strip(BORDER).strip()).strip()
         if not stripped:
             continue
         first = next(
@@ -839,8 +842,9 @@ class Walker:
             raise
         return c
 
-    def back(self, tag: str, keys: Keys) -> None:
-        """To the state saved under `tag` (the item `keys` highlighted)."""
+    def back(self, tag: str, keys: Keys, styles: Sequence[Style | None] = ()) -> None:
+        """To the state saved under `tag` (the item `keys` highlighted; `styles`: the highlight of each level's menu,
+        when not the first screen's)."""
         if not self.c.ended and self.c.child.isalive():
             try:
                 self.c.restore(tag)
@@ -852,11 +856,12 @@ class Walker:
         self.restarts += 1
         c = self.c
         for level, k in enumerate(keys):  # Home, Down x k per level, Enter into each submenu on the way
+            style = styles[level] if level < len(styles) else self.style
             c.send("home")
-            current = _await_change(c, self.style, None)
+            current = _await_change(c, style, None)
             for _ in range(k):
                 c.send("down")
-                current = _await_change(c, self.style, current)
+                current = _await_change(c, style, current)
             if level < len(keys) - 1:
                 c.send("enter")
                 c.settle(QUIET)
@@ -865,18 +870,29 @@ class Walker:
         self.c.close()
 
 
-def _walk_menu(w: Walker, keys: Keys, titles: tuple[str, ...], *, done: dict[Keys, Item], record: Record) -> list[Item]:
+def _walk_menu(
+    w: Walker,
+    keys: Keys,
+    titles: tuple[str, ...],
+    styles: tuple[Style | None, ...],
+    *,
+    done: dict[Keys, Item],
+    record: Record,
+) -> list[Item]:
     """Every item of the menu level on the screen (its first item highlighted), in order, each booted from where the
     walk stands: the VM's state is saved (savevm) with the item highlighted, Enter pressed, what started read, and
-    the walk goes back to the saved state (Walker.back) to walk on. Submenus are entered and walked. An item of
-    `done` (a resumed recording) is not booted again."""
+    the walk goes back to the saved state (Walker.back) to walk on. Submenus are entered and walked; so is the menu a
+    module opens (`KERNEL vesamenu.c32` + `APPEND other.cfg`: the item's outcome is `menu`), its items listed after
+    that item under its title. An item of `done` (a resumed recording) is not booted again. `styles`: the highlight
+    of each level's menu, this one's last."""
     items: list[Item] = []
     previous: str | None = None
     depth = len(keys)
+    style = styles[-1]
     for k in range(MAX_ITEMS):
         if k:
             w.c.send("down")
-        text = _await_change(w.c, w.style, previous)
+        text = _await_change(w.c, style, previous)
         if text is None or text == previous:
             break
         previous = text
@@ -888,19 +904,25 @@ def _walk_menu(w: Walker, keys: Keys, titles: tuple[str, ...], *, done: dict[Key
                 w.c.settle(QUIET)
                 w.c.send("home")
                 w.c.settle(QUIET)
-                items += _walk_menu(w, here, path, done=done, record=record)
+                items += _walk_menu(w, here, path, (*styles, style), done=done, record=record)
                 w.c.send("esc")
                 w.c.settle(QUIET)
             continue
         item = done.get(here)
+        opened: list[Item] = []
         if item is None or item.path != path:
             tag = f"walk{depth}"
             w.c.save(tag)
             w.c.send("enter")
-            item = _outcome(w.c, path, w.style)
-            w.back(tag, here)
+            item = _outcome(w.c, path, style)
+            if item.outcome == "menu" and depth < MAX_DEPTH and not w.c.ended:
+                opened_style, _ = _menu_style(w.c)
+                opened = _walk_menu(w, here, path, (*styles, opened_style), done=done, record=record)
+            w.back(tag, here, styles)
             record(here, item)
-        items.append(item)
+        elif item.outcome == "menu":  # resumed: what its menu's walk recorded
+            opened = [v for key, v in sorted(done.items()) if len(key) > len(here) and key[: len(here)] == here]
+        items += [item, *opened]
     return items
 
 
@@ -927,7 +949,7 @@ def _walk(w: Walker, staged: Path, done: dict[Keys, Item], record: Record) -> tu
             items.append(item)
         return "prompt", items, ()
     w.style, highlighted = _menu_style(c)
-    items = _walk_menu(w, (), (), done=done, record=record)
+    items = _walk_menu(w, (), (), (w.style,), done=done, record=record)
     if not items:
         # Neither a menu nor a prompt came up (PROMPT 0 without a UI boots the default at once): only the default
         # can be seen.
