@@ -19,7 +19,7 @@ from discovery.grub.evaluator import BootCapture, BreakLoop, ContinueLoop, ExitS
 from discovery.loaders import file_problem, missing, shown
 
 if TYPE_CHECKING:
-    from discovery.grub.evaluator import Builtin, Interpreter
+    from discovery.grub.evaluator import Builtin, FileRef, Interpreter
 
 
 MAX_SAVES = 64  # save_env variables recorded per config or entry: a 1 KiB block holds few more
@@ -522,12 +522,17 @@ def cmd_linux(it: Interpreter, args: list[str]) -> int:
     capture.initrds = []  # loading a kernel drops earlier initrds, as GRUB's loader does
     capture.devicetree = None
     capture.other_loader = None
-    problem = None if kernel.unresolved else file_problem(kernel.fs, kernel.path)
-    if problem == "not found":
-        it.warn(f"kernel {shown(kernel.path)} not found on {kernel.fs.name}")
-    elif problem is not None:
-        it.warn(missing("kernel", kernel.path, problem))
+    _warn_unusable(it, "kernel", kernel)
     return 0
+
+
+def _warn_unusable(it: Interpreter, what: str, ref: FileRef) -> None:
+    """Warn, naming the file, when a kernel or initrd GRUB would load is missing or unreadable on its device."""
+    problem = None if ref.unresolved else file_problem(ref.fs, ref.path)
+    if problem == "not found":
+        it.warn(f"{what} {shown(ref.path)} not found on {ref.fs.name}")
+    elif problem is not None:
+        it.warn(missing(what, ref.path, problem))
 
 
 def cmd_initrd(it: Interpreter, args: list[str]) -> int:
@@ -544,11 +549,7 @@ def cmd_initrd(it: Interpreter, args: list[str]) -> int:
             continue
         ref = it.resolve(name)
         capture.initrds.append(ref)
-        problem = None if ref.unresolved else file_problem(ref.fs, ref.path)
-        if problem == "not found":
-            it.warn(f"initrd {shown(ref.path)} not found on {ref.fs.name}")
-        elif problem is not None:
-            it.warn(missing("initrd", ref.path, problem))
+        _warn_unusable(it, "initrd", ref)
     return 0
 
 
