@@ -721,8 +721,9 @@ Style = tuple[str, str, bool, bool]
 # Box drawing (as Unicode, or VT100 line-drawing letters) and the scrollbar a menu longer than MENU ROWS draws.
 BORDER = "│─┌┐└┘├┤┬┴┼xqlkmjtu▒░▓█"
 # The scrollbar's thumb in the right border column, as the VT100 line-drawing `a` (a checkerboard) pyte leaves as the
-# letter: after the blanks that pad a title to the menu's width, so never a title's own last letter.
-SCROLLBAR = re.compile(r"\s{2,}a$")
+# letter: after the blanks that pad a title to the menu's width (and a submenu's `>` or an exit's `<`), so not a
+# title's own last letter unless the title ends in a blank and `a`.
+SCROLLBAR = re.compile(r"(\s+[<>])?\s+a$")
 
 
 def _rows(c: Console) -> list[tuple[int, str, Style]]:
@@ -732,7 +733,7 @@ def _rows(c: Console) -> list[tuple[int, str, Style]]:
         line = c.screen.buffer[y]
         chars = [line[x] for x in range(COLUMNS)]
         text = "".join(ch.data for ch in chars)
-        stripped = SCROLLBAR.sub("", text.strip().strip(BORDER).strip()).strip()
+        stripped = SCROLLBAR.sub(r"\1", text.strip().strip(BORDER).strip()).strip()
         if not stripped:
             continue
         first = next(
@@ -913,9 +914,13 @@ def _walk_menu(
         if item is None or item.path != path:
             tag = f"walk{depth}"
             w.c.save(tag)
+            shown = {t for _, t, _ in _rows(w.c)}
             w.c.send("enter")
             item = _outcome(w.c, path, style)
-            if item.outcome == "menu" and depth < MAX_DEPTH and not w.c.ended:
+            # A menu of its own: not an exit (`<`: MENU EXIT, back to the parent) and not this menu drawn again (what
+            # failed to boot returns to it).
+            opens = not text.endswith("<") and {t for _, t, _ in _rows(w.c)} != shown
+            if item.outcome == "menu" and opens and depth < MAX_DEPTH and not w.c.ended:
                 opened_style, _ = _menu_style(w.c)
                 opened = _walk_menu(w, here, path, (*styles, opened_style), done=done, record=record)
             w.back(tag, here, styles)
