@@ -31,6 +31,7 @@ import shutil
 import struct
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
@@ -727,7 +728,8 @@ SCROLLBAR = re.compile(r"(\s+[<>])?\s+a$")
 
 
 def _rows(c: Console) -> list[tuple[int, str, Style]]:
-    """(row, text, style of its first character) of every screen row with text."""
+    """(row, text, style) of every screen row with text: the style most of its characters have (a hotkey letter is
+    drawn in the `hotkey`/`hotsel` colours, so the first character's is not the row's)."""
     out = []
     for y in range(ROWS):
         line = c.screen.buffer[y]
@@ -736,11 +738,9 @@ def _rows(c: Console) -> list[tuple[int, str, Style]]:
         stripped = SCROLLBAR.sub(r"\1", text.strip().strip(BORDER).strip()).strip()
         if not stripped:
             continue
-        first = next(
-            (ch for ch in chars if ch.data.strip() and ch.data not in BORDER),
-            chars[0],
-        )
-        out.append((y, stripped, (first.fg, first.bg, first.reverse, first.bold)))
+        shown = [ch for ch in chars if ch.data.strip() and ch.data not in BORDER] or chars[:1]
+        style = Counter((ch.fg, ch.bg, ch.reverse, ch.bold) for ch in shown).most_common(1)[0][0]
+        out.append((y, stripped, style))
     return out
 
 
