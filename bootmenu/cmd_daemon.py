@@ -48,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
     from discovery import log as daemon_log
     from discovery import timeline
     from discovery.daemon import Daemon
-    from discovery.devices import PyudevSource, UdevSource
+    from discovery.devices import UdevSource, open_source
     from discovery.mount import Mounter
     from discovery.scan import ScanError, filesystem_for
     from discovery.server import Server, ServerError
@@ -72,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
     source: UdevSource | None = None
     if not args.no_udev:
         try:
-            source = PyudevSource(args.udev_source)
+            source = open_source(args.udev_source)
         except (ImportError, OSError) as exc:
             print(f"bootmenu daemon: cannot listen to udev: {exc} (use --no-udev with --root DIR)", file=sys.stderr)
             return 1

@@ -10,9 +10,11 @@ Meanwhile echo and line buffering are off, so keys typed before urwid takes over
 unseen; `release()` reads them (urwid's start would flush them) for the menu to handle first, and gives urwid the
 terminal as it was (urwid saves and restores those settings itself).
 
-A menu on a console that is not /dev/console (tty1 beside a serial console=ttyS0) then imports at nice 19 (the
-daemon and modules run at 10, initramfs/data/init), so on one CPU the console the kernel calls its own, and the
-daemon finding the entries, go first; `release()` puts the priority back once the imports are done.
+A menu on a console that is not /dev/console (tty1 beside a serial console=ttyS0) then imports under SCHED_IDLE (at
+nice 19 too): on one CPU it runs only when nothing else wants to (at nice 19 it still took an eighth of the CPU from
+the modules and the daemon at nice 10, initramfs/data/init, about 0.7 s before the entries under QEMU TCG), so the
+console the kernel calls its own, and the daemon finding the entries, go first; `release()` puts the scheduling back
+once the imports are done.
 """
 
 from __future__ import annotations
@@ -49,7 +51,7 @@ SECONDARY_NICE = 19
 MAX_TYPED = 4096  # keys typed during the imports kept for the menu; more than anyone types in a few seconds
 TIOCGDEV = 0x80045432  # _IOR('T', 0x32, unsigned int): the device behind /dev/console
 
-_saved: list[object] = []  # (fd, termios attributes, priority) while the first frame holds the terminal
+_saved: list[object] = []  # (fd, termios attributes, priority, policy) while the first frame holds the terminal
 _drawn: list[bool] = []
 
 
@@ -210,7 +212,8 @@ def draw(args: list[str]) -> bool:
     except termios.error:
         return False
     priority = os.getpriority(os.PRIO_PROCESS, 0)
-    _saved[:] = [fd, attrs, priority]
+    policy = os.sched_getscheduler(0)
+    _saved[:] = [fd, attrs, priority, policy]
     atexit.register(_abandon)
     cols, rows = _size(fd, cmdline)
     os.write(1, frame(cols, rows, ascii=ascii, mono=mono).encode("utf-8"))
@@ -218,6 +221,7 @@ def draw(args: list[str]) -> bool:
     _stamp(cmdline)
     if _secondary(fd):
         _quietly(os.setpriority, os.PRIO_PROCESS, 0, max(priority, SECONDARY_NICE))
+        _quietly(os.sched_setscheduler, 0, os.SCHED_IDLE, os.sched_param(0))
     return True
 
 
@@ -239,7 +243,7 @@ def release() -> bytes:
     (tty.setcbreak, TCSAFLUSH) would discard them; the menu feeds them to itself once it runs."""
     if not _saved:
         return b""
-    fd, attrs, priority = _saved
+    fd, attrs, priority, policy = _saved
     _saved.clear()
     assert isinstance(fd, int)
     import termios
@@ -257,5 +261,6 @@ def release() -> bytes:
     finally:
         _quietly(os.set_blocking, fd, True)
     _quietly(termios.tcsetattr, fd, termios.TCSANOW, attrs)
+    _quietly(os.sched_setscheduler, 0, policy, os.sched_param(0))
     _quietly(os.setpriority, os.PRIO_PROCESS, 0, priority)
     return typed

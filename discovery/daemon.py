@@ -66,6 +66,8 @@ log = logging.getLogger(__name__)
 
 # A probe+mount+load taking longer than this marks the device failed; its thread is left to finish on its own.
 JOB_TIMEOUT = 30.0
+# At most this long after start the network's DHCP waits for the disks present at start to be read.
+NETWORK_WAIT = 5.0
 # The last boot plan, in Machine.run (read by `bootmenu report`).
 LAST_PLAN = "last-plan.txt"
 # The part of JOB_TIMEOUT the config loaders may use (their deadline); the rest is margin for probe and mount.
@@ -278,13 +280,22 @@ class Daemon:
             for event in self.source.existing():
                 self.handle(event)
             self._loop.add_reader(self.source.fileno(), self._on_source)
+        present = tuple(self._tasks)
         if timeline.enabled():  # once the devices present at start are read, the menus list all their entries
-            self.background(self._stamp_settled(tuple(self._tasks)))
+            self.background(self._stamp_settled(present))
         if self.source is not None and not self.dry_run:
-            from discovery import netboot
-
-            self._network = self.background(netboot.start(self))
+            self._network = self.background(self._start_network(present))
         self._tick = asyncio.create_task(self._countdown_loop())
+
+    async def _start_network(self, disks: tuple[asyncio.Future[Any], ...]) -> None:
+        """DHCP (discovery.netboot) once the disks present at start are read, or NETWORK_WAIT seconds after start if
+        one takes longer: on one CPU, importing the network stack beside the first probes (1.5 s under QEMU TCG)
+        delayed every disk's entries, and a lease takes seconds anyway (issue 15)."""
+        if disks:
+            await asyncio.wait(disks, timeout=NETWORK_WAIT)
+        from discovery import netboot
+
+        await netboot.start(self)
 
     async def _stamp_settled(self, jobs: tuple[asyncio.Future[Any], ...]) -> None:
         await asyncio.gather(*jobs, return_exceptions=True)

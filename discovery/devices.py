@@ -1,4 +1,5 @@
-"""Block devices from udev: enumeration at start, then add/change/remove events, through pyudev.
+"""Block devices from udev: enumeration at start, then add/change/remove events, through pyudev with udevd, else
+from sysfs and the kernel's uevent socket (KernelSource).
 
 Two worlds (issue 5): with systemd-udevd running, events carry blkid's properties (ID_FS_TYPE, ID_FS_UUID,
 ID_FS_LABEL, ID_FS_USAGE, ID_PART_ENTRY_UUID/NAME, ID_BUS, ID_CDROM_MEDIA); in a minimal initramfs only the kernel's
@@ -11,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import socket
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -194,3 +196,130 @@ class PyudevSource:
     def close(self) -> None:
         # pyudev's Monitor has no close(); dropping it closes the netlink socket.
         del self._monitor
+
+
+# <linux/netlink.h>: the kernel's uevents; group 1 is the kernel's own (udevd sends its processed ones on group 2).
+NETLINK_KOBJECT_UEVENT = 15
+UEVENT_KERNEL_GROUP = 1
+UEVENT_BUFFER = 8192  # UEVENT_BUFFER_SIZE is 2048 (<linux/kobject.h>): one message always fits
+MAX_BATCH = 256  # messages read per wake-up; the rest wait for the next one
+UEVENT_QUEUE_BYTES = 1 << 20  # the socket's receive buffer: a few thousand messages
+
+
+def parse_uevent(data: bytes) -> dict[str, str] | None:
+    """A kernel uevent message, `ACTION@DEVPATH` then NUL-separated KEY=VALUE pairs, as its properties; None when it
+    is not one (udevd's `libudev` messages, garbage)."""
+    head, _, rest = data.partition(b"\0")
+    if b"@" not in head:
+        return None
+    props: dict[str, str] = {}
+    for field in rest.split(b"\0"):
+        key, sep, value = field.partition(b"=")
+        if sep and key:
+            props[key.decode(errors="replace")] = value.decode(errors="replace")
+    return props if "ACTION" in props and "DEVPATH" in props else None
+
+
+def _read_int(path: str) -> int | None:
+    try:
+        with open(path) as f:
+            return int(f.read().strip())
+    except (OSError, ValueError):
+        return None
+
+
+class KernelSource:
+    """Block devices from sysfs and the kernel's uevent netlink socket, for a system without udevd: what pyudev's
+    "kernel" source gives (the kernel's properties: DEVNAME, DEVTYPE, MAJOR, MINOR, PARTN...; DEVPATH and SUBSYSTEM;
+    DEVNAME as a /dev path), in the standard library. pyudev loads libudev through ctypes, found by running
+    ldconfig: 0.6 s of the daemon's start under QEMU TCG (issue 15). `sock`: a datagram socket instead (tests)."""
+
+    source = "kernel"
+
+    def __init__(self, sys_root: Path = Path("/sys"), sock: socket.socket | None = None) -> None:
+        self.sys_root = sys_root
+        if sock is None:
+            sock = socket.socket(socket.AF_NETLINK, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC, NETLINK_KOBJECT_UEVENT)
+            try:
+                # A burst (a USB hub of disks, a rescan) must not overflow the queue before the daemon reads it.
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, UEVENT_QUEUE_BYTES)
+                sock.bind((0, UEVENT_KERNEL_GROUP))
+            except OSError:
+                sock.close()
+                raise
+        sock.setblocking(False)
+        self._sock = sock
+        log.info("listening to kernel uevents")
+
+    def _event(self, action: str, path: str, given: Mapping[str, str]) -> UEvent | None:
+        """The event for the device at sysfs `path`, its uevent file's properties under `given` (a netlink message's;
+        none at enumeration, where a device without a readable uevent file is left out)."""
+        real = os.path.realpath(path)
+        props: dict[str, str] = {}
+        try:
+            with open(f"{real}/uevent", errors="replace") as f:
+                for line in f.read().splitlines():
+                    key, sep, value = line.partition("=")
+                    if sep and key:
+                        props[key] = value
+        except OSError:
+            if not given:
+                return None
+        props.update(given)
+        props.setdefault("DEVPATH", real.removeprefix(str(self.sys_root)))
+        props.setdefault("SUBSYSTEM", "block")
+        if props.get("DEVNAME") and not props["DEVNAME"].startswith("/"):
+            props["DEVNAME"] = f"/dev/{props['DEVNAME']}"
+        if action == "remove":
+            return UEvent(action, props)
+        sectors = _read_int(f"{real}/size")
+        disk = real if props.get("DEVTYPE") == "disk" else os.path.dirname(real)
+        partitioned = False
+        if props.get("DEVTYPE") == "disk":
+            with contextlib.suppress(OSError):
+                partitioned = any(os.path.isfile(f"{real}/{child}/partition") for child in os.listdir(real))
+        size = None if sectors is None else sectors * 512  # sysfs counts 512-byte sectors whatever the block size
+        return UEvent(action, props, size, _read_int(f"{disk}/removable") == 1, partitioned)
+
+    def existing(self) -> list[UEvent]:
+        block = self.sys_root / "class" / "block"
+        try:
+            names = sorted(os.listdir(block))
+        except OSError:
+            return []
+        events = (self._event("add", str(block / name), {}) for name in names)
+        return [e for e in events if e is not None]
+
+    def fileno(self) -> int:
+        return self._sock.fileno()
+
+    def receive(self) -> list[UEvent]:
+        out: list[UEvent] = []
+        for _ in range(MAX_BATCH):
+            try:
+                data, sender = self._sock.recvfrom(UEVENT_BUFFER)
+            except BlockingIOError:
+                break
+            except OSError as exc:  # ENOBUFS: the kernel dropped messages; a rescan reads sysfs again
+                log.warning("kernel uevents: %s", exc.strerror or exc)
+                break
+            if isinstance(sender, tuple) and sender[0] != 0:
+                continue  # only the kernel (netlink port 0) sends uevents; anything else is forged
+            props = parse_uevent(data)
+            if props is None or props.get("SUBSYSTEM") != "block":
+                continue
+            event = self._event(props["ACTION"], f"{self.sys_root}{props['DEVPATH']}", props)
+            if event is not None:
+                out.append(event)
+        return out
+
+    def close(self) -> None:
+        self._sock.close()
+
+
+def open_source(choice: str | None = None) -> UdevSource:
+    """The block-device source: pyudev with udevd's events ("udev"; the default while udevd runs), else the kernel's
+    own uevents read without libudev."""
+    if choice == "udev" or (choice is None and udevd_running()):
+        return PyudevSource("udev")
+    return KernelSource()

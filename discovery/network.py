@@ -14,7 +14,6 @@ on the lease's TFTP server, `/<scheme>/<host>/x` is `<scheme>://<host>/x` (`loca
 
 from __future__ import annotations
 
-import http.client
 import os
 import subprocess
 import time
@@ -22,6 +21,10 @@ import urllib.parse
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import http.client
 
 # The script udhcpc runs on every event: on a lease it configures the address and the default route and writes the
 # lease's variables (udhcpc(8) exports one per option; unknown ones as optNNN=hex) to $LEASE_DIR/$interface.lease.
@@ -421,6 +424,10 @@ def http_get(url: str, local: Path, limit: int, progress: Progress | None = None
     """Fetches an `http://` URL into `local` with http.client; its size. A Content-Length over `limit` is refused
     before the body, a body growing past it is cut; connection errors, timeouts and 5xx answers are tried again
     (FETCH_TRIES), 4xx are not. NetworkError names the URL and the cause."""
+    # Here, not at the top: http.client imports the email package, 1 s of the daemon's start under QEMU TCG that
+    # only an http:// fetch needs (issue 15).
+    import http.client
+
     local.parent.mkdir(parents=True, exist_ok=True)
     partial = local.with_name(local.name + ".part")
 
@@ -464,6 +471,8 @@ def http_get(url: str, local: Path, limit: int, progress: Progress | None = None
 
 
 def _body(answer: http.client.HTTPResponse, partial: Path, limit: int, progress: Progress | None) -> int:
+    import http.client  # (imported by http_get already)
+
     length = answer.getheader("Content-Length")
     total = int(length) if length and length.isdigit() else None
     if total is not None and total > limit:

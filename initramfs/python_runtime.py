@@ -214,6 +214,10 @@ class PythonRuntime:
                 dest.write_bytes(f.source.read_bytes())
                 dest.chmod(0o755 if f.source.suffix == ".so" else 0o644)
         compile_all(jobs)
+        # The table is used only by the interpreter that wrote it: not in a foreign runtime (initramfs/arm64.py).
+        ours = self.interpreter == Path(sys.executable).resolve()
+        if ours and any(f.dest == f"{self.libdir}/bootmenu/dataclass_code.pyc" for f in self.files):
+            write_dataclass_code(root / self.libdir / "bootmenu" / "dataclass_code.marshal")
 
 
 # marshal marks an object for back-references when its reference count is above one, and an interned string's count
@@ -236,6 +240,33 @@ def compile_all(jobs: list[tuple[str, str, bool, str]]) -> None:
         run([sys.executable, "-I", "-S", "-c", _COMPILER, repo], input=json.dumps(jobs).encode(), capture=True)
     except RunError as exc:
         raise PythonRuntimeError(f"compiling the payload's bytecode failed: {exc}") from None
+
+
+# bootmenu/dataclass_code.py: the method sources `@dataclass` compiles while the menu's and the daemon's modules
+# import (one child that imports them), then their code (a fresh child, as _COMPILER, for reproducible bytes).
+_DATACLASS_SOURCES = """
+import json, sys
+from bootmenu import dataclass_code
+json.dump(dataclass_code.sources(dataclass_code.modules()), sys.stdout)
+"""
+_DATACLASS_TABLE = """
+import json, sys
+sys.path.insert(0, sys.argv[1])
+from bootmenu import dataclass_code
+sys.stdout.buffer.write(dataclass_code.table(json.load(sys.stdin)))
+"""
+
+
+def write_dataclass_code(dest: Path) -> None:
+    """bootmenu/dataclass_code.py's table of compiled dataclass methods, at `dest` (issue 15: start-up time)."""
+    repo = str(Path(__file__).resolve().parents[1])
+    try:
+        # Not -I -S here: the packages to import are found as the build finds them (an editable install's hook).
+        found = run([sys.executable, "-c", _DATACLASS_SOURCES], capture=True)
+        code = run([sys.executable, "-I", "-S", "-c", _DATACLASS_TABLE, repo], input=found.stdout, capture=True)
+    except RunError as exc:
+        raise PythonRuntimeError(f"compiling the payload's dataclass methods failed: {exc}") from None
+    dest.write_bytes(code.stdout)
 
 
 class _DropDocstrings(ast.NodeTransformer):

@@ -143,13 +143,15 @@ def kexec_tools(cache: Path = KEXEC_CACHE) -> tuple[Path, Path]:
     raise BenchError(f"kexec-tools baseline: {missing}, and no package it depends on provides it")
 
 
-def baseline(kernel: Path, initrd: Path, disk: Path) -> tuple[float, float]:
-    """(QEMU start -> busybox /init, kexec load+exec -> second /init) for the bare payload."""
+def baseline(kernel: Path, initrd: Path, disk: Path) -> tuple[float, float, float]:
+    """(QEMU start -> busybox /init, kexec load+exec -> second /init, kernel start -> /init on the guest's clock) for
+    the bare payload."""
     config = VmConfig(kernel=kernel, initrd=initrd, append=BASE_APPEND, disks=(Disk(disk),))
     with SerialVm(config, timeout=VM_TIMEOUT, transcript=BASELINE_LOG) as vm:
         try:
-            vm.expect(guests.BASELINE_MARKER, timeout=120)
+            vm.expect(guests.BASELINE_MARKER + r" uptime=([0-9.]+)", timeout=120)
             to_init = vm.elapsed()
+            guest_init = float(vm.child.match.group(1))
             vm.expect(guests.BASELINE_KEXEC, timeout=60)
             kexec_started = time.monotonic()
             vm.expect(guests.SECOND_STAGE_MARKER, timeout=120)
@@ -159,7 +161,7 @@ def baseline(kernel: Path, initrd: Path, disk: Path) -> tuple[float, float]:
                 f"the kexec-tools baseline VM did not reach the second kernel (last console line: {last!r}; "
                 f"whole console in {BASELINE_LOG})"
             ) from None
-        return to_init, time.monotonic() - kexec_started
+        return to_init, time.monotonic() - kexec_started, guest_init
 
 
 def select(vm: SerialVm, title: str) -> None:
@@ -233,6 +235,32 @@ def payload_run(kernel: Path, payload: Path, grub: Path, bls: Path) -> PayloadRu
         return PayloadRun(first_frame, to_menu, hwm, detail, time.monotonic() - started, stamps)
 
 
+def boot_run(kernel: Path, payload: Path, grub: Path, bls: Path) -> None:
+    """`python -m tools.bench --boot`: one boot of the menu VM as `payload_run` boots it (tty0 and ttyS0 menus,
+    `bootmenu.timeline`), printing QEMU start -> first frame and -> every entry on the serial screen, and the timeline
+    with the serial screen's every-entry moment placed on the guest's clock (through the first frame's two clocks)."""
+    append = BASE_APPEND.replace("console=ttyS0", "console=tty0 console=ttyS0") + " bootmenu.timeout=off"
+    config = VmConfig(
+        kernel=kernel, initrd=payload, append=f"{append} bootmenu.timeline", disks=(Disk(grub), Disk(bls))
+    )
+    with SerialVm(config, timeout=VM_TIMEOUT) as vm:
+        vm.wait_screen(FIRST_FRAME_TEXT, timeout=180)
+        first_frame = vm.elapsed()
+        for title in MENU_TITLES:
+            vm.wait_screen(title, timeout=180)
+        to_menu = vm.elapsed()
+        vm.settle()
+        vm.send("x")
+        vm.settle(2.0)
+        stamps, _ = read_in_shell(vm)
+    print(f"QEMU start -> first frame {first_frame:.1f} s, -> every entry on the serial screen {to_menu:.1f} s")
+    print(timeline.table(stamps))
+    frame = next((s.seconds for s in stamps if s.event == "first-frame"), None)
+    if frame is not None:
+        # The serial screen's frame reached the host at most a few ms after the guest stamped it.
+        print(f"every entry on the serial screen at uptime ~{to_menu - first_frame + frame:.2f} s")
+
+
 def init_uptime(kernel: Path, payload: Path) -> float | None:
     """Kernel start -> the payload's /init (what unpacking this payload costs), from its `init` timeline stamp, read
     in the rescue shell (`bootmenu.shell=1`: no menu or daemon started)."""
@@ -289,6 +317,11 @@ def main() -> int:
 def measure() -> int:
     kernel = kernel_in(KERNEL_CACHE)
     modules = modules_in(KERNEL_CACHE)
+    if "--boot" in sys.argv[1:]:
+        with tempfile.TemporaryDirectory(prefix="bootmenu-bench-") as tmp:
+            disks = make_test_disks(Path(tmp), kernel, second_initrd(Path(tmp)))
+            boot_run(kernel, build_payload(modules, Compression.ZSTD), disks.grub, disks.bls)
+        return 0
     payload = build_payload(modules)
     # The same tree in xz (the size goal is stated in xz) and zstd (the builder's default, picked from the unpack
     # costs printed below, and what the menu VM boots); the tests and the kexec_load VM boot the gzip build.
@@ -308,7 +341,7 @@ def measure() -> int:
             library_roots=[kexec_root],
         )
         bare_size = bare.stat().st_size
-        bare_init, bare_kexec = baseline(kernel, bare, disks.grub)
+        bare_init, bare_kexec, bare_guest_init = baseline(kernel, bare, disks.grub)
         # The menu VM boots what the builder ships by default (zstd).
         got = payload_run(kernel, zstd, disks.grub, disks.bls)
         segments_kexec = segments_run(kernel, payload, disks.grub)
@@ -324,6 +357,16 @@ def measure() -> int:
     print(f"QEMU start -> menu's first frame:      {got.first_frame:6.1f} s")
     print(f"QEMU start -> menu with all entries:   {to_menu:6.1f} s")
     print(f"QEMU start -> bare busybox /init:      {bare_init:6.1f} s   (menu / bare: {to_menu / bare_init:.1f}x)")
+    frame = next((s.seconds for s in got.stamps if s.event == "first-frame"), None)
+    if frame is not None:
+        # The serial screen's every-entry moment on the guest's clock, through the first frame's two clocks: without
+        # QEMU's own start (firmware, loading kernel and initrd), which the host's load stretches most.
+        entries = to_menu - got.first_frame + frame
+        print(
+            f"kernel start -> every entry (guest clock): {entries:6.2f} s, -> bare /init {bare_guest_init:.2f} s"
+            f"   (ratio {entries / bare_guest_init:.1f}x); QEMU start -> kernel start: menu VM"
+            f" {got.first_frame - frame:.1f} s, bare VM {bare_init - bare_guest_init:.1f} s"
+        )
     print(f"Enter -> second kernel's /init:        {menu_kexec:6.1f} s")
     print(
         f"kexec -s -l + kexec -e -> second /init: {bare_kexec:6.1f} s"

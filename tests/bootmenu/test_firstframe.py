@@ -132,3 +132,18 @@ def test_the_device_behind_dev_console_is_decoded_as_the_kernel_encodes_it() -> 
     # new_encode_dev(MKDEV(4, 64)) for ttyS0, and a pty with a minor above 255 (136:300).
     assert firstframe.decode_dev(64 | 4 << 8) == (4, 64)
     assert firstframe.decode_dev(44 | 136 << 8 | 256 << 12) == (136, 300)
+
+
+def test_a_menu_on_another_console_imports_when_the_cpu_is_idle_then_gets_its_scheduling_back() -> None:
+    # A pty is never the device behind /dev/console: this menu is a secondary one (tty1 beside ttyS0).
+    code = (
+        "import os; from bootmenu import firstframe; firstframe._secondary = lambda fd: True; "
+        "firstframe.draw(['--payload']); during = (os.sched_getscheduler(0), os.getpriority(os.PRIO_PROCESS, 0)); "
+        "firstframe.release(); print('SCHED', during, (os.sched_getscheduler(0), os.getpriority(os.PRIO_PROCESS, 0)))"
+    )
+    child = pexpect.spawn(sys.executable, ["-c", code], cwd=str(REPO), env={**os.environ, "TERM": "vt100"})
+    child.expect(r"SCHED \((\d+), (\d+)\) \((\d+), (\d+)\)", timeout=20)
+    during, after = child.match.groups()[:2], child.match.groups()[2:]
+    child.expect(pexpect.EOF, timeout=20)
+    assert (int(during[0]), int(during[1])) == (os.SCHED_IDLE, firstframe.SECONDARY_NICE)
+    assert (int(after[0]), int(after[1])) == (os.sched_getscheduler(0), os.getpriority(os.PRIO_PROCESS, 0))

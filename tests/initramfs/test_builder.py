@@ -126,6 +126,28 @@ def test_python_in_a_chroot_of_the_payload_imports_everything(payload_stage: Pat
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="chroot needs root")
+def test_the_payloads_interpreter_takes_its_stored_dataclass_code(payload_stage: Path) -> None:
+    # bootmenu/dataclass_code.py: the table the builder wrote is this interpreter's, and the classes work with it.
+    code = (
+        "from bootmenu import dataclass_code\n"
+        "print(dataclass_code.install())\n"
+        "from discovery.protocol import Hello\n"
+        "from bootmenu import widgets\n"
+        "print(Hello.__init__.__code__.co_filename)\n"
+    )
+    with dev_bound(payload_stage):
+        proc = subprocess.run(
+            ["chroot", str(payload_stage), "/usr/bin/python3", "-I", "-S", "-X", "utf8", "-c", code],
+            capture_output=True,
+            text=True,
+            env={"PATH": "/usr/bin:/usr/sbin"},
+            check=False,
+        )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == ["True", "<string>"]
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="chroot needs root")
 def test_every_module_the_payload_runs_imports_in_its_trimmed_stdlib(payload_stage: Path) -> None:
     # A stdlib module trimmed away surfaces only when the code path runs: in the field, at boot time (a missing
     # bz2 once made every boot fail). Import every module of the packages that run in the payload, and touch the
