@@ -37,17 +37,34 @@ def add_parser(subparsers: Any) -> None:
         help="firmware GRUB's $grub_platform reports (default: efi when /sys/firmware/efi exists, else pc)",
     )
     parser.add_argument("--cpu", help="what GRUB's $grub_cpu reports (default: this machine's, e.g. x86_64)")
+    parser.add_argument(
+        "--dmi-table",
+        type=Path,
+        default=Path("/sys/firmware/dmi/tables/DMI"),
+        metavar="FILE",
+        help="SMBIOS table the syslinux SYSAPPEND words (SYSUUID=, SYSVENDOR=, ...) are made from (default: this "
+        "machine's, readable by root; /dev/null: none)",
+    )
+    parser.add_argument(
+        "--cpuinfo",
+        type=Path,
+        default=Path("/proc/cpuinfo"),
+        metavar="FILE",
+        help="cpuinfo the SYSAPPEND CPU= word is made from (default: this machine's; /dev/null: none)",
+    )
     parser.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    from discovery.dmi import Sysappend
     from discovery.fs import Platform
     from discovery.scan import ScanError, scan
 
     detected = Platform.detect()
     platform = Platform(firmware=args.platform or detected.firmware, cpu=args.cpu or detected.cpu)
+    sysappend = Sysappend.detect(args.dmi_table, args.cpuinfo)
     try:
-        scanned = scan(args.paths, platform)
+        scanned = scan(args.paths, platform, sysappend)
     except ScanError as exc:
         print(f"bootmenu scan: {exc}", file=sys.stderr)
         return EXIT_USAGE

@@ -145,9 +145,10 @@ Loader = Callable[[Filesystem, Any], LoadResult]
 def _default_loader(fs: Filesystem, resolver: Any) -> LoadResult:
     import importlib
 
+    from discovery import dmi
     from discovery.loaders import LoadContext, load_filesystem
 
-    ctx = LoadContext(resolver=resolver, platform=Platform.detect())
+    ctx = LoadContext(resolver=resolver, platform=Platform.detect(), sysappend=dmi.machine())
     try:
         return load_filesystem(fs, ctx)
     except ImportError:

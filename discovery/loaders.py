@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from discovery.budget import Budget, Clock, current_deadline
+from discovery.dmi import Sysappend
 from discovery.entry import Diagnostic, LoadResult, Severity
 from discovery.fs import Filesystem, Platform, Resolver, StaticResolver
 
@@ -27,6 +28,8 @@ class LoadContext:
 
     resolver: Resolver = field(default_factory=lambda: StaticResolver(()))
     platform: Platform = field(default_factory=Platform)
+    # This machine's syslinux SYSAPPEND words (Sysappend.detect() where the real machine is scanned; none by default).
+    sysappend: Sysappend = field(default_factory=Sysappend)
     # When this loader must be done (`clock` time); None: only the step budgets bound it. See discovery.budget.
     deadline: float | None = None
     clock: Clock = time.monotonic

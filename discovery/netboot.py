@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING
 
-from discovery import network, syslinux
+from discovery import dmi, network, syslinux
 from discovery.entry import BootEntry, LoadResult, SourceFormat
 from discovery.fs import Filesystem, Platform
 from discovery.grub import loader as grub_loader
@@ -112,7 +112,7 @@ def load_network_config(lease: Lease, fs: Filesystem, sys_root: Path = Path("/sy
             ctx = LoadContext(platform=Platform.detect(), deadline=time.monotonic() + CONFIG_DEADLINE)
             result, _ = grub_loader.evaluate(fs, path, ctx, network=grub_network(lease, chosen.prefix, path, fetch))
         else:
-            result = syslinux.load_config(fs, path, workdir=lease.workdir, fetch=fetch)
+            result = syslinux.load_config(fs, path, workdir=lease.workdir, fetch=fetch, sysappend=dmi.machine())
         return with_urls(lease, result)
     log.info("%s: no %s config: %s", lease.interface, what, "; ".join(misses))
     entry = bootfile_entry(lease, chosen, fs.name)

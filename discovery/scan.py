@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from discovery.dmi import Sysappend
 from discovery.entry import LoadResult
 from discovery.fs import Filesystem, Platform, StaticResolver
 from discovery.loaders import LoadContext, load_filesystem
@@ -73,8 +74,15 @@ def filesystem_for(directory: Path) -> Filesystem:
     )
 
 
-def scan(directories: Sequence[Path], platform: Platform | None = None) -> list[ScannedFilesystem]:
-    """Every directory's boot entries, each able to `search` the others; raises ScanError before loading anything."""
+def scan(
+    directories: Sequence[Path], platform: Platform | None = None, sysappend: Sysappend | None = None
+) -> list[ScannedFilesystem]:
+    """Every directory's boot entries, each able to `search` the others; raises ScanError before loading anything.
+    `sysappend`: the syslinux SYSAPPEND words (default: none; `bootmenu scan` passes this machine's)."""
     filesystems = [filesystem_for(d) for d in directories]
-    ctx = LoadContext(resolver=StaticResolver(tuple(filesystems)), platform=platform or Platform.detect())
+    ctx = LoadContext(
+        resolver=StaticResolver(tuple(filesystems)),
+        platform=platform or Platform.detect(),
+        sysappend=sysappend or Sysappend(),
+    )
     return [ScannedFilesystem(fs, load_filesystem(fs, ctx)) for fs in filesystems]

@@ -15,8 +15,11 @@ menu.c32/vesamenu.c32, plus U-Boot's `doc/README.pxe` keys (FDT, DEVICETREE, FDT
   menu.c32: `BOOT_IMAGE=<first word of KERNEL as written>` first (com32/elflink/ldlinux/kernel.c,
   new_linux_kernel), then the command line, then `initrd=<INITRD's text as written>` for an INITRD directive
   (com32/elflink/ldlinux/readconfig.c and com32/menu/readconfig.c, record(): after APPEND). A command line typed or
-  named by DEFAULT/ONTIMEOUT gets BOOT_IMAGE only. IPAPPEND/SYSAPPEND words (ip=, BOOTIF=, SYSUUID=, ...) are
-  runtime values of the firmware and network, not of the config, and are not added.
+  named by DEFAULT/ONTIMEOUT gets BOOT_IMAGE only. Then the SYSAPPEND/IPAPPEND words of the label's mask (the global
+  SYSAPPEND in force at LABEL, or the label's own; a DEFAULT command line gets the global mask's, ldlinux.c
+  load_kernel): SYSUUID=, CPU=, SYSVENDOR= ... from this machine's firmware tables (discovery.dmi, which says how
+  syslinux makes each), FSUUID= from the scanned filesystem; ip= and BOOTIF= exist under PXELINUX only, from its PXE
+  stack, and are not added.
 - U-Boot's dialect (boot/pxe_utils.c, checked against real U-Boot 2023.01 by tests/conformance/uboot.py): an
   extlinux.conf where U-Boot's distro boot looks for one (/extlinux/, /boot/extlinux/) with no ldlinux.sys or
   ldlinux.c32 beside it (syslinux's extlinux installs them there; U-Boot needs neither) is read as pxe_utils reads it.
@@ -46,11 +49,13 @@ menu.c32/vesamenu.c32, plus U-Boot's `doc/README.pxe` keys (FDT, DEVICETREE, FDT
 from __future__ import annotations
 
 import enum
+import re
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 from typing import TYPE_CHECKING
 
 from discovery.budget import Budget, BudgetExceeded
+from discovery.dmi import FSUUID, Sysappend, mangled
 from discovery.entry import BootEntry, Diagnostic, LoadResult, Severity, SourceFormat
 from discovery.fs import Filesystem
 from discovery.loaders import file_problem, missing, os_problem, read_config, shown
@@ -97,7 +102,7 @@ MAX_MENU_DEPTH = 32
 # Directives that change nothing a boot entry carries (display, input, serial, help text, network append).
 SILENT = frozenset(
     {"say", "prompt", "ui", "serial", "console", "font", "kbdmap", "display", "noescape", "nocomplete", "nohalt",
-     "implicit", "allowoptions", "totaltimeout", "onerror", "path", "ipappend", "sysappend", "f1", "f2", "f3", "f4",
+     "implicit", "allowoptions", "totaltimeout", "onerror", "path", "f1", "f2", "f3", "f4",
      "f5", "f6", "f7", "f8", "f9", "f10", "f11", "f12", "f0", "fdtoverlays", "kaslrseed", "zboot", "endtext",
      "pxeretry", "sendcookies"}
 )  # fmt: skip
@@ -187,6 +192,7 @@ class _Label:
     action: str | None = None  # MENU EXIT / GOTO / QUIT / HELP: navigation, not a boot
     menu_module: bool = False  # KERNEL menu.c32/vesamenu.c32: with a file (args or APPEND) it opens that menu
     global_append: str | None = None  # the global APPEND in force when the label ended
+    sysappend: int = 0  # SYSAPPEND/IPAPPEND mask: the global one in force at LABEL, or the label's own
 
     @property
     def title(self) -> str:
@@ -247,6 +253,8 @@ class _Parse:
     uboot_menu: bool = False  # a top-level MENU line: U-Boot shows its menu and waits TIMEOUT (else boots at once)
     # pxelinux: brings a file INCLUDE or CONFIG names onto `fs` (over TFTP/HTTP) when it is not there yet.
     fetch: Callable[[str], None] | None = None
+    sysappend: int = 0  # the global SYSAPPEND/IPAPPEND mask (readconfig.c SysAppends)
+    words: Sysappend = field(default_factory=Sysappend)  # this machine's SYSAPPEND words (discovery.dmi)
 
     def bring(self, path: str) -> None:
         if self.fetch is not None and not self.fs.is_file(path):
@@ -364,7 +372,7 @@ def _parse_file(state: _Parse, path: str, chain: tuple[str, ...]) -> None:
             if not rest:
                 state.warn(path, number, "LABEL without a name; ignored")
                 continue
-            state.label = _Label(name=rest, file=path, line=number)
+            state.label = _Label(name=rest, file=path, line=number, sysappend=state.sysappend)
         elif key in KERNEL_DIRECTIVES:
             label = state.label
             if label is None:
@@ -427,6 +435,14 @@ def _parse_file(state: _Parse, path: str, chain: tuple[str, ...]) -> None:
             if PurePosixPath(module).name.lower() in MENU_MODULES and files:
                 # `UI menu.c32 other.cfg`: the menu program reads that file, not this one (menu.c32's main()).
                 state.ui_file = (files[0], path, number)
+        elif key in ("sysappend", "ipappend"):
+            # readconfig.c: strtoul(value, NULL, 0); inside a LABEL the label's mask, else the global one that
+            # labels after it start with.
+            mask = _strtoul(rest)
+            if state.label is not None:
+                state.label.sysappend = mask
+            else:
+                state.sysappend = mask
         elif key in SILENT:
             continue
         else:
@@ -643,8 +659,10 @@ def _to_entry(state: _Parse, label: _Label, submenu: tuple[str, ...]) -> BootEnt
     else:
         title = label.title or label.name
         loader_args = _boot_image(image)
-        # readconfig.c record(): " initrd=" + the INITRD text as written, after APPEND (an empty INITRD included).
-        loader_tail = () if label.initrd is None else (f"initrd={label.initrd.strip()}",)
+        # readconfig.c record(): " initrd=" + the INITRD text as written, after APPEND (an empty INITRD included),
+        # then the SYSAPPEND words of the label's mask.
+        initrd_word = () if label.initrd is None else (f"initrd={label.initrd.strip()}",)
+        loader_tail = (*initrd_word, *_sysappend_words(state, label.sysappend))
     return BootEntry(
         title=title,
         kernel=kernel,
@@ -738,6 +756,7 @@ def _follow_config(
         budget=state.budget,
         texts=state.texts,
         fetch=state.fetch,
+        words=state.words,
     )
     known = set(state.seen)
     result, default = _load(sub, target)
@@ -777,6 +796,7 @@ def _ui_file_menu(state: _Parse, path: str) -> tuple[LoadResult, int | None] | N
         seen=state.seen,
         budget=state.budget,
         texts=state.texts,
+        words=state.words,
     )
     result, default = _load(sub, target)
     result = LoadResult(
@@ -944,12 +964,54 @@ def _command_line_entry(state: _Parse, text: str, file: str, line: int, what: st
         initrds=initrds,
         cmdline=cmdline,
         loader_args=_boot_image(image),
+        # ldlinux.c load_kernel -> execute(..., sysappend=true): the global mask's words after the command line.
+        loader_tail=_sysappend_words(state, state.sysappend),
         format=SourceFormat.SYSLINUX,
         config=file,
         line=line,
         device=state.fs.name,
         config_device=state.fs.name,
     )
+
+
+_STRTOUL = re.compile(r"\s*([+-]?)(0[xX][0-9a-fA-F]+|0[0-7]*|[1-9][0-9]*)")
+MASK_BITS = 32
+
+
+def _strtoul(text: str) -> int:
+    """C's strtoul(text, NULL, 0) as 32-bit syslinux gets it: 0x hex, 0 octal, else decimal; the longest number at
+    the start (none: 0); a minus sign wraps, a value too large saturates."""
+    match = _STRTOUL.match(text)
+    if match is None:
+        return 0
+    sign, digits = match.groups()
+    value = min(int(digits, 0) if digits[1:2] in ("x", "X") else int(digits, 8 if digits[0] == "0" else 10),
+                (1 << MASK_BITS) - 1)  # fmt: skip
+    return -value % (1 << MASK_BITS) if sign == "-" else value
+
+
+def _sysappend_words(state: _Parse, mask: int) -> tuple[str, ...]:
+    """The SYSAPPEND words of `mask`, in bit order (readconfig.c record(): each present, non-empty string, its blanks
+    made `_`). The values are this machine's (state.words, from discovery.dmi); FSUUID is the scanned filesystem's
+    UUID as syslinux prints it (fat.c: XXXX-XXXX in capitals, ext2.c: lowercase), none on other filesystems."""
+    words = []
+    for bit in range(MASK_BITS):
+        if not mask >> bit & 1:
+            continue
+        word = _fs_uuid_word(state.fs) if bit == FSUUID else state.words.get(bit)
+        if word:
+            words.append(mangled(word))
+    return tuple(words)
+
+
+def _fs_uuid_word(fs: Filesystem) -> str | None:
+    if not fs.uuid:
+        return None
+    if fs.fstype in ("vfat", "fat", "msdos"):
+        return f"FSUUID={fs.uuid.upper()}"
+    if fs.fstype in ("ext2", "ext3", "ext4"):
+        return f"FSUUID={fs.uuid.lower()}"
+    return None
 
 
 def _timeout(state: _Parse) -> float | None:
@@ -1029,14 +1091,21 @@ def load_config(
     *,
     workdir: str | None = None,
     fetch: Callable[[str], None] | None = None,
+    sysappend: Sysappend | None = None,
 ) -> LoadResult:
     """The menu of one syslinux-family config file on `fs` (`path` absolute within it), CONFIG labels followed;
     all of it charged to `budget` (default: CONFIG_STEPS steps, no deadline). Relative paths start at `workdir`,
     by default the config's directory (pxelinux: the path prefix). `fetch(path)` brings an INCLUDEd or CONFIG'd
-    file that is not on `fs` yet (pxelinux reads them from the server as it meets them)."""
+    file that is not on `fs` yet (pxelinux reads them from the server as it meets them). `sysappend`: the machine's
+    SYSAPPEND words (discovery.dmi; default none)."""
     where = workdir if workdir is not None else str(PurePosixPath(path).parent)
     state = _Parse(
-        fs=fs, workdir=where, budget=budget or Budget(CONFIG_STEPS), uboot=is_uboot_config(fs, path), fetch=fetch
+        fs=fs,
+        workdir=where,
+        budget=budget or Budget(CONFIG_STEPS),
+        uboot=is_uboot_config(fs, path),
+        fetch=fetch,
+        words=sysappend or Sysappend(),
     )
     result, _ = _load(state, path)
     return result
@@ -1154,5 +1223,5 @@ def load(fs: Filesystem, ctx: LoadContext) -> LoadResult:
     for path in find_configs(fs):
         if path in total.configs:
             continue
-        total = total + load_config(fs, path, ctx.budget(CONFIG_STEPS))
+        total = total + load_config(fs, path, ctx.budget(CONFIG_STEPS), sysappend=ctx.sysappend)
     return total

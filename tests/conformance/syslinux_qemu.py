@@ -22,14 +22,17 @@ Every QEMU run is TCG (`-accel tcg`), on copies in a scratch directory; nothing 
 
 from __future__ import annotations
 
+import copy
 import dataclasses
+import hashlib
 import json
 import re
 import shutil
 import struct
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path, PurePosixPath
@@ -50,7 +53,11 @@ MODULES = CACHE / "syslinux-common" / "root" / "usr" / "lib" / "syslinux" / "mod
 ISOLINUX_BIN = CACHE / "isolinux" / "root" / "usr" / "lib" / "ISOLINUX" / "isolinux.bin"
 SYSLINUX_INSTALLER = CACHE / "syslinux" / "root" / "usr" / "bin" / "syslinux"
 KERNEL_BOOT = CACHE / "kernel" / "root" / "boot"
-# Bumped when the staging, the driving or the parsing changes, so cached answers are recomputed.
+# Bumped when the staging, the driving or the parsing changes, so cached answers are recomputed. Kept at 2 through the
+# one-VM walk (savevm/loadvm) and the ramdisk probe: re-run on the 10 fixture configs and 11 of the corpus's (not the
+# three archiso ones), they gave the same items, titles, command lines and initrds, except where an old answer had
+# `silent` for a kernel given no initrd (the probe now reads its command line: those answers stay as recorded until
+# their input changes) or saw no menu (Fedora 27, Qubes 3.2: re-recorded).
 HARNESS_VERSION = "2"
 # Libraries the menu and the if*.c32/whichsys.c32 modules load, put beside every module.
 LIBRARIES = ("ldlinux.c32", "libcom32.c32", "libutil.c32", "libmenu.c32", "libgpl.c32")
@@ -71,7 +78,7 @@ COLUMNS, ROWS = 80, 30
 SELECTED_COLOUR = re.compile(rb"(?im)^([ \t]*menu[ \t]+colou?r[ \t]+(?:sel|hotsel)[ \t]+)\S+")
 LOW_MEMORY = 0xA0000  # conventional memory, where the loader puts the kernel's real-mode header (BootParams)
 COMMAND_LINE_MAX = 4096  # read at cmd_line_ptr: more than x86's COMMAND_LINE_SIZE (2048)
-MAX_ITEMS = 64  # per menu level: a bound on the enumeration whatever a config does
+MAX_ITEMS = 256  # per menu level: a bound on the enumeration whatever a config does (Debian 9's submenu has 79)
 MAX_DEPTH = 4  # submenu levels followed
 # Bounds of one run: the firmware and ldlinux up to the first screen; from Enter to /init's markers or the boot header
 # of a kernel given no initrd (what started no kernel and said nothing is recorded as `silent` when this runs out).
@@ -80,6 +87,7 @@ BOOT_TIMEOUT = 60.0
 AUTOBOOT_TIMEOUT = 90.0  # the longest countdown waited for in the default run
 AUTOBOOT_QUIET = 6.0  # a console quiet this long after the banner shows a screen that waits for the user
 CHANGE_QUIET = 2.5  # seconds of quiet after Down with the same row highlighted: the last item
+PROBE_INTERVAL = 0.25  # seconds between reads of the boot header while a kernel may be starting
 QUIET = 0.6  # seconds without console output after which a redraw is taken as finished
 FAILURES = (
     b"Could not find kernel image",
@@ -133,21 +141,24 @@ class Answer:
     default: Item | None = None
     highlighted: tuple[str, ...] = ()  # the item highlighted on the first screen (menu UI)
     seconds_per_boot: float = 0.0
+    dmi: str = ""  # the SMBIOS structure table the firmware gave syslinux (hex): what its SYSAPPEND words came from
 
     def to_json(self) -> dict[str, object]:
         return asdict(self)
 
+    @staticmethod
+    def item_from_json(d: dict[str, Any]) -> Item:
+        return Item(
+            path=tuple(d["path"]),
+            outcome=str(d["outcome"]),
+            cmdline=d["cmdline"],
+            initrds=tuple(d["initrds"]),
+            note=str(d.get("note", "")),
+        )
+
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Answer:
-        def item(d: dict[str, Any]) -> Item:
-            return Item(
-                path=tuple(d["path"]),
-                outcome=str(d["outcome"]),
-                cmdline=d["cmdline"],
-                initrds=tuple(d["initrds"]),
-                note=str(d.get("note", "")),
-            )
-
+        item = cls.item_from_json
         return cls(
             config=str(data["config"]),
             device=str(data["device"]),
@@ -157,6 +168,7 @@ class Answer:
             default=item(data["default"]) if data.get("default") else None,
             highlighted=tuple(data.get("highlighted", ())),
             seconds_per_boot=float(data.get("seconds_per_boot", 0.0)),
+            dmi=str(data.get("dmi", "")),
         )
 
 
@@ -238,8 +250,11 @@ def _slug(path: str) -> str:
 
 
 def test_initrd(output: Path, marker: str, busybox: Path) -> Path:
-    """A test initrd: busybox, the /init above and /bm-initrd/<slug> holding `marker` (the path it stands for)."""
-    entries = [
+    """A test initrd: busybox, the /init above and /bm-initrd/<slug> holding `marker` (the path it stands for). The
+    marker is an uncompressed newc archive of its own, followed by the gzip-compressed rest (the kernel unpacks a
+    concatenation of archives, as with early microcode), so the harness can also read it straight from the ramdisk
+    syslinux loaded (`initrd_markers`) without waiting for /init."""
+    rest = [
         CpioEntry.directory("dev"),
         CpioEntry.char_device("dev/console", 5, 1),
         CpioEntry.char_device("dev/ttyS0", 4, 64),
@@ -247,12 +262,38 @@ def test_initrd(output: Path, marker: str, busybox: Path) -> Path:
         CpioEntry.file("bin/busybox", source=busybox, perm=0o755),
         CpioEntry.symlink("bin/sh", "busybox"),
         CpioEntry.file("init", INIT.encode(), perm=0o755),
-        CpioEntry.file(f"bm-initrd/{_slug(marker)}", f"{marker}\n".encode()),
     ]
     with output.open("wb") as f:
-        write_cpio(entries, f)
-    output.write_bytes(Compression.GZIP.compress(output.read_bytes()))
+        write_cpio([CpioEntry.file(f"{MARKER_DIR}/{_slug(marker)}", f"{marker}\n".encode())], f)
+    head = output.read_bytes()
+    with output.open("wb") as f:
+        write_cpio(rest, f)
+    output.write_bytes(head + Compression.GZIP.compress(output.read_bytes()))
     return output
+
+
+# A newc member header (magic, 13 fields of 8 hex digits) whose name is in MARKER_DIR: one of the test initrds' markers.
+MARKER_DIR = "bm-initrd"
+MARKER_MEMBER = re.compile(rb"070701([0-9A-Fa-f]{8}){13}" + re.escape(MARKER_DIR.encode()) + rb"/")
+NEWC_HEADER = 110
+RAMDISK_MAX = 256 << 20  # the most of a ramdisk read back from guest memory
+
+
+def initrd_markers(ramdisk: bytes) -> tuple[str, ...] | None:
+    """The markers of the test initrds in a dump of the ramdisk syslinux loaded (the initrds one after another, each
+    starting with its uncompressed marker archive), in load order; None when it does not start with a newc archive
+    (not one of the harness's initrds, or memory the kernel already reused)."""
+    if not ramdisk.startswith(b"070701"):
+        return None
+    found = []
+    for match in MARKER_MEMBER.finditer(ramdisk):
+        at = match.start()
+        namesize = int(ramdisk[at + 94 : at + 102], 16)
+        filesize = int(ramdisk[at + 54 : at + 62], 16)
+        head = NEWC_HEADER + namesize
+        data_at = at + head + (-head % 4)  # members are 4-aligned within their archive, so relative to `at`
+        found.append(ramdisk[data_at : data_at + filesize].decode("utf-8", "replace").strip())
+    return tuple(found) or None
 
 
 def stage(
@@ -324,6 +365,16 @@ def stage(
     return staged
 
 
+# The machine's SMBIOS strings (SeaBIOS builds its tables from QEMU's): blanks inside, around and alone, so the
+# SYSAPPEND words show how syslinux trims and joins them; the UUID's byte 6 as stored makes it one syslinux shows.
+SMBIOS = (
+    "-smbios", "type=0,vendor=  BM  Firmware ,version=1.2.3",
+    "-smbios", "type=1,manufacturer=  Bootmenu  Labs ,product=Test Machine,version=   ,serial=SN 0042,"
+               "uuid=00112233-4455-6677-8899-aabbccddeeff,sku=SKU-9,family=Family  X",
+    "-smbios", "type=2,manufacturer=Board Co,product=B-1,version=rev  2,serial=BSN-7,asset=Asset #7",
+)  # fmt: skip
+
+
 def make_iso(staged: Path, config: str, image: Path) -> Path:
     """An El Torito ISO of `staged` booting isolinux.bin from the config's directory (searched first by isolinux)."""
     config_dir = PurePosixPath(config).parent
@@ -340,14 +391,16 @@ def make_iso(staged: Path, config: str, image: Path) -> Path:
     return image
 
 
-def make_fat(staged: Path, config: str, image: Path) -> Path:
+def make_fat(staged: Path, config: str, image: Path, uuid: str = "") -> Path:
     """An unpartitioned FAT image of `staged` with syslinux installed into the config's directory (mtools installer:
-    it writes the image file only)."""
+    it writes the image file only); its volume id is `uuid` (XXXX-XXXX, as blkid shows it) when given, so the
+    FSUUID= word syslinux makes from it is the one bootmenu makes from the fixture's `.bootmenu-fs`."""
     size = sum(p.stat().st_size for p in staged.rglob("*") if p.is_file())
     size = max(32 << 20, size * 5 // 4 + (8 << 20))
     with image.open("wb") as f:
         f.truncate(size)
-    run(["mkfs.vfat", "-n", "BMSYSLINUX", image], capture=True)
+    volume_id = ["-i", uuid.replace("-", "")] if re.fullmatch(r"[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}", uuid) else []
+    run(["mkfs.vfat", "-n", "BMSYSLINUX", *volume_id, image], capture=True)
     members = sorted(staged.iterdir())
     if members:
         run(["mcopy", "-s", "-i", image, *members, "::/"], capture=True, env={"MTOOLS_SKIP_CHECK": "1"})
@@ -366,7 +419,7 @@ def medium_of(config: str, fstype: str) -> str:
 class Console:
     """One QEMU (TCG) booting the image, its serial console a pexpect child rendered by pyte."""
 
-    def __init__(self, image: Path, medium: str) -> None:
+    def __init__(self, image: Path, medium: str, *, snapshots: bool = False) -> None:
         drive = (
             ["-drive", f"file={image},format=raw,media=cdrom,readonly=on", "-boot", "d"]
             if medium == "iso"
@@ -376,13 +429,67 @@ class Console:
         self.monitor_path = self.scratch / "qmp.sock"
         argv = ["qemu-system-x86_64", "-accel", "tcg", "-machine", "pc", "-m", "512", "-display", "none", "-vga",
                 "std", "-nodefaults", "-serial", "stdio", "-no-reboot",
-                "-qmp", f"unix:{self.monitor_path},server=on,wait=off", *drive]  # fmt: skip
+                "-qmp", f"unix:{self.monitor_path},server=on,wait=off", *SMBIOS, *drive]  # fmt: skip
         self.monitor: Qmp | None = None
         self.screen = pyte.Screen(COLUMNS, ROWS)
         self.stream = pyte.ByteStream(self.screen)
         self.raw = bytearray()
         self.ended = False
         self.child = pexpect.spawn(argv[0], argv[1:], timeout=FIRST_SCREEN_TIMEOUT, dimensions=(ROWS, COLUMNS))
+        self.saved: dict[str, pyte.Screen] = {}
+        if snapshots:
+            self._vmstate_disk()
+
+    def _qmp(self) -> Qmp:
+        if self.monitor is None:
+            self.monitor = Qmp(self.monitor_path, timeout=30.0)
+        return self.monitor
+
+    def _vmstate_disk(self) -> None:
+        """An empty qcow2 image (made by QEMU itself: blockdev-create) for savevm to keep the VM's states in: the only
+        writable disk that supports snapshots (the boot medium is read-only or snapshot=on)."""
+        path = self.scratch / "vmstate.qcow2"
+        path.write_bytes(b"")
+        qmp = self._qmp()
+        qmp.execute("blockdev-add", {"driver": "file", "node-name": "vmstate-file", "filename": str(path)})
+        qmp.execute("blockdev-create", {"job-id": "vmstate", "options": {"driver": "qcow2", "file": "vmstate-file",
+                                                                       "size": 64 << 20}})  # fmt: skip
+        deadline = time.monotonic() + 30.0
+        while any(j["status"] != "concluded" for j in qmp.execute("query-jobs")):
+            if time.monotonic() > deadline:
+                raise SyslinuxUnavailable("QEMU did not make the vmstate qcow2 image within 30 s")
+            self.read(0.05)
+        qmp.execute("job-dismiss", {"id": "vmstate"})
+        qmp.events.clear()
+        # Opened again as a child of the qcow2 node (a node of its own would be a writable disk without snapshots).
+        qmp.execute("blockdev-del", {"node-name": "vmstate-file"})
+        qmp.execute("blockdev-add", {"driver": "qcow2", "node-name": "vmstate",
+                                     "file": {"driver": "file", "filename": str(path)}})  # fmt: skip
+
+    def _hmp(self, command: str) -> None:
+        answer = self._qmp().execute("human-monitor-command", {"command-line": command})
+        if answer:  # savevm/loadvm print nothing unless they failed
+            raise QemuError(f"{command}: {str(answer).strip()}")
+
+    def save(self, name: str) -> None:
+        """Keeps the VM's whole state (savevm) and the console's screen as drawn up to now, under `name`. Taken on a
+        quiet console, so no byte is in flight between the guest and the screen."""
+        self._hmp(f"savevm {name}")
+        self.saved[name] = copy.deepcopy(self.screen)
+
+    def restore(self, name: str) -> None:
+        """Back to the state saved under `name` (loadvm), running, with the screen as it was then."""
+        self._hmp(f"loadvm {name}")
+        self._qmp().execute("cont")
+        self._qmp().events.clear()  # savevm/loadvm's STOP/RESUME events: nothing here waits for them
+        self.screen = copy.deepcopy(self.saved[name])
+        self.stream = pyte.ByteStream(self.screen)
+
+    def pause(self) -> None:
+        self._qmp().execute("stop")
+
+    def resume(self) -> None:
+        self._qmp().execute("cont")
 
     def read(self, timeout: float) -> bytes:
         """Console bytes that arrive within `timeout` (b"" when none); EOF ends the run."""
@@ -422,9 +529,7 @@ class Console:
         """`size` bytes of guest physical memory from `address` (QMP pmemsave into the scratch directory)."""
         dump = self.scratch / "memory.bin"
         dump.unlink(missing_ok=True)
-        if self.monitor is None:
-            self.monitor = Qmp(self.monitor_path, timeout=10.0)
-        self.monitor.execute("pmemsave", {"val": address, "size": size, "filename": str(dump)})
+        self._qmp().execute("pmemsave", {"val": address, "size": size, "filename": str(dump)})
         return dump.read_bytes() if dump.is_file() else b""
 
     def started_kernel(self) -> BootParams | None:
@@ -441,6 +546,31 @@ class Console:
         except (OSError, QemuError):
             return None
         return dataclasses.replace(found, cmdline=text.split(b"\0", 1)[0].decode("utf-8", "replace"))
+
+    def ramdisk(self, params: BootParams) -> tuple[str, ...] | None:
+        """The test initrds' markers in the ramdisk the started kernel was given (see initrd_markers), read while the
+        VM is paused; None when they cannot be read."""
+        try:
+            return initrd_markers(self.memory(params.ramdisk_image, min(params.ramdisk_size, RAMDISK_MAX)))
+        except (OSError, QemuError):
+            return None
+
+    def dmi_table(self) -> bytes:
+        """The SMBIOS structure table the firmware built, found as syslinux finds it (core/dmi.c): a `_SM_` entry
+        point on a paragraph in 0xF0000-0xFFFFF with its `_DMI_` part 16 bytes on, which gives the table's address and
+        length. Empty when there is none."""
+        try:
+            segment = self.memory(0xF0000, 0x10000)
+            at = segment.find(b"_SM_")
+            while at >= 0:
+                legacy = at + 16
+                if at % 16 == 0 and segment[legacy : legacy + 5] == b"_DMI_":
+                    length, address = struct.unpack_from("<HI", segment, legacy + 6)
+                    return self.memory(address, length)
+                at = segment.find(b"_SM_", at + 1)
+        except (OSError, QemuError):
+            pass
+        return b""
 
     def close(self) -> None:
         if self.monitor is not None:
@@ -485,8 +615,8 @@ class BootParams:
 
 
 @contextmanager
-def console(image: Path, medium: str) -> Iterator[Console]:
-    c = Console(image, medium)
+def console(image: Path, medium: str, *, snapshots: bool = False) -> Iterator[Console]:
+    c = Console(image, medium, snapshots=snapshots)
     try:
         yield c
     finally:
@@ -530,7 +660,7 @@ def _outcome(c: Console, path: tuple[str, ...], style: Style | None, timeout: fl
     started = False  # a kernel with an initrd was started: its /init's markers are awaited
     probed_at = 0.0
     while time.monotonic() < deadline:
-        got = c.read(1.0)
+        got = c.read(PROBE_INTERVAL)
         new = bytes(c.raw[start:])
         if INITRDS_END.encode() in new and re.search(re.escape(INITRDS_END.encode()) + rb" length=\d+[\r\n]", new):
             cmdline = _framed(new, CMDLINE_MARK, CMDLINE_END)
@@ -547,12 +677,13 @@ def _outcome(c: Console, path: tuple[str, ...], style: Style | None, timeout: fl
         if started:
             continue
         failure = next((f for f in FAILURES if f in new), None)
-        if failure is not None or time.monotonic() - probed_at >= 1.0:
+        if failure is not None or time.monotonic() - probed_at >= PROBE_INTERVAL:
             probed_at = time.monotonic()
             params = c.started_kernel()
-            if params is not None and not params.ramdisk_size:
-                return _probed(c, path, start, params)
             if params is not None:
+                item = _probed(c, path, start, params)
+                if item is not None:
+                    return item
                 started = True
                 continue
         if failure is not None:
@@ -566,11 +697,25 @@ def _outcome(c: Console, path: tuple[str, ...], style: Style | None, timeout: fl
     return Item(path=path, outcome="silent")
 
 
-def _probed(c: Console, path: tuple[str, ...], start: int, params: BootParams) -> Item:
-    """What a kernel given no initrd received, read from the boot header syslinux handed it: such a kernel says
-    nothing on the serial console (unless its command line says console=ttyS0) and runs no /init to print it."""
-    note = " ".join(filter(None, (_loading(c, start), "(command line read from the boot header: no initrd)")))
-    return Item(path=path, outcome="linux", cmdline=params.cmdline, initrds=(), note=note)
+def _probed(c: Console, path: tuple[str, ...], start: int, params: BootParams) -> Item | None:
+    """What a started kernel received, read from the boot header syslinux handed it and, for one given an initrd,
+    from the ramdisk it loaded (the VM paused first, so the kernel has not yet unpacked and freed it): the same
+    command line and markers its /init would print, without booting to /init (a kernel without console=ttyS0 says
+    nothing on the serial console, and one given no initrd runs no /init). None when the ramdisk holds no markers
+    (the VM runs on and /init's markers are awaited)."""
+    loading = _loading(c, start)
+    if not params.ramdisk_size:
+        note = " ".join(filter(None, (loading, "(command line read from the boot header: no initrd)")))
+        return Item(path=path, outcome="linux", cmdline=params.cmdline, initrds=(), note=note)
+    c.pause()
+    markers = c.ramdisk(params)
+    if markers is None:
+        c.resume()
+        return None
+    # As /init lists them (`cat /bm-initrd/*`): one per file name, in the order of the names.
+    seen = {_slug(m): m for m in markers}
+    return Item(path=path, outcome="linux", cmdline=params.cmdline, initrds=tuple(seen[k] for k in sorted(seen)),
+                note=loading)  # fmt: skip
 
 
 def _screen_text(c: Console) -> str:
@@ -580,23 +725,26 @@ def _screen_text(c: Console) -> str:
 Style = tuple[str, str, bool, bool]
 # Box drawing (as Unicode, or VT100 line-drawing letters) and the scrollbar a menu longer than MENU ROWS draws.
 BORDER = "│─┌┐└┘├┤┬┴┼xqlkmjtu▒░▓█"
+# The scrollbar's thumb in the right border column, as the VT100 line-drawing `a` (a checkerboard) pyte leaves as the
+# letter: after the blanks that pad a title to the menu's width (and a submenu's `>` or an exit's `<`), so not a
+# title's own last letter unless the title ends in a blank and `a`.
+SCROLLBAR = re.compile(r"(\s+[<>])?\s+a$")
 
 
 def _rows(c: Console) -> list[tuple[int, str, Style]]:
-    """(row, text, style of its first character) of every screen row with text."""
+    """(row, text, style) of every screen row with text: the style most of its characters have (a hotkey letter is
+    drawn in the `hotkey`/`hotsel` colours, so the first character's is not the row's)."""
     out = []
     for y in range(ROWS):
         line = c.screen.buffer[y]
         chars = [line[x] for x in range(COLUMNS)]
         text = "".join(ch.data for ch in chars)
-        stripped = text.strip().strip(BORDER).strip()
+        stripped = SCROLLBAR.sub(r"\1", text.strip().strip(BORDER).strip()).strip()
         if not stripped:
             continue
-        first = next(
-            (ch for ch in chars if ch.data.strip() and ch.data not in BORDER),
-            chars[0],
-        )
-        out.append((y, stripped, (first.fg, first.bg, first.reverse, first.bold)))
+        shown = [ch for ch in chars if ch.data.strip() and ch.data not in BORDER] or chars[:1]
+        style = Counter((ch.fg, ch.bg, ch.reverse, ch.bold) for ch in shown).most_common(1)[0][0]
+        out.append((y, stripped, style))
     return out
 
 
@@ -646,76 +794,6 @@ def _title(text: str) -> tuple[str, bool]:
     return text, False
 
 
-def _go(c: Console, keys: Sequence[int], style: Style | None) -> str | None:
-    """Home, Down x k, Enter for each level of `keys` but the last; then Home, Down x last. Each key waits for its
-    redraw (a key sent into a busy menu can be lost from the UART's FIFO). The row highlighted at the end."""
-    for level, k in enumerate(keys):
-        c.send("home")
-        current = _await_change(c, style, None)
-        for _ in range(k):
-            c.send("down")
-            current = _await_change(c, style, current)
-        if level < len(keys) - 1:
-            c.send("enter")
-            c.settle(QUIET)
-    return _highlighted(c, style)
-
-
-def _enumerate(
-    image: Path, medium: str
-) -> tuple[str, list[tuple[tuple[int, ...], tuple[str, ...], bool]], tuple[str, ...], Style | None]:
-    """The UI kind and, for a menu, every selectable item: (key path, title path, is a submenu); and the item
-    highlighted on the first screen."""
-    items: list[tuple[tuple[int, ...], tuple[str, ...], bool]] = []
-    highlighted: tuple[str, ...] = ()
-    with console(image, medium) as c:
-        _first_screen(c)
-        if _screen_text(c).rstrip().endswith("boot:") or b"boot: " in c.raw[-200:]:
-            return "prompt", [], (), None
-        first_rows = _rows(c)
-        c.send("home")
-        c.settle(QUIET)
-        top_rows = _rows(c)
-        c.send("down")
-        c.settle(QUIET)
-        style = _highlight_style(top_rows, _rows(c)) or _highlight_style(_rows(c), top_rows)
-        if style is None:
-            # One item, or the highlight never moved: the row drawn in reverse video is the item.
-            style = None
-        c.send("home")
-        c.settle(QUIET)
-        first = _highlighted(c, style) if style else _highlighted(c, None)
-        shown = [t for _, t, s in first_rows if s == style] if style else []
-        highlighted = (_title(shown[0])[0],) if shown else ((_title(first)[0],) if first else ())
-
-        def level(prefix: tuple[int, ...], titles: tuple[str, ...], depth: int) -> None:
-            previous: str | None = None
-            for k in range(MAX_ITEMS):
-                if k:
-                    c.send("down")
-                text = _await_change(c, style, previous)
-                if text is None or text == previous:
-                    return
-                previous = text
-                title, submenu = _title(text)
-                items.append(((*prefix, k), (*titles, title), submenu))
-                if submenu and depth < MAX_DEPTH:
-                    c.send("enter")
-                    c.settle(QUIET)
-                    c.send("home")
-                    c.settle(QUIET)
-                    level((*prefix, k), (*titles, title), depth + 1)
-                    c.send("esc")
-                    c.settle(QUIET)
-
-        level((), (), 0)
-    if not items:
-        # Neither a menu nor a prompt came up (PROMPT 0 without a UI boots the default at once): only the default
-        # can be seen.
-        return "direct", [], (), None
-    return "menu", items, highlighted, style
-
-
 def _labels(staged: Path) -> list[str]:
     """LABEL names of every config of the tree, in file order (for the `boot:` prompt, which lists none)."""
     names: list[str] = []
@@ -727,46 +805,202 @@ def _labels(staged: Path) -> list[str]:
     return names
 
 
-def answer_config(tree: Path, config: str, fstype: str, device: str, scratch: Path) -> Answer:
-    """syslinux's answer for `config` of `tree` (a filesystem tree as the fixtures hold it)."""
+Keys = tuple[int, ...]  # an item's key path: Down presses per menu level
+Record = Callable[[Keys, Item], None]
+
+
+def _menu_style(c: Console) -> tuple[Style | None, tuple[str, ...]]:
+    """The `sel` style of the menu on the screen (the style a row loses when the highlight leaves it) and the item
+    highlighted when it came up; leaves the first item highlighted."""
+    first_rows = _rows(c)
+    c.send("home")
+    c.settle(QUIET)
+    top_rows = _rows(c)
+    c.send("down")
+    c.settle(QUIET)
+    # None: one item, or the highlight never moved: the row drawn in reverse video is the item.
+    style = _highlight_style(top_rows, _rows(c)) or _highlight_style(_rows(c), top_rows)
+    c.send("home")
+    c.settle(QUIET)
+    first = _highlighted(c, style)
+    shown = [t for _, t, s in first_rows if s == style] if style else []
+    highlighted = (_title(shown[0])[0],) if shown else ((_title(first)[0],) if first else ())
+    return style, highlighted
+
+
+class Walker:
+    """The VM a walk runs in (snapshots on), and how to get back to where the walk stands after booting an item:
+    loadvm, or, when the item ended QEMU (reboot.c32, a poweroff), a fresh VM led to the same item by its keys."""
+
+    def __init__(self, image: Path, medium: str) -> None:
+        self.image, self.medium = image, medium
+        self.style: Style | None = None
+        self.restarts = 0
+        self.c = self._start()
+
+    def _start(self) -> Console:
+        c = Console(self.image, self.medium, snapshots=True)
+        try:
+            _first_screen(c)
+        except BaseException:
+            c.close()
+            raise
+        return c
+
+    def back(self, tag: str, keys: Keys, styles: Sequence[Style | None] = ()) -> None:
+        """To the state saved under `tag` (the item `keys` highlighted; `styles`: the highlight of each level's menu,
+        when not the first screen's)."""
+        if not self.c.ended and self.c.child.isalive():
+            try:
+                self.c.restore(tag)
+                return
+            except (OSError, QemuError):
+                pass
+        self.c.close()
+        self.c = self._start()
+        self.restarts += 1
+        c = self.c
+        for level, k in enumerate(keys):  # Home, Down x k per level, Enter into each submenu on the way
+            style = styles[level] if level < len(styles) else self.style
+            c.send("home")
+            current = _await_change(c, style, None)
+            for _ in range(k):
+                c.send("down")
+                current = _await_change(c, style, current)
+            if level < len(keys) - 1:
+                c.send("enter")
+                c.settle(QUIET)
+
+    def close(self) -> None:
+        self.c.close()
+
+
+def _walk_menu(
+    w: Walker,
+    keys: Keys,
+    titles: tuple[str, ...],
+    styles: tuple[Style | None, ...],
+    *,
+    done: dict[Keys, Item],
+    record: Record,
+) -> list[Item]:
+    """Every item of the menu level on the screen (its first item highlighted), in order, each booted from where the
+    walk stands: the VM's state is saved (savevm) with the item highlighted, Enter pressed, what started read, and
+    the walk goes back to the saved state (Walker.back) to walk on. Submenus are entered and walked; so is the menu a
+    module opens (`KERNEL vesamenu.c32` + `APPEND other.cfg`: the item's outcome is `menu`), its items listed after
+    that item under its title. An item of `done` (a resumed recording) is not booted again. `styles`: the highlight
+    of each level's menu, this one's last."""
+    items: list[Item] = []
+    previous: str | None = None
+    depth = len(keys)
+    style = styles[-1]
+    for k in range(MAX_ITEMS):
+        if k:
+            w.c.send("down")
+        text = _await_change(w.c, style, previous)
+        if text is None or text == previous:
+            break
+        previous = text
+        title, submenu = _title(text)
+        here, path = (*keys, k), (*titles, title)
+        if submenu:
+            if depth < MAX_DEPTH:
+                w.c.send("enter")
+                w.c.settle(QUIET)
+                w.c.send("home")
+                w.c.settle(QUIET)
+                items += _walk_menu(w, here, path, (*styles, style), done=done, record=record)
+                w.c.send("esc")
+                w.c.settle(QUIET)
+            continue
+        item = done.get(here)
+        opened: list[Item] = []
+        if item is None or item.path != path:
+            tag = f"walk{depth}"
+            w.c.save(tag)
+            shown = {t for _, t, _ in _rows(w.c)}
+            w.c.send("enter")
+            item = _outcome(w.c, path, style)
+            # A menu of its own: not an exit (`<`: MENU EXIT, back to the parent) and not this menu drawn again (what
+            # failed to boot returns to it).
+            opens = not text.endswith("<") and {t for _, t, _ in _rows(w.c)} != shown
+            if item.outcome == "menu" and opens and depth < MAX_DEPTH and not w.c.ended:
+                opened_style, _ = _menu_style(w.c)
+                opened = _walk_menu(w, here, path, (*styles, opened_style), done=done, record=record)
+            w.back(tag, here, styles)
+            record(here, item)
+        elif item.outcome == "menu":  # resumed: what its menu's walk recorded
+            opened = [v for key, v in sorted(done.items()) if len(key) > len(here) and key[: len(here)] == here]
+        items += [item, *opened]
+    return items
+
+
+def _walk(w: Walker, staged: Path, done: dict[Keys, Item], record: Record) -> tuple[str, list[Item], tuple[str, ...]]:
+    """The UI kind, every item booted, and the item highlighted on the first screen, from the walker's first screen
+    (a menu walked and each item booted from a saved state: see _walk_menu; each label typed at a `boot:` prompt
+    from the state saved at the prompt)."""
+    c = w.c
+    if _screen_text(c).rstrip().endswith("boot:") or b"boot: " in c.raw[-200:]:
+        items = []
+        for n, name in enumerate(_labels(staged)):
+            item = done.get((n,))
+            if item is None or item.path != (name,):
+                if "prompt" in w.c.saved:
+                    w.back("prompt", ())
+                if "prompt" not in w.c.saved:  # the first label, or a fresh VM: at the prompt now
+                    w.c.save("prompt")
+                for ch in name:
+                    w.c.send(ch)
+                w.c.settle(QUIET)
+                w.c.send("enter")
+                item = _outcome(w.c, (name,), None)
+                record((n,), item)
+            items.append(item)
+        return "prompt", items, ()
+    w.style, highlighted = _menu_style(c)
+    items = _walk_menu(w, (), (), (w.style,), done=done, record=record)
+    if not items:
+        # Neither a menu nor a prompt came up (PROMPT 0 without a UI boots the default at once): only the default
+        # can be seen.
+        return "direct", [], ()
+    return "menu", items, highlighted
+
+
+def answer_config(
+    tree: Path, config: str, fstype: str, device: str, scratch: Path, *, progress: Path | None = None, uuid: str = ""
+) -> Answer:
+    """syslinux's answer for `config` of `tree` (a filesystem tree as the fixtures hold it). With `progress`, each
+    item's result is kept there as it comes, and a recording cut short resumes with the items it has not booted."""
     if not available():
         raise SyslinuxUnavailable("syslinux, the kernel or QEMU are missing: run `make conformance`")
     medium = medium_of(config, fstype)
     staged = stage(tree, config, scratch)
     image = scratch / f"boot.{medium}"
-    (make_iso if medium == "iso" else make_fat)(staged, config, image)
+    if medium == "iso":
+        make_iso(staged, config, image)
+    else:
+        make_fat(staged, config, image, uuid)
     started = time.monotonic()
-    boots = 0
     with console(image, medium) as c:  # the default: nothing pressed
         c.wait_for(b"LINUX 6.", FIRST_SCREEN_TIMEOUT)
         default = _autoboot(c)
-    boots += 1
-    ui, menu_items, highlighted, style = _enumerate(image, medium)
-    items: list[Item] = []
-    if ui == "menu":
-        for keys, titles, submenu in menu_items:
-            if submenu:
-                continue
-            with console(image, medium) as c:
-                _first_screen(c)
-                at = _go(c, keys, style)
-                if at is None or _title(at)[0] != titles[-1]:
-                    items.append(Item(path=titles, outcome="none", note=f"navigation reached {at!r}"))
-                    continue
-                c.send("enter")
-                items.append(_outcome(c, titles, style))
-            boots += 1
-    elif ui == "prompt":
-        for name in _labels(staged):
-            with console(image, medium) as c:
-                _first_screen(c)
-                for ch in name:
-                    c.send(ch)
-                c.settle(QUIET)
-                c.send("enter")
-                items.append(_outcome(c, (name,), None))
-            boots += 1
-    per_boot = (time.monotonic() - started) / max(boots, 1)
+    done = load_progress(progress)
+    booted = 0
+
+    def record(keys: Keys, item: Item) -> None:
+        nonlocal booted
+        booted += 1
+        done[keys] = item
+        if progress is not None:
+            save_progress(progress, done)
+
+    walker = Walker(image, medium)
+    dmi = walker.c.dmi_table()
+    try:
+        ui, items, highlighted = _walk(walker, staged, done, record)
+    finally:
+        walker.close()
+    per_boot = (time.monotonic() - started) / (booted + 1)
     return Answer(
         config=config,
         device=device,
@@ -776,7 +1010,29 @@ def answer_config(tree: Path, config: str, fstype: str, device: str, scratch: Pa
         default=default,
         highlighted=highlighted,
         seconds_per_boot=round(per_boot, 1),
+        dmi=dmi.hex(),
     )
+
+
+PROGRESS = CACHE / "syslinux-progress"  # items of recordings under way, by answer key (not part of the repository)
+
+
+def progress_file(key: str) -> Path:
+    return PROGRESS / (hashlib.sha256(key.encode()).hexdigest()[:32] + ".json")
+
+
+def load_progress(path: Path | None) -> dict[Keys, Item]:
+    """Items a recording cut short had booted, by key path (see answer_config)."""
+    if path is None or not path.is_file():
+        return {}
+    data = json.loads(path.read_text())
+    return {tuple(int(k) for k in key.split("/") if k): Answer.item_from_json(v) for key, v in data.items()}
+
+
+def save_progress(path: Path, done: dict[Keys, Item]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    data = {"/".join(map(str, k)): asdict(v) for k, v in done.items()}
+    path.write_text(json.dumps(data, indent=1, sort_keys=True) + "\n")
 
 
 def _autoboot(c: Console) -> Item:
@@ -784,17 +1040,20 @@ def _autoboot(c: Console) -> Item:
     nothing booting (no timeout), Enter boots what the first screen offers."""
     start = len(c.raw)
     deadline = time.monotonic() + AUTOBOOT_TIMEOUT
+    quiet_since = time.monotonic()
     while time.monotonic() < deadline:
-        got = c.read(AUTOBOOT_QUIET)
+        got = c.read(PROBE_INTERVAL)
+        now = time.monotonic()
+        if got:
+            quiet_since = now
         new = bytes(c.raw[start:])
         if CMDLINE_MARK.encode() in new:
             return _outcome_from(c, start)
         params = c.started_kernel()
-        if params is not None and not params.ramdisk_size:
-            return _probed(c, ("<timeout>",), start, params)
         if params is not None:
-            return _outcome_from(c, start)
-        if not got:
+            item = _probed(c, ("<timeout>",), start, params)
+            return item if item is not None else _outcome_from(c, start)
+        if not got and now - quiet_since >= AUTOBOOT_QUIET:
             c.send("enter")
             return _outcome(c, ("<enter>",), None)
     return Item(path=("<timeout>",), outcome="silent")

@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 
 from discovery import syslinux
+from discovery.dmi import Sysappend
 from discovery.entry import BootEntry
 from discovery.fs import Filesystem
 from discovery.scan import filesystem_for
@@ -112,6 +113,13 @@ def syslinux_default(answer: syslinux_qemu.Answer) -> tuple[str, tuple[str, ...]
     return (d.cmdline, _initrds(d))
 
 
+def machine_of(answer: syslinux_qemu.Answer) -> Sysappend:
+    """The SYSAPPEND words bootmenu makes on the machine syslinux ran on: from the SMBIOS table recorded with the
+    answer (QEMU's, as the harness set it: syslinux_qemu.SMBIOS). CPU= is left out: bootmenu reads it from the
+    kernel's cpuinfo, which the harness does not record (tests/discovery/test_sysappend.py covers it)."""
+    return Sysappend.from_tables(bytes.fromhex(answer.dmi)) if answer.dmi else Sysappend()
+
+
 def explanations() -> dict[str, Any]:
     return tomllib.loads(EXPLAINED.read_text()) if EXPLAINED.is_file() else {}
 
@@ -124,12 +132,16 @@ def answer_for(key: str, tree: Path, config: str, fs: Filesystem) -> syslinux_qe
         # Recording boots each item (about 10 s under TCG): `make conformance` does it (it sets RECORD), `make test`
         # compares recorded answers only and names what is missing.
         pytest.skip(f"no recorded syslinux answer for {key}: `make conformance` records it")
+    progress = syslinux_qemu.progress_file(key)
     with syslinux_qemu.scratch_dir() as tmp:
-        answer = syslinux_qemu.answer_config(tree, config, fs.fstype or "", fs.name, Path(tmp))
+        answer = syslinux_qemu.answer_config(
+            tree, config, fs.fstype or "", fs.name, Path(tmp), progress=progress, uuid=fs.uuid
+        )
     prefix = key.split("@", 1)[0] + "@"
     cache = {k: v for k, v in syslinux_qemu.load_answers(ANSWERS).items() if not k.startswith(prefix)}
     cache[key] = [answer]
     syslinux_qemu.save_answers(ANSWERS, cache)
+    progress.unlink(missing_ok=True)
     return answer
 
 
@@ -152,7 +164,7 @@ def test_fixture_menu_matches_real_syslinux(fixture: Path, tree: Path, config: s
     where = f"{tree.name}:{config}"
     key = f"{fixture.name}:{where}@{syslinux_qemu.tree_digest(tree, config)}"
     answer = answer_for(key, tree, config, fs)
-    entries = syslinux.load_config(fs, config).entries
+    entries = syslinux.load_config(fs, config, sysappend=machine_of(answer)).entries
     explained = explanations().get(fixture.name, {})
     verdict = record(LOADER, fixture.name, where, verdict_of(answer, entries, explained.get(where)))
     print(f"syslinux-conformance {fixture.name} {where}: {verdict.describe()}")

@@ -21,7 +21,14 @@ from discovery.entry import SourceFormat
 from discovery.fs import Filesystem
 from tests.conformance import syslinux_qemu
 from tests.conformance.compare import record
-from tests.conformance.test_syslinux_conformance import ANSWERS, LOADER, RECORD, explanations, verdict_of
+from tests.conformance.test_syslinux_conformance import (
+    ANSWERS,
+    LOADER,
+    RECORD,
+    explanations,
+    machine_of,
+    verdict_of,
+)
 from tools import corpus_cases
 
 MAX_ITEMS = 8
@@ -51,7 +58,7 @@ CASES = syslinux_cases()
 
 
 @pytest.mark.skipif(not CASES, reason="the shared corpus (../shared/corpus) is not here")
-# Recording boots every item once: Debian 9's installer menu (80 items) took over 37 minutes under TCG here.
+# Recording boots every item once (from a saved VM state: see syslinux_qemu.Walker); an interrupted one resumes.
 @pytest.mark.timeout(5400)
 @pytest.mark.parametrize(("case", "count"), CASES, ids=[c.key for c, _ in CASES])
 def test_corpus_menu_matches_real_syslinux(case: corpus_cases.Case, count: int, tmp_path: Path) -> None:
@@ -67,14 +74,18 @@ def test_corpus_menu_matches_real_syslinux(case: corpus_cases.Case, count: int, 
                     pytest.skip(f"no recorded syslinux answer for {key}: `make conformance` records it")
                 if count > MAX_ITEMS and not os.environ.get("SYSLINUX_CORPUS_ALL"):
                     pytest.skip(f"{count} items (one boot each): recorded with SYSLINUX_CORPUS_ALL=1")
+                progress = syslinux_qemu.progress_file(key)
                 with syslinux_qemu.scratch_dir() as tmp:
-                    answer = syslinux_qemu.answer_config(fs.root, config, fs.fstype or "", fs.name, Path(tmp))
+                    answer = syslinux_qemu.answer_config(
+                        fs.root, config, fs.fstype or "", fs.name, Path(tmp), progress=progress, uuid=fs.uuid
+                    )
                 cache = syslinux_qemu.load_answers(ANSWERS)
                 cache = {k: v for k, v in cache.items() if not k.startswith(f"corpus:{case.key}:{where}@")}
                 cache[key] = [answer]
                 syslinux_qemu.save_answers(ANSWERS, cache)
+                progress.unlink(missing_ok=True)
             answer = cache[key][0]
-            entries = syslinux.load_config(fs, config).entries
+            entries = syslinux.load_config(fs, config, sysappend=machine_of(answer)).entries
             verdict = record(LOADER, f"corpus:{case.key}", where, verdict_of(answer, entries, reason))
             # Corpus differences are reported, not failed on: the corpus is not the project's.
             print(f"syslinux-conformance corpus {case.key} {where}: {verdict.describe()}")
