@@ -146,10 +146,12 @@ class ConsoleLogLevel:
     Only the first printk field (console_loglevel) is written: writing one number leaves the others as they are.
     """
 
-    def __init__(self, path: Path = PRINTK, quiet: int = QUIET_LEVEL) -> None:
+    def __init__(self, path: Path = PRINTK, quiet: int = QUIET_LEVEL, *, saved: int | None = None) -> None:
+        """`saved`: the level before someone lowered it for this menu already (the first frame did), restored as
+        if this had lowered it."""
         self.path = path
         self.quiet = quiet
-        self.saved: int | None = None
+        self.saved = saved
 
     def lower(self) -> None:
         if self.saved is not None:

@@ -521,13 +521,14 @@ def run_menu(client: Client, mode: Mode, *, ascii: bool | None = None, mono: boo
         os.environ["TERM"] = "vt100"
     settings = console.detect(sys.stdin.fileno(), ascii=ascii, mono=mono)
     screen = FixedSizeScreen(settings.size) if settings.size else urwid.display.raw.Screen()
-    loglevel = console.ConsoleLogLevel() if mode is Mode.PAYLOAD else None
+    from bootmenu import firstframe
+
+    # The first frame lowered the console log level already (then this restores the level it found).
+    loglevel = console.ConsoleLogLevel(saved=firstframe.take_printk()) if mode is Mode.PAYLOAD else None
     title = "bootmenu demo" if mode is Mode.DEMO else "bootmenu"
     from discovery.consoles import describe_fd
 
     handoff = describe_fd(sys.stdin.fileno())
     controller = Controller(client, settings, mode, loglevel=loglevel, screen=screen, title=title, handoff=handoff)
     # The imports are done: urwid takes the terminal over from the first frame (bootmenu/firstframe.py).
-    from bootmenu import firstframe
-
     return controller.run(typed=firstframe.release())

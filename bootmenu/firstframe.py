@@ -10,6 +10,11 @@ Meanwhile echo and line buffering are off, so keys typed before urwid takes over
 unseen; `release()` reads them (urwid's start would flush them) for the menu to handle first, and gives urwid the
 terminal as it was (urwid saves and restores those settings itself).
 
+Kernel messages would scribble over the frame (under `quiet` the kernel still prints errors, e.g. a module's load
+failing while coldplug runs), so the console log level is lowered here, as the urwid menu lowers it
+(bootmenu/console.py's ConsoleLogLevel, which takes the level saved here and restores it before a boot or a shell);
+only in the payload (its marker file), never on a host where a test draws the frame with `--payload`.
+
 A menu on a console that is not /dev/console (tty1 beside a serial console=ttyS0) then imports under SCHED_IDLE (at
 nice 19 too): on one CPU it runs only when nothing else wants to (at nice 19 it still took an eighth of the CPU from
 the modules and the daemon at nice 10, initramfs/data/init, about 0.7 s before the entries under QEMU TCG), so the
@@ -50,9 +55,12 @@ LEAVE_ALTERNATE = "\x1b[?1049l"
 SECONDARY_NICE = 19
 MAX_TYPED = 4096  # keys typed during the imports kept for the menu; more than anyone types in a few seconds
 TIOCGDEV = 0x80045432  # _IOR('T', 0x32, unsigned int): the device behind /dev/console
+PRINTK = "/proc/sys/kernel/printk"  # bootmenu/console.py's PRINTK
+QUIET_LEVEL = 1  # bootmenu/console.py's QUIET_LEVEL
 
 _saved: list[object] = []  # (fd, termios attributes, priority, policy) while the first frame holds the terminal
 _drawn: list[bool] = []
+_printk_saved: list[int] = []  # the console log level before quiet_kernel() lowered it
 
 
 def _quietly(call: Callable[..., object], *args: object) -> None:
@@ -158,6 +166,27 @@ def _stamp(cmdline: str) -> None:
         pass
 
 
+def quiet_kernel(path: str | None = None) -> int | None:
+    """Lowers the console log level (printk's first field, PRINTK) to QUIET_LEVEL; the level it was, when higher."""
+    path = path or PRINTK
+    fields = _read(path).split()
+    if not fields or not fields[0].isdigit() or int(fields[0]) <= QUIET_LEVEL:
+        return None
+    try:
+        with open(path, "w", encoding="ascii") as f:
+            f.write(f"{QUIET_LEVEL}\n")
+    except OSError:
+        return None
+    _printk_saved[:] = [int(fields[0])]
+    return _printk_saved[0]
+
+
+def take_printk() -> int | None:
+    """The console log level the first frame found, when it lowered it; the caller (the urwid menu) restores it from
+    now on, not this module's exit handler."""
+    return _printk_saved.pop() if _printk_saved else None
+
+
 def decode_dev(dev: int) -> tuple[int, int]:
     """(major, minor) of a dev_t as TIOCGDEV returns it, the kernel's new_encode_dev(): the minor's low 8 bits, the
     major's 12, then the rest of the minor."""
@@ -218,6 +247,8 @@ def draw(args: list[str]) -> bool:
     cols, rows = _size(fd, cmdline)
     os.write(1, frame(cols, rows, ascii=ascii, mono=mono).encode("utf-8"))
     _drawn.append(True)
+    if os.path.isfile(MARKER):
+        quiet_kernel()
     _stamp(cmdline)
     if _secondary(fd):
         _quietly(os.setpriority, os.PRIO_PROCESS, 0, max(priority, SECONDARY_NICE))
@@ -230,6 +261,12 @@ def _abandon() -> None:
     if _saved:
         release()
         _quietly(os.write, 1, LEAVE_ALTERNATE.encode())
+    if _printk_saved:  # the kernel's messages show again on the console left to a shell
+        try:
+            with open(PRINTK, "w", encoding="ascii") as f:
+                f.write(f"{_printk_saved.pop()}\n")
+        except OSError:
+            pass
 
 
 def drawn() -> bool:

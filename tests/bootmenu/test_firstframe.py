@@ -128,6 +128,41 @@ def test_a_menu_that_dies_before_urwid_leaves_the_terminal_as_it_was() -> None:
     assert out.rstrip().endswith(firstframe.LEAVE_ALTERNATE)  # back on the main screen
 
 
+def test_in_the_payload_the_first_frame_quiets_kernel_messages_until_the_menu_or_a_shell_takes_over(
+    tmp_path: Path,
+) -> None:
+    # Kernel messages (under `quiet`, errors such as a module load failing during coldplug) would scribble over the
+    # frame; the level the frame found goes back when the process ends before urwid (a shell gets the console).
+    marker, printk = tmp_path / "bootmenu-payload", tmp_path / "printk"
+    marker.write_text("")
+    printk.write_text("7\t4\t1\t7\n")
+    code = (
+        f"from bootmenu import firstframe; firstframe.MARKER = {str(marker)!r}; firstframe.PRINTK = {str(printk)!r}; "
+        f"firstframe.draw(['--payload']); print('during', open({str(printk)!r}).read().split()); raise SystemExit(3)"
+    )
+    host_level = Path("/proc/sys/kernel/printk").read_text()
+    child = pexpect.spawn(sys.executable, ["-c", code], cwd=str(REPO), env={**os.environ, "TERM": "vt100"})
+    child.expect(pexpect.EOF, timeout=20)
+    child.close()
+    assert child.exitstatus == 3
+    assert "during ['1']" in child.before.decode()
+    assert printk.read_text().split() == ["7"]
+    assert Path("/proc/sys/kernel/printk").read_text() == host_level  # a host's own level is never touched
+
+
+def test_the_urwid_menu_restores_the_level_the_first_frame_found(tmp_path: Path) -> None:
+    printk = tmp_path / "printk"
+    printk.write_text("4\t4\t1\t7\n")
+    assert firstframe.quiet_kernel(str(printk)) == 4
+    assert printk.read_text().split() == ["1"]
+    assert firstframe.quiet_kernel(str(printk)) is None  # already quiet: nothing saved twice
+    level = console.ConsoleLogLevel(printk, saved=firstframe.take_printk())
+    assert firstframe.take_printk() is None  # the menu owns it now, not the exit handler
+    level.lower()  # the menu's own lowering keeps the level found first
+    level.restore()
+    assert printk.read_text().split() == ["4"]
+
+
 def test_the_device_behind_dev_console_is_decoded_as_the_kernel_encodes_it() -> None:
     # new_encode_dev(MKDEV(4, 64)) for ttyS0, and a pty with a minor above 255 (136:300).
     assert firstframe.decode_dev(64 | 4 << 8) == (4, 64)
