@@ -72,9 +72,11 @@ def _is_controller(config: pytest.Config) -> bool:
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    # Set before xdist starts its workers, so they and everything they start inherit it.
+    # Set before xdist starts its workers, so they and everything they start inherit it. Always a new one: a run that
+    # a test starts (tests/bootmenu/test_urwid_parts.py) must not take the outer run's processes for its leftovers and
+    # kill them (it inherited the outer token and killed the other worker's `bootmenu demo` under test).
     if _is_controller(config):
-        os.environ.setdefault(SESSION_ENV, uuid.uuid4().hex)
+        os.environ[SESSION_ENV] = uuid.uuid4().hex
 
 
 # --- scheduling ---------------------------------------------------------------------------------------------------

@@ -430,6 +430,10 @@ class Console:
         argv = ["qemu-system-x86_64", "-accel", "tcg", "-machine", "pc", "-m", "512", "-display", "none", "-vga",
                 "std", "-nodefaults", "-serial", "stdio", "-no-reboot",
                 "-qmp", f"unix:{self.monitor_path},server=on,wait=off", *SMBIOS, *drive]  # fmt: skip
+        if snapshots:
+            # Paused until the vmstate disk is made: a menu's countdown must not run (or end) meanwhile, and the
+            # banner must come after, where _first_screen looks for it.
+            argv.append("-S")
         self.monitor: Qmp | None = None
         self.screen = pyte.Screen(COLUMNS, ROWS)
         self.stream = pyte.ByteStream(self.screen)
@@ -439,6 +443,7 @@ class Console:
         self.saved: dict[str, pyte.Screen] = {}
         if snapshots:
             self._vmstate_disk()
+            self._qmp().execute("cont")
 
     def _qmp(self) -> Qmp:
         if self.monitor is None:
@@ -625,7 +630,7 @@ def console(image: Path, medium: str, *, snapshots: bool = False) -> Iterator[Co
 
 def _first_screen(c: Console) -> None:
     """Up to the menu or prompt: the banner, then quiet; Ctrl-L stops a countdown and shows a hidden menu."""
-    if not c.wait_for(b"LINUX 6.", FIRST_SCREEN_TIMEOUT):
+    if b"LINUX 6." not in c.raw and not c.wait_for(b"LINUX 6.", FIRST_SCREEN_TIMEOUT):
         raise SyslinuxUnavailable(f"no syslinux banner on the serial console: {bytes(c.raw[-400:])!r}")
     c.settle(QUIET)
     c.send("redraw")
