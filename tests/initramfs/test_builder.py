@@ -91,6 +91,18 @@ def dev_bound(root: Path) -> Iterator[None]:
         subprocess.run(["umount", str(root / "dev")], check=True)
 
 
+def payload_python(stage: Path, code: str) -> subprocess.CompletedProcess[str]:
+    """`code` run by the payload's own interpreter in a chroot of the staged tree, with the flags /init gives it."""
+    with dev_bound(stage):
+        return subprocess.run(
+            ["chroot", str(stage), "/usr/bin/python3", "-I", "-S", "-X", "utf8", "-c", code],
+            capture_output=True,
+            text=True,
+            env={"PATH": "/usr/bin:/usr/sbin"},
+            check=False,
+        )
+
+
 @pytest.mark.skipif(os.geteuid() != 0, reason="chroot needs root")
 def test_python_in_a_chroot_of_the_payload_imports_everything(payload_stage: Path) -> None:
     code = (
@@ -103,14 +115,7 @@ def test_python_in_a_chroot_of_the_payload_imports_everything(payload_stage: Pat
         "pyudev.Context()\n"
         "print(sys.prefix, sys.flags.isolated, sys.flags.no_site)\n"
     )
-    with dev_bound(payload_stage):
-        proc = subprocess.run(
-            ["chroot", str(payload_stage), "/usr/bin/python3", "-I", "-S", "-X", "utf8", "-c", code],
-            capture_output=True,
-            text=True,
-            env={"PATH": "/usr/bin:/usr/sbin"},
-            check=False,
-        )
+    proc = payload_python(payload_stage, code)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.split() == ["libudev.so.1", "/usr", "1", "1"]
     # The launcher the init scripts use.
@@ -135,14 +140,7 @@ def test_the_payloads_interpreter_takes_its_stored_dataclass_code(payload_stage:
         "from bootmenu import widgets\n"
         "print(Hello.__init__.__code__.co_filename)\n"
     )
-    with dev_bound(payload_stage):
-        proc = subprocess.run(
-            ["chroot", str(payload_stage), "/usr/bin/python3", "-I", "-S", "-X", "utf8", "-c", code],
-            capture_output=True,
-            text=True,
-            env={"PATH": "/usr/bin:/usr/sbin"},
-            check=False,
-        )
+    proc = payload_python(payload_stage, code)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.split() == ["True", "<string>"]
 
@@ -173,14 +171,7 @@ def test_every_module_the_payload_runs_imports_in_its_trimmed_stdlib(payload_sta
         "assert Compression.XZ.peekable and Compression.GZIP.peekable\n"
         f"print('imported', {len(names)})\n"
     )
-    with dev_bound(payload_stage):
-        proc = subprocess.run(
-            ["chroot", str(payload_stage), "/usr/bin/python3", "-I", "-S", "-X", "utf8", "-c", code],
-            capture_output=True,
-            text=True,
-            env={"PATH": "/usr/bin:/usr/sbin"},
-            check=False,
-        )
+    proc = payload_python(payload_stage, code)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.split() == ["imported", str(len(names))]
 

@@ -4,13 +4,12 @@ the libsodium the builder ships, and a hash made on the build machine with hashl
 from __future__ import annotations
 
 import os
-import subprocess
 from pathlib import Path
 
 import pytest
 
 from discovery import password
-from tests.initramfs.test_builder import dev_bound
+from tests.initramfs.test_builder import payload_python
 
 pytestmark = pytest.mark.slow
 
@@ -25,13 +24,6 @@ def test_a_build_machine_hash_is_checked_inside_the_payload(payload_stage: Path)
         "print(hasattr(hashlib, 'scrypt'), password.implementation().__name__,"
         " h.matches('open sesame'), h.matches('open sesame!'))\n"
     )
-    with dev_bound(payload_stage):
-        proc = subprocess.run(
-            ["chroot", str(payload_stage), "/usr/bin/python3", "-I", "-S", "-X", "utf8", "-c", code],
-            capture_output=True,
-            text=True,
-            env={"PATH": "/usr/bin:/usr/sbin"},
-            check=False,
-        )
+    proc = payload_python(payload_stage, code)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.split() == ["False", "_sodium_scrypt", "True", "False"]
