@@ -186,19 +186,28 @@ class PayloadRun:
     stamps: list[timeline.Stamp]
 
 
-def payload_run(kernel: Path, payload: Path, grub: Path, bls: Path) -> PayloadRun:
-    """The payload's figures, booted with `bootmenu.timeline`."""
+def menu_vm(kernel: Path, payload: Path, grub: Path, bls: Path) -> VmConfig:
+    """The bench's menu VM: the two test disks, no autoboot, `bootmenu.timeline`."""
     # console=tty0 first: /init starts a menu there too, which keeps running while ttyS0 is in the rescue shell.
     append = BASE_APPEND.replace("console=ttyS0", "console=tty0 console=ttyS0") + " bootmenu.timeout=off"
-    append += " bootmenu.timeline"
-    config = VmConfig(kernel=kernel, initrd=payload, append=append, disks=(Disk(grub), Disk(bls)))
-    with SerialVm(config, timeout=VM_TIMEOUT) as vm:
-        vm.wait_screen(FIRST_FRAME_TEXT, timeout=180)
-        first_frame = vm.elapsed()
-        for title in MENU_TITLES:
-            vm.wait_screen(title, timeout=180)
-        to_menu = vm.elapsed()
-        vm.settle()
+    return VmConfig(kernel=kernel, initrd=payload, append=f"{append} bootmenu.timeline", disks=(Disk(grub), Disk(bls)))
+
+
+def wait_menu(vm: SerialVm) -> tuple[float, float]:
+    """QEMU start -> the first frame, and -> every entry, on the serial screen (then the screen has settled)."""
+    vm.wait_screen(FIRST_FRAME_TEXT, timeout=180)
+    first_frame = vm.elapsed()
+    for title in MENU_TITLES:
+        vm.wait_screen(title, timeout=180)
+    to_menu = vm.elapsed()
+    vm.settle()
+    return first_frame, to_menu
+
+
+def payload_run(kernel: Path, payload: Path, grub: Path, bls: Path) -> PayloadRun:
+    """The payload's figures, booted with `bootmenu.timeline`."""
+    with SerialVm(menu_vm(kernel, payload, grub, bls), timeout=VM_TIMEOUT) as vm:
+        first_frame, to_menu = wait_menu(vm)
         hwm: int | None = None
         detail = ""
         stamps: list[timeline.Stamp] = []
@@ -239,17 +248,8 @@ def boot_run(kernel: Path, payload: Path, grub: Path, bls: Path) -> None:
     """`python -m tools.bench --boot`: one boot of the menu VM as `payload_run` boots it (tty0 and ttyS0 menus,
     `bootmenu.timeline`), printing QEMU start -> first frame and -> every entry on the serial screen, and the timeline
     with the serial screen's every-entry moment placed on the guest's clock (through the first frame's two clocks)."""
-    append = BASE_APPEND.replace("console=ttyS0", "console=tty0 console=ttyS0") + " bootmenu.timeout=off"
-    config = VmConfig(
-        kernel=kernel, initrd=payload, append=f"{append} bootmenu.timeline", disks=(Disk(grub), Disk(bls))
-    )
-    with SerialVm(config, timeout=VM_TIMEOUT) as vm:
-        vm.wait_screen(FIRST_FRAME_TEXT, timeout=180)
-        first_frame = vm.elapsed()
-        for title in MENU_TITLES:
-            vm.wait_screen(title, timeout=180)
-        to_menu = vm.elapsed()
-        vm.settle()
+    with SerialVm(menu_vm(kernel, payload, grub, bls), timeout=VM_TIMEOUT) as vm:
+        first_frame, to_menu = wait_menu(vm)
         vm.send("x")
         vm.settle(2.0)
         stamps, _ = read_in_shell(vm)
